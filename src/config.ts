@@ -1,0 +1,88 @@
+/**
+ * Environment → typed, validated configuration. The one place that reads
+ * `process.env`; everything else receives a `Config`.
+ */
+import { z } from "zod";
+
+const boolean = z
+  .enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""])
+  .transform((v) => ["1", "true", "yes", "on"].includes(v));
+
+const schema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  PUBLIC_URL: z.string().url().default("http://localhost:8080"),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  FEDIVERSE_BOT_USERNAME: z
+    .string()
+    .regex(/^[a-z0-9_]{1,30}$/i, "letters, digits and _ only")
+    .default("reconnexion"),
+  BLUESKY_SERVICE: z.string().url().default("https://bsky.social"),
+  BLUESKY_HANDLE: z.string().optional(),
+  BLUESKY_APP_PASSWORD: z.string().optional(),
+  SECRET_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+  DEFAULT_LANGUAGE: z.enum(["fr", "en"]).default("fr"),
+  ANNOUNCE_CRON: z.string().default("0 18 * * *"),
+  ALLOW_PRIVATE_ADDRESSES: boolean.default(false),
+  LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info"),
+});
+
+export type Language = "fr" | "en";
+
+export interface Config {
+  /** PostgreSQL URL; undefined → embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  publicUrl: URL;
+  host: string;
+  port: number;
+  fediverseBotUsername: string;
+  bluesky: { service: string; handle: string | undefined; appPassword: string | undefined };
+  /** Undefined → a key generated once and kept in `dataDir` (see store/secrets.ts). */
+  secretKey: string | undefined;
+  defaultLanguage: Language;
+  announceCron: string;
+  allowPrivateAddresses: boolean;
+  logLevel: string;
+}
+
+/** Raised with one readable sentence per bad variable. */
+export class ConfigError extends Error {}
+
+/** Reads and validates configuration from an environment (default: `process.env`). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset" for every variable, as in most .env files.
+  const cleaned = Object.fromEntries(
+    Object.keys(schema.shape).flatMap((k) => {
+      const v = env[k];
+      return v === undefined || v === "" ? [] : [[k, v.trim()]];
+    }),
+  );
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration — ${lines.join("; ")}`);
+  }
+  const c = parsed.data;
+  return {
+    databaseUrl: c.DATABASE_URL,
+    dataDir: c.DATA_DIR,
+    publicUrl: new URL(c.PUBLIC_URL),
+    host: c.HOST,
+    port: c.PORT,
+    fediverseBotUsername: c.FEDIVERSE_BOT_USERNAME,
+    bluesky: {
+      service: c.BLUESKY_SERVICE,
+      handle: c.BLUESKY_HANDLE,
+      appPassword: c.BLUESKY_APP_PASSWORD,
+    },
+    secretKey: c.SECRET_KEY,
+    defaultLanguage: c.DEFAULT_LANGUAGE,
+    announceCron: c.ANNOUNCE_CRON,
+    allowPrivateAddresses: c.ALLOW_PRIVATE_ADDRESSES,
+    logLevel: c.LOG_LEVEL,
+  };
+}

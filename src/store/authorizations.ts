@@ -1,0 +1,52 @@
+/**
+ * Authorizations (OAuth sessions, app passwords, tokens) per identity,
+ * sealed with AES-256-GCM before they reach the database.
+ */
+import type { SecretBox } from "./secrets.ts";
+import type { Queryable } from "./types.ts";
+
+export type AuthorizationKind = "bluesky-oauth" | "bluesky-app-password" | "mastodon-oauth";
+
+export interface Authorization<T = unknown> {
+  identityId: number;
+  kind: AuthorizationKind;
+  data: T;
+  expiresAt: Date | null;
+}
+
+const context = (identityId: number) => `identity:${identityId}`;
+
+export class Authorizations {
+  private readonly db: Queryable;
+  private readonly box: SecretBox;
+  constructor(db: Queryable, box: SecretBox) {
+    this.db = db;
+    this.box = box;
+  }
+
+  async save<T>(identityId: number, kind: AuthorizationKind, data: T, expiresAt: Date | null = null): Promise<void> {
+    const payload = this.box.seal(JSON.stringify(data), context(identityId));
+    await this.db`
+      insert into account_authorization (identity_id, kind, payload, expires_at)
+      values (${identityId}, ${kind}, ${payload}, ${expiresAt})
+      on conflict (identity_id) do update set
+        kind = excluded.kind, payload = excluded.payload, expires_at = excluded.expires_at, updated_at = now()`;
+  }
+
+  async get<T>(identityId: number): Promise<Authorization<T> | undefined> {
+    const [row] = await this.db<{ kind: AuthorizationKind; payload: Buffer; expires_at: Date | null }[]>`
+      select kind, payload, expires_at from account_authorization where identity_id = ${identityId}`;
+    if (!row) return undefined;
+    return {
+      identityId,
+      kind: row.kind,
+      data: JSON.parse(this.box.open(row.payload, context(identityId))) as T,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  async delete(identityId: number): Promise<boolean> {
+    const result = await this.db`delete from account_authorization where identity_id = ${identityId}`;
+    return result.count > 0;
+  }
+}

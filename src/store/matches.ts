@@ -1,0 +1,200 @@
+/**
+ * Matches: person P followed person T on X, and T is verified on a platform
+ * where P can follow them. Kept materialized in `match` (with per-target
+ * state) so reading them never scans follow edges; the refresh functions are
+ * called whenever identities or edges change.
+ */
+import type { MatchState, Queryable, TargetPlatform } from "./types.ts";
+import { MATCH_STATES, TARGET_PLATFORMS } from "./types.ts";
+
+export type MatchCounts = Record<TargetPlatform, Record<MatchState, number> & { total: number }>;
+
+export interface MatchEntry {
+  targetPersonId: number;
+  platform: TargetPlatform;
+  /** The target's handle on that platform (fediverse acct or Bluesky handle). */
+  handle: string | null;
+  /** Actor URI or DID. */
+  stableId: string | null;
+  /** The target's X username, when known. */
+  xUsername: string | null;
+  state: MatchState;
+  reason: string | null;
+  updatedAt: Date;
+}
+
+export interface MatchPage {
+  entries: MatchEntry[];
+  total: number;
+  page: number;
+  pages: number;
+}
+
+function emptyCounts(): MatchCounts {
+  const one = () =>
+    Object.assign(Object.fromEntries(MATCH_STATES.map((s) => [s, 0])) as Record<MatchState, number>, {
+      total: 0,
+    });
+  return { bluesky: one(), fediverse: one() };
+}
+
+export class Matches {
+  private readonly db: Queryable;
+  constructor(db: Queryable) {
+    this.db = db;
+  }
+
+  /**
+   * Adds the matches these people have as followers (after they registered,
+   * linked an X identity or imported an archive). Returns rows added.
+   */
+  async refreshForFollowers(personIds: readonly number[]): Promise<number> {
+    if (personIds.length === 0) return 0;
+    const result = await this.db`
+      insert into match (person_id, platform, target_person_id)
+      select distinct p.person_id, t.platform, xt.person_id
+      from identity p
+      join x_follow e on e.follower = p.x_id
+      join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
+      join identity t on t.person_id = xt.person_id
+        and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
+      where p.person_id = any(${personIds as number[]}::int[]) and p.x_id is not null
+        and xt.person_id <> p.person_id
+      on conflict do nothing`;
+    return result.count;
+  }
+
+  /**
+   * Adds the matches that point at these people (after they became verified
+   * on X and on Bluesky or the fediverse): the fan-out of an arrival.
+   */
+  async refreshForTargets(personIds: readonly number[]): Promise<number> {
+    if (personIds.length === 0) return 0;
+    const result = await this.db`
+      insert into match (person_id, platform, target_person_id)
+      select distinct p.person_id, t.platform, xt.person_id
+      from identity xt
+      join x_follow e on e.followed = xt.x_id
+      join identity p on p.x_id = e.follower
+      join identity t on t.person_id = xt.person_id
+        and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
+      where xt.person_id = any(${personIds as number[]}::int[]) and xt.x_id is not null
+        and xt.verified_by <> 'archive' and p.person_id <> xt.person_id
+      on conflict do nothing`;
+    return result.count;
+  }
+
+  /**
+   * Removes pending matches of these people (either side) that no longer
+   * hold, e.g. after an identity was unlinked. Matches already acted on stay
+   * as history.
+   */
+  async prune(personIds: readonly number[]): Promise<number> {
+    if (personIds.length === 0) return 0;
+    const result = await this.db`
+      delete from match m
+      where (m.person_id = any(${personIds as number[]}::int[]) or m.target_person_id = any(${personIds as number[]}::int[]))
+        and m.state = 'pending'
+        and not exists (
+          select 1 from identity p
+          join x_follow e on e.follower = p.x_id
+          join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
+          where p.person_id = m.person_id and xt.person_id = m.target_person_id
+            and exists (select 1 from identity t where t.person_id = m.target_person_id
+                          and t.platform = m.platform and t.verified_by <> 'archive'))`;
+    return result.count;
+  }
+
+  /** A person's matches counted per platform and state (one index range). */
+  async counts(personId: number): Promise<MatchCounts> {
+    const rows = await this.db<{ platform: TargetPlatform; state: MatchState; n: number }[]>`
+      select platform, state, count(*)::int as n from match
+      where person_id = ${personId} group by platform, state`;
+    const counts = emptyCounts();
+    for (const r of rows) {
+      counts[r.platform][r.state] = r.n;
+      counts[r.platform].total += r.n;
+    }
+    return counts;
+  }
+
+  /**
+   * One page of a person's matches on a platform, most recent arrivals first.
+   * @param states which states to include (default: all but ignored)
+   */
+  async list(
+    personId: number,
+    platform: TargetPlatform,
+    options: { page?: number; pageSize?: number; states?: readonly MatchState[] } = {},
+  ): Promise<MatchPage> {
+    const pageSize = Math.max(1, Math.min(options.pageSize ?? 20, 500));
+    const states = options.states ?? MATCH_STATES.filter((s) => s !== "ignored");
+    const [{ total } = { total: 0 }] = await this.db<{ total: number }[]>`
+      select count(*)::int as total from match
+      where person_id = ${personId} and platform = ${platform} and state = any(${states as string[]}::match_state[])`;
+    const pages = Math.max(1, Math.ceil(total / pageSize));
+    const page = Math.min(Math.max(1, options.page ?? 1), pages);
+    const rows = await this.db<
+      { target_person_id: number; handle: string | null; stable_id: string | null; x_username: string | null; state: MatchState; reason: string | null; updated_at: Date }[]
+    >`
+      select m.target_person_id, t.handle, t.stable_id, x.handle as x_username, m.state, m.reason, m.updated_at
+      from match m
+      cross join lateral (
+        select handle, stable_id from identity
+        where person_id = m.target_person_id and platform = m.platform and verified_by <> 'archive'
+        order by updated_at desc limit 1) t
+      left join lateral (
+        select handle from identity where person_id = m.target_person_id and platform = 'x'
+        order by updated_at desc limit 1) x on true
+      where m.person_id = ${personId} and m.platform = ${platform}
+        and m.state = any(${states as string[]}::match_state[])
+      order by m.created_at desc, m.target_person_id
+      limit ${pageSize} offset ${(page - 1) * pageSize}`;
+    return {
+      entries: rows.map((r) => ({
+        targetPersonId: r.target_person_id,
+        platform,
+        handle: r.handle,
+        stableId: r.stable_id,
+        xUsername: r.x_username,
+        state: r.state,
+        reason: r.reason,
+        updatedAt: r.updated_at,
+      })),
+      total,
+      page,
+      pages,
+    };
+  }
+
+  /** Records what happened to one match. */
+  async setState(
+    personId: number,
+    platform: TargetPlatform,
+    targetPersonId: number,
+    state: MatchState,
+    reason: string | null = null,
+  ): Promise<boolean> {
+    const result = await this.db`
+      update match set state = ${state}, reason = ${reason}, updated_at = now()
+      where person_id = ${personId} and platform = ${platform} and target_person_id = ${targetPersonId}`;
+    return result.count > 0;
+  }
+
+  /**
+   * The registered people who followed an X account (fan-out for an
+   * arrival), excluding its owner. Uses the (followed, follower) index and
+   * the x_id index only.
+   */
+  async registeredFollowersOf(xAccountId: string): Promise<number[]> {
+    const rows = await this.db<{ person_id: number }[]>`
+      select distinct p.person_id
+      from x_follow e
+      join identity p on p.x_id = e.follower
+      where e.followed = ${xAccountId}::bigint
+        and p.person_id is distinct from (select person_id from identity where x_id = ${xAccountId}::bigint)`;
+    return rows.map((r) => r.person_id);
+  }
+}
+
+export { TARGET_PLATFORMS };

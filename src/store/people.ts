@@ -1,0 +1,115 @@
+/** People and their settings; merging two people into one; forgetting one. */
+import type { Person, PersonSettings, Queryable } from "./types.ts";
+
+interface PersonRow {
+  id: number;
+  language: string | null;
+  notify: boolean;
+  auto_reconnect: boolean;
+  announce_me: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export function toPerson(r: PersonRow): Person {
+  return {
+    id: r.id,
+    language: r.language,
+    notify: r.notify,
+    autoReconnect: r.auto_reconnect,
+    announceMe: r.announce_me,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export class People {
+  private readonly db: Queryable;
+  constructor(db: Queryable) {
+    this.db = db;
+  }
+
+  async create(settings: Partial<PersonSettings> = {}): Promise<Person> {
+    const [row] = await this.db<PersonRow[]>`
+      insert into person (language, notify, auto_reconnect, announce_me)
+      values (${settings.language ?? null}, ${settings.notify ?? true},
+              ${settings.autoReconnect ?? false}, ${settings.announceMe ?? false})
+      returning *`;
+    return toPerson(row!);
+  }
+
+  async get(id: number): Promise<Person | undefined> {
+    const [row] = await this.db<PersonRow[]>`select * from person where id = ${id}`;
+    return row && toPerson(row);
+  }
+
+  /** Changes only the settings given; returns the person as saved. */
+  async updateSettings(id: number, settings: Partial<PersonSettings>): Promise<Person | undefined> {
+    const [row] = await this.db<PersonRow[]>`
+      update person set
+        language = case when ${settings.language !== undefined} then ${settings.language ?? null} else language end,
+        notify = coalesce(${settings.notify ?? null}::boolean, notify),
+        auto_reconnect = coalesce(${settings.autoReconnect ?? null}::boolean, auto_reconnect),
+        announce_me = coalesce(${settings.announceMe ?? null}::boolean, announce_me),
+        updated_at = now()
+      where id = ${id}
+      returning *`;
+    return row && toPerson(row);
+  }
+
+  /**
+   * Deletes everything about a person: identities, settings, matches both
+   * ways, codes, authorizations (by cascade), and the X follow edges that are
+   * theirs (their own followings). Run inside a transaction.
+   */
+  async delete(id: number): Promise<boolean> {
+    await this.db`
+      delete from x_follow f using identity i
+      where i.person_id = ${id} and i.x_id is not null and f.follower = i.x_id`;
+    const result = await this.db`delete from person where id = ${id}`;
+    return result.count > 0;
+  }
+
+  /**
+   * Folds person `dropId` into `keepId`: identities, codes and matches move
+   * over; where both had a match, the further-along state wins. Settings merge
+   * without losing a choice: a language set on either is kept, notifications
+   * stay on only if both had them on (a `stop` anywhere holds), opt-ins made
+   * on either side (auto-reconnect, announce-me) are kept. Run inside a
+   * transaction, then refresh the kept person's matches.
+   */
+  async merge(keepId: number, dropId: number): Promise<void> {
+    if (keepId === dropId) return;
+    await this.db`
+      update person k set
+        language = coalesce(k.language, d.language),
+        notify = k.notify and d.notify,
+        auto_reconnect = k.auto_reconnect or d.auto_reconnect,
+        announce_me = k.announce_me or d.announce_me,
+        created_at = least(k.created_at, d.created_at),
+        updated_at = now()
+      from person d where k.id = ${keepId} and d.id = ${dropId}`;
+    await this.db`update identity set person_id = ${keepId}, updated_at = now() where person_id = ${dropId}`;
+    await this.db`update link_code set person_id = ${keepId} where person_id = ${dropId}`;
+    // Matches the dropped person had: keep the most advanced state per target.
+    await this.db`
+      insert into match (person_id, platform, target_person_id, state, reason, created_at, updated_at)
+      select ${keepId}, platform, target_person_id, state, reason, created_at, updated_at
+      from match where person_id = ${dropId} and target_person_id <> ${keepId}
+      on conflict (person_id, platform, target_person_id) do update set
+        state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at
+      where (case excluded.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)
+        > (case match.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)`;
+    // Matches pointing at the dropped person now point at the kept one.
+    await this.db`
+      insert into match (person_id, platform, target_person_id, state, reason, created_at, updated_at)
+      select person_id, platform, ${keepId}, state, reason, created_at, updated_at
+      from match where target_person_id = ${dropId} and person_id <> ${keepId}
+      on conflict (person_id, platform, target_person_id) do update set
+        state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at
+      where (case excluded.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)
+        > (case match.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)`;
+    await this.db`delete from person where id = ${dropId}`;
+  }
+}
+

@@ -1,0 +1,38 @@
+/** Counts for `reconnexion stats` and /metrics. */
+import type { MatchState, Platform, Queryable, Verification } from "./types.ts";
+import { MATCH_STATES, PLATFORMS } from "./types.ts";
+
+export interface StoreStats {
+  people: number;
+  edges: number;
+  /** Per platform: total and by verification. */
+  identities: Record<Platform, { total: number } & Record<Verification, number>>;
+  /** Per match state, and the total. */
+  matches: { total: number } & Record<MatchState, number>;
+}
+
+export async function storeStats(db: Queryable): Promise<StoreStats> {
+  const [[people], [edges], identityRows, matchRows] = await Promise.all([
+    db<{ n: number }[]>`select count(*)::int as n from person`,
+    db<{ n: string }[]>`select count(*) as n from x_follow`,
+    db<{ platform: Platform; verified_by: Verification; n: number }[]>`
+      select platform, verified_by, count(*)::int as n from identity group by 1, 2`,
+    db<{ state: MatchState; n: number }[]>`select state, count(*)::int as n from match group by 1`,
+  ]);
+  const identities = Object.fromEntries(
+    PLATFORMS.map((p) => [p, { total: 0, platform: 0, dm: 0, archive: 0 }]),
+  ) as StoreStats["identities"];
+  for (const r of identityRows) {
+    identities[r.platform][r.verified_by] = r.n;
+    identities[r.platform].total += r.n;
+  }
+  const matches = Object.assign(
+    { total: 0 },
+    Object.fromEntries(MATCH_STATES.map((s) => [s, 0])) as Record<MatchState, number>,
+  );
+  for (const r of matchRows) {
+    matches[r.state] = r.n;
+    matches.total += r.n;
+  }
+  return { people: people!.n, edges: Number(edges!.n), identities, matches };
+}

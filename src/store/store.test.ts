@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { connect, migrate } from "./database.ts";
+import { IdentityTakenError, type Store } from "./index.ts";
+
+let db: TestDatabase;
+let store: Store;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  store = db.store;
+});
+afterAll(() => db.drop());
+
+async function personWith(identities: { platform: "x" | "bluesky" | "fediverse"; stableId?: string; handle?: string; verifiedBy?: "platform" | "dm" | "archive" }[]) {
+  const person = await store.people.create();
+  for (const i of identities) await store.identities.attach(person.id, { verifiedBy: "platform", ...i });
+  return person;
+}
+
+async function follow(follower: string, followed: string) {
+  await db.sql`insert into x_follow values (${follower}, ${followed}) on conflict do nothing`;
+}
+
+describe("migrations", () => {
+  it("apply once, even when several processes start together", async () => {
+    const conns = [connect(db.url, { max: 1 }), connect(db.url, { max: 1 }), connect(db.url, { max: 1 })];
+    const applied = await Promise.all(conns.map((c) => migrate(c)));
+    expect(applied.flat()).toEqual([]);
+    const rows = await db.sql`select version from schema_migration`;
+    expect(rows.length).toBeGreaterThan(0);
+    await Promise.all(conns.map((c) => c.end()));
+  });
+});
+
+describe("identities", () => {
+  it("compare fediverse accts and instance names case-insensitively", async () => {
+    const p = await personWith([{ platform: "fediverse", handle: "@Alice@Mastodon.Social" }]);
+    const found = await store.findPerson({ platform: "fediverse", handle: "alice@MASTODON.social" });
+    expect(found?.person.id).toBe(p.id);
+    expect(found?.identities[0]?.handle).toBe("Alice@mastodon.social");
+  });
+
+  it("give an acct-only fediverse identity its actor URI when it writes", async () => {
+    const p = await personWith([{ platform: "fediverse", handle: "bob@example.org" }]);
+    const id = await store.identities.attach(p.id, {
+      platform: "fediverse",
+      stableId: "https://example.org/users/bob",
+      handle: "Bob@Example.org",
+      verifiedBy: "dm",
+    });
+    expect(id.stableId).toBe("https://example.org/users/bob");
+    expect(id.verifiedBy).toBe("platform"); // never downgraded
+    expect((await store.identities.listForPerson(p.id)).length).toBe(1);
+  });
+
+  it("refuse an identity that belongs to someone else", async () => {
+    await personWith([{ platform: "bluesky", stableId: "did:plc:taken", handle: "taken.test" }]);
+    const other = await store.people.create();
+    await expect(
+      store.identities.attach(other.id, { platform: "bluesky", stableId: "did:plc:taken", verifiedBy: "dm" }),
+    ).rejects.toBeInstanceOf(IdentityTakenError);
+  });
+
+  it("let a verified owner take an X id over from an archive claim", async () => {
+    const claimer = await personWith([{ platform: "x", stableId: "4242", verifiedBy: "archive" }]);
+    const owner = await store.people.create();
+    const id = await store.identities.attach(owner.id, { platform: "x", stableId: "4242", verifiedBy: "platform" });
+    expect(id.personId).toBe(owner.id);
+    expect(await store.identities.listForPerson(claimer.id)).toEqual([]);
+  });
+});
+
+describe("matches", () => {
+  it("are the verified people one followed on X, per platform, never archive claims", async () => {
+    const alice = await personWith([{ platform: "x", stableId: "100" }, { platform: "fediverse", handle: "alice@a.example" }]);
+    const bob = await personWith([{ platform: "x", stableId: "101" }, { platform: "bluesky", stableId: "did:plc:bob", handle: "bob.test" }]);
+    const carol = await personWith([
+      { platform: "x", stableId: "102" },
+      { platform: "bluesky", stableId: "did:plc:carol", handle: "carol.test" },
+      { platform: "fediverse", handle: "carol@c.example" },
+    ]);
+    // An impostor claims X account 103 through an archive: never a target.
+    await personWith([{ platform: "x", stableId: "103", verifiedBy: "archive" }, { platform: "bluesky", stableId: "did:plc:imp", handle: "imp.test" }]);
+    for (const t of ["101", "102", "103", "999"]) await follow("100", t);
+    await store.matches.refreshForFollowers([alice.id]);
+    const counts = await store.matches.counts(alice.id);
+    expect(counts.bluesky.total).toBe(2);
+    expect(counts.fediverse.total).toBe(1);
+    const page = await store.matches.list(alice.id, "bluesky");
+    expect(page.entries.map((e) => e.handle).sort()).toEqual(["bob.test", "carol.test"]);
+    expect(page.entries.every((e) => e.state === "pending")).toBe(true);
+    expect([bob.id, carol.id]).toContain(page.entries[0]!.targetPersonId);
+  });
+
+  it("fan out to the registered followers of an arrival", async () => {
+    const star = await personWith([{ platform: "x", stableId: "200" }]);
+    const fans = [];
+    for (let i = 0; i < 5; i++) {
+      const fan = await personWith([{ platform: "x", stableId: String(210 + i) }]);
+      await follow(String(210 + i), "200");
+      fans.push(fan.id);
+    }
+    await follow("777777", "200"); // not registered
+    await follow("200", "200"); // self-follow is not a fan
+    expect((await store.matches.registeredFollowersOf("200")).sort()).toEqual(fans.sort());
+    // star arrives on Bluesky: every fan gets a match
+    await store.identities.attach(star.id, { platform: "bluesky", stableId: "did:plc:star", verifiedBy: "dm" });
+    expect(await store.matches.refreshForTargets([star.id])).toBe(5);
+    expect((await store.matches.counts(fans[0]!)).bluesky.pending).toBe(1);
+  });
+
+  it("page through long lists", async () => {
+    const reader = await personWith([{ platform: "x", stableId: "300" }]);
+    for (let i = 0; i < 45; i++) {
+      await personWith([{ platform: "x", stableId: String(3000 + i) }, { platform: "bluesky", stableId: `did:plc:p${i}`, handle: `p${i}.test` }]);
+      await follow("300", String(3000 + i));
+    }
+    await store.matches.refreshForFollowers([reader.id]);
+    const p1 = await store.matches.list(reader.id, "bluesky", { pageSize: 20 });
+    const p3 = await store.matches.list(reader.id, "bluesky", { pageSize: 20, page: 3 });
+    expect([p1.total, p1.pages, p1.entries.length, p3.entries.length]).toEqual([45, 3, 20, 5]);
+    const all = new Set([...p1.entries, ...(await store.matches.list(reader.id, "bluesky", { pageSize: 20, page: 2 })).entries, ...p3.entries].map((e) => e.handle));
+    expect(all.size).toBe(45);
+    await store.matches.setState(reader.id, "bluesky", p1.entries[0]!.targetPersonId, "ignored");
+    expect((await store.matches.list(reader.id, "bluesky")).total).toBe(44);
+  });
+});
+
+describe("people", () => {
+  it("merge without losing identities, matches or choices", async () => {
+    const a = await personWith([{ platform: "x", stableId: "400" }]);
+    const b = await personWith([{ platform: "bluesky", stableId: "did:plc:b400", handle: "b400.test" }]);
+    const t = await personWith([{ platform: "x", stableId: "401" }, { platform: "fediverse", handle: "t@t.example" }]);
+    await follow("400", "401");
+    await store.people.updateSettings(a.id, { notify: false });
+    await store.people.updateSettings(b.id, { language: "en", autoReconnect: true });
+    await store.matches.refreshForFollowers([a.id]);
+    await store.matches.setState(a.id, "fediverse", t.id, "followed");
+    await store.mergePeople(b.id, a.id);
+    const merged = await store.personView(b.id);
+    expect(merged?.identities.map((i) => i.platform).sort()).toEqual(["bluesky", "x"]);
+    expect(merged?.person).toMatchObject({ language: "en", notify: false, autoReconnect: true });
+    expect((await store.matches.counts(b.id)).fediverse.followed).toBe(1);
+    expect(await store.people.get(a.id)).toBeUndefined();
+  });
+
+  it("forget deletes everything about a person", async () => {
+    const p = await personWith([{ platform: "x", stableId: "500" }, { platform: "bluesky", stableId: "did:plc:p500" }]);
+    const t = await personWith([{ platform: "x", stableId: "501" }, { platform: "bluesky", stableId: "did:plc:p501" }]);
+    await follow("500", "501");
+    await follow("501", "500");
+    await store.matches.refreshForFollowers([p.id, t.id]);
+    const [bsky] = (await store.identities.listForPerson(p.id)).filter((i) => i.platform === "bluesky");
+    await store.authorizations.save(bsky!.id, "bluesky-app-password", { password: "hunter2" });
+    await store.linkCodes.create(p.id);
+    expect(await store.forget(p.id)).toBe(true);
+    const left = await db.sql`
+      select (select count(*) from identity where person_id = ${p.id})::int as identities,
+             (select count(*) from match where person_id = ${p.id} or target_person_id = ${p.id})::int as matches,
+             (select count(*) from x_follow where follower = 500)::int as edges,
+             (select count(*) from account_authorization)::int as auths,
+             (select count(*) from link_code where person_id = ${p.id})::int as codes`;
+    expect(left[0]).toEqual({ identities: 0, matches: 0, edges: 0, auths: 0, codes: 0 });
+  });
+});
+
+describe("authorizations", () => {
+  it("are encrypted at rest and bound to their identity", async () => {
+    const p = await personWith([{ platform: "bluesky", stableId: "did:plc:auth", handle: "auth.test" }]);
+    const [identity] = await store.identities.listForPerson(p.id);
+    await store.authorizations.save(identity!.id, "bluesky-app-password", { password: "very-secret-app-password" });
+    const [raw] = await db.sql<{ payload: Buffer }[]>`select payload from account_authorization where identity_id = ${identity!.id}`;
+    expect(raw!.payload.toString("latin1")).not.toContain("very-secret");
+    expect((await store.authorizations.get<{ password: string }>(identity!.id))?.data.password).toBe("very-secret-app-password");
+    // the same ciphertext moved to another row does not decrypt
+    const q = await personWith([{ platform: "bluesky", stableId: "did:plc:auth2" }]);
+    const [other] = await store.identities.listForPerson(q.id);
+    await db.sql`insert into account_authorization (identity_id, kind, payload) values (${other!.id}, 'bluesky-app-password', ${raw!.payload})`;
+    await expect(store.authorizations.get(other!.id)).rejects.toThrow();
+  });
+});
+
+describe("link codes", () => {
+  it("are single use and expire", async () => {
+    const p = await store.people.create();
+    const { code } = await store.linkCodes.create(p.id, { platform: "bluesky" });
+    expect(code).toMatch(/^[2-9A-HJ-NP-Z]{8}$/);
+    const [a, b] = await Promise.all([store.linkCodes.redeem(code.toLowerCase()), store.linkCodes.redeem(code)]);
+    expect([a, b].filter(Boolean)).toEqual([{ personId: p.id, platform: "bluesky", handle: null }]);
+    const expired = await store.linkCodes.create(p.id, { ttlSeconds: -1 });
+    expect(await store.linkCodes.redeem(expired.code)).toBeUndefined();
+  });
+});

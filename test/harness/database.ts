@@ -1,0 +1,38 @@
+/**
+ * A fresh, migrated database per test file on the run's PostgreSQL server.
+ */
+import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
+import { connect, migrate, type Sql } from "../../src/store/database.ts";
+import { Store } from "../../src/store/index.ts";
+import { SecretBox } from "../../src/store/secrets.ts";
+
+export interface TestDatabase {
+  url: string;
+  sql: Sql;
+  store: Store;
+  drop(): Promise<void>;
+}
+
+export const TEST_SECRET_KEY = "test-secret-key-of-at-least-32-characters!";
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject("adminDatabaseUrl");
+  const name = `test_${randomBytes(6).toString("hex")}`;
+  const admin = connect(adminUrl, { max: 1 });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const sql = connect(url.toString());
+  await migrate(sql);
+  return {
+    url: url.toString(),
+    sql,
+    store: new Store(sql, new SecretBox(TEST_SECRET_KEY)),
+    async drop() {
+      await sql.end({ timeout: 5 });
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end({ timeout: 5 });
+    },
+  };
+}
