@@ -1,0 +1,60 @@
+/** What every import reports, and how it shows progress. */
+
+/** Receives progress; the CLI draws it on a terminal, tests ignore it. */
+export interface Progress {
+  /** A new phase begins; `total` in units when known (rows, bytes). */
+  phase(name: string, total?: number): void;
+  /** `done` units of the current phase are complete. */
+  tick(done: number): void;
+  end(): void;
+}
+
+export const silentProgress: Progress = { phase() {}, tick() {}, end() {} };
+
+/** A bad input: one sentence naming the file (and line when there is one). */
+export class ImportError extends Error {
+  readonly file: string;
+  readonly line: number | undefined;
+  constructor(file: string, line: number | undefined, message: string) {
+    super(`${file}${line === undefined ? "" : `, line ${line}`}: ${message}`);
+    this.name = "ImportError";
+    this.file = file;
+    this.line = line;
+  }
+}
+
+export interface EdgeImportSummary {
+  file: string;
+  /** Data rows read. */
+  rows: number;
+  /** Edges new to the store. */
+  added: number;
+  /** Rows already in the store or repeated in the file. */
+  duplicates: number;
+  matchesAdded: number;
+  seconds: number;
+}
+
+export interface RegistryImportSummary {
+  file: string;
+  rows: number;
+  peopleCreated: number;
+  peopleMerged: number;
+  identitiesAdded: number;
+  identitiesUpdated: number;
+  matchesAdded: number;
+  seconds: number;
+}
+
+export interface ArchiveImportSummary {
+  source: string;
+  xAccountId: string;
+  xUsername: string | null;
+  personId: number;
+  personCreated: boolean;
+  followings: number;
+  followers: number;
+  edgesAdded: number;
+  matchesAdded: number;
+  seconds: number;
+}
