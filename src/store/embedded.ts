@@ -55,7 +55,10 @@ export async function startEmbeddedPostgres(
       "-c", "max_connections=200",
       "-c", "shared_buffers=256MB",
       "-c", "max_wal_size=4GB",
-      "-c", "fsync=on",
+      // A single-node embedded server needs no replication WAL; with "minimal",
+      // tables created and filled in one transaction (bulk imports) skip the WAL.
+      "-c", "wal_level=minimal",
+      "-c", "max_wal_senders=0",
     ],
     onLog: (m) => options.log?.(m.trimEnd()),
     onError: (m) => options.log?.(String(m).trimEnd()),
