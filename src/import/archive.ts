@@ -1,0 +1,195 @@
+/**
+ * `reconnexion import archive <zip|folder|file>`: a real X archive. The
+ * account comes from data/account.js; followings and followers stream from
+ * their (possibly split) data files straight into COPY, one entry in memory
+ * at a time. Everything lands in one transaction.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { ArchiveError, openArchiveSource, type ArchiveFile, type ArchiveLimits } from "../archive/source.ts";
+import { readYtd, YtdFormatError } from "../archive/ytd-parser.ts";
+import type { Sql } from "../store/database.ts";
+import { isXAccountId, normalizeXUsername } from "../store/handles.ts";
+import { Identities, IdentityTakenError } from "../store/identities.ts";
+import { Matches } from "../store/matches.ts";
+import { People } from "../store/people.ts";
+import { ImportError, silentProgress, type ArchiveImportSummary, type Progress } from "./types.ts";
+
+export interface ArchiveImportOptions {
+  progress?: Progress;
+  /** Attach the archive to this person (an upload by someone the bot knows). */
+  personId?: number;
+  /** Whose archive it is, when only a following.js/follower.js is given. */
+  xAccountId?: string;
+  limits?: ArchiveLimits;
+}
+
+interface AccountInfo {
+  accountId: string;
+  username: string | null;
+}
+
+export async function importArchive(sql: Sql, input: string, options: ArchiveImportOptions = {}): Promise<ArchiveImportSummary> {
+  const progress = options.progress ?? silentProgress;
+  const started = performance.now();
+  let source;
+  try {
+    source = await openArchiveSource(input, options.limits);
+  } catch (error) {
+    throw asImportError(error, input);
+  }
+  try {
+    const accountFile = source.files.find((f) => f.kind === "account");
+    const account = accountFile ? await readAccount(accountFile) : undefined;
+    const accountId = account?.accountId ?? options.xAccountId;
+    if (!accountId) {
+      throw new ImportError(input, undefined, "has no data/account.js, so it does not say whose archive it is (give the whole archive, or --x-id).");
+    }
+    if (!isXAccountId(accountId)) throw new ImportError(input, undefined, `names an invalid X account id "${accountId}".`);
+    if (account && options.xAccountId && options.xAccountId !== account.accountId) {
+      throw new ImportError(input, undefined, `belongs to X account ${account.accountId}, not ${options.xAccountId}.`);
+    }
+    const dataFiles = source.files.filter((f) => f.kind !== "account");
+    const totalBytes = dataFiles.reduce((n, f) => n + f.size, 0);
+
+    const result = await sql.begin(async (tx) => {
+      await tx`set local synchronous_commit = off`;
+      const people = new People(tx);
+      const identities = new Identities(tx);
+      // Whose archive: the person holding this X id, else the uploader, else someone new.
+      const existing = await identities.find({ platform: "x", stableId: accountId });
+      let personId: number;
+      let personCreated = false;
+      if (existing) {
+        if (options.personId !== undefined && existing.personId !== options.personId && existing.verifiedBy !== "archive") {
+          throw new ImportError(input, undefined, `is the archive of X account ${accountId}, which belongs to another person.`);
+        }
+        personId = options.personId ?? existing.personId;
+      } else if (options.personId !== undefined) {
+        personId = options.personId;
+      } else {
+        personId = (await people.create()).id;
+        personCreated = true;
+      }
+      try {
+        await identities.attach(personId, {
+          platform: "x",
+          stableId: accountId,
+          handle: account?.username ?? null,
+          verifiedBy: "archive",
+        });
+      } catch (error) {
+        if (error instanceof IdentityTakenError) {
+          throw new ImportError(input, undefined, `is the archive of X account ${accountId}, which belongs to another person.`);
+        }
+        throw error;
+      }
+
+      await tx`create temporary table archive_edge (follower bigint not null, followed bigint not null) on commit drop`;
+      progress.phase("reading", totalBytes);
+      const counts = { following: 0, follower: 0 };
+      let bytesBefore = 0;
+      for (const file of dataFiles) {
+        const stream = await file.open().catch((e: unknown) => {
+          throw asImportError(e, file.name);
+        });
+        const offset = bytesBefore;
+        const rows = edgeRows(file, counted(stream, (read) => progress.tick(offset + read)), accountId, counts);
+        const copy = await tx`copy archive_edge from stdin`.writable();
+        try {
+          await pipeline(Readable.from(rows), copy);
+        } catch (error) {
+          throw asImportError(error, file.name);
+        }
+        bytesBefore += file.size;
+      }
+      progress.phase("merging");
+      const added = await tx`
+        insert into x_follow (follower, followed)
+        select distinct follower, followed from archive_edge
+        order by follower, followed
+        on conflict do nothing`;
+      progress.phase("matching");
+      const matches = new Matches(tx);
+      const matchesAdded = (await matches.refreshForFollowers([personId])) + (await matches.refreshForTargets([personId]));
+      progress.end();
+      return { personId, personCreated, edgesAdded: added.count, matchesAdded, ...counts };
+    });
+    return {
+      source: input,
+      xAccountId: accountId,
+      xUsername: account?.username ?? null,
+      personId: result.personId,
+      personCreated: result.personCreated,
+      followings: result.following,
+      followers: result.follower,
+      edgesAdded: result.edgesAdded,
+      matchesAdded: result.matchesAdded,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await source.close();
+  }
+}
+
+/** COPY text rows (`follower\tfollowed\n`) for one data file, in batches. */
+async function* edgeRows(
+  file: ArchiveFile,
+  stream: AsyncIterable<Buffer>,
+  accountId: string,
+  counts: { following: number; follower: number },
+): AsyncGenerator<string> {
+  const kind = file.kind as "following" | "follower";
+  let batch = "";
+  let n = 0;
+  for await (const element of readYtd(stream, kind)) {
+    n++;
+    const entry = (element as Record<string, unknown>)[kind] as { accountId?: unknown } | undefined;
+    const id = entry && typeof entry === "object" ? entry.accountId : undefined;
+    if (typeof id !== "string" || !isXAccountId(id)) {
+      throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`);
+    }
+    batch += kind === "following" ? `${accountId}\t${id}\n` : `${id}\t${accountId}\n`;
+    counts[kind]++;
+    if (batch.length >= 256 * 1024) {
+      yield batch;
+      batch = "";
+    }
+  }
+  if (batch) yield batch;
+}
+
+/** Passes chunks through, reporting bytes read so far. */
+async function* counted(stream: Readable, onBytes: (bytes: number) => void): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    onBytes(bytes);
+    yield chunk;
+  }
+}
+
+async function readAccount(file: ArchiveFile): Promise<AccountInfo> {
+  try {
+    for await (const element of readYtd(await file.open(), "account")) {
+      const account = (element as { account?: { accountId?: unknown; username?: unknown } }).account;
+      if (account && typeof account.accountId === "string") {
+        const username = typeof account.username === "string" ? normalizeXUsername(account.username) : null;
+        return { accountId: account.accountId, username };
+      }
+    }
+  } catch (error) {
+    throw asImportError(error, file.name);
+  }
+  throw new ImportError(file.name, undefined, "has no account entry with an accountId.");
+}
+
+function asImportError(error: unknown, file: string): unknown {
+  if (error instanceof ImportError) return error;
+  if (error instanceof ArchiveError) return new ImportError(error.file, error.line, error.message);
+  if (error instanceof YtdFormatError) return new ImportError(file, error.line, error.message);
+  if (error instanceof Error && /bytes|zip|inflat|invalid|unexpected end/i.test(error.message) && !("code" in error && typeof (error as { code?: unknown }).code === "string" && /^[0-9A-Z]{5}$/.test(String((error as { code?: unknown }).code)))) {
+    return new ImportError(file, undefined, `cannot be unpacked (${error.message}); the archive may be truncated or damaged.`);
+  }
+  return error;
+}
