@@ -32,8 +32,9 @@ export async function importEdges(
     await tx`set local max_parallel_maintenance_workers = 2`;
     await tx`
       create temporary table edge_import (
-        follower bigint not null check (follower > 0),
-        followed bigint not null check (followed > 0)
+        -- named as in the CSV, so that errors name the CSV's columns
+        follower_x_id bigint not null check (follower_x_id > 0),
+        followed_x_id bigint not null check (followed_x_id > 0)
       ) on commit drop`;
 
     progress.phase("reading", header.size - header.bodyOffset);
@@ -85,8 +86,8 @@ async function mergeEdges(tx: Queryable, rows: number): Promise<number> {
   if (rows < 10_000 || rows < estimate * REBUILD_SHARE) {
     const result = await tx`
       insert into x_follow (follower, followed)
-      select distinct follower, followed from edge_import
-      order by follower, followed
+      select distinct follower_x_id, followed_x_id from edge_import
+      order by 1, 2
       on conflict do nothing`;
     return result.count;
   }
@@ -99,7 +100,7 @@ async function mergeEdges(tx: Queryable, rows: number): Promise<number> {
     select follower, followed from (
       select follower, followed from x_follow
       union all
-      select follower, followed from edge_import) e
+      select follower_x_id, followed_x_id from edge_import) e
     group by follower, followed`;
   await tx`alter table x_follow_next add constraint x_follow_next_pkey primary key (follower, followed)`;
   await tx`create index x_follow_next_followed on x_follow_next (followed, follower)`;
@@ -117,8 +118,8 @@ async function addMatchesForNewEdges(tx: Queryable): Promise<number> {
     insert into match (person_id, platform, target_person_id)
     select distinct p.person_id, t.platform, xt.person_id
     from edge_import e
-    join identity p on p.x_id = e.follower
-    join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
+    join identity p on p.x_id = e.follower_x_id
+    join identity xt on xt.x_id = e.followed_x_id and xt.verified_by <> 'archive'
     join identity t on t.person_id = xt.person_id
       and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
     where p.person_id <> xt.person_id

@@ -4,6 +4,7 @@
  */
 import type postgres from "postgres";
 import { Authorizations } from "./authorizations.ts";
+import { ConversationState } from "./conversation-state.ts";
 import { Identities } from "./identities.ts";
 import { LinkCodes } from "./link-codes.ts";
 import { Matches } from "./matches.ts";
@@ -28,6 +29,7 @@ export class Store {
   readonly matches: Matches;
   readonly linkCodes: LinkCodes;
   readonly authorizations: Authorizations;
+  readonly conversation: ConversationState;
 
   readonly db: Queryable;
   readonly box: SecretBox;
@@ -40,6 +42,7 @@ export class Store {
     this.matches = new Matches(db);
     this.linkCodes = new LinkCodes(db);
     this.authorizations = new Authorizations(db, box);
+    this.conversation = new ConversationState(db);
   }
 
   /** Runs `fn` in one transaction (or inside the current one). */

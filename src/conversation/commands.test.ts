@@ -1,0 +1,290 @@
+/**
+ * Every command, in English and in French, through the engine on a real store.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { allText, blueskySender, fediverseSender, makeWorld, privateText, unique, type World } from "./testing.ts";
+import { senderKey } from "../store/conversation-state.ts";
+import type { Sender } from "./incoming.ts";
+
+let db: TestDatabase;
+let w: World;
+let nextX = 1_000_000;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  w = makeWorld(db);
+});
+afterAll(() => db.drop());
+
+interface Registered {
+  personId: number;
+  bsky: Sender;
+  fedi: Sender;
+  targets: { bob: string; carol: string; carolFedi: string; dave: string };
+}
+
+/** A person on X, Bluesky and Mastodon who followed bob (Bluesky), carol (both) and dave (Mastodon) on X. */
+async function registered(): Promise<Registered> {
+  const name = unique("p");
+  const bsky = blueskySender(name);
+  const fedi = fediverseSender(name);
+  const x = String(nextX++);
+  const personId = await w.person([
+    { platform: "x", stableId: x, handle: `${name}_x` },
+    { platform: "bluesky", stableId: bsky.stableId, handle: bsky.handle! },
+    { platform: "fediverse", stableId: fedi.stableId, handle: fedi.handle! },
+  ]);
+  const t = { bob: unique("bob"), carol: unique("carol"), dave: unique("dave") };
+  const bx = String(nextX++);
+  const cx = String(nextX++);
+  const dx = String(nextX++);
+  await w.person([{ platform: "x", stableId: bx, handle: `${t.bob}_x` }, { platform: "bluesky", stableId: `did:plc:${t.bob}`, handle: `${t.bob}.test` }]);
+  await w.person([
+    { platform: "x", stableId: cx },
+    { platform: "bluesky", stableId: `did:plc:${t.carol}`, handle: `${t.carol}.test` },
+    { platform: "fediverse", stableId: `https://c.example/users/${t.carol}`, handle: `${t.carol}@c.example` },
+  ]);
+  await w.person([{ platform: "x", stableId: dx }, { platform: "fediverse", stableId: `https://d.example/users/${t.dave}`, handle: `${t.dave}@d.example` }]);
+  for (const target of [bx, cx, dx]) await w.follow(x, target);
+  await w.store.matches.refreshForFollowers([personId]);
+  return {
+    personId,
+    bsky,
+    fedi,
+    targets: { bob: `${t.bob}.test`, carol: `${t.carol}.test`, carolFedi: `${t.carol}@c.example`, dave: `${t.dave}@d.example` },
+  };
+}
+
+const LANGS = {
+  en: {
+    help: "help",
+    status: "status",
+    list: "list",
+    listMastodon: "list mastodon",
+    ignore: "ignore",
+    unignore: "unignore",
+    unlink: "unlink",
+    notify: "notify",
+    on: "on",
+    off: "off",
+    language: "language",
+    forget: "forget",
+    confirm: "confirm",
+    marks: { intro: "I'm reconnexion", commands: "Commands:", accounts: "Your accounts:", usage: "Usage:", toFollow: "2 to follow", welcome: "I don't know this" },
+  },
+  fr: {
+    help: "aide",
+    status: "statut",
+    list: "liste",
+    listMastodon: "liste mastodon",
+    ignore: "ignorer",
+    unignore: "désignorer",
+    unlink: "délier",
+    notify: "notifications",
+    on: "oui",
+    off: "non",
+    language: "langue",
+    forget: "oublier",
+    confirm: "confirmer",
+    marks: { intro: "Je suis reconnexion", commands: "Commandes :", accounts: "Vos comptes :", usage: "Utilisation :", toFollow: "2 à suivre", welcome: "Je ne connais pas encore" },
+  },
+} as const;
+
+describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
+  it("help says who the bot is, what it knows and every command", async () => {
+    const r = await registered();
+    const out = await w.send(r.bsky, words.help);
+    expect(out.language).toBe(lang);
+    expect(out.replies.every((x) => x.visibility === "private")).toBe(true);
+    const text = allText(out);
+    expect(text).toContain(words.marks.intro);
+    expect(text).toContain(words.marks.commands);
+    for (const w_ of [words.status, words.list, words.ignore, words.unlink, words.notify, words.language, words.forget, "stop"]) {
+      expect(text).toContain(`• ${w_}`);
+    }
+    expect(text).toMatch(/\b2\b/); // two matches on each platform
+  });
+
+  it("help greets an unknown person and says how to become known", async () => {
+    const out = await w.send(blueskySender(unique("stranger")), words.help);
+    expect(allText(out)).toContain(words.marks.welcome);
+    expect(allText(out)).toContain(lang === "fr" ? "lier <code>" : "link <code>");
+  });
+
+  it("status shows accounts, matches per platform and settings", async () => {
+    const r = await registered();
+    const out = await w.send(r.fedi, words.status);
+    const text = privateText(out);
+    expect(text).toContain(words.marks.accounts);
+    expect(text).toContain(`@${r.bsky.handle}`);
+    expect(text).toContain(`@${r.fedi.handle}`);
+    expect(text).toContain(words.marks.toFollow);
+  });
+
+  it("status from an unknown sender gets the welcome", async () => {
+    const out = await w.send(fediverseSender(unique("nobody")), words.status);
+    expect(allText(out)).toContain(words.marks.welcome);
+  });
+
+  it("list shows the matches on the platform written from, or the one named", async () => {
+    const r = await registered();
+    const bsky = privateText(await w.send(r.bsky, words.list));
+    expect(bsky).toContain(`@${r.targets.bob}`);
+    expect(bsky).toContain(`https://bsky.app/profile/${r.targets.carol}`);
+    expect(bsky).not.toContain(r.targets.dave);
+    const fedi = privateText(await w.send(r.bsky, words.listMastodon));
+    expect(fedi).toContain(`@${r.targets.dave}`);
+    expect(fedi).toContain(`@${r.targets.carolFedi}`);
+    expect(fedi).not.toContain(r.targets.bob);
+  });
+
+  it("list answers its usage to a bad argument", async () => {
+    const r = await registered();
+    const text = allText(await w.send(r.bsky, `${words.list} banana`));
+    expect(text).toContain(`${words.marks.usage} ${words.list} [bluesky|mastodon] [page]`);
+  });
+
+  it("ignore drops a match and unignore brings it back", async () => {
+    const r = await registered();
+    const ignored = await w.send(r.bsky, `${words.ignore} @${r.targets.bob}`);
+    expect(privateText(ignored)).toContain(`@${r.targets.bob}`);
+    expect(privateText(await w.send(r.bsky, words.list))).not.toContain(r.targets.bob);
+    const back = await w.send(r.bsky, `${words.unignore} @${r.targets.bob}`);
+    expect(privateText(back)).toContain(`@${r.targets.bob}`);
+    expect(privateText(await w.send(r.bsky, words.list))).toContain(r.targets.bob);
+    const again = await w.send(r.bsky, `${words.unignore} @${r.targets.bob}`);
+    expect(allText(again)).toContain(lang === "fr" ? "n’était pas ignoré" : "was not ignored");
+  });
+
+  it("ignore refuses someone who is not a match, and answers its usage without a handle", async () => {
+    const r = await registered();
+    expect(allText(await w.send(r.bsky, `${words.ignore} @nobody-${lang}.test`))).toContain(`@nobody-${lang}.test`);
+    expect(allText(await w.send(r.bsky, words.ignore))).toContain(words.marks.usage);
+  });
+
+  it("unlink detaches an account, never the last one", async () => {
+    const r = await registered();
+    expect(allText(await w.send(r.bsky, words.unlink))).toContain(words.marks.usage);
+    const out = await w.send(r.bsky, `${words.unlink} mastodon`);
+    expect(out.effects).toContainEqual({ type: "unlinked", personId: r.personId, platform: "fediverse" });
+    const ids = await w.store.identities.listForPerson(r.personId);
+    expect(ids.map((i) => i.platform).sort()).toEqual(["bluesky", "x"]);
+    expect(allText(await w.send(r.bsky, `${words.unlink} mastodon`))).toMatch(lang === "fr" ? /aucun compte/ : /no Mastodon/);
+    await w.send(r.bsky, `${words.unlink} x`);
+    const last = await w.send(r.bsky, `${words.unlink} bluesky`);
+    expect(allText(last)).toContain(words.forget);
+    expect((await w.store.identities.listForPerson(r.personId)).length).toBe(1);
+  });
+
+  it("notify turns notifications off and on", async () => {
+    const r = await registered();
+    await w.send(r.bsky, `${words.notify} ${words.off}`);
+    expect((await w.store.people.get(r.personId))?.notify).toBe(false);
+    await w.send(r.bsky, `${words.notify} ${words.on}`);
+    expect((await w.store.people.get(r.personId))?.notify).toBe(true);
+    expect(allText(await w.send(r.bsky, `${words.notify} ${lang === "fr" ? "peut-être" : "maybe"}`))).toContain(words.marks.usage);
+  });
+
+  it("language saves the reply language, which then beats detection", async () => {
+    const r = await registered();
+    const other = lang === "fr" ? "en" : "fr";
+    const out = await w.send(r.bsky, `${words.language} ${other}`);
+    expect(out.language).toBe(other);
+    expect((await w.store.people.get(r.personId))?.language).toBe(other);
+    expect((await w.send(r.bsky, words.status)).language).toBe(other);
+    const unknown = await w.send(r.bsky, `${words.language} klingon`);
+    expect(allText(unknown)).toContain("en, fr");
+  });
+
+  it("stop means the bot never writes first again", async () => {
+    const r = await registered();
+    await w.store.people.updateSettings(r.personId, { autoReconnect: true });
+    const out = await w.send(r.fedi, "STOP");
+    expect(out.handledAs).toBe("stop");
+    expect(await w.store.people.get(r.personId)).toMatchObject({ notify: false, autoReconnect: false });
+  });
+
+  it("forget asks to confirm, then deletes everything", async () => {
+    const r = await registered();
+    const ask = await w.send(r.bsky, words.forget);
+    expect(allText(ask)).toContain(`${words.forget} ${words.confirm}`);
+    expect(await w.store.people.get(r.personId)).toBeDefined();
+    const done = await w.send(r.bsky, `${words.forget} ${words.confirm}`);
+    expect(done.effects).toContainEqual({ type: "forgotten", personId: r.personId });
+    expect(await w.store.people.get(r.personId)).toBeUndefined();
+    expect(await w.store.findPerson({ platform: "bluesky", stableId: r.bsky.stableId })).toBeUndefined();
+    const [left] = await db.sql<{ n: number }[]>`select count(*)::int as n from match where person_id = ${r.personId}`;
+    expect(left!.n).toBe(0);
+    // Nor does the conversation state kept for any of their accounts survive.
+    const keys = [senderKey(r.bsky), senderKey(r.fedi)];
+    const [state] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from conversation_sender where sender_key = ${keys[0]!} or sender_key = ${keys[1]!}`;
+    expect(state!.n).toBe(0);
+    // Now a stranger: the welcome, and nothing to forget.
+    expect(allText(await w.send(r.bsky, words.status))).toContain(words.marks.welcome);
+  });
+});
+
+describe("forget", () => {
+  it("needs the confirmation from the same account, in time", async () => {
+    let now = new Date();
+    const timed = makeWorld(db, { clock: () => now });
+    const r = await registered();
+    expect(allText(await timed.send(r.bsky, "forget confirm"))).toContain("Nothing to confirm");
+    await timed.send(r.bsky, "forget");
+    expect(allText(await timed.send(r.fedi, "forget confirm"))).toContain("Nothing to confirm");
+    now = new Date(now.getTime() + 11 * 60_000);
+    expect(allText(await timed.send(r.bsky, "forget confirm"))).toContain("Nothing to confirm");
+    expect(await w.store.people.get(r.personId)).toBeDefined();
+    expect(allText(await timed.send(r.bsky, "forget please"))).toContain("Usage:");
+  });
+
+  it("tells a stranger there is nothing to delete", async () => {
+    expect(allText(await w.send(blueskySender(unique("s")), "oublier"))).toContain("rien à effacer");
+  });
+});
+
+describe("language choice", () => {
+  it("follows the message when nothing is saved, and the default otherwise", async () => {
+    const r = await registered();
+    expect((await w.send(r.bsky, "aide")).language).toBe("fr");
+    expect((await w.send(r.bsky, "help")).language).toBe("en");
+    expect((await w.send(r.bsky, "stop")).language).toBe(w.config.defaultLanguage);
+    const fr = makeWorld(db, { config: (await import("./testing.ts")).testConfig({ DEFAULT_LANGUAGE: "fr" }) });
+    expect((await fr.send(r.bsky, "stop")).language).toBe("fr");
+  });
+
+  it("a saved language wins over the message", async () => {
+    const r = await registered();
+    await w.store.people.updateSettings(r.personId, { language: "fr" });
+    const out = await w.send(r.bsky, "help");
+    expect(out.language).toBe("fr");
+    expect(allText(out)).toContain("Commandes :");
+  });
+});
+
+describe("known senders", () => {
+  it("get their handle refreshed and an acct-only identity its actor URI", async () => {
+    const name = unique("acct");
+    const personId = await w.person([{ platform: "fediverse", handle: `${name}@old.example` }]);
+    const sender = fediverseSender(name, "old.example");
+    const out = await w.send(sender, "status");
+    expect(out.effects).toContainEqual({ type: "identity-recorded", personId });
+    const [identity] = await w.store.identities.listForPerson(personId);
+    expect(identity).toMatchObject({ stableId: sender.stableId, verifiedBy: "platform" });
+
+    const b = blueskySender(unique("renamed"));
+    const pid = await w.person([{ platform: "bluesky", stableId: b.stableId, handle: "old-name.test" }]);
+    await w.send({ ...b, handle: "New-Name.test" }, "status");
+    const [renamed] = await w.store.identities.listForPerson(pid);
+    expect(renamed?.handle).toBe("new-name.test");
+  });
+
+  it("unknown senders are not recorded by merely writing", async () => {
+    const s = blueskySender(unique("ghost"));
+    await w.send(s, "status");
+    await w.send(s, "help");
+    expect(await w.store.identities.find({ platform: "bluesky", stableId: s.stableId })).toBeUndefined();
+  });
+});

@@ -1,0 +1,12 @@
+/** The commands of this engine, in the order help lists them. */
+import type { Command } from "../registry.ts";
+import { forget } from "./forget.ts";
+import { help } from "./help.ts";
+import { ignore, unignore } from "./ignore.ts";
+import { link } from "./link.ts";
+import { list } from "./list.ts";
+import { language, notify, stop } from "./settings.ts";
+import { status } from "./status.ts";
+import { unlink } from "./unlink.ts";
+
+export const COMMANDS: readonly Command[] = [help, status, list, ignore, unignore, link, unlink, notify, language, stop, forget];

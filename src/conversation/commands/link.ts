@@ -1,0 +1,163 @@
+/**
+ * `link @handle` / `lier @compte`: a code to send from that other account.
+ * `link <code>` / `lier <code>`: redeem it, joining the two identities into
+ * one person. A code made for `@handle` on a platform only works from the
+ * account the platform vouches is `@handle`; X accounts are never linked by
+ * name (anyone can type one). Codes are single use, expire, are rate-limited
+ * per person (creation) and per sender (wrong tries), and are never accepted
+ * in public.
+ */
+import { canonicalHandle } from "../../store/identities.ts";
+import { IdentityTakenError, type TargetPlatform } from "../../store/index.ts";
+import { normalizeLinkCode } from "../../store/link-codes.ts";
+import { say, tell, type CommandContext, type Part } from "../context.ts";
+import type { Command } from "../registry.ts";
+import { parseAccountName, type AccountName } from "./accounts.ts";
+
+/** The shape of a code from store/link-codes.ts (no 0/O, 1/I/L). */
+const CODE = /^[2-9A-HJ-NP-Z]{8}$/;
+
+export const link: Command = {
+  id: "link",
+  needsPerson: false,
+  async run(ctx) {
+    const arg = ctx.args.length === 1 ? ctx.args[0]! : undefined;
+    if (arg && !arg.startsWith("@") && CODE.test(normalizeLinkCode(arg))) {
+      return redeem(ctx, normalizeLinkCode(arg));
+    }
+    const name = arg ? parseAccountName(arg) : undefined;
+    if (name) return start(ctx, name);
+    return [say(ctx.locale.m.usage(ctx.registry.usage("link", ctx.locale)))];
+  },
+};
+
+/** The identity already belongs to someone else (held by id, or its acct by another actor). */
+const isTaken = (error: unknown) =>
+  error instanceof IdentityTakenError || (error as { code?: unknown } | null)?.code === "23505";
+
+const sameHandle = (platform: TargetPlatform, a: string, b: string) =>
+  canonicalHandle(platform, a).toLowerCase() === canonicalHandle(platform, b).toLowerCase();
+
+async function start(ctx: CommandContext, name: AccountName): Promise<Part[]> {
+  const { m } = ctx.locale;
+  if (name.platform === "x") return [say(m.linkXRefused)];
+  const platform = name.platform;
+  ctx.secret(name.handle);
+  if (platform === ctx.sender.platform && ctx.sender.handle && sameHandle(platform, name.handle, ctx.sender.handle)) {
+    return [say(m.linkSameAccount)];
+  }
+  let personId = ctx.person?.person.id;
+  if (ctx.person) {
+    const onPlatform = ctx.person.identities.filter((i) => i.platform === platform);
+    if (onPlatform.some((i) => i.handle && sameHandle(platform, i.handle, name.handle))) {
+      return [tell(m.linkAlreadyYours(name.handle))];
+    }
+    // One account per platform: a second one would make "reconnect on Bluesky" ambiguous.
+    const other = onPlatform[0];
+    if (other) {
+      ctx.secret(other.handle ?? "");
+      const unlink = `${ctx.registry.word("unlink", ctx.locale)} ${ctx.locale.keywords[platform][0]}`;
+      return [tell(m.linkPlatformTaken(platform, other.handle ?? other.stableId ?? "?", unlink))];
+    }
+    const since = new Date(ctx.now.getTime() - 3600_000);
+    if ((await ctx.store.linkCodes.countSince(ctx.person.person.id, since)) >= ctx.limits.codesPerHour) {
+      return [say(m.linkTooManyCodes)];
+    }
+  } else {
+    // A newcomer starting from here: they become a person with this account.
+    try {
+      personId = await ctx.store.transaction(async (s) => {
+        const person = await s.people.create();
+        await s.identities.attach(person.id, {
+          platform: ctx.sender.platform,
+          stableId: ctx.sender.stableId,
+          handle: ctx.sender.handle,
+          apiBase: ctx.sender.apiBase ?? null,
+          verifiedBy: "dm",
+        });
+        return person.id;
+      });
+    } catch (error) {
+      if (isTaken(error)) return [say(m.linkAccountTaken)];
+      throw error;
+    }
+    ctx.effect({ type: "identity-recorded", personId });
+  }
+  const { code } = await ctx.store.linkCodes.create(personId!, {
+    ttlSeconds: ctx.limits.codeTtlSeconds,
+    platform,
+    handle: name.handle,
+  });
+  ctx.secret(code);
+  ctx.effect({ type: "link-code-created", personId: personId!, platform });
+  return [
+    tell(
+      m.linkCodeCreated({
+        code,
+        handle: name.handle,
+        platform,
+        minutes: Math.round(ctx.limits.codeTtlSeconds / 60),
+        command: ctx.registry.word("link", ctx.locale),
+      }),
+    ),
+  ];
+}
+
+class NotForThisAccount extends Error {}
+
+type Redemption = { kind: "invalid" } | { kind: "already" } | { kind: "joined"; personId: number; mergedPersonId?: number };
+
+async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
+  const { m } = ctx.locale;
+  const { store, sender, limits } = ctx;
+  ctx.secret(code);
+  if (!ctx.incoming.isPrivate) {
+    // Posted for all to see: burn it before anyone else can use it.
+    await store.linkCodes.redeem(code);
+    return [say(m.linkCodeInPublic)];
+  }
+  const minutes = Math.round(limits.codeTtlSeconds / 60);
+  if ((await store.conversation.codeFailures(sender, ctx.now, 3600)) >= limits.codeFailuresPerHour) {
+    return [say(m.linkTooManyFailures)];
+  }
+  let result: Redemption;
+  try {
+    result = await store.transaction(async (s): Promise<Redemption> => {
+      const grant = await s.linkCodes.redeem(code);
+      if (!grant) return { kind: "invalid" };
+      if (grant.platform !== null && grant.platform !== sender.platform) throw new NotForThisAccount();
+      if (grant.handle !== null && !(sender.handle && sameHandle(sender.platform, grant.handle, sender.handle))) {
+        throw new NotForThisAccount();
+      }
+      const mine = ctx.person?.person.id;
+      if (mine === grant.personId) return { kind: "already" };
+      if (mine !== undefined) {
+        await s.mergePeople(grant.personId, mine);
+        return { kind: "joined", personId: grant.personId, mergedPersonId: mine };
+      }
+      await s.identities.attach(grant.personId, {
+        platform: sender.platform,
+        stableId: sender.stableId,
+        handle: sender.handle,
+        apiBase: sender.apiBase ?? null,
+        verifiedBy: "dm",
+      });
+      await s.matches.refreshForFollowers([grant.personId]);
+      await s.matches.refreshForTargets([grant.personId]);
+      return { kind: "joined", personId: grant.personId };
+    });
+  } catch (error) {
+    // The transaction rolled back: a code meant for another account stays usable by it.
+    if (error instanceof NotForThisAccount) result = { kind: "invalid" };
+    else if (isTaken(error)) return [say(m.linkAccountTaken)];
+    else throw error;
+  }
+  if (result.kind === "invalid") {
+    await store.conversation.recordCodeFailure(sender, ctx.now, 3600);
+    return [say(m.linkCodeInvalid(minutes))];
+  }
+  if (result.kind === "already") return [say(m.linkAlreadyDone)];
+  ctx.effect({ type: "linked", personId: result.personId, mergedPersonId: result.mergedPersonId });
+  const view = await store.personView(result.personId);
+  return [tell(m.linked([...new Set(view?.identities.map((i) => i.platform) ?? [])]))];
+}

@@ -1,0 +1,27 @@
+/** `status` / `statut`: linked accounts, matches per platform and state, settings. */
+import { findLocale } from "../i18n/index.ts";
+import { tell } from "../context.ts";
+import type { Command } from "../registry.ts";
+
+export const status: Command = {
+  id: "status",
+  needsPerson: true,
+  async run(ctx) {
+    const { person, identities } = ctx.person!;
+    const counts = await ctx.store.matches.counts(person.id);
+    for (const i of identities) if (i.handle) ctx.secret(i.handle);
+    return [
+      tell(
+        ctx.locale.m.status({
+          identities: identities.map((i) => ({ platform: i.platform, handle: i.handle, verifiedBy: i.verifiedBy })),
+          counts,
+          language: person.language,
+          languageName: findLocale(person.language)?.name ?? null,
+          notify: person.notify,
+          autoReconnect: person.autoReconnect,
+          announceMe: person.announceMe,
+        }),
+      ),
+    ];
+  },
+};

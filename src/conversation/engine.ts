@@ -1,0 +1,178 @@
+/**
+ * The conversation engine: one `Incoming` in, replies and effects out.
+ *
+ * For each message: never answer bots; count it against the sender's rate
+ * limit; refuse oversized input; parse it; recognise the sender by their
+ * stable id on the platform they write from (refreshing what the platform
+ * tells us about a known person); pick the language; run the command; and
+ * route its answer so that nothing private lands in a public reply.
+ */
+import { IdentityTakenError, type PersonView } from "../store/index.ts";
+import { canonicalHandle } from "../store/identities.ts";
+import { COMMANDS } from "./commands/index.ts";
+import { botNamesFrom, DEFAULT_LIMITS, say, type CommandContext, type EngineContext, type Limits, type Part } from "./context.ts";
+import type { Locale } from "./i18n/index.ts";
+import type { Effect, Incoming, Outcome } from "./incoming.ts";
+import { chooseLocale, detectLanguage } from "./language.ts";
+import { parseMessage, type BotNames } from "./parse.ts";
+import { route } from "./privacy.ts";
+import { isMuted, mayHint, rateLimit, rawTooLong } from "./protection.ts";
+import { Registry, type Command } from "./registry.ts";
+
+/** Leading words that are not the command: other people's mentions, emoji, punctuation. */
+function isNoise(token: string): boolean {
+  return token.startsWith("@") || (!/[\p{L}\p{N}]/u.test(token) && !token.includes("?"));
+}
+
+export class ConversationEngine {
+  readonly registry: Registry;
+  readonly limits: Limits;
+  private readonly ctx: EngineContext;
+  private readonly bot: BotNames;
+  private readonly clock: () => Date;
+
+  /**
+   * @param commands the command set (this issue's commands by default; later
+   *   features register theirs the same way)
+   */
+  constructor(ctx: EngineContext, commands: readonly Command[] = COMMANDS) {
+    this.ctx = ctx;
+    this.registry = new Registry(commands);
+    this.limits = { ...DEFAULT_LIMITS, ...ctx.limits };
+    this.bot = ctx.bot ?? botNamesFrom(ctx.config);
+    this.clock = ctx.clock ?? (() => new Date());
+  }
+
+  /** Handles one message; the replies are for the bot to deliver, in order. */
+  async handle(incoming: Incoming): Promise<Outcome> {
+    const { store, config } = this.ctx;
+    const now = this.clock();
+    const effects: Effect[] = [];
+    const silent = (handledAs: string, language = config.defaultLanguage as string): Outcome => ({
+      replies: [],
+      effects,
+      language,
+      handledAs,
+    });
+    if (isMuted(incoming, this.ctx.botStableIds ?? [])) return silent("bot");
+
+    const verdict = await rateLimit(store, incoming, now, this.limits);
+    if (verdict === "silent") return silent("rate-limited");
+
+    const tooLongRaw = rawTooLong(incoming, this.limits);
+    const parsed = tooLongRaw ? { text: "", tokens: [] } : parseMessage(incoming, this.bot, incoming.sender.platform);
+    const person = await this.findSender(incoming);
+
+    const tokens = parsed.tokens;
+    let start = 0;
+    while (start < tokens.length && isNoise(tokens[start]!)) start++;
+    const match = start < tokens.length ? this.registry.find(tokens[start]!) : undefined;
+    let locale = chooseLocale(person?.person.language, detectLanguage(tokens, match), config.defaultLanguage);
+
+    const answer = (handledAs: string, parts: Part[], secrets: ReadonlySet<string> = new Set()): Outcome => ({
+      replies: route(parts, {
+        isPrivate: incoming.isPrivate,
+        platform: incoming.sender.platform,
+        locale,
+        secrets,
+        replyTo: incoming.replyTo,
+      }),
+      effects,
+      language: locale.code,
+      handledAs,
+    });
+
+    if (verdict === "slow-down") return answer("slow-down", [say(locale.m.slowDown)]);
+    if (tooLongRaw || parsed.text.length > this.limits.maxTextCharacters) {
+      return answer("too-long", [say(locale.m.tooLong(this.limits.maxTextCharacters))]);
+    }
+    if (person) await this.refreshIdentity(incoming, person, effects);
+
+    if (!match) {
+      if (!(await mayHint(store, incoming, now, this.limits))) return silent("unknown-silenced", locale.code);
+      return answer("unknown", [say(person ? locale.m.hint : locale.m.welcome(incoming.sender.platform))]);
+    }
+    const command = match.command;
+    if (command.needsPerson && !person) {
+      return answer(command.id, [say(locale.m.welcome(incoming.sender.platform))]);
+    }
+    const secrets = new Set<string>();
+    const commandContext: CommandContext = {
+      store,
+      config,
+      limits: this.limits,
+      now,
+      incoming,
+      sender: incoming.sender,
+      person,
+      locale,
+      registry: this.registry,
+      args: tokens.slice(start + 1),
+      secret(value) {
+        if (value) secrets.add(value);
+        return value;
+      },
+      effect(effect) {
+        effects.push(effect);
+      },
+      switchLocale(next: Locale) {
+        locale = next;
+      },
+    };
+    const parts = await command.run(commandContext);
+    return answer(command.id, parts, secrets);
+  }
+
+  /**
+   * The person behind a sender: by stable id; or, for an account the store
+   * knows only by handle (imported before it ever wrote), by the handle the
+   * platform vouches for.
+   */
+  private async findSender(incoming: Incoming): Promise<PersonView | undefined> {
+    const { store } = this.ctx;
+    const { platform, stableId, handle } = incoming.sender;
+    const byId = await store.identities.find({ platform, stableId });
+    if (byId) return store.personView(byId.personId);
+    if (!handle) return undefined;
+    const byHandle = await store.identities.find({ platform, handle });
+    if (byHandle && byHandle.stableId === null) return store.personView(byHandle.personId);
+    return undefined;
+  }
+
+  /** Records what the platform says about a known sender: stable id, current handle, proof by DM. */
+  private async refreshIdentity(incoming: Incoming, view: PersonView, effects: Effect[]): Promise<void> {
+    const { store } = this.ctx;
+    const s = incoming.sender;
+    const identity = view.identities.find(
+      (i) =>
+        i.platform === s.platform &&
+        (i.stableId === s.stableId ||
+          (i.stableId === null && s.handle !== null && i.handle?.toLowerCase() === canonicalHandle(s.platform, s.handle).toLowerCase())),
+    );
+    if (!identity) return;
+    const handle = s.handle ? canonicalHandle(s.platform, s.handle) : null;
+    const stale =
+      identity.stableId !== s.stableId ||
+      (handle !== null && identity.handle !== handle) ||
+      identity.verifiedBy === "archive" ||
+      (s.apiBase != null && identity.apiBase !== s.apiBase);
+    if (!stale) return;
+    try {
+      await store.transaction(async (tx) => {
+        await tx.identities.attach(view.person.id, {
+          platform: s.platform,
+          stableId: s.stableId,
+          handle,
+          apiBase: s.apiBase ?? null,
+          verifiedBy: "dm",
+        });
+        if (identity.verifiedBy === "archive") await tx.matches.refreshForTargets([view.person.id]);
+      });
+      effects.push({ type: "identity-recorded", personId: view.person.id });
+    } catch (error) {
+      // Someone else already holds that identity or acct: keep ours as it was.
+      const uniqueViolation = (error as { code?: unknown }).code === "23505";
+      if (!(error instanceof IdentityTakenError) && !uniqueViolation) throw error;
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/** English. */
+import type { Locale, StatusFacts } from "./types.ts";
+
+const platformName = { x: "X", bluesky: "Bluesky", fediverse: "Mastodon (fediverse)" } as const;
+const onOff = (b: boolean) => (b ? "on" : "off");
+
+function status(f: StatusFacts): string {
+  const lines = ["Your accounts:"];
+  for (const i of f.identities) {
+    const how = i.verifiedBy === "archive" ? " (claimed by an archive, not verified)" : "";
+    lines.push(`• ${platformName[i.platform]}: ${i.handle ? `@${i.handle}` : "(no handle known)"}${how}`);
+  }
+  lines.push("", "People you followed on X who are here:");
+  for (const p of ["bluesky", "fediverse"] as const) {
+    const c = f.counts[p];
+    lines.push(
+      c.total === 0
+        ? `• ${platformName[p]}: none yet`
+        : `• ${platformName[p]}: ${c.total} — ${c.pending} to follow, ${c.followed + c.already_following} followed, ${c.failed} failed, ${c.ignored} ignored`,
+    );
+  }
+  lines.push(
+    "",
+    `Settings: language ${f.languageName ?? "detected from your messages"}, notifications ${onOff(f.notify)}, automatic reconnection ${onOff(f.autoReconnect)}, public announcement of your arrival ${onOff(f.announceMe)}.`,
+  );
+  return lines.join("\n");
+}
+
+export const en: Locale = {
+  code: "en",
+  name: "English",
+  detect: {
+    words: [
+      "the", "is", "are", "you", "my", "me", "i", "what", "how", "who", "please", "thanks", "thank", "hello",
+      "hey", "can", "do", "does", "this", "that", "with", "for", "and", "not", "want", "find", "friends", "work",
+    ],
+    characters: null,
+  },
+  keywords: {
+    on: ["on", "yes", "enable"],
+    off: ["off", "no", "disable"],
+    all: ["all", "everything"],
+    confirm: ["confirm", "yes"],
+    bluesky: ["bluesky", "bsky"],
+    fediverse: ["mastodon", "fediverse", "fedi"],
+    x: ["x", "twitter"],
+  },
+  commands: {
+    help: { words: ["help", "hi", "hello", "?"], args: "", summary: "who I am, what I know about you, the commands" },
+    status: { words: ["status"], args: "", summary: "your linked accounts, your matches and your settings" },
+    list: { words: ["list"], args: "[bluesky|mastodon] [page]", summary: "the people you followed on X who are on Bluesky or Mastodon" },
+    ignore: { words: ["ignore"], args: "@handle", summary: "leave someone out of your lists" },
+    unignore: { words: ["unignore"], args: "@handle", summary: "put an ignored person back in your lists" },
+    link: { words: ["link"], args: "<code> | @handle", summary: "join another of your accounts: `link @you@instance` gives a code, send `link <code>` from that account" },
+    unlink: { words: ["unlink"], args: "bluesky|mastodon|x", summary: "detach one of your accounts" },
+    notify: { words: ["notify", "notifications"], args: "on|off", summary: "messages when people you followed on X arrive" },
+    language: { words: ["language", "lang"], args: "fr|en", summary: "the language I answer in" },
+    stop: { words: ["stop", "unsubscribe"], args: "", summary: "I never write to you first again" },
+    forget: { words: ["forget"], args: "", summary: "delete everything I know about you (asks to confirm)" },
+  },
+  m: {
+    platformName,
+    stateName: {
+      pending: "to follow",
+      followed: "followed",
+      already_following: "already followed",
+      failed: "failed",
+      ignored: "ignored",
+    },
+    intro:
+      "Hi! I'm reconnexion: I find the people you followed on X who are now on Bluesky or Mastodon, and tell you when more arrive.",
+    welcome: (platform) =>
+      `Hi! I'm reconnexion: I find the people you followed on X who are now on Bluesky or Mastodon. I don't know this ${platformName[platform]} account yet. To be known: ask the registration platform for a code and send it to me in a private message as \`link <code>\`, or, if I already know another of your accounts, send \`link @this-account\` from there.`,
+    aboutYou: ({ platforms, matches }) => {
+      const known = platforms.map((p) => platformName[p]).join(", ");
+      const found = matches.map((m) => `${m.total} on ${platformName[m.platform]}`).join(", ");
+      return `I know your accounts on ${known}. People you followed on X found here: ${found}.`;
+    },
+    commandsTitle: "Commands:",
+    helpLine: (usage, summary) => `• ${usage} — ${summary}`,
+    publicHelp: (words) =>
+      `Hi! I'm reconnexion: I find the people you followed on X who are now here. Send me a private message: ${words.join(", ")}.`,
+    sentPrivately: (platform) =>
+      platform === "bluesky"
+        ? "I've answered you in a private message. Nothing there? Follow me, or allow messages from everyone, then ask again."
+        : "I've answered you in a private message.",
+    hint: "I didn't understand that. Send `help` to see what I can do.",
+    slowDown: "That's a lot of messages: slow down, please. I'll answer again in a minute.",
+    tooLong: (max) => `Your message is too long for me (more than ${max} characters). Please send a short command, such as \`help\`.`,
+    usage: (usage) => `Usage: ${usage}`,
+    status,
+    listTitle: (platform, page, pages, total) =>
+      `People you followed on X who are on ${platformName[platform]} (${total}, page ${page} of ${pages}):`,
+    listEntry: (e) =>
+      `${e.n}. @${e.handle}${e.xUsername ? ` (X: @${e.xUsername})` : ""} — ${en.m.stateName[e.state]}${e.url ? ` ${e.url}` : ""}`,
+    listEmpty: (platform) => `Nobody you followed on X is on ${platformName[platform]} yet. I'll tell you when someone arrives.`,
+    listNext: (command) => `Next page: \`${command}\``,
+    ignored: (handle) => `@${handle} is out of your lists and reconnections.`,
+    unignored: (handle) => `@${handle} is back in your lists.`,
+    noMatchNamed: (handle) => `@${handle} is not among the people you followed on X.`,
+    notIgnored: (handle) => `@${handle} was not ignored.`,
+    alreadyFollowed: (handle) => `You already follow @${handle}.`,
+    linkCodeCreated: ({ code, handle, platform, minutes, command }) =>
+      `Your code: ${code}\nSend \`${command} ${code}\` to me from @${handle} on ${platformName[platform]} within ${minutes} minutes. It works once, and only from that account.`,
+    linkXRefused:
+      "An X account can't be linked by name: anyone could type one. It comes from the registration platform or from your X archive.",
+    linkSameAccount: "That's the account you are writing from.",
+    linkAlreadyYours: (handle) => `@${handle} is already linked to you.`,
+    linkPlatformTaken: (platform, handle, unlinkCommand) =>
+      `You already have a ${platformName[platform]} account linked (@${handle}). Send \`${unlinkCommand}\` first to replace it.`,
+    linkTooManyCodes: "You've asked for many codes in a short time. Please try again in an hour.",
+    linkCodeInvalid: (minutes) =>
+      `That code doesn't work. A code is used once, within ${minutes} minutes, from the account it was made for: ask for a new one if needed.`,
+    linkTooManyFailures: "Too many wrong codes. Please wait an hour before trying again.",
+    linkCodeInPublic:
+      "Never post a code in public! I've made that code unusable. Ask for a new one and send it to me in a private message.",
+    linked: (platforms) => `Done: your accounts are joined (${platforms.map((p) => platformName[p]).join(", ")}). Send \`status\` to see what I found.`,
+    linkAlreadyDone: "These accounts are already joined.",
+    linkAccountTaken: "This account already belongs to someone else here; I can't link it.",
+    unlinked: (platform) => `Your ${platformName[platform]} account is detached.`,
+    unlinkNothing: (platform) => `You have no ${platformName[platform]} account linked.`,
+    unlinkLastIdentity: (forgetCommand) =>
+      `That's the only account I know for you. To delete everything instead, send \`${forgetCommand}\`.`,
+    notifyOn: "Notifications on: I'll tell you when people you followed on X arrive.",
+    notifyOff: "Notifications off: I won't message you about new arrivals.",
+    languageSet: "From now on I'll answer you in English.",
+    languageUnknown: (available) => `I speak: ${available.join(", ")}.`,
+    stopped: "Understood: I will never write to you first again (notifications and automatic reconnection off). You can still ask me anything.",
+    forgetAsk: (confirmCommand, minutes) =>
+      `This deletes everything I know about you: accounts, matches, settings. It can't be undone. To go ahead, send \`${confirmCommand}\` within ${minutes} minutes.`,
+    forgetDone: "Done: I've deleted everything I knew about you. Goodbye!",
+    forgetNoRequest: (forgetCommand) => `Nothing to confirm: send \`${forgetCommand}\` first.`,
+    forgetUnknown: "I don't know anything about you: there's nothing to delete.",
+  },
+};

@@ -1,0 +1,116 @@
+/**
+ * What a locale provides: every word the bot understands and every sentence
+ * it writes. A locale is one file (en.ts, fr.ts…) implementing `Locale`; the
+ * compiler refuses a locale that lacks a string.
+ */
+import type { MatchCounts, MatchState, Platform, TargetPlatform, Verification } from "../../store/index.ts";
+import type { CommandId } from "../registry.ts";
+
+/** How a command reads in one language. */
+export interface CommandText {
+  /** Words that call it; the first is shown in help. Matched case- and accent-insensitively. */
+  words: string[];
+  /** Its arguments as shown in help and usage answers (`on|off`), or "". */
+  args: string;
+  /** One line saying what it does. */
+  summary: string;
+}
+
+/** Argument words the commands understand (matched case- and accent-insensitively). */
+export type Keyword = "on" | "off" | "all" | "confirm" | "bluesky" | "fediverse" | "x";
+
+export interface StatusFacts {
+  identities: { platform: Platform; handle: string | null; verifiedBy: Verification }[];
+  counts: MatchCounts;
+  language: string | null;
+  languageName: string | null;
+  notify: boolean;
+  autoReconnect: boolean;
+  announceMe: boolean;
+}
+
+export interface ListEntryFacts {
+  n: number;
+  handle: string;
+  xUsername: string | null;
+  state: MatchState;
+  url: string | null;
+}
+
+/** Every sentence the bot writes. */
+export interface Messages {
+  platformName: Record<Platform, string>;
+  stateName: Record<MatchState, string>;
+
+  /** Who the bot is, in one or two sentences. */
+  intro: string;
+  /** For a sender the store does not know: how to become known. */
+  welcome(platform: TargetPlatform): string;
+  /** The private part of `help`: what the bot knows about the person. */
+  aboutYou(facts: { platforms: Platform[]; matches: { platform: TargetPlatform; total: number }[] }): string;
+  commandsTitle: string;
+  /** One help line: `usage` is the command word with its arguments. */
+  helpLine(usage: string, summary: string): string;
+  /** `help` asked in public: short, nothing personal. */
+  publicHelp(words: string[]): string;
+  /** The public reply when the answer went by DM. */
+  sentPrivately(platform: TargetPlatform): string;
+
+  hint: string;
+  slowDown: string;
+  tooLong(maxCharacters: number): string;
+  usage(usage: string): string;
+
+  status(facts: StatusFacts): string;
+
+  listTitle(platform: TargetPlatform, page: number, pages: number, total: number): string;
+  listEntry(entry: ListEntryFacts): string;
+  listEmpty(platform: TargetPlatform): string;
+  listNext(command: string): string;
+
+  ignored(handle: string): string;
+  unignored(handle: string): string;
+  noMatchNamed(handle: string): string;
+  notIgnored(handle: string): string;
+  alreadyFollowed(handle: string): string;
+
+  linkCodeCreated(facts: { code: string; handle: string; platform: TargetPlatform; minutes: number; command: string }): string;
+  linkXRefused: string;
+  linkSameAccount: string;
+  linkAlreadyYours(handle: string): string;
+  linkPlatformTaken(platform: TargetPlatform, handle: string, unlinkCommand: string): string;
+  linkTooManyCodes: string;
+  linkCodeInvalid(minutes: number): string;
+  linkTooManyFailures: string;
+  linkCodeInPublic: string;
+  linked(platforms: Platform[]): string;
+  linkAlreadyDone: string;
+  linkAccountTaken: string;
+
+  unlinked(platform: Platform): string;
+  unlinkNothing(platform: Platform): string;
+  unlinkLastIdentity(forgetCommand: string): string;
+
+  notifyOn: string;
+  notifyOff: string;
+  languageSet: string;
+  languageUnknown(available: string[]): string;
+  stopped: string;
+
+  forgetAsk(confirmCommand: string, minutes: number): string;
+  forgetDone: string;
+  forgetNoRequest(forgetCommand: string): string;
+  forgetUnknown: string;
+}
+
+export interface Locale {
+  /** ISO 639-1 code, as saved in `person.language`. */
+  code: string;
+  /** The language's name in itself (`Français`). */
+  name: string;
+  /** Common words and characters that betray the language in a free-text message. */
+  detect: { words: string[]; characters: RegExp | null };
+  keywords: Record<Keyword, string[]>;
+  commands: Record<CommandId, CommandText>;
+  m: Messages;
+}

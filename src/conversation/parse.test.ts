@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { cleanText, commandWord, fold, htmlToText, parseMessage } from "./parse.ts";
+import { TEST_BOT } from "./testing.ts";
+
+const fedi = (html: string) => parseMessage({ html }, TEST_BOT, "fediverse");
+const bsky = (text: string) => parseMessage({ text }, TEST_BOT, "bluesky");
+
+describe("parsing fediverse HTML", () => {
+  it("drops Mastodon's h-card mention of the bot", () => {
+    const html =
+      '<p><span class="h-card" translate="no"><a href="https://bot.example/@reconnexion" class="u-url mention">@<span>reconnexion</span></a></span> aide</p>';
+    expect(fedi(html)).toEqual({ text: "aide", tokens: ["aide"] });
+  });
+
+  it("drops Pleroma's and GoToSocial's forms, wherever the mention stands", () => {
+    const pleroma =
+      '<span class="h-card"><a class="u-url mention" data-user="9x" href="https://bot.example/users/reconnexion" rel="ugc">@<span>reconnexion</span></a></span> list bluesky 2';
+    expect(fedi(pleroma).tokens).toEqual(["list", "bluesky", "2"]);
+    const gts =
+      '<p>status please <span class="h-card"><a href="https://bot.example/@reconnexion" class="u-url mention" rel="nofollow noreferrer noopener" target="_blank">@<span>reconnexion</span></a></span></p>';
+    expect(fedi(gts).tokens).toEqual(["status", "please"]);
+  });
+
+  it("drops Misskey's full-acct mention and keeps other people's mentions", () => {
+    const misskey =
+      '<p><a href="https://bot.example/@reconnexion" class="u-url mention">@reconnexion@bot.example</a> ignore <a href="https://m.example/@Bob" class="u-url mention">@Bob@m.example</a></p>';
+    expect(fedi(misskey).tokens).toEqual(["ignore", "@Bob@m.example"]);
+  });
+
+  it("keeps a mention of someone else who happens to share the bot's name", () => {
+    const html =
+      '<p><a href="https://other.example/@reconnexion" class="u-url mention">@<span>reconnexion</span></a> hi</p>';
+    expect(htmlToText(html, TEST_BOT)).toContain("@reconnexion");
+  });
+
+  it("decodes entities, keeps line breaks, drops scripts and styles", () => {
+    const html = '<p>link&#32;ABCD&amp;<br>second</p><script>alert("x")</script><style>p{}</style><p>third &lt;b&gt;</p>';
+    const parsed = fedi(html);
+    expect(parsed.text).toBe("link ABCD&\nsecond\nthird <b>");
+    expect(parsed.text).not.toContain("alert");
+  });
+
+  it("survives broken HTML", () => {
+    expect(fedi("<p><a href='x'>status").tokens).toEqual(["status"]);
+    expect(fedi("<<<>>>").tokens).toEqual(["<<<>>>"]);
+  });
+});
+
+describe("parsing Bluesky text", () => {
+  it("drops the bot's handle wherever it stands, with trailing punctuation", () => {
+    expect(bsky("@reconnexion.bot.example status").tokens).toEqual(["status"]);
+    expect(bsky("Hey @Reconnexion.Bot.Example: liste").tokens).toEqual(["Hey", "liste"]);
+  });
+
+  it("only a mention leaves nothing", () => {
+    expect(bsky("@reconnexion.bot.example").tokens).toEqual([]);
+    expect(bsky("   ").tokens).toEqual([]);
+  });
+});
+
+describe("cleaning text", () => {
+  it("removes zero-width and bidirectional characters", () => {
+    expect(cleanText("he\u200Blp\u200D \u202Estatus\u202C \u2066x\u2069\uFEFF")).toBe("help status x");
+    expect(cleanText("so\u00ADft")).toBe("soft");
+  });
+
+  it("folds compatibility forms and keeps emoji", () => {
+    expect(cleanText("ｈｅｌｐ")).toBe("help");
+    expect(cleanText("hi 👋🏽")).toBe("hi 👋🏽");
+  });
+
+  it("keeps argument case", () => {
+    expect(bsky("LIER AbCd-EfGh").tokens).toEqual(["LIER", "AbCd-EfGh"]);
+  });
+});
+
+describe("folding words", () => {
+  it("ignores case, accents and ligatures", () => {
+    expect(fold("DÉLIER")).toBe("delier");
+    expect(fold("Désignorer")).toBe("designorer");
+    expect(fold("ŒUVRE")).toBe("oeuvre");
+  });
+
+  it("drops trailing punctuation from command words but keeps a lone ?", () => {
+    expect(commandWord("Aide!")).toBe("aide");
+    expect(commandWord("status.")).toBe("status");
+    expect(commandWord("¿Ayuda?")).toBe("ayuda");
+    expect(commandWord("?")).toBe("?");
+    expect(commandWord("??")).toBe("?");
+  });
+});

@@ -1,0 +1,79 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { importEdges } from "./edges.ts";
+import { ImportError } from "./types.ts";
+
+let db: TestDatabase;
+let dir: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), "edges-test-"));
+});
+afterAll(() => db.drop());
+
+let n = 0;
+async function csv(body: string, header = "follower_x_id,followed_x_id"): Promise<string> {
+  const file = path.join(dir, `edges-${++n}.csv`);
+  await writeFile(file, `${header}\n${body}`);
+  return file;
+}
+
+async function edgeCount() {
+  const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from x_follow`;
+  return row!.n;
+}
+
+describe("import edges", () => {
+  it("loads a large file in bulk, deduplicated, and a second time adds nothing", async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 60_000; i++) lines.push(`${1 + (i % 3000)},${100_000 + ((i * 7919) % 20_000)}`);
+    lines.push("1,100000"); // a repeat
+    const file = await csv(lines.join("\r\n") + "\r\n");
+    const first = await importEdges(db.sql, file); // rebuild path (empty table)
+    expect(first.rows).toBe(60_001);
+    expect(first.added).toBe(await edgeCount());
+    expect(first.duplicates).toBe(60_001 - first.added);
+    const again = await importEdges(db.sql, file);
+    expect(again).toMatchObject({ rows: 60_001, added: 0 });
+    // a small file goes through the incremental path
+    const small = await importEdges(db.sql, await csv("1,100000\n5,6\n5,6\n"));
+    expect(small).toMatchObject({ rows: 3, added: 1, duplicates: 2 });
+  });
+
+  it("creates matches for new edges between registered people", async () => {
+    const a = await db.store.people.create();
+    await db.store.identities.attach(a.id, { platform: "x", stableId: "900001", verifiedBy: "platform" });
+    const b = await db.store.people.create();
+    await db.store.identities.attach(b.id, { platform: "x", stableId: "900002", verifiedBy: "platform" });
+    await db.store.identities.attach(b.id, { platform: "bluesky", stableId: "did:plc:b", verifiedBy: "platform" });
+    const result = await importEdges(db.sql, await csv("900001,900002\n900002,900001\n"));
+    expect(result.matchesAdded).toBe(1);
+    expect((await db.store.matches.counts(a.id)).bluesky.pending).toBe(1);
+  });
+
+  const bad: [string, string, RegExp, string?][] = [
+    ["a non-numeric id", "1,2\n3,abc\n", /line 3: followed_x_id must be a positive whole number.*"abc"/],
+    ["a negative id", "1,2\n-3,4\n", /line 3: X account ids must be positive/],
+    ["an id beyond 64 bits", "1,99999999999999999999\n", /line 2: followed_x_id must be a positive whole number/],
+    ["a missing column", "1,2\n3\n", /line 3: a column is missing/],
+    ["an extra column", "1,2,3\n", /line 2: the row has more columns than the header/],
+    ["an empty cell", "1,\n", /line 2: .*followed/],
+    ["the wrong header", "1,2\n", /line 1: the header row is "follower,followed"/, "follower,followed"],
+    ["registry columns", "1,a,,,,,,,\n", /line 1: the header row is "x_id,x_username/, "x_id,x_username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me"],
+  ];
+  for (const [name, body, pattern, header] of bad) {
+    it(`refuses ${name} with file and line, importing nothing`, async () => {
+      const before = await edgeCount();
+      const file = await csv(`${"10,20\n".repeat(20_000)}${body}`.replace(/^/, ""), header);
+      const error = await importEdges(db.sql, file).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ImportError);
+      const message = (error as Error).message.replace(/line (\d+)/, (_m, l: string) => `line ${Number(l) - 20_000}`);
+      expect((error as Error).message).toContain(file);
+      expect(header ? (error as Error).message : message).toMatch(pattern);
+      expect(await edgeCount()).toBe(before);
+    });
+  }
+});

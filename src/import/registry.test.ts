@@ -1,0 +1,115 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { importEdges } from "./edges.ts";
+import { importRegistry, REGISTRY_COLUMNS } from "./registry.ts";
+import { ImportError } from "./types.ts";
+
+let db: TestDatabase;
+let dir: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), "registry-test-"));
+});
+afterAll(() => db.drop());
+
+const HEADER = REGISTRY_COLUMNS.join(",");
+let n = 0;
+async function csv(lines: string[], header = HEADER): Promise<string> {
+  const file = path.join(dir, `registry-${++n}.csv`);
+  await writeFile(file, [header, ...lines].join("\n") + "\n");
+  return file;
+}
+
+async function snapshot() {
+  const [row] = await db.sql`
+    select (select count(*) from person)::int as people, (select count(*) from identity)::int as identities,
+           (select count(*) from match)::int as matches, (select count(*) from x_follow)::int as edges`;
+  return row;
+}
+
+describe("import registry", () => {
+  it("creates people with trusted identities, once, and computes their matches", async () => {
+    const edges = path.join(dir, "edges.csv");
+    await writeFile(edges, "follower_x_id,followed_x_id\n11,12\n11,13\n12,11\n13,11\n");
+    await importEdges(db.sql, edges);
+    const file = await csv([
+      "11,alice,did:plc:alice,Alice.bsky.social,,fr,true,false,true",
+      '12,bob,,,"@Bob@Mastodon.Social",en,false,,',
+      "13,carol,did:plc:carol,carol.example.com,carol@example.com,,,,",
+    ]);
+    const first = await importRegistry(db.sql, file);
+    expect(first).toMatchObject({ rows: 3, peopleCreated: 3, peopleMerged: 0, identitiesAdded: 7 });
+    // alice follows bob (fediverse) and carol (both); bob and carol follow alice (bluesky)
+    expect(first.matchesAdded).toBe(5);
+    const alice = await db.store.findPerson({ platform: "bluesky", handle: "alice.bsky.social" });
+    expect(alice?.person).toMatchObject({ language: "fr", notify: true, autoReconnect: false, announceMe: true });
+    expect(alice?.identities.every((i) => i.verifiedBy === "platform")).toBe(true);
+    const bob = await db.store.findPerson({ platform: "fediverse", handle: "bob@mastodon.social" });
+    expect(bob?.person).toMatchObject({ language: "en", notify: false });
+    const aliceCounts = await db.store.matches.counts(alice!.person.id);
+    expect([aliceCounts.bluesky.total, aliceCounts.fediverse.total]).toEqual([1, 2]);
+
+    const before = await snapshot();
+    const again = await importRegistry(db.sql, file);
+    expect(again).toMatchObject({ peopleCreated: 0, peopleMerged: 0, identitiesAdded: 0, identitiesUpdated: 0, matchesAdded: 0 });
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("keeps settings people chose, merges people the registry says are one, and overrides archive claims", async () => {
+    const x = await db.store.people.create();
+    await db.store.identities.attach(x.id, { platform: "x", stableId: "21", verifiedBy: "dm" });
+    await db.store.people.updateSettings(x.id, { notify: false });
+    const b = await db.store.people.create({ language: "en" });
+    await db.store.identities.attach(b.id, { platform: "bluesky", stableId: "did:plc:dave", verifiedBy: "dm" });
+    const impostor = await db.store.people.create();
+    await db.store.identities.attach(impostor.id, { platform: "x", stableId: "22", verifiedBy: "archive" });
+    const result = await importRegistry(db.sql, await csv(["21,dave,did:plc:dave,dave.test,,fr,true,true,false", "22,erin,,,erin@example.net,,,,"]));
+    expect(result).toMatchObject({ peopleMerged: 1, peopleCreated: 1 });
+    const dave = await db.store.findPerson({ platform: "x", stableId: "21" });
+    expect(dave?.person).toMatchObject({ id: x.id, notify: false, language: "en" });
+    expect(dave?.identities.map((i) => i.platform).sort()).toEqual(["bluesky", "x"]);
+    const erin = await db.store.findPerson({ platform: "x", stableId: "22" });
+    expect(erin?.person.id).not.toBe(impostor.id);
+    expect(erin?.identities.find((i) => i.platform === "x")?.verifiedBy).toBe("platform");
+    expect(await db.store.identities.listForPerson(impostor.id)).toEqual([]);
+  });
+
+  const bad: [string, string[], RegExp, string?][] = [
+    ["wrong header", ["1,a,,,,,,,"], /line 1: the header row is "x_id,username/, "x_id,username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me"],
+    ["missing columns", ["31,a,,,,,,,", "32,b,,"], /line 3: has 4 columns; the header has 9/],
+    ["non-numeric id", ["31,a,,,,,,,", "3x2,b,,,,,,,"], /line 3: x_id must be a positive whole number.*"3x2"/],
+    ["negative id", ["-5,a,,,,,,,"], /line 2: x_id must be a positive whole number/],
+    ["id over 64 bits", ["99999999999999999999,a,,,,,,,"], /line 2: x_id must be/],
+    ["bad did", [",,plc:abc,,,,,,"], /line 2: bluesky_did "plc:abc" is not a DID/],
+    ["bad acct", [",,,,https://mastodon.social/@a,,,,"], /line 2: fediverse_acct .* is not an account address/],
+    ["no identity", [",,,,,fr,true,,"], /line 2: has no identity/],
+    ["bad boolean", ["31,a,,,,,maybe,,"], /line 2: notify must be true or false, not "maybe"/],
+    ["bad language", ["31,a,,,,french,,,"], /line 2: language must be a two-letter code/],
+    ["duplicate identity", ["31,a,,,,,,,", "32,b,,,,,,,", "31,c,,,,,,,"], /line 4: x_id 31 is also on line 2/],
+    ["unclosed quote", ['31,"a,,,,,,,', "32,b,,,,,,,"], /line \d+: is not valid CSV/],
+  ];
+  for (const [name, lines, pattern, header] of bad) {
+    it(`refuses ${name} with the file and line, changing nothing`, async () => {
+      const before = await snapshot();
+      const file = await csv(lines, header);
+      const error = await importRegistry(db.sql, file).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ImportError);
+      expect((error as Error).message).toContain(file);
+      expect((error as Error).message).toMatch(pattern);
+      expect(await snapshot()).toEqual(before);
+    });
+  }
+
+  it("refuses empty files, missing files and binary files", async () => {
+    const empty = path.join(dir, "empty.csv");
+    await writeFile(empty, "");
+    await expect(importRegistry(db.sql, empty)).rejects.toThrow(/empty\.csv, line 1: is empty/);
+    await expect(importRegistry(db.sql, path.join(dir, "nope.csv"))).rejects.toThrow(/nope\.csv: cannot be read/);
+    const binary = path.join(dir, "binary.csv");
+    await writeFile(binary, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0xff, 0xfe, 10, 1, 2]));
+    await expect(importRegistry(db.sql, binary)).rejects.toThrow(/binary\.csv, line 1: is not UTF-8 text/);
+  });
+});

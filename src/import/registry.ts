@@ -1,0 +1,251 @@
+/**
+ * `reconnexion import registry <csv>`: people and their identities from the
+ * registration platform, which verified them (`verified_by = 'platform'`).
+ * Rows are checked here (one sentence per bad row, with its line), then
+ * merged set-wise in one transaction: all or nothing, idempotent.
+ *
+ * Settings columns apply to people created by the import; people already
+ * known keep the settings they chose talking to the bots.
+ */
+import { createReadStream } from "node:fs";
+import { parse } from "csv-parse";
+import type { Sql } from "../store/database.ts";
+import { isDid, isXAccountId, normalizeBlueskyHandle, normalizeFediverseAcct, normalizeXUsername } from "../store/handles.ts";
+import { Matches } from "../store/matches.ts";
+import { People } from "../store/people.ts";
+import type { Queryable } from "../store/types.ts";
+import { readCsvHeader } from "./csv-file.ts";
+import { ImportError, silentProgress, type Progress, type RegistryImportSummary } from "./types.ts";
+
+export const REGISTRY_COLUMNS = [
+  "x_id",
+  "x_username",
+  "bluesky_did",
+  "bluesky_handle",
+  "fediverse_acct",
+  "language",
+  "notify",
+  "auto_reconnect",
+  "announce_me",
+] as const;
+
+interface RegistryRow {
+  line: number;
+  xId: string | null;
+  xUsername: string | null;
+  blueskyDid: string | null;
+  blueskyHandle: string | null;
+  fediverseAcct: string | null;
+  language: string | null;
+  notify: boolean | null;
+  autoReconnect: boolean | null;
+  announceMe: boolean | null;
+}
+
+const TRUE = new Set(["true", "1", "yes", "y", "oui", "t"]);
+const FALSE = new Set(["false", "0", "no", "n", "non", "f"]);
+
+function flag(value: string, column: string, file: string, line: number): boolean | null {
+  const v = value.trim().toLowerCase();
+  if (v === "") return null;
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  throw new ImportError(file, line, `${column} must be true or false, not "${value.slice(0, 40)}".`);
+}
+
+/** Checks one CSV record; throws an ImportError naming the line. */
+function checkRow(cells: string[], file: string, line: number): RegistryRow {
+  if (cells.length !== REGISTRY_COLUMNS.length) {
+    throw new ImportError(file, line, `has ${cells.length} columns; the header has ${REGISTRY_COLUMNS.length}.`);
+  }
+  const [xId, xUsername, did, handle, acct, language, notify, auto, announce] = cells.map((c) => c.trim()) as string[];
+  const fail = (message: string): never => {
+    throw new ImportError(file, line, message);
+  };
+  if (xId && !isXAccountId(xId)) fail(`x_id must be a positive whole number (an X account id), not "${xId.slice(0, 40)}".`);
+  const username = xUsername ? (normalizeXUsername(xUsername) ?? fail(`x_username "${xUsername.slice(0, 40)}" is not an X username.`)) : null;
+  if (username && !xId) fail("x_username is given without x_id.");
+  if (did && !isDid(did!)) fail(`bluesky_did "${did!.slice(0, 60)}" is not a DID (did:plc:… or did:web:…).`);
+  const bskyHandle = handle ? (normalizeBlueskyHandle(handle) ?? fail(`bluesky_handle "${handle.slice(0, 60)}" is not a Bluesky handle.`)) : null;
+  if (bskyHandle && !did) fail("bluesky_handle is given without bluesky_did.");
+  const fediverseAcct = acct ? (normalizeFediverseAcct(acct) ?? fail(`fediverse_acct "${acct.slice(0, 60)}" is not an account address like name@instance.example.`)) : null;
+  if (!xId && !did && !fediverseAcct) fail("has no identity (x_id, bluesky_did or fediverse_acct).");
+  const lang = language ? language.toLowerCase() : null;
+  if (lang && !/^[a-z]{2}$/.test(lang)) fail(`language must be a two-letter code such as fr or en, not "${language!.slice(0, 20)}".`);
+  return {
+    line,
+    xId: xId || null,
+    xUsername: username,
+    blueskyDid: did || null,
+    blueskyHandle: bskyHandle,
+    fediverseAcct,
+    language: lang,
+    notify: flag(notify!, "notify", file, line),
+    autoReconnect: flag(auto!, "auto_reconnect", file, line),
+    announceMe: flag(announce!, "announce_me", file, line),
+  };
+}
+
+/** Reads and checks every row; identities repeated across rows are an error. */
+async function readRows(file: string, offset: number, progress: Progress): Promise<RegistryRow[]> {
+  const rows: RegistryRow[] = [];
+  const seen = new Map<string, number>();
+  const parser = createReadStream(file, { start: offset }).pipe(
+    parse({ relax_column_count: true, skip_empty_lines: true, bom: false, info: true }),
+  );
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      const line = info.lines + 1; // + the header
+      const row = checkRow(record, file, line);
+      for (const key of [row.xId && `x_id ${row.xId}`, row.blueskyDid && `bluesky_did ${row.blueskyDid}`, row.fediverseAcct && `fediverse_acct ${row.fediverseAcct.toLowerCase()}`]) {
+        if (!key) continue;
+        const earlier = seen.get(key);
+        if (earlier !== undefined) throw new ImportError(file, line, `${key} is also on line ${earlier}; each identity may appear once.`);
+        seen.set(key, line);
+      }
+      rows.push(row);
+      if (rows.length % 1000 === 0) progress.tick(rows.length);
+    }
+  } catch (error) {
+    if (error instanceof ImportError) throw error;
+    const e = error as { code?: string; lines?: number; message?: string };
+    if (typeof e.code === "string" && e.code.startsWith("CSV_")) {
+      throw new ImportError(file, (e.lines ?? 0) + 1, `is not valid CSV (${e.message?.replace(/^Invalid[^:]*: /, "") ?? e.code}).`);
+    }
+    throw error;
+  }
+  return rows;
+}
+
+export async function importRegistry(sql: Sql, file: string, options: { progress?: Progress } = {}): Promise<RegistryImportSummary> {
+  const progress = options.progress ?? silentProgress;
+  const started = performance.now();
+  const header = await readCsvHeader(file, REGISTRY_COLUMNS);
+  progress.phase("checking rows");
+  const rows = await readRows(file, header.bodyOffset, progress);
+
+  const result = await sql.begin(async (tx) => {
+    await tx`
+      create temporary table registry_import (
+        line integer primary key, x_id bigint, x_username text, bluesky_did text, bluesky_handle text,
+        fediverse_acct text, language text, notify boolean, auto_reconnect boolean, announce_me boolean,
+        person_id integer
+      ) on commit drop`;
+    progress.phase("loading", rows.length);
+    const copy = await tx`copy registry_import (line, x_id, x_username, bluesky_did, bluesky_handle, fediverse_acct, language, notify, auto_reconnect, announce_me) from stdin`.writable();
+    await new Promise<void>((resolve, reject) => {
+      copy.on("error", reject);
+      copy.on("finish", resolve);
+      const cell = (v: string | number | boolean | null) =>
+        v === null ? "\\N" : String(v).replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
+      let chunk = "";
+      for (const r of rows) {
+        chunk += [r.line, r.xId, r.xUsername, r.blueskyDid, r.blueskyHandle, r.fediverseAcct, r.language, r.notify, r.autoReconnect, r.announceMe].map(cell).join("\t") + "\n";
+        if (chunk.length > 1 << 16) {
+          copy.write(chunk);
+          chunk = "";
+        }
+      }
+      copy.end(chunk);
+    });
+    await tx`analyze registry_import`;
+
+    progress.phase("resolving people");
+    const peopleMerged = await mergeOwners(tx);
+    const [{ created } = { created: 0 }] = await tx<{ created: number }[]>`
+      with fresh as (
+        update registry_import set person_id = nextval(pg_get_serial_sequence('person', 'id'))
+        where person_id is null returning *),
+      made as (
+        insert into person (id, language, notify, auto_reconnect, announce_me)
+        overriding system value
+        select person_id, language, coalesce(notify, true), coalesce(auto_reconnect, false), coalesce(announce_me, false)
+        from fresh returning 1)
+      select count(*)::int as created from made`;
+
+    progress.phase("identities");
+    // Archive claims of these identities by other people are superseded.
+    const losers = await tx<{ person_id: number }[]>`
+      select distinct i.person_id from identity i join registry_import r
+        on (i.platform = 'x' and i.x_id = r.x_id) or (i.platform = 'bluesky' and i.stable_id = r.bluesky_did)
+      where i.person_id <> r.person_id`;
+    const counts = await upsertIdentities(tx);
+
+    progress.phase("matching");
+    const matches = new Matches(tx);
+    const ids = (await tx<{ person_id: number }[]>`select distinct person_id from registry_import`).map((r) => r.person_id);
+    await matches.prune(losers.map((l) => l.person_id));
+    const matchesAdded = (await matches.refreshForFollowers(ids)) + (await matches.refreshForTargets(ids));
+    progress.end();
+    return { peopleCreated: created, peopleMerged, matchesAdded, ...counts };
+  });
+  return { file, rows: rows.length, ...result, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * Gives each row the person who already holds one of its identities (by a
+ * verification stronger than an archive claim). When a row's identities
+ * belong to several people, the registry says they are one: merge them.
+ */
+async function mergeOwners(tx: Queryable): Promise<number> {
+  await tx`
+    create temporary table registry_owner on commit drop as
+    select r.line, i.person_id from registry_import r join identity i on i.platform = 'x' and i.x_id = r.x_id and i.verified_by <> 'archive'
+    union
+    select r.line, i.person_id from registry_import r join identity i on i.platform = 'bluesky' and i.stable_id = r.bluesky_did
+    union
+    select r.line, i.person_id from registry_import r join identity i
+      on i.platform = 'fediverse' and lower(i.handle) = lower(r.fediverse_acct)`;
+  const conflicts = await tx<{ line: number; people: number[] }[]>`
+    select line, array_agg(person_id order by person_id) as people from registry_owner
+    group by line having count(*) > 1`;
+  const people = new People(tx);
+  let merged = 0;
+  for (const { people: ids } of conflicts) {
+    const [keep, ...drop] = ids;
+    for (const d of drop) {
+      if (await people.get(d)) {
+        await people.merge(keep!, d);
+        merged++;
+      }
+      await tx`update registry_owner set person_id = ${keep!} where person_id = ${d}`;
+    }
+  }
+  await tx`
+    update registry_import r set person_id = o.person_id
+    from (select line, min(person_id) as person_id from registry_owner group by line) o
+    where o.line = r.line`;
+  return merged;
+}
+
+async function upsertIdentities(tx: Queryable): Promise<{ identitiesAdded: number; identitiesUpdated: number }> {
+  const results = [
+    await tx<{ inserted: boolean }[]>`
+      insert into identity (person_id, platform, stable_id, handle, verified_by)
+      select person_id, 'x', x_id::text, x_username, 'platform' from registry_import where x_id is not null
+      on conflict (platform, stable_id) do update set
+        person_id = excluded.person_id, handle = coalesce(excluded.handle, identity.handle),
+        verified_by = 'platform', updated_at = now()
+      where (identity.person_id, identity.handle, identity.verified_by)
+        is distinct from (excluded.person_id, coalesce(excluded.handle, identity.handle), 'platform'::verification)
+      returning (xmax = 0) as inserted`,
+    await tx<{ inserted: boolean }[]>`
+      insert into identity (person_id, platform, stable_id, handle, verified_by)
+      select person_id, 'bluesky', bluesky_did, bluesky_handle, 'platform' from registry_import where bluesky_did is not null
+      on conflict (platform, stable_id) do update set
+        person_id = excluded.person_id, handle = coalesce(excluded.handle, identity.handle),
+        verified_by = 'platform', updated_at = now()
+      where (identity.person_id, identity.handle, identity.verified_by)
+        is distinct from (excluded.person_id, coalesce(excluded.handle, identity.handle), 'platform'::verification)
+      returning (xmax = 0) as inserted`,
+    await tx<{ inserted: boolean }[]>`
+      insert into identity (person_id, platform, handle, verified_by)
+      select person_id, 'fediverse', fediverse_acct, 'platform' from registry_import where fediverse_acct is not null
+      on conflict (lower(handle)) where platform = 'fediverse' do update set
+        person_id = excluded.person_id, verified_by = 'platform', updated_at = now()
+      where (identity.person_id, identity.verified_by) is distinct from (excluded.person_id, 'platform'::verification)
+      returning (xmax = 0) as inserted`,
+  ].flat();
+  const added = results.filter((r) => r.inserted).length;
+  return { identitiesAdded: added, identitiesUpdated: results.length - added };
+}
