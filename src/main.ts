@@ -1,0 +1,44 @@
+/**
+ * The long-running service (`reconnexion start`, `npm start`): config →
+ * store → web → (bots, scheduler as they are configured). Stops cleanly on
+ * SIGINT/SIGTERM, taking the embedded PostgreSQL down with it.
+ */
+import type { Server } from "node:http";
+import { createLogger, redactUrl } from "./logger.ts";
+import { openServices } from "./services.ts";
+import { createWebApp } from "./web/app.ts";
+
+export async function runService(): Promise<void> {
+  const services = await openServices();
+  const { config, store } = services;
+  const log = createLogger(config.logLevel);
+  log.info({ database: config.databaseUrl ? redactUrl(services.database.url) : `embedded in ${config.dataDir}` }, "store ready");
+
+  let ready = false;
+  const app = createWebApp({ store, ready: () => ready });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+    s.once("error", reject);
+  }).catch(async (error: NodeJS.ErrnoException) => {
+    await services.close();
+    throw new Error(`Cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}).`);
+  });
+  ready = true;
+  log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
+  if (!config.bluesky.handle || !config.bluesky.appPassword) {
+    log.info("Bluesky bot off: BLUESKY_HANDLE and BLUESKY_APP_PASSWORD are not set");
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "stopping");
+      ready = false;
+      server.close(() => resolve());
+      server.closeAllConnections();
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  await services.close();
+  log.info("stopped");
+}
