@@ -11,7 +11,7 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { importEdges } from "../src/import/edges.ts";
-import type { EdgeImportSummary } from "../src/import/types.ts";
+import type { EdgeImportSummary, Progress } from "../src/import/types.ts";
 import { connect, type Sql } from "../src/store/database.ts";
 import type { Benchmark } from "./context.ts";
 import { BENCH_DIR, graphDatabase } from "./db.ts";
@@ -70,6 +70,27 @@ async function naiveInsert(sql: Sql, file: string, limit: number): Promise<{ row
   return { rows, added, seconds };
 }
 
+/** Records how long each phase the importer announces takes. */
+function phaseTimer(): Progress & { phases: [string, number][] } {
+  const phases: [string, number][] = [];
+  let current: string | undefined;
+  let since = performance.now();
+  const close = () => {
+    if (current !== undefined) phases.push([current, (performance.now() - since) / 1000]);
+    current = undefined;
+  };
+  return {
+    phases,
+    phase(name) {
+      close();
+      current = name;
+      since = performance.now();
+    },
+    tick() {},
+    end: close,
+  };
+}
+
 function row(step: string, s: { rows: number; added: number; seconds: number; matchesAdded?: number }): string[] {
   return [
     step,
@@ -115,8 +136,9 @@ export const edgesImport: Benchmark = {
       const rows: string[][] = [];
       const run = async (step: string, csv: string): Promise<EdgeImportSummary> => {
         log(`importEdges: ${step}`);
-        const summary = await importEdges(sql, csv);
-        rows.push(row(step, summary));
+        const progress = phaseTimer();
+        const summary = await importEdges(sql, csv, { progress });
+        rows.push([...row(step, summary), progress.phases.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ")]);
         return summary;
       };
       const first = await run("importEdges: file into empty store", file);
@@ -124,10 +146,10 @@ export const edgesImport: Benchmark = {
       await run("importEdges: same file again (all known)", file);
       log("baseline: batched INSERT");
       const naive = await naiveInsert(sql, file, 1_000_000);
-      rows.push(row("naive: INSERT 1,000 rows/statement (first 1M rows)", naive));
+      rows.push([...row("naive: INSERT 1,000 rows/statement (first 1M rows)", naive), ""]);
       printTable(
         `edges-import @ ${context.label}: ${int(first.rows)} rows, ${(size / 1e6).toFixed(0)} MB CSV, registry of ${int(context.spec.people)} people`,
-        ["step", "rows", "added", "duplicates", "seconds", "rows/s", "matches added"],
+        ["step", "rows", "added", "duplicates", "seconds", "rows/s", "matches added", "phases (s)"],
         rows,
         [`target: >= 1,000,000 edges/s; process peak RSS ${mib(process.resourceUsage().maxRSS * 1024)} MiB`],
       );
