@@ -1,0 +1,108 @@
+/**
+ * The operator's command line, run as a real process against a test
+ * database: imports, stats, help, and bad input ending in one sentence and a
+ * non-zero exit — never a stack trace.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
+import { runCli } from "./harness/cli.ts";
+import { writeArchiveZip } from "./harness/x-archive.ts";
+
+let db: TestDatabase;
+let dir: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), "reconnexion-cli-"));
+  env = { DATABASE_URL: db.url, DATA_DIR: dir, SECRET_KEY: TEST_SECRET_KEY };
+});
+afterAll(async () => {
+  await db.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const noStack = (text: string) => expect(text).not.toMatch(/\n\s+at |node:internal/);
+
+describe("reconnexion CLI", () => {
+  it("imports registry, edges and an archive, then reports stats as JSON", async () => {
+    const registry = path.join(dir, "registry.csv");
+    await writeFile(registry, "x_id,x_username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me\n" +
+      "501,ann,did:plc:ann,ann.test,,fr,true,false,true\n502,ben,,,ben@ben.example,en,,,\n");
+    const edges = path.join(dir, "edges.csv");
+    await writeFile(edges, "follower_x_id,followed_x_id\n501,502\n502,501\n501,999\n");
+    const archive = await writeArchiveZip(path.join(dir, "x.zip"), { accountId: "503", username: "cyd", followings: ["501", "502"], followers: ["501"] });
+
+    const r1 = await runCli(["import", "registry", registry], { env });
+    expect(r1.stdout).toMatch(/Imported .*registry\.csv: 2 rows, 2 people created/);
+    expect(r1.code).toBe(0);
+    const r2 = await runCli(["import", "edges", edges], { env });
+    expect(r2.stdout).toMatch(/3 rows, 3 new edges, 0 already known, 2 matches added/);
+    const r3 = await runCli(["import", "archive", archive], { env });
+    expect(r3.stdout).toMatch(/X account 503 \(@cyd\), person \d+ \(new\), 2 followings, 1 followers, 3 new edges/);
+    const again = await runCli(["import", "archive", archive], { env });
+    expect(again.stdout).toMatch(/0 new edges, 0 matches added/);
+
+    const stats = await runCli(["stats", "--json"], { env });
+    expect(stats.code).toBe(0);
+    const json = JSON.parse(stats.stdout);
+    expect(json).toMatchObject({
+      people: 3,
+      edges: 6,
+      identities: { x: { total: 3, platform: 2, archive: 1 }, bluesky: { total: 1 }, fediverse: { total: 1 } },
+    });
+    expect(json.matches.total).toBe(4);
+    const table = await runCli(["stats"], { env });
+    expect(table.stdout).toMatch(/^people\s+3$/m);
+    expect(table.stdout).toMatch(/^X follow edges\s+6$/m);
+  });
+
+  it("ends bad input with one sentence naming file and line, and exit code 1", async () => {
+    const bad = path.join(dir, "bad-edges.csv");
+    await writeFile(bad, "follower_x_id,followed_x_id\n1,2\n3,three\n");
+    const r = await runCli(["import", "edges", bad], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`reconnexion: ${bad}, line 3: followed_x_id must be a positive whole number (an X account id), not "three".`);
+    noStack(r.stderr);
+
+    const notArchive = path.join(dir, "notes.txt");
+    await writeFile(notArchive, "hello");
+    const a = await runCli(["import", "archive", notArchive], { env });
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/notes\.txt: is not an X archive/);
+    noStack(a.stderr);
+
+    const missing = await runCli(["import", "registry", path.join(dir, "nope.csv")], { env });
+    expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/nope\.csv: cannot be read/)]);
+  });
+
+  it("explains configuration and database problems without a stack trace", async () => {
+    const refused = await runCli(["stats"], { env: { ...env, DATABASE_URL: "postgres://x:y@127.0.0.1:1/none" } });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/Cannot reach PostgreSQL/);
+    const badConfig = await runCli(["stats"], { env: { ...env, PORT: "eighty" } });
+    expect(badConfig.code).toBe(1);
+    expect(badConfig.stderr).toMatch(/Invalid configuration — PORT/);
+    noStack(refused.stderr + badConfig.stderr);
+    const unknown = await runCli(["frobnicate"], { env });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it("has --help for every command", async () => {
+    for (const args of [["--help"], ["import", "--help"], ["import", "archive", "--help"], ["import", "edges", "--help"], ["import", "registry", "--help"], ["stats", "--help"], ["migrate", "--help"], ["chat", "--help"], ["start", "--help"]]) {
+      const r = await runCli(args, { env });
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(r.stdout).toMatch(/Usage: reconnexion/);
+    }
+  });
+
+  it("migrate reports the schema", async () => {
+    const r = await runCli(["migrate"], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Schema up to date: 001_graph_store, 002_conversation/);
+  });
+});
