@@ -47,7 +47,8 @@ export async function startEmbeddedPostgres(
     password: credentials.password,
     authMethod: "scram-sha-256",
     persistent: true,
-    createPostgresUser: true,
+    // PostgreSQL refuses to run as root: as root, run it as a `postgres` user.
+    createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ["--encoding=UTF8"],
     postgresFlags: [
       "-c", "listen_addresses=127.0.0.1",
