@@ -92,7 +92,8 @@ export class Store {
     return this.transaction((s) => s.people.delete(personId));
   }
 
-  stats(): Promise<StoreStats> {
-    return storeStats(this.db);
+  /** Store counts; `estimateEdges` trades the exact edge count for speed. */
+  stats(options: { estimateEdges?: boolean } = {}): Promise<StoreStats> {
+    return storeStats(this.db, options);
   }
 }

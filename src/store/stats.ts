@@ -11,10 +11,17 @@ export interface StoreStats {
   matches: { total: number } & Record<MatchState, number>;
 }
 
-export async function storeStats(db: Queryable): Promise<StoreStats> {
+/**
+ * @param options.estimateEdges use the planner's row estimate for x_follow
+ *   (instant) instead of counting tens of millions of rows (seconds): for
+ *   /metrics, scraped every few seconds.
+ */
+export async function storeStats(db: Queryable, options: { estimateEdges?: boolean } = {}): Promise<StoreStats> {
   const [[people], [edges], identityRows, matchRows] = await Promise.all([
     db<{ n: number }[]>`select count(*)::int as n from person`,
-    db<{ n: string }[]>`select count(*) as n from x_follow`,
+    options.estimateEdges
+      ? db<{ n: string }[]>`select greatest(reltuples, 0)::bigint as n from pg_class where oid = 'x_follow'::regclass`
+      : db<{ n: string }[]>`select count(*) as n from x_follow`,
     db<{ platform: Platform; verified_by: Verification; n: number }[]>`
       select platform, verified_by, count(*)::int as n from identity group by 1, 2`,
     db<{ state: MatchState; n: number }[]>`select state, count(*)::int as n from match group by 1`,

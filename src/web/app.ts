@@ -43,12 +43,12 @@ export function createWebApp(ctx: WebContext): Express {
 
 /** Store gauges in Prometheus' text format. */
 export async function metricsText(store: Store): Promise<string> {
-  const stats = await store.stats();
+  const stats = await store.stats({ estimateEdges: true });
   const lines = [
     "# HELP reconnexion_people Registered people.",
     "# TYPE reconnexion_people gauge",
     `reconnexion_people ${stats.people}`,
-    "# HELP reconnexion_x_follow_edges X follow edges in the store.",
+    "# HELP reconnexion_x_follow_edges X follow edges in the store (planner estimate).",
     "# TYPE reconnexion_x_follow_edges gauge",
     `reconnexion_x_follow_edges ${stats.edges}`,
     "# HELP reconnexion_identities Identities by platform and verification.",

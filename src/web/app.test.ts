@@ -1,0 +1,43 @@
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { createWebApp } from "./app.ts";
+
+let db: TestDatabase;
+let server: Server;
+let base: string;
+let ready = false;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const person = await db.store.people.create();
+  await db.store.identities.attach(person.id, { platform: "x", stableId: "1", verifiedBy: "platform" });
+  await db.sql`insert into x_follow values (1, 2), (1, 3)`;
+  await db.sql`analyze x_follow`;
+  server = createWebApp({ store: db.store, ready: () => ready }).listen(0, "127.0.0.1");
+  await new Promise((r) => server.once("listening", r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  await db.drop();
+});
+
+describe("web endpoints", () => {
+  it("report health, then readiness once started", async () => {
+    expect(await (await fetch(`${base}/healthz`)).text()).toBe("ok\n");
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    ready = true;
+    const r = await fetch(`${base}/readyz`);
+    expect([r.status, await r.text()]).toEqual([200, "ready\n"]);
+  });
+
+  it("serve store gauges in Prometheus format", async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/^reconnexion_people 1$/m);
+    expect(text).toMatch(/^reconnexion_x_follow_edges 2$/m);
+    expect(text).toMatch(/^reconnexion_identities\{platform="x",verified_by="platform"\} 1$/m);
+    expect(text).toMatch(/^reconnexion_matches\{state="pending"\} 0$/m);
+  });
+});
