@@ -47,7 +47,8 @@ create unique index identity_x_id on identity (x_id) include (person_id, verifie
 create table x_follow (
   follower bigint not null,
   followed bigint not null,
-  primary key (follower, followed)
+  primary key (follower, followed),
+  check (follower > 0 and followed > 0)
 );
 create index x_follow_followed on x_follow (followed, follower);
 

@@ -13,14 +13,19 @@ interface PgError {
  * `lineOffset`: lines in the file before the first line COPY saw (the
  * header). Returns undefined for errors that are not about the input.
  */
-export function translateCopyError(error: unknown, file: string, lineOffset: number): ImportError | undefined {
+export function translateCopyError(
+  error: unknown,
+  file: string,
+  lineOffset: number,
+  columnNames: Record<string, string> = {},
+): ImportError | undefined {
   const e = error as PgError;
   if (!e || typeof e !== "object" || typeof e.code !== "string") return undefined;
   // Class 22: data exceptions; 23: integrity (our check constraints).
   if (!e.code.startsWith("22") && !e.code.startsWith("23")) return undefined;
   const where = /line (\d+)(?:, column (\w+))?(?:: "(.*)")?/.exec(e.where ?? "");
   const line = where ? Number(where[1]) + lineOffset : undefined;
-  const column = where?.[2];
+  const column = where?.[2] && (columnNames[where[2]] ?? where[2]);
   const value = where?.[3];
   let message: string;
   if (e.code === "22P02" || e.code === "22003") {
@@ -28,7 +33,7 @@ export function translateCopyError(error: unknown, file: string, lineOffset: num
   } else if (e.code === "23514") {
     message = "X account ids must be positive numbers.";
   } else if (e.code === "23502") {
-    message = `${e.column_name ?? "a column"} is empty.`;
+    message = `${(e.column_name && columnNames[e.column_name]) ?? e.column_name ?? "a column"} is empty.`;
   } else if (/missing data for column/.test(e.message ?? "")) {
     message = `a column is missing (${e.message}).`;
   } else if (/extra data after last expected column/.test(e.message ?? "")) {

@@ -1,20 +1,36 @@
 /**
  * `reconnexion import edges <csv>`: X follow edges at bulk speed. The file's
  * bytes go straight into PostgreSQL's COPY (PostgreSQL parses and type-checks
- * the CSV, far faster than doing it here), into a temporary table, then merge
- * into `x_follow` and into `match` in the same transaction: all or nothing,
- * and importing the same file twice adds nothing.
+ * the CSV, far faster than doing it here). Everything happens in one
+ * transaction: all or nothing, and importing the same file twice adds nothing.
+ *
+ * Two paths, chosen from the file's size against the table's:
+ * - incremental: COPY into a temporary table, then insert into the indexed
+ *   `x_follow` skipping what is there;
+ * - bulk (a load at least a fifth of the table): COPY into a fresh table with
+ *   the existing edges, build its indexes once, swap it in. Sorting for the
+ *   unique index is also the duplicate check; only if duplicates exist is a
+ *   deduplicating pass needed.
  */
 import { createReadStream } from "node:fs";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type postgres from "postgres";
 import type { Sql } from "../store/database.ts";
-import type { Queryable } from "../store/types.ts";
 import { readCsvHeader } from "./csv-file.ts";
 import { translateCopyError } from "./copy-errors.ts";
-import { ImportError, silentProgress, type EdgeImportSummary, type Progress } from "./types.ts";
+import { silentProgress, type EdgeImportSummary, type Progress } from "./types.ts";
 
 export const EDGE_COLUMNS = ["follower_x_id", "followed_x_id"] as const;
+
+// Above this share of the existing edges, rebuilding the table and its
+// indexes beats inserting into them (measured: ~7 µs per indexed insert
+// against ~1 µs per row rebuilt).
+const REBUILD_SHARE = 0.2;
+// A CSV edge line is 20–40 bytes; the row estimate only picks the path.
+const BYTES_PER_ROW = 30;
+
+type Tx = postgres.TransactionSql<{}>;
 
 export async function importEdges(
   sql: Sql,
@@ -24,42 +40,32 @@ export async function importEdges(
   const progress = options.progress ?? silentProgress;
   const started = performance.now();
   const header = await readCsvHeader(file, EDGE_COLUMNS);
+  const bodyBytes = header.size - header.bodyOffset;
 
   const summary = await sql.begin(async (tx) => {
     await tx`set local synchronous_commit = off`;
     await tx`set local work_mem = '1GB'`;
     await tx`set local maintenance_work_mem = '1GB'`;
     await tx`set local max_parallel_maintenance_workers = 2`;
-    await tx`
-      create temporary table edge_import (
-        -- named as in the CSV, so that errors name the CSV's columns
-        follower_x_id bigint not null check (follower_x_id > 0),
-        followed_x_id bigint not null check (followed_x_id > 0)
-      ) on commit drop`;
+    const [{ existing } = { existing: 0 }] = await tx<{ existing: number }[]>`
+      select greatest(reltuples, 0)::float8 as existing from pg_class where oid = 'x_follow'::regclass`;
+    const estimate = bodyBytes / BYTES_PER_ROW;
+    const bulk = estimate >= 10_000 && estimate >= existing * REBUILD_SHARE;
 
-    progress.phase("reading", header.size - header.bodyOffset);
-    let bytes = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        bytes += chunk.length;
-        progress.tick(bytes);
-        callback(null, chunk);
-      },
-    });
-    try {
-      const copy = await tx`copy edge_import from stdin with (format csv)`.writable();
-      await pipeline(createReadStream(file, { start: header.bodyOffset, highWaterMark: 1 << 20 }), counter, copy);
-    } catch (error) {
-      throw translateCopyError(error, file, 1) ?? error;
+    progress.phase("reading", bodyBytes);
+    const table = bulk ? "x_follow_next" : "edge_import";
+    if (bulk) {
+      await tx`create table x_follow_next (like x_follow including defaults including constraints)`;
+    } else {
+      await tx`create temporary table edge_import (like x_follow including defaults including constraints) on commit drop`;
     }
-    const [{ rows } = { rows: 0 }] = await tx<{ rows: number }[]>`select count(*)::int as rows from edge_import`;
+    const rows = await copyFile(tx, table, file, header.bodyOffset, progress);
 
     progress.phase("merging", rows);
-    const added = await mergeEdges(tx, rows);
-    progress.tick(rows);
+    const added = bulk ? await rebuild(tx, rows) : await insertNew(tx);
 
     progress.phase("matching");
-    const matchesAdded = await addMatchesForNewEdges(tx);
+    const matchesAdded = await addMatches(tx, bulk ? "x_follow" : "edge_import");
     progress.end();
     return { rows, added, matchesAdded };
   });
@@ -74,57 +80,83 @@ export async function importEdges(
   };
 }
 
-// Below this share of the existing edges, insert row by row into the
-// indexed table; above it, rebuilding the table and its indexes is cheaper
-// (measured: ~7 µs per indexed insert against ~1.3 µs per row rebuilt).
-const REBUILD_SHARE = 0.2;
-
-/** Moves `edge_import` into x_follow, deduplicated; returns edges added. */
-async function mergeEdges(tx: Queryable, rows: number): Promise<number> {
-  const [{ estimate } = { estimate: 0 }] = await tx<{ estimate: number }[]>`
-    select greatest(reltuples, 0)::float8 as estimate from pg_class where oid = 'x_follow'::regclass`;
-  if (rows < 10_000 || rows < estimate * REBUILD_SHARE) {
-    const result = await tx`
-      insert into x_follow (follower, followed)
-      select distinct follower_x_id, followed_x_id from edge_import
-      order by 1, 2
-      on conflict do nothing`;
-    return result.count;
+/** Streams the file's body into `table`; returns the rows read. */
+async function copyFile(tx: Tx, table: string, file: string, offset: number, progress: Progress): Promise<number> {
+  let bytes = 0;
+  let lines = 0;
+  let lastByte = 0x0a;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
+      if (chunk.length > 0) lastByte = chunk[chunk.length - 1]!;
+      progress.tick(bytes);
+      callback(null, chunk);
+    },
+  });
+  try {
+    const copy = await tx`copy ${tx(table)} (follower, followed) from stdin with (format csv)`.writable();
+    await pipeline(createReadStream(file, { start: offset, highWaterMark: 1 << 20 }), counter, copy);
+  } catch (error) {
+    throw translateCopyError(error, file, 1, { follower: "follower_x_id", followed: "followed_x_id" }) ?? error;
   }
+  // A last line without a line break is a row too.
+  return lines + (bytes > 0 && lastByte !== 0x0a ? 1 : 0);
+}
+
+/** Incremental path: new edges from `edge_import` into the indexed table. */
+async function insertNew(tx: Tx): Promise<number> {
+  const result = await tx`
+    insert into x_follow (follower, followed)
+    select distinct follower, followed from edge_import
+    order by 1, 2
+    on conflict do nothing`;
+  return result.count;
+}
+
+/**
+ * Bulk path: `x_follow_next` holds the file's rows; add the existing edges,
+ * index once, swap. Returns edges added.
+ */
+async function rebuild(tx: Tx, rows: number): Promise<number> {
   const [{ before } = { before: 0 }] = await tx<{ before: number }[]>`select count(*)::float8 as before from x_follow`;
-  // Same shape and indexes as db/migrations/001_graph_store.sql; the indexes
-  // are built once, after the rows are in.
-  await tx`create table x_follow_next (like x_follow including defaults including constraints)`;
-  const inserted = await tx`
-    insert into x_follow_next (follower, followed)
-    select follower, followed from (
-      select follower, followed from x_follow
-      union all
-      select follower_x_id, followed_x_id from edge_import) e
-    group by follower, followed`;
-  await tx`alter table x_follow_next add constraint x_follow_next_pkey primary key (follower, followed)`;
+  if (before > 0) await tx`insert into x_follow_next (follower, followed) select follower, followed from x_follow`;
+  let total = rows + before;
+  try {
+    await tx.savepoint((sp) => sp`alter table x_follow_next add constraint x_follow_next_pkey primary key (follower, followed)`);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "23505") throw error;
+    // Duplicates (in the file, or with the store): one deduplicating pass.
+    await tx`create table x_follow_unique (like x_follow including defaults including constraints)`;
+    const inserted = await tx`
+      insert into x_follow_unique (follower, followed)
+      select follower, followed from x_follow_next group by follower, followed`;
+    total = inserted.count;
+    await tx`drop table x_follow_next`;
+    await tx`alter table x_follow_unique rename to x_follow_next`;
+    await tx`alter table x_follow_next add constraint x_follow_next_pkey primary key (follower, followed)`;
+  }
+  // Same indexes as db/migrations/001_graph_store.sql.
   await tx`create index x_follow_next_followed on x_follow_next (followed, follower)`;
   await tx`drop table x_follow`;
   await tx`alter table x_follow_next rename to x_follow`;
   await tx`alter index x_follow_next_pkey rename to x_follow_pkey`;
   await tx`alter index x_follow_next_followed rename to x_follow_followed`;
   await tx`analyze x_follow`;
-  return inserted.count - before;
+  return total - before;
 }
 
-/** New matches created by the imported edges: both ends registered, target verified. */
-async function addMatchesForNewEdges(tx: Queryable): Promise<number> {
+/** Matches created by edges in `table` between registered people. */
+async function addMatches(tx: Tx, table: string): Promise<number> {
   const result = await tx`
     insert into match (person_id, platform, target_person_id)
     select distinct p.person_id, t.platform, xt.person_id
-    from edge_import e
-    join identity p on p.x_id = e.follower_x_id
-    join identity xt on xt.x_id = e.followed_x_id and xt.verified_by <> 'archive'
+    from ${tx(table)} e
+    join identity p on p.x_id = e.follower
+    join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
     join identity t on t.person_id = xt.person_id
       and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
     where p.person_id <> xt.person_id
     on conflict do nothing`;
   return result.count;
 }
-
-export { ImportError };
