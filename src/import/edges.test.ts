@@ -43,6 +43,16 @@ describe("import edges", () => {
     expect(small).toMatchObject({ rows: 3, added: 1, duplicates: 2 });
   });
 
+  it("rebuilds in bulk when a large file holds no duplicates, keeping the edges already there", async () => {
+    const before = await edgeCount();
+    const lines = Array.from({ length: 40_000 }, (_, i) => `${5_000_000 + i},${6_000_000 + (i % 997)}`);
+    const result = await importEdges(db.sql, await csv(lines.join("\n"))); // no final line break
+    expect(result).toMatchObject({ rows: 40_000, added: 40_000, duplicates: 0 });
+    expect(await edgeCount()).toBe(before + 40_000);
+    const [fanIn] = await db.sql<{ n: number }[]>`select count(*)::int as n from x_follow where followed = 6000000`;
+    expect(fanIn!.n).toBe(41); // served by the rebuilt (followed, follower) index
+  });
+
   it("creates matches for new edges between registered people", async () => {
     const a = await db.store.people.create();
     await db.store.identities.attach(a.id, { platform: "x", stableId: "900001", verifiedBy: "platform" });
