@@ -220,24 +220,21 @@ async function mergeOwners(tx: Queryable): Promise<number> {
 
 async function upsertIdentities(tx: Queryable): Promise<{ identitiesAdded: number; identitiesUpdated: number }> {
   const results = [
+    // X and Bluesky identities are keyed by stable id (X account id, DID).
     await tx<{ inserted: boolean }[]>`
       insert into identity (person_id, platform, stable_id, handle, verified_by)
-      select person_id, 'x', x_id::text, x_username, 'platform' from registry_import where x_id is not null
+      select r.person_id, v.platform, v.stable_id, v.handle, 'platform'
+      from registry_import r
+      cross join lateral (values ('x', r.x_id::text, r.x_username), ('bluesky', r.bluesky_did, r.bluesky_handle))
+        as v (platform, stable_id, handle)
+      where v.stable_id is not null
       on conflict (platform, stable_id) do update set
         person_id = excluded.person_id, handle = coalesce(excluded.handle, identity.handle),
         verified_by = 'platform', updated_at = now()
       where (identity.person_id, identity.handle, identity.verified_by)
         is distinct from (excluded.person_id, coalesce(excluded.handle, identity.handle), 'platform'::verification)
       returning (xmax = 0) as inserted`,
-    await tx<{ inserted: boolean }[]>`
-      insert into identity (person_id, platform, stable_id, handle, verified_by)
-      select person_id, 'bluesky', bluesky_did, bluesky_handle, 'platform' from registry_import where bluesky_did is not null
-      on conflict (platform, stable_id) do update set
-        person_id = excluded.person_id, handle = coalesce(excluded.handle, identity.handle),
-        verified_by = 'platform', updated_at = now()
-      where (identity.person_id, identity.handle, identity.verified_by)
-        is distinct from (excluded.person_id, coalesce(excluded.handle, identity.handle), 'platform'::verification)
-      returning (xmax = 0) as inserted`,
+    // Fediverse accounts may be known by acct only (their actor URI comes when they write).
     await tx<{ inserted: boolean }[]>`
       insert into identity (person_id, platform, handle, verified_by)
       select person_id, 'fediverse', fediverse_acct, 'platform' from registry_import where fediverse_acct is not null
