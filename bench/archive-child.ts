@@ -24,10 +24,12 @@ export interface ChildResult {
   followers: number;
   edgesAdded: number;
   matchesAdded: number;
+  /** Seconds per phase the importer announced. */
+  phases: [string, number][];
 }
 
 /** The straightforward way: each data file read whole, JSON.parse'd, inserted in one statement. */
-async function naiveImport(sql: Sql, zip: string): Promise<Omit<ChildResult, "seconds" | "rssBefore" | "heapBefore" | "peakRss" | "peakHeap">> {
+async function naiveImport(sql: Sql, zip: string): Promise<Omit<ChildResult, "seconds" | "rssBefore" | "heapBefore" | "peakRss" | "peakHeap" | "phases">> {
   const files = await new Promise<Map<string, string>>((resolve, reject) => {
     const out = new Map<string, string>();
     yauzl.open(zip, { lazyEntries: true }, (error, archive) => {
@@ -76,10 +78,26 @@ async function main(): Promise<void> {
     peakHeap = Math.max(peakHeap, m.heapUsed);
   }, 2);
   const start = performance.now();
+  const phases: [string, number][] = [];
+  let phase: string | undefined = "opening";
+  let since = start;
+  const close = () => {
+    if (phase !== undefined) phases.push([phase, (performance.now() - since) / 1000]);
+    phase = undefined;
+  };
+  const progress = {
+    phase(name: string) {
+      close();
+      phase = name;
+      since = performance.now();
+    },
+    tick() {},
+    end: close,
+  };
   try {
     let summary;
     if (request.mode === "store") {
-      const s = await importArchive(sql, request.zip);
+      const s = await importArchive(sql, request.zip, { progress });
       summary = { personId: s.personId, followings: s.followings, followers: s.followers, edgesAdded: s.edgesAdded, matchesAdded: s.matchesAdded };
     } else {
       summary = await naiveImport(sql, request.zip);
@@ -94,6 +112,7 @@ async function main(): Promise<void> {
       peakRss: Math.max(peakRss, m.rss, process.resourceUsage().maxRSS * 1024),
       peakHeap: Math.max(peakHeap, m.heapUsed),
       ...summary,
+      phases,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {

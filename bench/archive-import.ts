@@ -146,13 +146,14 @@ export const archiveImport: Benchmark = {
             mib(Math.max(...results.map((r) => r.peakRss))),
             mib(Math.max(...results.map((r) => r.peakRss - r.rssBefore))),
             mib(Math.max(...results.map((r) => r.peakHeap - r.heapBefore))),
+            mode === "store" ? results[Math.floor(results.length / 2)]!.phases.map(([n, t]) => `${n} ${t.toFixed(2)}`).join(", ") : "",
           ]);
         }
       }
       const load = graph.meta.load;
       printTable(
         `archive-import @ ${context.label}: into ${int(load.people)} people, ${int(load.edges)} edges (median of ${RUNS} runs, each in a fresh process)`,
-        ["variant", "followings", "followers", "zip MB", "s median", "s min", "edges added", "matches added", "peak RSS MiB", "RSS growth MiB", "heap growth MiB"],
+        ["variant", "followings", "followers", "zip MB", "s median", "s min", "edges added", "matches added", "peak RSS MiB", "RSS growth MiB", "heap growth MiB", "phases (s, one run)"],
         rows,
         ["target: 100k followings <= 1 s end to end, memory flat in archive size"],
       );

@@ -124,6 +124,10 @@ export async function graphDatabase(
   if (keep && withEdges && (await databaseExists(server, name))) {
     const meta = await readMeta(url);
     if (meta && JSON.stringify(meta.spec) === JSON.stringify(spec)) {
+      // Bring a kept graph's schema up to date (new indexes, say) before measuring it.
+      const sql = connect(url, { max: 1 });
+      const applied = await migrate(sql).finally(() => sql.end({ timeout: 5 }));
+      if (applied.length > 0) log(`${name}: applied migrations ${applied.join(", ")}`);
       log(`reusing ${name} (${meta.load.edges.toLocaleString("en-US")} edges, ${meta.load.matches.toLocaleString("en-US")} matches)`);
       return { name, url, meta, model, release };
     }

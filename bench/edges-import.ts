@@ -135,7 +135,7 @@ export const edgesImport: Benchmark = {
       await sql`select 1`;
       const rows: string[][] = [];
       const run = async (step: string, csv: string): Promise<EdgeImportSummary> => {
-        log(`importEdges: ${step}`);
+        log(step);
         const progress = phaseTimer();
         const summary = await importEdges(sql, csv, { progress });
         rows.push([...row(step, summary), progress.phases.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ")]);

@@ -24,9 +24,9 @@
  * statement using the definition of Matches.refreshForFollowers, then
  * VACUUM ANALYZE.
  */
-import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import type { Writable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { Matches } from "../src/store/matches.ts";
 import type { Sql } from "../src/store/database.ts";
 import { log } from "./report.ts";
@@ -317,32 +317,21 @@ export function xIdOfRank(rank: number): number {
   return 1_000_000_000_000 + (((rank + 1) * 48_271) % 2_147_483_647);
 }
 
-/** Writes chunks to a stream, honouring backpressure. */
+/** Streams chunks into a writable (a COPY or a file), honouring backpressure and errors. */
 export async function writeChunks(out: Writable, chunks: Iterable<string>): Promise<number> {
   let bytes = 0;
-  for (const chunk of chunks) {
-    bytes += chunk.length;
-    if (!out.write(chunk)) await once(out, "drain");
+  function* counted() {
+    for (const chunk of chunks) {
+      bytes += chunk.length;
+      yield chunk;
+    }
   }
-  out.end();
-  // postgres.js loses an error PostgreSQL reports after the stream has
-  // ended (the COPY stream is detached on end): don't wait forever.
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    once(out, "finish"),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error("COPY did not complete within 10 minutes of its last row (rejected data?)")), 600_000);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  await pipeline(Readable.from(counted(), { objectMode: false }), out);
   return bytes;
 }
 
 export async function writeFileChunks(file: string, chunks: Iterable<string>): Promise<number> {
-  const out = createWriteStream(file, { highWaterMark: 1 << 20 });
-  const done = once(out, "close");
-  const bytes = await writeChunks(out, chunks);
-  await done;
-  return bytes;
+  return writeChunks(createWriteStream(file, { highWaterMark: 1 << 20 }), chunks);
 }
 
 /** Writes the edge list as the edges CSV format (`follower_x_id,followed_x_id`). */

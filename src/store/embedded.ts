@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import os from "node:os";
 import path from "node:path";
 
 export interface EmbeddedServer {
@@ -54,7 +55,10 @@ export async function startEmbeddedPostgres(
       "-c", "listen_addresses=127.0.0.1",
       "-c", "unix_socket_directories=",
       "-c", "max_connections=200",
-      "-c", "shared_buffers=256MB",
+      // A quarter of the memory, within 128 MB–4 GB: the follow-edge indexes
+      // are gigabytes at the reference scale and their cache is what imports
+      // and fan-out queries spend their time on.
+      "-c", `shared_buffers=${sharedBuffersMb()}MB`,
       "-c", "max_wal_size=4GB",
       // A single-node embedded server needs no replication WAL; with "minimal",
       // tables created and filled in one transaction (bulk imports) skip the WAL.
@@ -77,6 +81,10 @@ export async function startEmbeddedPostgres(
     url: urlFor(port, credentials.password),
     stop: () => server.stop(),
   };
+}
+
+function sharedBuffersMb(): number {
+  return Math.max(128, Math.min(4096, Math.floor(os.totalmem() / 4 / 1048576)));
 }
 
 function urlFor(port: number, password: string): string {

@@ -134,22 +134,26 @@ export class Matches {
       where person_id = ${personId} and platform = ${platform} and state = any(${states as string[]}::match_state[])`;
     const pages = Math.max(1, Math.ceil(total / pageSize));
     const page = Math.min(Math.max(1, options.page ?? 1), pages);
+    // Pick the page from `match` alone (index match_person_page), then look
+    // up the handles of those few targets only.
     const rows = await this.db<
       { target_person_id: number; handle: string | null; stable_id: string | null; x_username: string | null; state: MatchState; reason: string | null; updated_at: Date }[]
     >`
       select m.target_person_id, t.handle, t.stable_id, x.handle as x_username, m.state, m.reason, m.updated_at
-      from match m
-      cross join lateral (
+      from (
+        select target_person_id, platform, state, reason, created_at, updated_at from match
+        where person_id = ${personId} and platform = ${platform}
+          and state = any(${states as string[]}::match_state[])
+        order by created_at desc, target_person_id
+        limit ${pageSize} offset ${(page - 1) * pageSize}) m
+      left join lateral (
         select handle, stable_id from identity
         where person_id = m.target_person_id and platform = m.platform and verified_by <> 'archive'
-        order by updated_at desc limit 1) t
+        order by updated_at desc limit 1) t on true
       left join lateral (
         select handle from identity where person_id = m.target_person_id and platform = 'x'
         order by updated_at desc limit 1) x on true
-      where m.person_id = ${personId} and m.platform = ${platform}
-        and m.state = any(${states as string[]}::match_state[])
-      order by m.created_at desc, m.target_person_id
-      limit ${pageSize} offset ${(page - 1) * pageSize}`;
+      order by m.created_at desc, m.target_person_id`;
     return {
       entries: rows.map((r) => ({
         targetPersonId: r.target_person_id,
@@ -182,17 +186,25 @@ export class Matches {
   }
 
   /**
-   * The registered people who followed an X account (fan-out for an
-   * arrival), excluding its owner. Uses the (followed, follower) index and
-   * the x_id index only.
+   * The registered people who followed an X account, excluding its owner.
+   * Probes the x_id index once per follower, so the cost follows the
+   * account's follower count, not the number of registered people.
    */
   async registeredFollowersOf(xAccountId: string): Promise<number[]> {
     const rows = await this.db<{ person_id: number }[]>`
-      select distinct p.person_id
-      from x_follow e
-      join identity p on p.x_id = e.follower
-      where e.followed = ${xAccountId}::bigint
-        and p.person_id is distinct from (select person_id from identity where x_id = ${xAccountId}::bigint)`;
+      select distinct person_id from identity
+      where x_id = any(array(select follower from x_follow where followed = ${xAccountId}::bigint))
+        and person_id is distinct from (select person_id from identity where x_id = ${xAccountId}::bigint)`;
+    return rows.map((r) => r.person_id);
+  }
+
+  /**
+   * The fan-out of an arrival: the people with a match to `targetPersonId`
+   * (run `refreshForTargets` first). Index-only on match_target.
+   */
+  async arrivalFollowers(targetPersonId: number): Promise<number[]> {
+    const rows = await this.db<{ person_id: number }[]>`
+      select distinct person_id from match where target_person_id = ${targetPersonId}`;
     return rows.map((r) => r.person_id);
   }
 }

@@ -108,6 +108,7 @@ describe("matches", () => {
     await store.identities.attach(star.id, { platform: "bluesky", stableId: "did:plc:star", verifiedBy: "dm" });
     expect(await store.matches.refreshForTargets([star.id])).toBe(5);
     expect((await store.matches.counts(fans[0]!)).bluesky.pending).toBe(1);
+    expect((await store.matches.arrivalFollowers(star.id)).sort()).toEqual(fans.sort());
   });
 
   it("page through long lists", async () => {
