@@ -4,6 +4,7 @@
  * SIGINT/SIGTERM, taking the embedded PostgreSQL down with it.
  */
 import type { Server } from "node:http";
+import { startBlueskyBot } from "../bots/bluesky/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
 import { openServices } from "./services.ts";
 import { createWebApp } from "./web/app.ts";
@@ -25,9 +26,7 @@ export async function runService(): Promise<void> {
   });
   ready = true;
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
-  if (!config.bluesky.handle || !config.bluesky.appPassword) {
-    log.info("Bluesky bot off: BLUESKY_HANDLE and BLUESKY_APP_PASSWORD are not set");
-  }
+  const bluesky = startBlueskyBot({ config, store, log });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -39,6 +38,7 @@ export async function runService(): Promise<void> {
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+  await bluesky?.stop();
   await services.close();
   log.info("stopped");
 }

@@ -4,6 +4,7 @@
  */
 import type postgres from "postgres";
 import { Authorizations } from "./authorizations.ts";
+import { BlueskyState } from "./bluesky-state.ts";
 import { ConversationState } from "./conversation-state.ts";
 import { Identities } from "./identities.ts";
 import { LinkCodes } from "./link-codes.ts";
@@ -30,6 +31,7 @@ export class Store {
   readonly linkCodes: LinkCodes;
   readonly authorizations: Authorizations;
   readonly conversation: ConversationState;
+  readonly bluesky: BlueskyState;
 
   readonly db: Queryable;
   readonly box: SecretBox;
@@ -43,6 +45,7 @@ export class Store {
     this.linkCodes = new LinkCodes(db);
     this.authorizations = new Authorizations(db, box);
     this.conversation = new ConversationState(db);
+    this.bluesky = new BlueskyState(db, box);
   }
 
   /** Runs `fn` in one transaction (or inside the current one). */

@@ -1,0 +1,381 @@
+/**
+ * The Bluesky bot against a real local Bluesky (dev-env: PLC, PDS, AppView on
+ * the test PostgreSQL, all on 127.0.0.1) and the chat stand-in reached through
+ * the PDS's atproto-proxy.
+ */
+import { RichText, type AppBskyFeedPost } from "@atproto/api";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig, type Config } from "../../src/config.ts";
+import type { Logger } from "../../src/logger.ts";
+import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../test/harness/bluesky.ts";
+import { startFlakyProxy, type FlakyProxy } from "../../test/harness/bluesky-proxy.ts";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { startBlueskyBot, type BlueskyBot } from "./index.ts";
+import { PROFILE_DESCRIPTION } from "./messages.ts";
+
+let net: BlueskyNetwork;
+let db: TestDatabase;
+let botUser: TestUser;
+let bot: BlueskyBot;
+let config: Config;
+const logs: Array<Record<string, unknown>> = [];
+
+function testLogger(): Logger {
+  return pino(
+    { level: "debug" },
+    { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+  ) as unknown as Logger;
+}
+
+function start(overrides: { config?: Config; fetch?: typeof globalThis.fetch } = {}): BlueskyBot {
+  const started = startBlueskyBot({
+    config: overrides.config ?? config,
+    store: db.store,
+    log: testLogger(),
+    options: { pollIntervalMs: 100, backoffMs: 200, maxBackoffMs: 1000, engine: { limits: { messagesPerWindow: 1000 } }, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) },
+  });
+  if (!started) throw new Error("bot did not start");
+  return started;
+}
+
+beforeAll(async () => {
+  [net, db] = await Promise.all([startBlueskyNetwork(), createTestDatabase()]);
+  botUser = await net.createUser("reconnexion");
+  config = loadConfig({
+    BLUESKY_SERVICE: net.pdsUrl,
+    BLUESKY_HANDLE: botUser.handle,
+    BLUESKY_APP_PASSWORD: botUser.password,
+    DEFAULT_LANGUAGE: "en",
+    PUBLIC_URL: "https://bot.example",
+  });
+  bot = start();
+  await bot.ready;
+  await bot.nextPoll();
+});
+
+afterAll(async () => {
+  await bot?.stop();
+  await Promise.all([net?.close(), db?.drop()]);
+});
+
+/** Posts `text` mentioning the bot (a real facet), optionally as a reply. */
+async function mention(user: TestUser, text: string, replyTo?: { uri: string; cid: string; root?: { uri: string; cid: string } }) {
+  const rt = new RichText({ text: `@${botUser.handle} ${text}` });
+  await rt.detectFacets(user.agent);
+  const record: AppBskyFeedPost.Record = {
+    $type: "app.bsky.feed.post",
+    text: rt.text,
+    ...(rt.facets ? { facets: rt.facets } : {}),
+    ...(replyTo ? { reply: { root: replyTo.root ?? { uri: replyTo.uri, cid: replyTo.cid }, parent: { uri: replyTo.uri, cid: replyTo.cid } } } : {}),
+    createdAt: new Date().toISOString(),
+  };
+  const res = await user.agent.com.atproto.repo.createRecord({ repo: user.did, collection: "app.bsky.feed.post", record });
+  return { uri: res.data.uri, cid: res.data.cid };
+}
+
+async function post(user: TestUser, text: string, replyTo?: { uri: string; cid: string; root?: { uri: string; cid: string } }) {
+  const res = await user.agent.com.atproto.repo.createRecord({
+    repo: user.did,
+    collection: "app.bsky.feed.post",
+    record: {
+      $type: "app.bsky.feed.post",
+      text,
+      ...(replyTo ? { reply: { root: replyTo.root ?? { uri: replyTo.uri, cid: replyTo.cid }, parent: { uri: replyTo.uri, cid: replyTo.cid } } } : {}),
+      createdAt: new Date().toISOString(),
+    },
+  });
+  return { uri: res.data.uri, cid: res.data.cid };
+}
+
+/** The bot's posts, oldest first. */
+async function botPosts() {
+  const res = await botUser.agent.com.atproto.repo.listRecords({ repo: botUser.did, collection: "app.bsky.feed.post", limit: 100 });
+  return res.data.records.map((r) => ({ uri: r.uri, cid: r.cid, value: r.value as AppBskyFeedPost.Record })).reverse();
+}
+
+async function repliesTo(uri: string) {
+  return (await botPosts()).filter((p) => p.value.reply?.parent.uri === uri);
+}
+
+/** Lets the AppView index what was written, then waits for the bot to poll it. */
+async function settle(b: BlueskyBot = bot) {
+  await net.processAll();
+  await b.nextPoll();
+}
+
+/** A person the store knows, with `n` matches on Bluesky whose handles are returned. */
+let nextX = 9_000_000;
+async function knownPersonWithMatches(user: TestUser, n = 3) {
+  const x = String(nextX++);
+  const person = await db.store.people.create({});
+  await db.store.identities.attach(person.id, { platform: "x", stableId: x, handle: `${user.handle.split(".")[0]}_x`, verifiedBy: "platform" });
+  await db.store.identities.attach(person.id, { platform: "bluesky", stableId: user.did, handle: user.handle, verifiedBy: "platform" });
+  const handles: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const tx = String(nextX++);
+    const handle = `match${tx}.test`;
+    const target = await db.store.people.create({});
+    await db.store.identities.attach(target.id, { platform: "x", stableId: tx, handle: `m${tx}`, verifiedBy: "platform" });
+    await db.store.identities.attach(target.id, { platform: "bluesky", stableId: `did:plc:match${tx}`, handle, verifiedBy: "platform" });
+    await db.sql`insert into x_follow values (${x}, ${tx}) on conflict do nothing`;
+    handles.push(handle);
+  }
+  await db.store.matches.refreshForFollowers([person.id]);
+  return { personId: person.id, handles };
+}
+
+describe("login and identity", () => {
+  it("logs in once, saves the session, labels its profile as a bot with a bilingual description", async () => {
+    const first = await bot.ready;
+    expect(first.did).toBe(botUser.did);
+    expect(first.via).toBe("login");
+    expect(await db.store.bluesky.loadSession(botUser.handle)).toMatchObject({ did: botUser.did });
+    const profile = await botUser.agent.com.atproto.repo.getRecord({ repo: botUser.did, collection: "app.bsky.actor.profile", rkey: "self" });
+    const value = profile.data.value as { description?: string; labels?: { values: Array<{ val: string }> } };
+    expect(value.description).toBe(PROFILE_DESCRIPTION);
+    expect(value.labels?.values.map((l) => l.val)).toContain("bot");
+    const declaration = await botUser.agent.com.atproto.repo.getRecord({ repo: botUser.did, collection: "chat.bsky.actor.declaration", rkey: "self" });
+    expect((declaration.data.value as { allowIncoming: string }).allowIncoming).toBe("all");
+  });
+
+  it("stays off without credentials, saying so in one log line", () => {
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (l: string) => void lines.push(l) }) as unknown as Logger;
+    const off = startBlueskyBot({ config: loadConfig({ DEFAULT_LANGUAGE: "en" }), store: db.store, log });
+    expect(off).toBeUndefined();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("Bluesky bot off");
+  });
+});
+
+describe("mentions", () => {
+  it("answers a user with a custom-domain handle in the thread, mentioning them, and records their current handle", async () => {
+    const carol = await net.createUser("carol");
+    const person = await db.store.people.create({});
+    await db.store.identities.attach(person.id, { platform: "bluesky", stableId: carol.did, handle: "carol-old.test", verifiedBy: "platform" });
+    await net.setCustomHandle(carol, "carol.example.org");
+    await net.processAll();
+    const m = await mention(carol, "help");
+    await settle();
+    const replies = await repliesTo(m.uri);
+    expect(replies.length).toBeGreaterThanOrEqual(1);
+    const first = replies[0]!.value;
+    expect(first.reply).toMatchObject({ root: { uri: m.uri, cid: m.cid }, parent: { uri: m.uri, cid: m.cid } });
+    expect(first.text.startsWith("@carol.example.org ")).toBe(true);
+    expect(first.facets?.[0]?.features[0]).toMatchObject({ $type: "app.bsky.richtext.facet#mention", did: carol.did });
+    for (const r of replies) expect([...new Intl.Segmenter().segment(r.value.text)].length).toBeLessThanOrEqual(300);
+    const identity = await db.store.identities.find({ platform: "bluesky", stableId: carol.did });
+    expect(identity?.handle).toBe("carol.example.org");
+  });
+
+  it("answers a mention in a reply deep in a thread, under that reply, with the thread's root", async () => {
+    const [ann, ben] = [await net.createUser("annie"), await net.createUser("benny")];
+    const root = await post(ann, "what do you all think?");
+    const r1 = await post(ben, "no idea", { ...root });
+    const r2 = await post(ann, "hmm", { ...r1, root });
+    const r3 = await post(ben, "let's ask", { ...r2, root });
+    const m = await mention(ann, "hi", { ...r3, root });
+    await settle();
+    const replies = await repliesTo(m.uri);
+    expect(replies).toHaveLength(1);
+    expect(replies[0]!.value.reply).toMatchObject({ root: { uri: root.uri, cid: root.cid }, parent: { uri: m.uri, cid: m.cid } });
+  });
+
+  it("keeps a public status free of private data and sends it by DM", async () => {
+    const dana = await net.createUser("dana", { allowIncoming: "all" });
+    const { handles } = await knownPersonWithMatches(dana, 3);
+    const m = await mention(dana, "status");
+    await settle();
+    const thread = (await repliesTo(m.uri)).map((r) => r.value.text).join("\n");
+    expect(thread).not.toBe("");
+    for (const h of handles) expect(thread).not.toContain(h);
+    expect(thread).not.toMatch(/\b3\b/);
+    const dms = net.chat.messagesBetween(botUser.did, dana.did);
+    expect(dms.length).toBeGreaterThanOrEqual(1);
+    expect(dms.every((d) => d.sender.did === botUser.did)).toBe(true);
+    expect(dms.map((d) => d.text).join("\n")).toContain("Bluesky: 3");
+  });
+
+  it("tells a user who does not accept DMs how to open them, and nothing more", async () => {
+    const eve = await net.createUser("evelyn", { allowIncoming: "following" });
+    const { handles } = await knownPersonWithMatches(eve, 2);
+    const m = await mention(eve, "status");
+    await settle();
+    const replies = await repliesTo(m.uri);
+    const text = replies.map((r) => r.value.text).join("\n");
+    expect(text).toContain(`Follow @${botUser.handle}`);
+    for (const h of handles) expect(text).not.toContain(h);
+    expect(net.chat.messagesBetween(botUser.did, eve.did)).toHaveLength(0);
+    expect(text).not.toContain("I've answered you in a private message");
+  });
+
+  it("never answers an account labelled as a bot", async () => {
+    const robo = await net.createUser("roboto", { bot: true, allowIncoming: "all" });
+    await net.processAll();
+    const m = await mention(robo, "help");
+    await settle();
+    expect(await repliesTo(m.uri)).toHaveLength(0);
+  });
+});
+
+describe("chat", () => {
+  async function chatAs(user: TestUser) {
+    const chat = user.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+    const convo = (await chat.chat.bsky.convo.getConvoForMembers({ members: [botUser.did] })).data.convo;
+    return {
+      async say(text: string) {
+        await chat.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text } });
+        await bot.nextPoll();
+        return net.chat.messagesBetween(botUser.did, user.did);
+      },
+    };
+  }
+
+  it("answers commands in French and in English in the same conversation", async () => {
+    const fab = await net.createUser("fabien");
+    await net.processAll();
+    const chat = await chatAs(fab);
+    let messages = await chat.say("aide");
+    const afterFr = messages.filter((m) => m.sender.did === botUser.did);
+    expect(afterFr.length).toBeGreaterThanOrEqual(1);
+    expect(afterFr.map((m) => m.text).join("\n")).toMatch(/Bonjour|Je |vous/);
+    messages = await chat.say("help");
+    const answers = messages.filter((m) => m.sender.did === botUser.did);
+    expect(answers.length).toBeGreaterThan(afterFr.length);
+    expect(answers.slice(afterFr.length).map((m) => m.text).join("\n")).toMatch(/\b(Hi|I'm|you)\b/);
+    for (const m of answers) expect([...new Intl.Segmenter().segment(m.text)].length).toBeLessThanOrEqual(1000);
+    // Replies follow the message they answer, in order.
+    const order = messages.map((m) => (m.sender.did === botUser.did ? "bot" : m.text));
+    expect(order[0]).toBe("aide");
+    expect(order.indexOf("help")).toBeGreaterThan(1);
+  });
+
+  it("never answers a bot-labelled account in chat", async () => {
+    const robo = await net.createUser("robochat", { bot: true });
+    await net.processAll();
+    const chat = await chatAs(robo);
+    const messages = await chat.say("help");
+    expect(messages.filter((m) => m.sender.did === botUser.did)).toHaveLength(0);
+  });
+});
+
+describe("nothing lost, nothing twice", () => {
+  it("answers, after a restart, the mentions that arrived while it was stopped (but not deleted ones), resuming its session", async () => {
+    await bot.stop();
+    const gil = await net.createUser("gilles");
+    const a = await mention(gil, "help");
+    const b = await mention(gil, "aide");
+    const gone = await mention(gil, "status");
+    await gil.agent.com.atproto.repo.deleteRecord({ repo: gil.did, collection: "app.bsky.feed.post", rkey: gone.uri.split("/").pop()! });
+    await net.processAll();
+    bot = start();
+    expect((await bot.ready).via).toBe("resumed");
+    await settle();
+    expect(await repliesTo(a.uri)).toHaveLength(1);
+    expect(await repliesTo(b.uri)).toHaveLength(1);
+    expect(await repliesTo(gone.uri)).toHaveLength(0);
+  });
+
+  it("answers an event seen twice only once", async () => {
+    const hal = await net.createUser("halley");
+    const m = await mention(hal, "help");
+    await settle();
+    const before = (await botPosts()).length;
+    const dmsBefore = net.chat.messages().length;
+    // Rewind both positions: every notification and chat message is seen again.
+    await db.sql`update bluesky_account set notifications_seen_at = now() - interval '1 hour', chat_cursor = ''`;
+    await bot.nextPoll();
+    await bot.nextPoll();
+    expect(await repliesTo(m.uri)).toHaveLength(1);
+    expect((await botPosts()).length).toBe(before);
+    expect(net.chat.messages().length).toBe(dmsBefore);
+  });
+});
+
+describe("session", () => {
+  it("logs in again when the saved session is refused, and saves the new one", async () => {
+    await bot.stop();
+    const saved = (await db.store.bluesky.loadSession(botUser.handle)) as Record<string, unknown>;
+    await db.store.bluesky.saveSession(botUser.handle, { ...saved, accessJwt: "not-a-token", refreshJwt: "not-a-token" });
+    bot = start();
+    expect((await bot.ready).via).toBe("login");
+    const fresh = (await db.store.bluesky.loadSession(botUser.handle)) as Record<string, unknown>;
+    expect(fresh.accessJwt).not.toBe("not-a-token");
+    const kim = await net.createUser("kimberly");
+    await bot.nextPoll();
+    const m = await mention(kim, "help");
+    await settle();
+    expect(await repliesTo(m.uri)).toHaveLength(1);
+  });
+});
+
+describe("limits", () => {
+  let proxy: FlakyProxy;
+  let second: BlueskyBot;
+  let secondUser: TestUser;
+  beforeAll(async () => {
+    proxy = await startFlakyProxy(net.pdsUrl);
+    secondUser = await net.createUser("reconnexion2");
+    const pds = new URL(net.pdsUrl);
+    // Every request of this bot goes through the proxy, whatever URL the session points at.
+    const viaProxy: typeof globalThis.fetch = (input, init) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      if (url.port === pds.port) url.host = new URL(proxy.url).host;
+      return globalThis.fetch(input instanceof Request ? new Request(url, input) : url, init);
+    };
+    second = start({
+      config: { ...config, bluesky: { ...config.bluesky, handle: secondUser.handle, appPassword: secondUser.password } },
+      fetch: viaProxy,
+    });
+    await second.ready;
+    await second.nextPoll();
+  });
+  afterAll(async () => {
+    await second?.stop();
+    await proxy?.close();
+  });
+
+  async function mentionSecond(user: TestUser, text: string) {
+    const rt = new RichText({ text: `@${secondUser.handle} ${text}` });
+    await rt.detectFacets(user.agent);
+    const res = await user.agent.com.atproto.repo.createRecord({
+      repo: user.did,
+      collection: "app.bsky.feed.post",
+      record: { $type: "app.bsky.feed.post", text: rt.text, facets: rt.facets, createdAt: new Date().toISOString() },
+    });
+    return res.data.uri;
+  }
+
+  async function secondRepliesTo(uri: string) {
+    const res = await secondUser.agent.com.atproto.repo.listRecords({ repo: secondUser.did, collection: "app.bsky.feed.post", limit: 100 });
+    return res.data.records.filter((r) => (r.value as AppBskyFeedPost.Record).reply?.parent.uri === uri);
+  }
+
+  it("waits out a 429 until ratelimit-reset, then answers", async () => {
+    const ivy = await net.createUser("ivy-user");
+    const uri = await mentionSecond(ivy, "help");
+    await net.processAll();
+    proxy.rateLimit("app.bsky.notification.listNotifications", 1, 1);
+    const limitedAt = Date.now();
+    await second.nextPoll();
+    const limited = proxy.seen.filter((s) => s.method === "app.bsky.notification.listNotifications" && s.status === 429);
+    expect(limited).toHaveLength(1);
+    const retried = proxy.seen.find((s) => s.method === "app.bsky.notification.listNotifications" && s.at > limited[0]!.at);
+    expect(retried!.at - limited[0]!.at).toBeGreaterThanOrEqual(500);
+    expect(Date.now() - limitedAt).toBeGreaterThanOrEqual(500);
+    expect(await secondRepliesTo(uri)).toHaveLength(1);
+    expect(logs.some((l) => l.msg === "Bluesky rate limit: waiting" && l.status === 429)).toBe(true);
+  });
+
+  it("waits through a PDS outage and resumes", async () => {
+    const jo = await net.createUser("josette");
+    proxy.outage(1200);
+    const uri = await mentionSecond(jo, "help");
+    await net.processAll();
+    await new Promise((r) => setTimeout(r, 1300));
+    await second.nextPoll();
+    expect(await secondRepliesTo(uri)).toHaveLength(1);
+    expect(logs.some((l) => l.msg === "Bluesky poll failed: waiting")).toBe(true);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * Chat: messages in chat.bsky.convo conversations with the bot are commands;
+ * the answers go into the same conversation. The bot follows the chat log
+ * (getLog) from a cursor saved in the database, so messages that arrive
+ * while it is stopped are answered after it restarts, and each message is
+ * taken on once.
+ */
+import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@atproto/api";
+import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
+import type { Logger } from "../../src/logger.ts";
+import type { BlueskyState } from "../../src/store/bluesky-state.ts";
+import type { AtpAgent } from "@atproto/api";
+import { describe, isTransient } from "./errors.ts";
+import { isBotLabelled } from "./labels.ts";
+import type { Outbox } from "./outbox.ts";
+
+const PROFILE_TTL_MS = 10 * 60_000;
+const MAX_PAGES = 20;
+
+export interface ChatContext {
+  agent: AtpAgent;
+  outbox: Outbox;
+  engine: ConversationEngine;
+  state: BlueskyState;
+  account: string;
+  bot: { did: string; handle: string };
+  log: Logger;
+  profiles: Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>;
+}
+
+type LogEntry = ChatBskyConvoGetLog.OutputSchema["logs"][number];
+
+/** The message a log entry creates, when it is a new (not deleted) message. */
+function createdMessage(entry: LogEntry): { convoId: string; message: ChatBskyConvoDefs.MessageView } | undefined {
+  if (entry.$type !== "chat.bsky.convo.defs#logCreateMessage") return undefined;
+  const { convoId, message } = entry as ChatBskyConvoDefs.LogCreateMessage;
+  return message.$type === "chat.bsky.convo.defs#messageView" ? { convoId, message: message as ChatBskyConvoDefs.MessageView } : undefined;
+}
+
+async function profileOf(ctx: ChatContext, did: string) {
+  const cached = ctx.profiles.get(did);
+  if (cached && Date.now() - cached.at < PROFILE_TTL_MS) return cached.profile;
+  let profile: AppBskyActorDefs.ProfileViewDetailed | undefined;
+  try {
+    profile = (await ctx.agent.app.bsky.actor.getProfile({ actor: did })).data;
+  } catch (error) {
+    if (isTransient(error)) throw error;
+  }
+  ctx.profiles.set(did, { at: Date.now(), profile });
+  return profile;
+}
+
+/** One pass over the chat log; returns how many messages were answered. */
+export async function pollChat(ctx: ChatContext): Promise<number> {
+  const { state, account } = ctx;
+  let cursor = await state.chatCursor(account);
+  const firstRun = cursor === undefined;
+  let answered = 0;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const res = await ctx.outbox.chat.chat.bsky.convo.getLog(cursor ? { cursor } : {});
+    const logs = res.data.logs;
+    if (!firstRun) {
+      for (const entry of logs) {
+        const created = createdMessage(entry);
+        if (created && created.message.sender.did !== ctx.bot.did) {
+          if (await handleMessage(ctx, created.convoId, created.message)) answered++;
+        }
+      }
+    }
+    if (!res.data.cursor || res.data.cursor === cursor) break;
+    cursor = res.data.cursor;
+    await state.saveChatCursor(account, cursor);
+    if (logs.length === 0) break;
+  }
+  if (firstRun && cursor === undefined) await state.saveChatCursor(account, "");
+  return answered;
+}
+
+async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBskyConvoDefs.MessageView): Promise<boolean> {
+  const { state, account, log } = ctx;
+  const eventId = `chat:${convoId}:${message.id}`;
+  if (!(await state.claim(account, eventId, "chat"))) return false;
+  try {
+    const profile = await profileOf(ctx, message.sender.did);
+    if (isBotLabelled(profile?.labels)) {
+      await state.finish(account, eventId, "skipped");
+      return false;
+    }
+    const sender = { did: message.sender.did, handle: profile?.handle ?? null };
+    const incoming: Incoming = {
+      channel: "bluesky",
+      sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: false },
+      text: message.text,
+      isPrivate: true,
+      replyTo: { convoId, messageId: message.id },
+    };
+    const outcome = await ctx.engine.handle(incoming);
+    const texts = outcome.replies.map((r) => r.text);
+    if (texts.length) {
+      const sent = await ctx.outbox.sendToConvo(convoId, texts, [sender]);
+      if (sent !== true) log.info({ convoId, reason: sent }, "Bluesky chat answer refused");
+    }
+    await state.finish(account, eventId, "done");
+    log.info({ convoId, handledAs: outcome.handledAs }, "answered Bluesky chat message");
+    return true;
+  } catch (error) {
+    if (isTransient(error)) {
+      await state.release(account, eventId).catch(() => {});
+      throw error;
+    }
+    log.error({ convoId, err: describe(error) }, "cannot answer Bluesky chat message");
+    await state.finish(account, eventId, "skipped");
+    return false;
+  }
+}

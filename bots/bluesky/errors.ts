@@ -1,0 +1,29 @@
+/**
+ * Telling apart failures worth waiting out (network down, PDS restarting,
+ * 5xx, a 429 that outlasted its retries) from answers that will not change
+ * (bad password, a refusal, a deleted record).
+ */
+import { XRPCError } from "@atproto/api";
+
+export function isTransient(error: unknown): boolean {
+  if (error instanceof XRPCError) return error.status < 200 || error.status >= 500 || error.status === 429;
+  return true; // fetch failures (ECONNREFUSED, reset sockets) are TypeErrors and the like
+}
+
+/** The XRPC error name (`NotFollowedBySender`, `ExpiredToken`…), if any. */
+export function errorName(error: unknown): string | undefined {
+  return error instanceof XRPCError ? error.error : undefined;
+}
+
+export function isAuthFailure(error: unknown): boolean {
+  return (
+    error instanceof XRPCError &&
+    (error.status === 401 || ["AuthenticationRequired", "ExpiredToken", "InvalidToken", "AccountTakedown"].includes(error.error))
+  );
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof XRPCError) return `${error.status} ${error.error}: ${error.message}`;
+  if (error instanceof Error) return `${error.name}: ${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ""}`;
+  return String(error);
+}

@@ -1,0 +1,136 @@
+/**
+ * Mentions: the bot reads its notifications, keeps the posts that mention it
+ * (a mention facet with its DID), and answers each once — publicly in the
+ * thread, privately by chat when the answer is private. How far it has read
+ * is saved, so mentions that arrive while it is stopped are answered after
+ * it restarts; accounts labelled as bots and deleted posts are not answered.
+ */
+import type { AppBskyFeedPost, AppBskyNotificationListNotifications, AtpAgent } from "@atproto/api";
+import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
+import type { Logger } from "../../src/logger.ts";
+import type { BlueskyState } from "../../src/store/bluesky-state.ts";
+import { describe, isTransient } from "./errors.ts";
+import { isBotLabelled } from "./labels.ts";
+import { openYourMessages } from "./messages.ts";
+import type { Outbox, ThreadRef } from "./outbox.ts";
+
+type Notification = AppBskyNotificationListNotifications.Notification;
+
+/** How far back of the watermark each poll looks again (indexing is not strictly in order). */
+const OVERLAP_MS = 2 * 60_000;
+const PAGE = 50;
+const MAX_PAGES = 20;
+
+export interface MentionContext {
+  agent: AtpAgent;
+  outbox: Outbox;
+  engine: ConversationEngine;
+  state: BlueskyState;
+  account: string;
+  bot: { did: string; handle: string };
+  log: Logger;
+}
+
+/** Whether a post's facets mention `did`. */
+export function mentions(record: AppBskyFeedPost.Record, did: string): boolean {
+  return (record.facets ?? []).some((facet) =>
+    facet.features.some((f) => f.$type === "app.bsky.richtext.facet#mention" && (f as { did?: string }).did === did),
+  );
+}
+
+/** The notifications newer than the watermark (minus the overlap), oldest first. */
+async function newNotifications(ctx: MentionContext, since: Date): Promise<Notification[]> {
+  const found: Notification[] = [];
+  let cursor: string | undefined;
+  const floor = since.getTime() - OVERLAP_MS;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const res = await ctx.agent.app.bsky.notification.listNotifications({ limit: PAGE, ...(cursor ? { cursor } : {}) });
+    const items = res.data.notifications;
+    found.push(...items.filter((n) => Date.parse(n.indexedAt) >= floor));
+    cursor = res.data.cursor;
+    if (!cursor || items.length === 0 || items.some((n) => Date.parse(n.indexedAt) < floor)) break;
+  }
+  return found.sort((a, b) => Date.parse(a.indexedAt) - Date.parse(b.indexedAt));
+}
+
+/** One pass over new notifications; returns how many mentions were answered. */
+export async function pollMentions(ctx: MentionContext): Promise<number> {
+  const { state, account } = ctx;
+  const since = await state.notificationsSeenAt(account);
+  if (!since) {
+    // First start ever: begin from now rather than answering the account's whole history.
+    await state.advanceNotifications(account, new Date());
+    return 0;
+  }
+  const notifications = await newNotifications(ctx, since);
+  let answered = 0;
+  let latest = since;
+  for (const n of notifications) {
+    if ((n.reason === "mention" || n.reason === "reply") && n.author.did !== ctx.bot.did) {
+      const record = n.record as AppBskyFeedPost.Record;
+      if (record.$type === "app.bsky.feed.post" && mentions(record, ctx.bot.did)) {
+        if (await handleMention(ctx, n, record)) answered++;
+      }
+    }
+    const at = new Date(n.indexedAt);
+    if (at > latest) latest = at;
+  }
+  if (latest > since) {
+    await state.advanceNotifications(account, latest);
+    await ctx.agent.app.bsky.notification.updateSeen({ seenAt: latest.toISOString() }).catch(() => {});
+  }
+  return answered;
+}
+
+async function handleMention(ctx: MentionContext, n: Notification, record: AppBskyFeedPost.Record): Promise<boolean> {
+  const { state, account, log } = ctx;
+  if (!(await state.claim(account, n.uri, "mention"))) return false;
+  try {
+    if (isBotLabelled(n.author.labels)) {
+      await state.finish(account, n.uri, "skipped");
+      return false;
+    }
+    // The post may have been deleted since it was indexed: never answer it then.
+    const current = await ctx.agent.app.bsky.feed.getPosts({ uris: [n.uri] });
+    const post = current.data.posts[0];
+    if (!post) {
+      await state.finish(account, n.uri, "skipped");
+      log.debug({ uri: n.uri }, "mention deleted before it was answered");
+      return false;
+    }
+    const self = { uri: post.uri, cid: post.cid };
+    const thread: ThreadRef = { parent: self, root: record.reply?.root ?? self };
+    const sender = { did: n.author.did, handle: post.author.handle };
+    const incoming: Incoming = {
+      channel: "bluesky",
+      sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: isBotLabelled(post.author.labels) },
+      text: record.text,
+      isPrivate: false,
+      replyTo: thread,
+    };
+    const outcome = await ctx.engine.handle(incoming);
+    const privateTexts = outcome.replies.filter((r) => r.visibility === "private").map((r) => r.text);
+    let dmRefused: string | undefined;
+    if (privateTexts.length) {
+      const dm = await ctx.outbox.sendDm(sender, privateTexts);
+      if (!dm.delivered) dmRefused = dm.reason;
+    }
+    const publicTexts = outcome.replies
+      .filter((r) => r.visibility === "public" && !(dmRefused && r.kind === "notice"))
+      .map((r) => r.text);
+    if (dmRefused) publicTexts.push(openYourMessages(outcome.language, ctx.bot.handle));
+    if (publicTexts.length) await ctx.outbox.replyInThread(thread, publicTexts, sender, outcome.language);
+    await state.finish(account, n.uri, "done");
+    log.info({ uri: n.uri, handledAs: outcome.handledAs, dm: privateTexts.length ? (dmRefused ?? "sent") : undefined }, "answered Bluesky mention");
+    return true;
+  } catch (error) {
+    if (isTransient(error)) {
+      await state.release(account, n.uri).catch(() => {});
+      throw error;
+    }
+    // An answer the network refuses for good (a 4xx): log it and move on rather than retry forever.
+    log.error({ uri: n.uri, err: describe(error) }, "cannot answer Bluesky mention");
+    await state.finish(account, n.uri, "skipped");
+    return false;
+  }
+}
