@@ -5,6 +5,7 @@
  */
 import type { Server } from "node:http";
 import { startBlueskyBot } from "../bots/bluesky/index.ts";
+import { createFediverseBot } from "../bots/fediverse/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
 import { openServices } from "./services.ts";
 import { createWebApp } from "./web/app.ts";
@@ -16,7 +17,8 @@ export async function runService(): Promise<void> {
   log.info({ database: config.databaseUrl ? redactUrl(services.database.url) : `embedded in ${config.dataDir}` }, "store ready");
 
   let ready = false;
-  const app = createWebApp({ store, ready: () => ready });
+  const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log });
+  const app = createWebApp({ store, ready: () => ready, routes: [fediverse.middleware] });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.once("error", reject);
@@ -24,8 +26,10 @@ export async function runService(): Promise<void> {
     await services.close();
     throw new Error(`Cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}).`);
   });
+  fediverse.start();
   ready = true;
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
+  log.info({ actor: fediverse.actorUri.href, acct: `@${config.fediverseBotUsername}@${config.publicUrl.host}` }, "fediverse bot on");
   const bluesky = startBlueskyBot({ config, store, log });
 
   await new Promise<void>((resolve) => {
@@ -39,6 +43,7 @@ export async function runService(): Promise<void> {
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
   await bluesky?.stop();
+  await fediverse.close();
   await services.close();
   log.info("stopped");
 }

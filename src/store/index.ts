@@ -6,6 +6,7 @@ import type postgres from "postgres";
 import { Authorizations } from "./authorizations.ts";
 import { BlueskyState } from "./bluesky-state.ts";
 import { ConversationState } from "./conversation-state.ts";
+import { FediverseState } from "./fediverse-state.ts";
 import { Identities } from "./identities.ts";
 import { LinkCodes } from "./link-codes.ts";
 import { Matches } from "./matches.ts";
@@ -32,6 +33,7 @@ export class Store {
   readonly authorizations: Authorizations;
   readonly conversation: ConversationState;
   readonly bluesky: BlueskyState;
+  readonly fediverse: FediverseState;
 
   readonly db: Queryable;
   readonly box: SecretBox;
@@ -46,6 +48,7 @@ export class Store {
     this.authorizations = new Authorizations(db, box);
     this.conversation = new ConversationState(db);
     this.bluesky = new BlueskyState(db, box);
+    this.fediverse = new FediverseState(db, box);
   }
 
   /** Runs `fn` in one transaction (or inside the current one). */

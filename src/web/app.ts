@@ -2,13 +2,15 @@
  * The HTTP side: health, readiness and Prometheus metrics. The bots mount
  * their routes (Fedify, OAuth callbacks, pages) on the same app.
  */
-import express, { type Express } from "express";
+import express, { type Express, type RequestHandler } from "express";
 import type { Store } from "../store/index.ts";
 
 export interface WebContext {
   store: Store;
   /** Whether the service is ready to take traffic (migrations done, bots up). */
   ready: () => boolean;
+  /** Routes mounted by the bots (the fediverse bot's Fedify middleware…). */
+  routes?: RequestHandler[];
 }
 
 export function createWebApp(ctx: WebContext): Express {
@@ -38,6 +40,7 @@ export function createWebApp(ctx: WebContext): Express {
     }
   });
 
+  for (const route of ctx.routes ?? []) app.use(route);
   return app;
 }
 

@@ -1,0 +1,85 @@
+/**
+ * The bot as an ActivityPub actor: a `Service` (what Mastodon and others show
+ * as a bot), with WebFinger, keys, inbox and shared inbox, an (empty)
+ * outbox, its followers, and NodeInfo for the server.
+ */
+import type { Federation } from "@fedify/fedify";
+import { Endpoints, Image, Service } from "@fedify/vocab";
+import type { Store } from "../../src/store/index.ts";
+import { ICON_PATH } from "./icon.ts";
+import type { BotKeys } from "./keys.ts";
+
+export const ACTOR_PATH = "/users/{identifier}";
+export const INBOX_PATH = "/users/{identifier}/inbox";
+export const SHARED_INBOX_PATH = "/inbox";
+export const OUTBOX_PATH = "/users/{identifier}/outbox";
+export const FOLLOWERS_PATH = "/users/{identifier}/followers";
+
+export const BOT_NAME = "Reconnexion";
+
+export const BOT_SUMMARY =
+  "<p>🇫🇷 Je retrouve pour vous, ici et sur Bluesky, les comptes que vous suiviez sur X, et je peux les suivre à votre place. " +
+  "Écrivez-moi en message privé : <code>aide</code>.</p>" +
+  "<p>🇬🇧 I find the accounts you followed on X here and on Bluesky, and can follow them for you. " +
+  "Send me a direct message: <code>help</code>.</p>" +
+  "<p>Bot — automated account.</p>";
+
+const FOLLOWERS_PAGE = 100;
+
+export function setupActor(federation: Federation<void>, options: { username: string; keys: BotKeys; store: Store; version: string }): void {
+  const { username, keys, store } = options;
+  federation
+    .setActorDispatcher(ACTOR_PATH, async (ctx, identifier) => {
+      if (identifier !== username) return null;
+      const pairs = await ctx.getActorKeyPairs(identifier);
+      return new Service({
+        id: ctx.getActorUri(identifier),
+        preferredUsername: identifier,
+        name: BOT_NAME,
+        summary: BOT_SUMMARY,
+        url: ctx.getActorUri(identifier),
+        icon: new Image({ url: new URL(ICON_PATH, ctx.canonicalOrigin), mediaType: "image/png" }),
+        inbox: ctx.getInboxUri(identifier),
+        endpoints: new Endpoints({ sharedInbox: ctx.getInboxUri() }),
+        outbox: ctx.getOutboxUri(identifier),
+        followers: ctx.getFollowersUri(identifier),
+        manuallyApprovesFollowers: false,
+        discoverable: true,
+        indexable: false,
+        publicKey: pairs[0]?.cryptographicKey ?? null,
+        assertionMethods: pairs.map((p) => p.multikey),
+      });
+    })
+    .setKeyPairsDispatcher(async (_ctx, identifier) => (identifier === username ? keys.keyPairs() : []))
+    .mapHandle((_ctx, handle) => (handle.toLowerCase() === username.toLowerCase() ? username : null));
+
+  federation
+    .setFollowersDispatcher(FOLLOWERS_PATH, async (_ctx, identifier, cursor) => {
+      if (identifier !== username || cursor === null) return identifier === username ? { items: [] } : null;
+      const offset = Math.max(0, Number.parseInt(cursor, 10) || 0);
+      const page = await store.fediverse.followers(offset, FOLLOWERS_PAGE + 1);
+      return {
+        items: page.slice(0, FOLLOWERS_PAGE).map((f) => ({
+          id: new URL(f.actorUri),
+          inboxId: new URL(f.inbox),
+          endpoints: f.sharedInbox ? { sharedInbox: new URL(f.sharedInbox) } : null,
+        })),
+        nextCursor: page.length > FOLLOWERS_PAGE ? String(offset + FOLLOWERS_PAGE) : null,
+      };
+    })
+    .setCounter((_ctx, identifier) => (identifier === username ? store.fediverse.followerCount() : null))
+    .setFirstCursor((_ctx, identifier) => (identifier === username ? "0" : null));
+
+  // The bot publishes nothing publicly: DMs are not part of any outbox.
+  federation
+    .setOutboxDispatcher(OUTBOX_PATH, (_ctx, identifier) => (identifier === username ? { items: [] } : null))
+    .setCounter((_ctx, identifier) => (identifier === username ? 0 : null));
+
+  federation.setNodeInfoDispatcher("/nodeinfo/2.1", () => ({
+    software: { name: "reconnexion", version: options.version },
+    protocols: ["activitypub"],
+    usage: { users: { total: 1, activeHalfyear: 1, activeMonth: 1 }, localPosts: 0, localComments: 0 },
+    openRegistrations: false,
+    metadata: { nodeName: BOT_NAME },
+  }));
+}

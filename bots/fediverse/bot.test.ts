@@ -1,0 +1,210 @@
+/**
+ * The fediverse bot against a local fediverse: real signed activities from
+ * separate Fedify servers on 127.0.0.1, replies collected in their inboxes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { startFediServer, type FediServer, type FediUser, type ReceivedNote } from "../../test/harness/fediverse.ts";
+import { freePort, startBot, type RunningBot } from "../../test/harness/fediverse-bot.ts";
+import { createNote, SHAPES, type BotRef } from "../../test/harness/fediverse-shapes.ts";
+
+let db: TestDatabase;
+let port: number;
+let bot: RunningBot;
+let ref: BotRef;
+let server: FediServer;
+let split: FediServer;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  port = await freePort();
+  bot = await startBot(db, port);
+  ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+  server = await startFediServer({
+    users: [
+      { name: "alice" }, { name: "bob" }, { name: "robot", type: "Service" }, { name: "frank" }, { name: "gina" }, { name: "hank" },
+      { name: "ivy" }, { name: "dave" }, { name: "eve" }, { name: "fol" }, ...SHAPES.map((s) => ({ name: `u_${s}` }))],
+  });
+  split = await startFediServer({ users: [{ name: "carol" }], splitDomain: true });
+});
+
+afterAll(async () => {
+  await bot?.stop();
+  await server?.close();
+  await split?.close();
+  await db?.drop();
+});
+
+/** Checks that a reply is a direct note to `user` only, mentioning them, answering `noteId`. */
+function expectDirectReply(note: ReceivedNote, user: FediUser, noteId: string): void {
+  expect(note.attributedTo).toBe(bot.actorId);
+  expect(new Set(note.to)).toEqual(new Set([user.actorId]));
+  expect(note.cc).toEqual([]);
+  expect(JSON.stringify(note.raw)).not.toMatch(/#Public|as:Public|followers/);
+  expect(note.mentions).toContainEqual({ href: user.actorId, name: expect.stringContaining(`@${user.name}@`) });
+  expect(note.content).toMatch(new RegExp(`^<p><span class="h-card"[^>]*><a href="[^"]+" class="u-url mention">@<span>${user.name}</span></a></span> `));
+  expect(note.inReplyTo).toBe(noteId);
+}
+
+describe("the actor", () => {
+  it("is a Service with keys, inboxes, outbox, followers, icon; found by WebFinger and NodeInfo", async () => {
+    const res = await fetch(bot.actorId, { headers: { Accept: "application/activity+json" } });
+    expect(res.status).toBe(200);
+    const actor = (await res.json()) as Record<string, any>;
+    expect(actor.type).toBe("Service");
+    expect(actor.preferredUsername).toBe("reconnexion");
+    expect(actor.inbox).toBe(bot.inbox);
+    expect(actor.endpoints.sharedInbox).toBe(bot.sharedInbox);
+    expect(actor.outbox).toBe(`${bot.actorId}/outbox`);
+    expect(actor.followers).toBe(`${bot.actorId}/followers`);
+    expect(actor.summary).toMatch(/Écrivez-moi/);
+    expect(actor.summary).toMatch(/Send me a direct message/);
+    expect(actor.publicKey.publicKeyPem).toMatch(/BEGIN PUBLIC KEY/);
+    expect(actor.assertionMethod).toHaveLength(2);
+    const icon = await fetch(actor.icon.url);
+    expect(icon.headers.get("content-type")).toBe("image/png");
+    expect(Buffer.from(await icon.arrayBuffer()).subarray(1, 4).toString()).toBe("PNG");
+
+    const wf = await fetch(`${bot.origin}/.well-known/webfinger?resource=acct:${ref.acct}`);
+    const jrd = (await wf.json()) as { subject: string; links: { rel: string; href: string }[] };
+    expect(jrd.subject).toBe(`acct:${ref.acct}`);
+    expect(jrd.links).toContainEqual(expect.objectContaining({ rel: "self", href: bot.actorId }));
+
+    const ni = await fetch(`${bot.origin}/.well-known/nodeinfo`);
+    const link = ((await ni.json()) as { links: { href: string }[] }).links[0]!.href;
+    const info = (await (await fetch(link)).json()) as { software: { name: string }; protocols: string[] };
+    expect(info.software.name).toBe("reconnexion");
+    expect(info.protocols).toEqual(["activitypub"]);
+  });
+
+  it("keeps its key pairs in the database", async () => {
+    const rows = await db.sql`select algorithm from fediverse_key order by algorithm`;
+    expect(rows.map((r) => r.algorithm)).toEqual(["Ed25519", "RSASSA-PKCS1-v1_5"]);
+  });
+});
+
+describe("direct messages", () => {
+  it("answers a Mastodon DM with a direct note", async () => {
+    const alice = server.user("alice");
+    const body = createNote("mastodon", alice, ref, "help");
+    const res = await alice.post(bot.inbox, body);
+    expect(res.status).toBeLessThan(300);
+    const [reply] = await alice.waitForNotes(1);
+    expectDirectReply(reply!, alice, (body.object as { id: string }).id);
+  });
+
+  it.each(SHAPES)("answers a %s DM", async (shape) => {
+    const user = server.user(`u_${shape}`);
+    const body = createNote(shape, user, ref, "help");
+    const res = await user.post(bot.sharedInbox, body);
+    expect(res.status, await res.text()).toBeLessThan(300);
+    const [reply] = await user.waitForNotes(1);
+    expectDirectReply(reply!, user, (body.object as { id: string }).id);
+  });
+});
+
+const noteIdOf = (body: Record<string, unknown>) => (body.object as { id: string }).id;
+const settle = () => new Promise((r) => setTimeout(r, 800));
+
+describe("mentions in public", () => {
+  it.each(["public", "unlisted", "followers"] as const)("answers a %s mention privately", async (audience) => {
+    const user = server.user(audience === "public" ? "frank" : audience === "unlisted" ? "ivy" : "gina");
+    const before = user.notes.length;
+    const body = createNote("mastodon", user, ref, "status", { audience });
+    expect((await user.post(bot.sharedInbox, body)).status).toBeLessThan(300);
+    const notes = await user.waitForNotes(before + 1);
+    expectDirectReply(notes[before]!, user, noteIdOf(body));
+  });
+});
+
+describe("senders", () => {
+  it("identifies a sender by the acct WebFinger confirms, even on another domain than the web host", async () => {
+    const carol = split.user("carol");
+    expect(carol.acct).toMatch(/^carol@localhost:\d+$/);
+    const person = await db.store.people.create({});
+    await db.store.identities.attach(person.id, { platform: "fediverse", handle: carol.acct, verifiedBy: "platform" });
+    await carol.post(bot.inbox, createNote("mastodon", carol, ref, "status"));
+    await carol.waitForNotes(1);
+    const identity = await db.store.identities.find({ platform: "fediverse", handle: carol.acct });
+    expect(identity?.stableId).toBe(carol.actorId);
+    expect(identity?.personId).toBe(person.id);
+  });
+
+  it("never answers an automated account (Service)", async () => {
+    const robot = server.user("robot");
+    expect((await robot.post(bot.inbox, createNote("mastodon", robot, ref, "help"))).status).toBeLessThan(300);
+    await settle();
+    expect(robot.notes).toHaveLength(0);
+  });
+});
+
+describe("signatures and replays", () => {
+  it("refuses unsigned, forged and tampered requests", async () => {
+    const alice = server.user("alice");
+    const bob = server.user("bob");
+    const before = alice.notes.length;
+    expect((await alice.post(bot.inbox, createNote("mastodon", alice, ref, "help"), { unsigned: true })).status).toBe(401);
+    expect((await alice.post(bot.inbox, createNote("mastodon", alice, ref, "help"), { signWith: bob })).status).toBe(401);
+    expect((await alice.post(bot.inbox, createNote("mastodon", alice, ref, "help"), { tamper: true })).status).toBe(401);
+    await settle();
+    expect(alice.notes.length).toBe(before);
+  });
+
+  it("handles a message once: replayed, redelivered under another activity id, or edited", async () => {
+    const hank = server.user("hank");
+    const body = createNote("mastodon", hank, ref, "status");
+    expect((await hank.post(bot.inbox, body)).status).toBeLessThan(300);
+    await hank.waitForNotes(1);
+    const count = hank.notes.length;
+    expect((await hank.post(bot.inbox, body)).status).toBeLessThan(300);
+    const again = createNote("mastodon", hank, ref, "status", { noteId: noteIdOf(body), activityId: `${noteIdOf(body)}/again` });
+    expect((await hank.post(bot.sharedInbox, again)).status).toBeLessThan(300);
+    const update = { ...again, id: `${noteIdOf(body)}#updates/1`, type: "Update" };
+    expect((await hank.post(bot.inbox, update)).status).toBeLessThan(300);
+    const del = { "@context": "https://www.w3.org/ns/activitystreams", id: `${noteIdOf(body)}#delete`, type: "Delete", actor: hank.actorId, to: [bot.actorId], object: { id: noteIdOf(body), type: "Tombstone" } };
+    expect((await hank.post(bot.inbox, del)).status).toBeLessThan(300);
+    await settle();
+    expect(hank.notes.length).toBe(count);
+  });
+});
+
+describe("follows and account changes", () => {
+  it("accepts a follow and forgets it on Undo", async () => {
+    const fol = server.user("fol");
+    const follow = { "@context": "https://www.w3.org/ns/activitystreams", id: `${fol.actorId}#follows/1`, type: "Follow", actor: fol.actorId, object: bot.actorId };
+    expect((await fol.post(bot.inbox, follow)).status).toBeLessThan(300);
+    await fol.waitFor(() => fol.accepts.length === 1);
+    expect(await db.store.fediverse.followerCount()).toBe(1);
+    const res = await fetch(`${bot.actorId}/followers`, { headers: { Accept: "application/activity+json" } });
+    expect(((await res.json()) as { totalItems: number }).totalItems).toBe(1);
+    const undo = { "@context": "https://www.w3.org/ns/activitystreams", id: `${fol.actorId}#follows/1/undo`, type: "Undo", actor: fol.actorId, object: follow };
+    expect((await fol.post(bot.inbox, undo)).status).toBeLessThan(300);
+    for (let i = 0; i < 50 && (await db.store.fediverse.followerCount()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await db.store.fediverse.followerCount()).toBe(0);
+  });
+
+  it("follows a known account's Move, and forgets a deleted actor", async () => {
+    const dave = server.user("dave");
+    const eve = server.user("eve");
+    const newDave = await server.addUser({ name: "dave2", alsoKnownAs: [dave.actorId] });
+    const p1 = await db.store.people.create({});
+    await db.store.identities.attach(p1.id, { platform: "fediverse", stableId: dave.actorId, handle: dave.acct, verifiedBy: "dm" });
+    const p2 = await db.store.people.create({});
+    await db.store.identities.attach(p2.id, { platform: "fediverse", stableId: eve.actorId, handle: eve.acct, verifiedBy: "dm" });
+
+    const move = { "@context": "https://www.w3.org/ns/activitystreams", id: `${dave.actorId}#moves/1`, type: "Move", actor: dave.actorId, object: dave.actorId, target: newDave.actorId };
+    expect((await dave.post(bot.sharedInbox, move)).status).toBeLessThan(300);
+    const del = { "@context": "https://www.w3.org/ns/activitystreams", id: `${eve.actorId}#delete`, type: "Delete", actor: eve.actorId, to: ["https://www.w3.org/ns/activitystreams#Public"], object: eve.actorId };
+    expect((await eve.post(bot.sharedInbox, del)).status).toBeLessThan(300);
+    for (let i = 0; i < 60; i++) {
+      const moved = await db.store.identities.find({ platform: "fediverse", stableId: newDave.actorId });
+      const gone = !(await db.store.identities.find({ platform: "fediverse", stableId: eve.actorId }));
+      if (moved && gone) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const moved = await db.store.identities.find({ platform: "fediverse", stableId: newDave.actorId });
+    expect(moved?.personId).toBe(p1.id);
+    expect(moved?.handle).toBe(newDave.acct);
+    expect(await db.store.identities.find({ platform: "fediverse", stableId: eve.actorId })).toBeUndefined();
+  });
+});

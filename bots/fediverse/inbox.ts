@@ -1,0 +1,137 @@
+/**
+ * What the bot does with activities in its inboxes.
+ *
+ * Create(Note) for the bot → an `Incoming` for the conversation engine →
+ * each reply as a direct note. A note is handled once: a redelivery, a
+ * replay, an Update or a Delete of it never runs its command again (the
+ * note id is claimed in the database before the engine runs). Follows are
+ * accepted and remembered, Undo(Follow) forgets them; Move of a known
+ * account moves its identity; Delete of an actor detaches its identity.
+ */
+import type { Federation, InboxContext } from "@fedify/fedify";
+import { Accept, Application, Create, Delete, Follow, Move, Note, Service, Undo, Update, isActor, type Actor } from "@fedify/vocab";
+import { randomUUID } from "node:crypto";
+import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
+import type { Logger } from "../../src/logger.ts";
+import type { Store } from "../../src/store/index.ts";
+import { confirmAcct, type AcctOptions } from "./acct.ts";
+import { INBOX_PATH, SHARED_INBOX_PATH } from "./actor.ts";
+import { audienceOf, contentOf } from "./message.ts";
+import { sendReplies } from "./send.ts";
+
+export interface InboxOptions {
+  username: string;
+  store: Store;
+  engine: ConversationEngine;
+  acct: AcctOptions;
+  log: Logger;
+  /** Called after each Create is handled (tests and benchmarks). */
+  onHandled?: (info: { noteId: string; handledAs: string; replies: number }) => void;
+}
+
+function isBotActor(actor: Actor): boolean {
+  return actor instanceof Service || actor instanceof Application;
+}
+
+export function setupInbox(federation: Federation<void>, options: InboxOptions): void {
+  const { username, store, log } = options;
+  federation
+    .setInboxListeners(INBOX_PATH, SHARED_INBOX_PATH)
+    .on(Create, (ctx, create) => onCreate(ctx, create, options))
+    .on(Follow, async (ctx, follow) => {
+      const target = ctx.parseUri(follow.objectId);
+      if (target?.type !== "actor" || target.identifier !== username || !follow.actorId) return;
+      const follower = await follow.getActor(ctx);
+      if (!follower?.id || !follower.inboxId || follower.id.href !== follow.actorId.href) return;
+      await store.fediverse.addFollower({
+        actorUri: follower.id.href,
+        inbox: follower.inboxId.href,
+        sharedInbox: follower.endpoints?.sharedInbox?.href ?? null,
+        followId: follow.id?.href ?? null,
+      });
+      await ctx.sendActivity(
+        { identifier: username },
+        follower,
+        new Accept({
+          id: new URL(`/fediverse/accepts/${randomUUID()}`, ctx.canonicalOrigin),
+          actor: ctx.getActorUri(username),
+          object: follow,
+        }),
+      );
+      log.info({ follower: follower.id.href }, "fediverse: new follower");
+    })
+    .on(Undo, async (ctx, undo) => {
+      const object = await undo.getObject({ ...ctx, suppressError: true } as never);
+      if (!(object instanceof Follow) || !undo.actorId || object.actorId?.href !== undo.actorId.href) return;
+      if (await store.fediverse.removeFollower(undo.actorId.href)) log.info({ follower: undo.actorId.href }, "fediverse: unfollowed");
+    })
+    .on(Update, () => {
+      // An edited message is not a new command: nothing to do.
+    })
+    .on(Delete, async (_ctx, del) => {
+      // Deleting a message never re-runs or undoes it. Deleting an actor
+      // (object = the actor itself) detaches that identity.
+      const objectId = del.objectId?.href;
+      if (!objectId || !del.actorId || objectId !== del.actorId.href) return;
+      const identityId = await store.fediverse.identityOf(objectId);
+      if (identityId !== undefined && (await store.unlink(identityId))) log.info({ actor: objectId }, "fediverse: actor deleted, identity removed");
+    })
+    .on(Move, async (ctx, move) => {
+      const from = move.actorId;
+      if (!from || move.objectId?.href !== from.href) return;
+      if ((await store.fediverse.identityOf(from.href)) === undefined) return;
+      const target = await move.getTarget(ctx);
+      if (!target?.id || !isActor(target)) return;
+      // The new account must claim the old one (alsoKnownAs), as Mastodon requires.
+      if (!target.aliasIds.some((a) => a.href === from.href)) return;
+      const acct = await confirmAcct(target.id, { ...options.acct, kv: undefined });
+      try {
+        const moved = await store.fediverse.moveIdentity(from.href, { actorUri: target.id.href, acct, apiBase: target.id.origin });
+        if (moved) log.info({ from: from.href, to: target.id.href }, "fediverse: account moved");
+      } catch (error) {
+        log.warn({ err: error, from: from.href }, "fediverse: move not recorded");
+      }
+    })
+    .onError((_ctx, error) => {
+      log.warn({ err: error }, "fediverse: inbox listener failed");
+    });
+}
+
+async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxOptions): Promise<void> {
+  const { username, store, engine, log } = options;
+  const object = await create.getObject(ctx);
+  if (!(object instanceof Note) || !object.id || !create.actorId) return;
+  // The signer (checked by Fedify) must be the author.
+  if (object.attributionId && object.attributionId.href !== create.actorId.href) return;
+  const botId = ctx.getActorUri(username);
+  if (create.actorId.href === botId.href) return;
+  const author = await create.getActor(ctx);
+  if (!author?.id || author.id.href !== create.actorId.href) return;
+
+  const audience = await audienceOf(object, create, { actorId: botId, profileUrls: [] }, author);
+  if (!audience.addressesBot) return;
+  if (!(await store.fediverse.claimNote(object.id.href, create.id?.href ?? null, author.id.href))) {
+    log.debug({ note: object.id.href }, "fediverse: note already handled");
+    return;
+  }
+
+  const isBot = isBotActor(author);
+  const acct = isBot ? null : await confirmAcct(author.id, options.acct);
+  const incoming: Incoming = {
+    channel: "fediverse",
+    sender: { platform: "fediverse", stableId: author.id.href, handle: acct, apiBase: author.id.origin, isBot },
+    ...contentOf(object),
+    isPrivate: audience.isDirect,
+    replyTo: object.id.href,
+  };
+  const outcome = await engine.handle(incoming);
+  // On the fediverse a private answer is always possible: every reply goes
+  // by DM, and the "answered in private" notice is not needed.
+  const hasPrivate = outcome.replies.some((r) => r.visibility === "private");
+  const texts = outcome.replies.filter((r) => !(hasPrivate && r.kind === "notice")).map((r) => r.text);
+  const sent = texts.length
+    ? await sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id, texts })
+    : 0;
+  log.debug({ note: object.id.href, handledAs: outcome.handledAs, sent }, "fediverse: message handled");
+  options.onHandled?.({ noteId: object.id.href, handledAs: outcome.handledAs, replies: sent });
+}

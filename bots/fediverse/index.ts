@@ -1,0 +1,116 @@
+/**
+ * The fediverse bot: one Fedify federation, mounted in the express app,
+ * with its key–value store and queues on the service's PostgreSQL.
+ *
+ *   const bot = await createFediverseBot({ config, store, sql, log });
+ *   app.use(bot.middleware);
+ *   bot.start();            // queue workers (inbox, outbox, fanout)
+ *   await bot.close();      // stops taking tasks, waits for the running ones
+ */
+import { createFederation, type Federation } from "@fedify/fedify";
+import { integrateFederation } from "@fedify/express";
+import type { RequestHandler } from "express";
+import { ConversationEngine, type EngineContext } from "../../src/conversation/index.ts";
+import type { Config } from "../../src/config.ts";
+import type { Logger } from "../../src/logger.ts";
+import type { Sql } from "../../src/store/database.ts";
+import type { Store } from "../../src/store/index.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { setupActor } from "./actor.ts";
+import { ICON_PATH, iconPng } from "./icon.ts";
+import { setupInbox, type InboxOptions } from "./inbox.ts";
+import { BotKeys } from "./keys.ts";
+import { FediverseKvStore } from "./kv.ts";
+import { PostgresQueue, type QueueOptions } from "./queue.ts";
+
+export interface FediverseBotOptions {
+  config: Config;
+  store: Store;
+  sql: Sql;
+  log: Logger;
+  /** Engine overrides (tests: clock, limits). */
+  engine?: Partial<EngineContext>;
+  queue?: QueueOptions;
+  onHandled?: InboxOptions["onHandled"];
+}
+
+export interface FediverseBot {
+  federation: Federation<void>;
+  /** Fedify's routes (WebFinger, actor, inboxes, NodeInfo…) and the avatar. */
+  middleware: RequestHandler;
+  actorUri: URL;
+  queues: Record<"inbox" | "outbox" | "fanout", PostgresQueue>;
+  /** Starts queue workers: all of them, or one queue's. */
+  start(only?: "inbox" | "outbox" | "fanout"): void;
+  /** Stops the workers and waits for the tasks they hold. */
+  close(): Promise<void>;
+}
+
+export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
+  const { config, store, sql, log } = options;
+  const username = config.fediverseBotUsername;
+  const origin = config.publicUrl.origin;
+  const onError = (error: unknown) => log.warn({ err: error }, "fediverse: queue task failed");
+  const queues = {
+    inbox: new PostgresQueue(sql, "inbox", { concurrency: 4, onError, ...options.queue }),
+    outbox: new PostgresQueue(sql, "outbox", { concurrency: 4, onError, ...options.queue }),
+    fanout: new PostgresQueue(sql, "fanout", { concurrency: 1, onError, ...options.queue }),
+  };
+  const kv = new FediverseKvStore(sql);
+  const userAgent = `reconnexion/${pkg.version} (+${config.publicUrl.href})`;
+  const federation = createFederation<void>({
+    kv,
+    queue: queues,
+    origin,
+    manuallyStartQueue: true,
+    allowPrivateAddress: config.allowPrivateAddresses,
+    userAgent,
+  });
+  const keys = new BotKeys(store, username);
+  setupActor(federation, { username, keys, store, version: pkg.version });
+
+  const actorUri = new URL(`/users/${username}`, origin);
+  const engine = new ConversationEngine({ ...options.engine, store, config, botStableIds: [actorUri.href] });
+  setupInbox(federation, {
+    username,
+    store,
+    engine,
+    log,
+    acct: {
+      allowPrivateAddress: config.allowPrivateAddresses,
+      userAgent,
+      kv,
+      // https everywhere, except where private addresses are allowed (tests, sandbox).
+      schemeFor: (actorId) => (config.allowPrivateAddresses && actorId.protocol === "http:" ? "http:" : "https:"),
+    },
+    ...(options.onHandled ? { onHandled: options.onHandled } : {}),
+  });
+
+  const fedify = integrateFederation(federation, () => undefined);
+  const middleware: RequestHandler = (req, res, next) => {
+    if (req.method === "GET" && req.path === ICON_PATH) {
+      res.type("image/png").set("Cache-Control", "public, max-age=86400").send(iconPng());
+      return;
+    }
+    fedify(req, res, next);
+  };
+
+  const controller = new AbortController();
+  const running: Promise<void>[] = [];
+  return {
+    federation,
+    middleware,
+    actorUri,
+    queues,
+    start(only) {
+      const task = federation
+        .startQueue(undefined, { signal: controller.signal, ...(only ? { queue: only } : {}) })
+        .catch((error: unknown) => log.error({ err: error }, "fediverse: queue stopped"));
+      running.push(task);
+    },
+    async close() {
+      controller.abort();
+      await Promise.all(running);
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { NOTE_LIMIT, splitForNotes, toHtml } from "./reply.ts";
+
+const alice = { id: "https://social.example/users/alice", url: "https://social.example/@alice", acct: "alice@example.org" };
+
+describe("replies as notes", () => {
+  it("puts the mention first, paragraphs, line breaks and links in HTML", () => {
+    const html = toHtml("Hello <you> & all\nsee https://x.example/a?b=1&c=2.\n\nbye", alice);
+    expect(html).toBe(
+      '<p><span class="h-card" translate="no"><a href="https://social.example/@alice" class="u-url mention">@<span>alice</span></a></span> ' +
+        'Hello &lt;you&gt; &amp; all<br>see <a href="https://x.example/a?b=1&amp;c=2" rel="nofollow noopener noreferrer" target="_blank">https://x.example/a?b=1&amp;c=2</a>.</p><p>bye</p>',
+    );
+  });
+
+  it("keeps a short answer whole and unnumbered", () => {
+    expect(splitForNotes(["short"], alice)).toEqual(["short"]);
+  });
+
+  it("splits a long answer into numbered notes Mastodon shows whole", () => {
+    const lines = Array.from({ length: 60 }, (_, i) => `line ${i} ${"é".repeat(20)}`);
+    const pieces = splitForNotes([lines.join("\n")], alice);
+    expect(pieces.length).toBeGreaterThan(2);
+    pieces.forEach((p, i) => {
+      expect(p.endsWith(`(${i + 1}/${pieces.length})`)).toBe(true);
+      expect([...`@${alice.acct} ${p}`].length).toBeLessThanOrEqual(NOTE_LIMIT);
+    });
+    expect(pieces.map((p) => p.replace(/\n\(\d+\/\d+\)$/, "")).join("\n")).toBe(lines.join("\n"));
+  });
+});

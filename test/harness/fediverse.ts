@@ -1,0 +1,245 @@
+/**
+ * A local fediverse for tests: a Fedify server on 127.0.0.1 with users who
+ * send real signed activities (raw JSON bodies, shaped like the servers they
+ * imitate) and collect what arrives in their inboxes. Its account domain
+ * can differ from its web host (Mastodon's LOCAL_DOMAIN / WEB_DOMAIN): with
+ * `splitDomain`, accts are `user@localhost:<port>` while actors live on
+ * `http://127.0.0.1:<port>`.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { webcrypto } from "node:crypto";
+import { randomUUID } from "node:crypto";
+import { createFederation, generateCryptoKeyPair, MemoryKvStore, signRequest, type Federation } from "@fedify/fedify";
+import { Accept, Create, Endpoints, Note, Person, Service } from "@fedify/vocab";
+import { LITEPUB_CONTEXT } from "./fediverse-shapes.ts";
+
+export interface ReceivedNote {
+  id: string;
+  activityId: string | null;
+  attributedTo: string | null;
+  to: string[];
+  cc: string[];
+  content: string;
+  mentions: { href: string; name: string | null }[];
+  inReplyTo: string | null;
+  raw: Record<string, unknown>;
+}
+
+export interface FediUserSpec {
+  name: string;
+  /** Service: a bot account (the bot must never answer it). */
+  type?: "Person" | "Service";
+  /** Accounts this one claims to be (alsoKnownAs), for Move. */
+  alsoKnownAs?: string[];
+}
+
+export class FediUser {
+  readonly name: string;
+  readonly server: FediServer;
+  readonly type: "Person" | "Service";
+  alsoKnownAs: string[];
+  readonly notes: ReceivedNote[] = [];
+  readonly accepts: Record<string, unknown>[] = [];
+  keys!: webcrypto.CryptoKeyPair;
+  private waiters: (() => void)[] = [];
+
+  constructor(server: FediServer, spec: FediUserSpec) {
+    this.server = server;
+    this.name = spec.name;
+    this.type = spec.type ?? "Person";
+    this.alsoKnownAs = spec.alsoKnownAs ?? [];
+  }
+
+  get actorId(): string {
+    return `${this.server.origin}/users/${this.name}`;
+  }
+  get keyId(): string {
+    return `${this.actorId}#main-key`;
+  }
+  get followers(): string {
+    return `${this.actorId}/followers`;
+  }
+  get acct(): string {
+    return `${this.name}@${this.server.accountDomain}`;
+  }
+
+  /** @internal */
+  deliver(kind: "note" | "accept", value: ReceivedNote | Record<string, unknown>): void {
+    if (kind === "note") this.notes.push(value as ReceivedNote);
+    else this.accepts.push(value as Record<string, unknown>);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Waits until `count` notes have arrived (or throws after `timeoutMs`). */
+  async waitForNotes(count: number, timeoutMs = 10_000): Promise<ReceivedNote[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.notes.length < count) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.name}: ${this.notes.length} of ${count} notes after ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.notes.slice(0, count);
+  }
+
+  async waitFor(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) throw new Error(`${this.name}: condition not met after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** POSTs a JSON body to an inbox, signed with this user's key (or `signWith`'s). */
+  async post(inbox: string, body: unknown, options: { signWith?: FediUser; unsigned?: boolean; tamper?: boolean } = {}): Promise<Response> {
+    const payload = JSON.stringify(body);
+    let request = new Request(inbox, {
+      method: "POST",
+      headers: { "Content-Type": "application/activity+json", Accept: "application/activity+json" },
+      body: payload,
+    });
+    if (!options.unsigned) {
+      const signer = options.signWith ?? this;
+      // A key from `signWith` but claimed as ours: a forged signature.
+      request = await signRequest(request, signer.keys.privateKey, new URL(this.keyId));
+    }
+    if (options.tamper) {
+      const headers = new Headers(request.headers);
+      request = new Request(request.url, { method: "POST", headers, body: payload.replace("help", "stop") });
+    }
+    return fetch(request);
+  }
+
+  /** A new note id on this server. */
+  noteId(): string {
+    return `${this.server.origin}/users/${this.name}/statuses/${randomUUID()}`;
+  }
+}
+
+export class FediServer {
+  httpServer!: Server;
+  origin = "";
+  accountDomain = "";
+  federation!: Federation<void>;
+  readonly users = new Map<string, FediUser>();
+
+  user(name: string): FediUser {
+    const u = this.users.get(name);
+    if (!u) throw new Error(`no user ${name}`);
+    return u;
+  }
+
+  addUser(spec: FediUserSpec): Promise<FediUser> {
+    const user = new FediUser(this, spec);
+    this.users.set(spec.name, user);
+    return generateCryptoKeyPair("RSASSA-PKCS1-v1_5").then((keys) => {
+      user.keys = keys;
+      return user;
+    });
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.httpServer.close(() => resolve());
+      this.httpServer.closeAllConnections();
+    });
+  }
+}
+
+async function noteOf(create: Create): Promise<ReceivedNote | null> {
+  const object = await create.getObject();
+  if (!(object instanceof Note) || !object.id) return null;
+  const raw = (await object.toJsonLd({ format: "compact" })) as Record<string, unknown>;
+  const mentions: ReceivedNote["mentions"] = [];
+  for await (const tag of object.getTags()) {
+    const t = tag as { href?: URL | null; name?: unknown };
+    if (t.href) mentions.push({ href: t.href.href, name: t.name != null ? String(t.name) : null });
+  }
+  return {
+    id: object.id.href,
+    activityId: create.id?.href ?? null,
+    attributedTo: object.attributionId?.href ?? null,
+    to: [...create.toIds, ...object.toIds].map((u) => u.href),
+    cc: [...create.ccIds, ...object.ccIds].map((u) => u.href),
+    content: String(object.content ?? ""),
+    mentions,
+    inReplyTo: object.replyTargetId?.href ?? null,
+    raw,
+  };
+}
+
+/** Starts a server with these users on 127.0.0.1 (a free port). */
+export async function startFediServer(options: { users: FediUserSpec[]; splitDomain?: boolean }): Promise<FediServer> {
+  const server = new FediServer();
+  let federation: Federation<void> | undefined;
+  server.httpServer = createServer(async (req, res) => {
+    if (req.url === "/schemas/litepub-0.1.jsonld") {
+      res.writeHead(200, { "Content-Type": "application/ld+json" });
+      res.end(JSON.stringify(LITEPUB_CONTEXT));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = chunks.length ? Buffer.concat(chunks) : undefined;
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
+    const request = new Request(`http://${req.headers.host}${req.url}`, { method: req.method!, headers, ...(body ? { body } : {}) });
+    const response = await federation!.fetch(request, { contextData: undefined });
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.httpServer.listen(0, "127.0.0.1", resolve));
+  const port = (server.httpServer.address() as AddressInfo).port;
+  server.origin = `http://127.0.0.1:${port}`;
+  server.accountDomain = options.splitDomain ? `localhost:${port}` : `127.0.0.1:${port}`;
+
+  federation = createFederation<void>({
+    kv: new MemoryKvStore(),
+    allowPrivateAddress: true,
+    ...(options.splitDomain ? { origin: { handleHost: server.accountDomain, webOrigin: server.origin } } : {}),
+  });
+  server.federation = federation;
+  federation
+    .setActorDispatcher("/users/{identifier}", async (ctx, identifier) => {
+      const user = server.users.get(identifier);
+      if (!user) return null;
+      const [pair] = await ctx.getActorKeyPairs(identifier);
+      const Type = user.type === "Service" ? Service : Person;
+      return new Type({
+        id: ctx.getActorUri(identifier),
+        preferredUsername: identifier,
+        name: identifier,
+        url: new URL(`/@${identifier}`, server.origin),
+        inbox: ctx.getInboxUri(identifier),
+        endpoints: new Endpoints({ sharedInbox: ctx.getInboxUri() }),
+        followers: new URL(user.followers),
+        publicKey: pair?.cryptographicKey ?? null,
+        aliases: user.alsoKnownAs.map((a) => new URL(a)),
+      });
+    })
+    .setKeyPairsDispatcher((_ctx, identifier) => {
+      const user = server.users.get(identifier);
+      return user ? [user.keys] : [];
+    });
+  federation
+    .setInboxListeners("/users/{identifier}/inbox", "/inbox")
+    .on(Create, async (ctx, create) => {
+      const note = await noteOf(create);
+      if (!note) return;
+      for (const user of server.users.values()) {
+        if (ctx.recipient === user.name || (ctx.recipient == null && note.to.includes(user.actorId))) user.deliver("note", note);
+      }
+    })
+    .on(Accept, async (ctx, accept) => {
+      const user = ctx.recipient ? server.users.get(ctx.recipient) : undefined;
+      user?.deliver("accept", (await accept.toJsonLd()) as Record<string, unknown>);
+    });
+  await Promise.all(options.users.map((u) => server.addUser(u)));
+  return server;
+}
