@@ -7,6 +7,7 @@ import type { Server } from "node:http";
 import { startBlueskyBot } from "../bots/bluesky/index.ts";
 import { createFediverseBot } from "../bots/fediverse/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
+import { scheduleMaintenance } from "./maintenance.ts";
 import { openServices } from "./services.ts";
 import { createWebApp } from "./web/app.ts";
 
@@ -31,6 +32,7 @@ export async function runService(): Promise<void> {
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
   log.info({ actor: fediverse.actorUri.href, acct: `@${config.fediverseBotUsername}@${config.publicUrl.host}` }, "fediverse bot on");
   const bluesky = startBlueskyBot({ config, store, log });
+  const maintenance = scheduleMaintenance(store, log);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -42,6 +44,7 @@ export async function runService(): Promise<void> {
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+  await maintenance.stop();
   await bluesky?.stop();
   await fediverse.close();
   await services.close();

