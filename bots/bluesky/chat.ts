@@ -6,25 +6,16 @@
  * taken on once.
  */
 import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@atproto/api";
-import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
-import type { Logger } from "../../src/logger.ts";
-import type { BlueskyState } from "../../src/store/bluesky-state.ts";
-import type { AtpAgent } from "@atproto/api";
+import type { Incoming } from "../../src/conversation/index.ts";
 import { describe, isTransient } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
-import type { Outbox } from "./outbox.ts";
+import type { MentionContext } from "./mentions.ts";
 
 const PROFILE_TTL_MS = 10 * 60_000;
 const MAX_PAGES = 20;
 
-export interface ChatContext {
-  agent: AtpAgent;
-  outbox: Outbox;
-  engine: ConversationEngine;
-  state: BlueskyState;
-  account: string;
-  bot: { did: string; handle: string };
-  log: Logger;
+export interface ChatContext extends MentionContext {
+  /** Senders' profiles (handle, bot label), cached for PROFILE_TTL_MS. */
   profiles: Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>;
 }
 

@@ -21,6 +21,7 @@ const OVERLAP_MS = 2 * 60_000;
 const PAGE = 50;
 const MAX_PAGES = 20;
 
+/** What reading mentions and chat both work with: the bot's session, outbox, engine and state. */
 export interface MentionContext {
   agent: AtpAgent;
   outbox: Outbox;

