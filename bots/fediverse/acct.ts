@@ -8,12 +8,15 @@
 import { lookupWebFinger, type ResourceDescriptor } from "@fedify/webfinger";
 import type { KvStore } from "@fedify/fedify";
 import { Temporal } from "@js-temporal/polyfill";
+import type { TtlCache } from "./cache.ts";
 
 export interface AcctOptions {
   allowPrivateAddress: boolean;
   userAgent?: string;
   /** Caches confirmed accts (a day) and failures (an hour). */
   kv?: KvStore;
+  /** This process's copy of the above, for minutes (saves a database round trip per message). */
+  memory?: TtlCache<{ acct: string | null }>;
   /**
    * The scheme of WebFinger lookups on an account domain. Always https,
    * except in tests and the sandbox (private addresses allowed), where an
@@ -46,9 +49,14 @@ async function fetchJrd(url: URL, options: AcctOptions): Promise<ResourceDescrip
 /** Looks up and confirms an actor's acct; null when WebFinger does not vouch for one. */
 export async function confirmAcct(actorId: URL, options: AcctOptions): Promise<string | null> {
   const cacheKey = ["reconnexion", "acct", actorId.href] as const;
+  const remembered = options.memory?.get(actorId.href);
+  if (remembered) return remembered.acct;
   if (options.kv) {
     const cached = await options.kv.get<{ acct: string | null }>(cacheKey);
-    if (cached) return cached.acct;
+    if (cached) {
+      options.memory?.set(actorId.href, cached);
+      return cached.acct;
+    }
   }
   let acct: string | null = null;
   try {
@@ -56,7 +64,9 @@ export async function confirmAcct(actorId: URL, options: AcctOptions): Promise<s
   } catch {
     acct = null;
   }
-  await options.kv?.set(cacheKey, { acct }, { ttl: Temporal.Duration.from({ hours: acct ? 24 : 1 }) as never });
+  const hours = acct ? 24 : 1;
+  await options.kv?.set(cacheKey, { acct }, { ttl: Temporal.Duration.from({ hours }) as never });
+  options.memory?.set(actorId.href, { acct }, hours * 3_600_000);
   return acct;
 }
 

@@ -16,6 +16,7 @@ import type { Logger } from "../../src/logger.ts";
 import type { Store } from "../../src/store/index.ts";
 import { confirmAcct, type AcctOptions } from "./acct.ts";
 import { INBOX_PATH, SHARED_INBOX_PATH } from "./actor.ts";
+import { TtlCache } from "./cache.ts";
 import { audienceOf, contentOf } from "./message.ts";
 import { sendReplies } from "./send.ts";
 
@@ -27,6 +28,15 @@ export interface InboxOptions {
   log: Logger;
   /** Called after each Create is handled (tests and benchmarks). */
   onHandled?: (info: { noteId: string; handledAs: string; replies: number }) => void;
+  /**
+   * Senders' actors as last fetched, by actor URI. Without it, every message
+   * fetches its author again: Fedify's loader for a personal inbox signs the
+   * request with the bot's key and never caches. Kept minutes (as Fedify's
+   * own document cache), dropped on the actor's Update, Delete or Move.
+   */
+  actors?: TtlCache<Actor>;
+  /** Runs `fn` with the outbox queue's enqueues gathered into one statement. */
+  batchOutbox?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 function isBotActor(actor: Actor): boolean {
@@ -35,6 +45,9 @@ function isBotActor(actor: Actor): boolean {
 
 export function setupInbox(federation: Federation<void>, options: InboxOptions): void {
   const { username, store, log } = options;
+  const forget = (actorId: URL | null | undefined) => {
+    if (actorId) options.actors?.delete(actorId.href);
+  };
   federation
     .setInboxListeners(INBOX_PATH, SHARED_INBOX_PATH)
     .on(Create, (ctx, create) => onCreate(ctx, create, options))
@@ -65,26 +78,30 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
       if (!(object instanceof Follow) || !undo.actorId || object.actorId?.href !== undo.actorId.href) return;
       if (await store.fediverse.removeFollower(undo.actorId.href)) log.info({ follower: undo.actorId.href }, "fediverse: unfollowed");
     })
-    .on(Update, () => {
-      // An edited message is not a new command: nothing to do.
+    .on(Update, (_ctx, update) => {
+      // An edited message is not a new command: nothing to do. An edited
+      // actor is fetched afresh next time.
+      if (update.objectId && update.actorId && update.objectId.href === update.actorId.href) forget(update.actorId);
     })
     .on(Delete, async (_ctx, del) => {
       // Deleting a message never re-runs or undoes it. Deleting an actor
       // (object = the actor itself) detaches that identity.
       const objectId = del.objectId?.href;
       if (!objectId || !del.actorId || objectId !== del.actorId.href) return;
+      forget(del.actorId);
       const identityId = await store.fediverse.identityOf(objectId);
       if (identityId !== undefined && (await store.unlink(identityId))) log.info({ actor: objectId }, "fediverse: actor deleted, identity removed");
     })
     .on(Move, async (ctx, move) => {
       const from = move.actorId;
       if (!from || move.objectId?.href !== from.href) return;
+      forget(from);
       if ((await store.fediverse.identityOf(from.href)) === undefined) return;
       const target = await move.getTarget(ctx);
       if (!target?.id || !isActor(target)) return;
       // The new account must claim the old one (alsoKnownAs), as Mastodon requires.
       if (!target.aliasIds.some((a) => a.href === from.href)) return;
-      const acct = await confirmAcct(target.id, { ...options.acct, kv: undefined });
+      const acct = await confirmAcct(target.id, { ...options.acct, kv: undefined, memory: undefined });
       try {
         const moved = await store.fediverse.moveIdentity(from.href, { actorUri: target.id.href, acct, apiBase: target.id.origin });
         if (moved) log.info({ from: from.href, to: target.id.href }, "fediverse: account moved");
@@ -105,7 +122,7 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
   if (object.attributionId && object.attributionId.href !== create.actorId.href) return;
   const botId = ctx.getActorUri(username);
   if (create.actorId.href === botId.href) return;
-  const author = await create.getActor(ctx);
+  const author = await authorOf(ctx, create, options.actors);
   if (!author?.id || author.id.href !== create.actorId.href) return;
 
   const audience = await audienceOf(object, create, { actorId: botId, profileUrls: [] }, author);
@@ -129,9 +146,18 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
   // by DM, and the "answered in private" notice is not needed.
   const hasPrivate = outcome.replies.some((r) => r.visibility === "private");
   const texts = outcome.replies.filter((r) => !(hasPrivate && r.kind === "notice")).map((r) => r.text);
-  const sent = texts.length
-    ? await sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id, texts })
-    : 0;
+  const send = () => sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id!, texts });
+  const sent = texts.length ? await (options.batchOutbox ? options.batchOutbox(send) : send()) : 0;
   log.debug({ note: object.id.href, handledAs: outcome.handledAs, sent }, "fediverse: message handled");
   options.onHandled?.({ noteId: object.id.href, handledAs: outcome.handledAs, replies: sent });
+}
+
+/** The activity's actor: from this process's cache, else as Fedify gets it (then cached). */
+async function authorOf(ctx: InboxContext<void>, create: Create, cache: TtlCache<Actor> | undefined): Promise<Actor | null> {
+  const actorId = create.actorId;
+  const cached = actorId ? cache?.get(actorId.href) : undefined;
+  if (cached) return cached;
+  const author = await create.getActor(ctx);
+  if (cache && actorId && author?.id?.href === actorId.href) cache.set(actorId.href, author);
+  return author;
 }

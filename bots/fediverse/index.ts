@@ -17,6 +17,7 @@ import type { Sql } from "../../src/store/database.ts";
 import type { Store } from "../../src/store/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { setupActor } from "./actor.ts";
+import { TtlCache } from "./cache.ts";
 import { ICON_PATH, iconPng } from "./icon.ts";
 import { setupInbox, type InboxOptions } from "./inbox.ts";
 import { BotKeys } from "./keys.ts";
@@ -76,10 +77,13 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     store,
     engine,
     log,
+    actors: new TtlCache({ ttlMs: 5 * 60_000, maxEntries: 10_000 }),
+    batchOutbox: (fn) => queues.outbox.batch(fn),
     acct: {
       allowPrivateAddress: config.allowPrivateAddresses,
       userAgent,
       kv,
+      memory: new TtlCache({ ttlMs: 5 * 60_000, maxEntries: 10_000 }),
       // https everywhere, except where private addresses are allowed (tests, sandbox).
       schemeFor: (actorId) => (config.allowPrivateAddresses && actorId.protocol === "http:" ? "http:" : "https:"),
     },

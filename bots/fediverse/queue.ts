@@ -9,6 +9,7 @@
  * catches delayed messages (Fedify's retries with back-off) and missed
  * notifications. Several workers per queue run at once (`concurrency`).
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { MessageQueue, MessageQueueEnqueueOptions, MessageQueueListenOptions } from "@fedify/fedify";
 import type { Sql } from "../../src/store/database.ts";
 
@@ -41,6 +42,7 @@ export class PostgresQueue implements MessageQueue {
   private readonly pollMs: number;
   private readonly maxAttempts: number;
   private readonly onError: (error: unknown, message: unknown) => void;
+  private readonly batches = new AsyncLocalStorage<{ message: unknown; ms: number }[]>();
 
   constructor(sql: Sql, name: string, options: QueueOptions = {}) {
     this.sql = sql;
@@ -59,11 +61,42 @@ export class PostgresQueue implements MessageQueue {
   async enqueueMany(messages: readonly unknown[], options?: MessageQueueEnqueueOptions): Promise<void> {
     if (messages.length === 0) return;
     const ms = delayMs(options);
+    const batch = this.batches.getStore();
+    if (batch) {
+      for (const message of messages) batch.push({ message, ms });
+      return;
+    }
+    await this.insert(messages, ms);
+  }
+
+  /**
+   * Runs `fn`, holding back what it enqueues on this queue until it ends,
+   * then enqueues all of it in one statement (in order; one commit instead
+   * of one per message). What was enqueued before an error is still
+   * enqueued, as it would have been one by one.
+   */
+  async batch<T>(fn: () => Promise<T>): Promise<T> {
+    const pending: { message: unknown; ms: number }[] = [];
+    try {
+      return await this.batches.run(pending, fn);
+    } finally {
+      for (let i = 0; i < pending.length; ) {
+        // Consecutive messages with the same delay go together.
+        let j = i;
+        while (j < pending.length && pending[j]!.ms === pending[i]!.ms) j++;
+        await this.insert(pending.slice(i, j).map((p) => p.message), pending[i]!.ms);
+        i = j;
+      }
+    }
+  }
+
+  private async insert(messages: readonly unknown[], ms: number): Promise<void> {
     await this.sql`
       with added as (
         insert into fediverse_queue (queue, message, run_at)
-        select ${this.name}, m, now() + ${ms} * interval '1 millisecond'
-        from jsonb_array_elements(${this.sql.json(messages as never)}::jsonb) as m
+        select ${this.name}, m.value, now() + ${ms} * interval '1 millisecond'
+        from jsonb_array_elements(${this.sql.json(messages as never)}::jsonb) with ordinality as m(value, n)
+        order by m.n
         returning 1)
       select pg_notify(${CHANNEL}, ${this.name}) from (select 1 from added limit 1) x`;
   }
@@ -76,29 +109,33 @@ export class PostgresQueue implements MessageQueue {
 
   async listen(handler: (message: any) => Promise<void> | void, options: MessageQueueListenOptions = {}): Promise<void> {
     const signal = options.signal;
-    let wake: (() => void) | undefined;
+    // Idle workers, oldest first. A notification wakes one of them; a worker
+    // that finds a message wakes the next (so a burst reaches all of them)
+    // instead of every notification sending all idle workers to the table.
+    const sleepers = new Set<() => void>();
+    const wakeOne = () => {
+      for (const wake of sleepers) {
+        wake();
+        return;
+      }
+    };
     const wakeAll = () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
+      for (const wake of [...sleepers]) wake();
     };
     const subscription = await this.sql.listen(CHANNEL, (payload) => {
-      if (payload === this.name) wakeAll();
+      if (payload === this.name) wakeOne();
     });
     signal?.addEventListener("abort", wakeAll);
     const sleep = () =>
       new Promise<void>((resolve) => {
         if (signal?.aborted) return resolve();
-        const timer = setTimeout(() => {
-          wake = undefined;
-          resolve();
-        }, this.pollMs);
-        const previous = wake;
-        wake = () => {
+        const wake = () => {
           clearTimeout(timer);
-          previous?.();
+          sleepers.delete(wake);
           resolve();
         };
+        const timer = setTimeout(wake, this.pollMs);
+        sleepers.add(wake);
       });
 
     const worker = async () => {
@@ -126,6 +163,7 @@ export class PostgresQueue implements MessageQueue {
           await sleep();
           continue;
         }
+        wakeOne();
         try {
           await handler(row.message);
           await this.sql`delete from fediverse_queue where id = ${row.id}`;
