@@ -7,7 +7,9 @@
  * once the handler is done; a row whose worker died is taken again when its
  * lease ends. Enqueuing wakes workers through LISTEN/NOTIFY; a slow poll
  * catches delayed messages (Fedify's retries with back-off) and missed
- * notifications. Several workers per queue run at once (`concurrency`).
+ * notifications. Several workers per queue run at once (`concurrency`);
+ * messages with the same `orderingKey` are still handled one at a time, in
+ * the order they were queued (a reply's numbered notes arrive in order).
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { MessageQueue, MessageQueueEnqueueOptions, MessageQueueListenOptions } from "@fedify/fedify";
@@ -33,6 +35,12 @@ function delayMs(options?: MessageQueueEnqueueOptions): number {
   return Math.max(0, delay.total("millisecond"));
 }
 
+interface Pending {
+  message: unknown;
+  ms: number;
+  key: string | null;
+}
+
 export class PostgresQueue implements MessageQueue {
   readonly nativeRetrial = false;
   readonly name: string;
@@ -42,7 +50,7 @@ export class PostgresQueue implements MessageQueue {
   private readonly pollMs: number;
   private readonly maxAttempts: number;
   private readonly onError: (error: unknown, message: unknown) => void;
-  private readonly batches = new AsyncLocalStorage<{ message: unknown; ms: number }[]>();
+  private readonly batches = new AsyncLocalStorage<Pending[]>();
 
   constructor(sql: Sql, name: string, options: QueueOptions = {}) {
     this.sql = sql;
@@ -61,12 +69,13 @@ export class PostgresQueue implements MessageQueue {
   async enqueueMany(messages: readonly unknown[], options?: MessageQueueEnqueueOptions): Promise<void> {
     if (messages.length === 0) return;
     const ms = delayMs(options);
+    const key = options?.orderingKey ?? null;
     const batch = this.batches.getStore();
     if (batch) {
-      for (const message of messages) batch.push({ message, ms });
+      for (const message of messages) batch.push({ message, ms, key });
       return;
     }
-    await this.insert(messages, ms);
+    await this.insert(messages, ms, key);
   }
 
   /**
@@ -76,25 +85,25 @@ export class PostgresQueue implements MessageQueue {
    * enqueued, as it would have been one by one.
    */
   async batch<T>(fn: () => Promise<T>): Promise<T> {
-    const pending: { message: unknown; ms: number }[] = [];
+    const pending: Pending[] = [];
     try {
       return await this.batches.run(pending, fn);
     } finally {
       for (let i = 0; i < pending.length; ) {
-        // Consecutive messages with the same delay go together.
+        // Consecutive messages with the same delay and ordering key go together.
         let j = i;
-        while (j < pending.length && pending[j]!.ms === pending[i]!.ms) j++;
-        await this.insert(pending.slice(i, j).map((p) => p.message), pending[i]!.ms);
+        while (j < pending.length && pending[j]!.ms === pending[i]!.ms && pending[j]!.key === pending[i]!.key) j++;
+        await this.insert(pending.slice(i, j).map((p) => p.message), pending[i]!.ms, pending[i]!.key);
         i = j;
       }
     }
   }
 
-  private async insert(messages: readonly unknown[], ms: number): Promise<void> {
+  private async insert(messages: readonly unknown[], ms: number, key: string | null): Promise<void> {
     await this.sql`
       with added as (
-        insert into fediverse_queue (queue, message, run_at)
-        select ${this.name}, m.value, now() + ${ms} * interval '1 millisecond'
+        insert into fediverse_queue (queue, message, run_at, ordering_key)
+        select ${this.name}, m.value, now() + ${ms} * interval '1 millisecond', ${key}
         from jsonb_array_elements(${this.sql.json(messages as never)}::jsonb) with ordinality as m(value, n)
         order by m.n
         returning 1)
@@ -145,10 +154,15 @@ export class PostgresQueue implements MessageQueue {
           rows = await this.sql<{ id: string; message: unknown; attempts: number }[]>`
             update fediverse_queue q
             set locked_until = now() + ${this.leaseMs} * interval '1 millisecond', attempts = q.attempts + 1
-            from (select id from fediverse_queue
-                  where queue = ${this.name} and run_at <= now()
-                    and (locked_until is null or locked_until < now())
-                  order by run_at, id limit 1
+            from (select n.id from fediverse_queue n
+                  where n.queue = ${this.name} and n.run_at <= now()
+                    and (n.locked_until is null or n.locked_until < now())
+                    -- an earlier message with the same key (waiting, running or
+                    -- retrying) goes first
+                    and (n.ordering_key is null or not exists (
+                      select 1 from fediverse_queue e
+                      where e.queue = n.queue and e.ordering_key = n.ordering_key and e.id < n.id))
+                  order by n.run_at, n.id limit 1
                   for update skip locked) next
             where q.id = next.id
             returning q.id, q.message, q.attempts`;
