@@ -106,6 +106,13 @@ describe("import archive", () => {
     await writeFile(truncated, whole.subarray(0, Math.floor(whole.length * 0.6)));
     await expectImportError(importArchive(db.sql, truncated), /truncated\.zip.*(truncated|damaged)/);
 
+    // Damage inside the compressed data of data/following.js (the directory at the end is intact).
+    const damaged = path.join(dir, "damaged.zip");
+    const bytes = Buffer.from(whole);
+    for (let i = Math.floor(bytes.length * 0.3); i < Math.floor(bytes.length * 0.3) + 64; i++) bytes[i] = bytes[i]! ^ 0x5a;
+    await writeFile(damaged, bytes);
+    await expectImportError(importArchive(db.sql, damaged), /data\/following\.js/);
+
     const bomb = path.join(dir, "bomb.zip");
     const zip = new yazl.ZipFile();
     zip.addBuffer(Buffer.from(archiveFiles({ accountId: "9200", username: "b", followings: [] }).get("data/account.js")!), "data/account.js");

@@ -5,6 +5,7 @@
  * at a time. Everything lands in one transaction.
  */
 import { Readable } from "node:stream";
+import postgres from "postgres";
 import { pipeline } from "node:stream/promises";
 import { ArchiveError, openArchiveSource, type ArchiveFile, type ArchiveLimits } from "../archive/source.ts";
 import { readYtd, YtdFormatError } from "../archive/ytd-parser.ts";
@@ -184,12 +185,16 @@ async function readAccount(file: ArchiveFile): Promise<AccountInfo> {
   throw new ImportError(file.name, undefined, "has no account entry with an accountId.");
 }
 
+/**
+ * Errors met while reading one file of the archive, as one sentence naming
+ * it. Database errors are not about the file and pass through unchanged.
+ */
 function asImportError(error: unknown, file: string): unknown {
   if (error instanceof ImportError) return error;
   if (error instanceof ArchiveError) return new ImportError(error.file, error.line, error.message);
   if (error instanceof YtdFormatError) return new ImportError(file, error.line, error.message);
-  if (error instanceof Error && /bytes|zip|inflat|invalid|unexpected end/i.test(error.message) && !("code" in error && typeof (error as { code?: unknown }).code === "string" && /^[0-9A-Z]{5}$/.test(String((error as { code?: unknown }).code)))) {
-    return new ImportError(file, undefined, `cannot be unpacked (${error.message}); the archive may be truncated or damaged.`);
-  }
-  return error;
+  if (error instanceof postgres.PostgresError || !(error instanceof Error)) return error;
+  // zlib and yauzl report damage in the stream itself (bad deflate data, a
+  // size that does not match the header, a file cut short).
+  return new ImportError(file, undefined, `cannot be unpacked (${error.message}); the archive may be truncated or damaged.`);
 }
