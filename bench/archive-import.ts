@@ -6,37 +6,22 @@
  * JSON.parse'ing it (edges only, no identities or matches).
  */
 import { execFile } from "node:child_process";
-import { createWriteStream, existsSync } from "node:fs";
-import { mkdir, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import yazl from "yazl";
+import { writeArchiveZip } from "../test/harness/x-archive.ts";
 import { connect, type Sql } from "../src/store/database.ts";
 import type { ChildRequest, ChildResult } from "./archive-child.ts";
 import type { Benchmark } from "./context.ts";
-import { BENCH_DIR, graphDatabase } from "./db.ts";
+import { benchDataDir, graphDatabase } from "./db.ts";
 import { rng, ZipfSampler, type GraphModel } from "./generate.ts";
-import { int, log, mib, printTable } from "./report.ts";
+import { int, log, mib, printTable, summarize } from "./report.ts";
 
 const CHILD = fileURLToPath(new URL("./archive-child.ts", import.meta.url));
 const SIZES = [100_000, 400_000];
 const RUNS = 3;
-
-/** X's own layout: `window.YTD.<name>.part0 = [` then pretty-printed entries with " : ". */
-function* ytd(section: string, kind: string, ids: Iterable<string>): Generator<string> {
-  let chunk = `window.YTD.${section}.part0 = [`;
-  let first = true;
-  for (const id of ids) {
-    chunk += `${first ? "" : ","}\n  {\n    "${kind}" : {\n      "accountId" : "${id}",\n      "userLink" : "https://twitter.com/intent/user?user_id=${id}"\n    }\n  }`;
-    first = false;
-    if (chunk.length > 1 << 20) {
-      yield chunk;
-      chunk = "";
-    }
-  }
-  yield `${chunk}\n]`;
-}
 
 /** An archive's followings: popular accounts of the graph, the rest unknown to the store. */
 function archiveIds(model: GraphModel, followings: number): { account: string; following: string[]; follower: string[] } {
@@ -58,30 +43,17 @@ function archiveIds(model: GraphModel, followings: number): { account: string; f
   return { account: String(5_000_000_000_000 + followings), following: [...new Set(following)], follower: [...new Set(follower)] };
 }
 
+/** The archive zip, built the way X builds it (test/harness/x-archive.ts), with 2 MB of media to skip. */
 async function buildZip(file: string, model: GraphModel, followings: number): Promise<{ account: string }> {
   const ids = archiveIds(model, followings);
-  const zip = new yazl.ZipFile();
-  const text = (chunks: Iterable<string>) => Buffer.from([...chunks].join(""));
-  zip.addBuffer(
-    text([
-      `window.YTD.account.part0 = [\n  {\n    "account" : {\n      "email" : "bench@example.com",\n      "createdVia" : "web",\n` +
-        `      "username" : "bench_${followings}",\n      "accountId" : "${ids.account}",\n      "createdAt" : "2009-05-06T07:08:09.000Z",\n` +
-        `      "accountDisplayName" : "Bench ${followings}"\n    }\n  }\n]`,
-    ]),
-    "data/account.js",
-  );
-  zip.addBuffer(text(ytd("following", "following", ids.following)), "data/following.js");
-  zip.addBuffer(text(ytd("follower", "follower", ids.follower)), "data/follower.js");
-  zip.addBuffer(Buffer.from("window.__THAR_CONFIG = {}"), "data/manifest.js");
-  zip.addBuffer(Buffer.from("<html><body>Your archive</body></html>"), "Your archive.html");
   const media = Buffer.alloc(2 << 20);
   const random = rng(5);
   for (let i = 0; i < media.length; i++) media[i] = Math.floor(random() * 256);
-  zip.addBuffer(media, "data/tweets_media/1234567890-abcdef.jpg", { compress: false });
-  zip.end();
-  await new Promise<void>((resolve, reject) => {
-    zip.outputStream.pipe(createWriteStream(file)).on("close", resolve).on("error", reject);
-  });
+  await writeArchiveZip(
+    file,
+    { accountId: ids.account, username: `bench_${followings}`, followings: ids.following, followers: ids.follower },
+    { "data/tweets_media/1234567890-abcdef.jpg": media },
+  );
   return { account: ids.account };
 }
 
@@ -102,18 +74,13 @@ async function undo(sql: Sql, account: string, personId: number | null): Promise
   await sql`vacuum x_follow`;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 export const archiveImport: Benchmark = {
   name: "archive-import",
   description: "importing a 100k- and a 400k-following X archive zip with importArchive (seconds, peak memory)",
   defaultSize: "medium",
   async run(context) {
-    const dir = path.join(BENCH_DIR, "data");
-    await mkdir(dir, { recursive: true });
+    const dir = await benchDataDir();
     const graph = await graphDatabase(context.server, "archive-import", context.label, context.spec, context.keep);
     const sql = connect(graph.url, { max: 2 });
     const zips: string[] = [];
@@ -139,7 +106,7 @@ export const archiveImport: Benchmark = {
             int(last.followings),
             int(last.followers),
             (zipBytes / 1e6).toFixed(1),
-            median(results.map((r) => r.seconds)).toFixed(3),
+            summarize(results.map((r) => r.seconds)).p50.toFixed(3),
             Math.min(...results.map((r) => r.seconds)).toFixed(3),
             int(last.edgesAdded),
             mode === "store" ? int(last.matchesAdded) : "-",

@@ -2,10 +2,10 @@
  * Writes a generated graph as the bulk import formats (registry CSV and
  * edges CSV) into .bench/data/, for `reconnexion import registry|edges`.
  */
-import { mkdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Benchmark } from "./context.ts";
-import { BENCH_DIR } from "./db.ts";
+import { benchDataDir } from "./db.ts";
 import { GraphModel, writeEdgesCsv, writeRegistryCsv } from "./generate.ts";
 import { int, log, printTable } from "./report.ts";
 
@@ -14,8 +14,7 @@ export const generateCsv: Benchmark = {
   description: "write the graph as registry and edges CSV files into .bench/data/ (generator speed)",
   defaultSize: "small",
   async run(context) {
-    const dir = path.join(BENCH_DIR, "data");
-    await mkdir(dir, { recursive: true });
+    const dir = await benchDataDir();
     const model = new GraphModel(context.spec);
     const rows: string[][] = [];
     for (const [kind, write] of [

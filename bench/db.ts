@@ -4,6 +4,7 @@
  * between runs with `--keep`, in a database named by size that is reused
  * when it is complete and was generated from the same parameters.
  */
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect, migrate, type Sql } from "../src/store/database.ts";
@@ -43,6 +44,13 @@ export async function openServer(): Promise<BenchServer> {
       await stopServer();
     },
   };
+}
+
+/** `.bench/data/`, created if needed: generated CSV files and archives. */
+export async function benchDataDir(): Promise<string> {
+  const dir = path.join(BENCH_DIR, "data");
+  await mkdir(dir, { recursive: true });
+  return dir;
 }
 
 export async function databaseExists(server: BenchServer, name: string): Promise<boolean> {

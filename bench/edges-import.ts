@@ -7,14 +7,14 @@
  * copy of x_follow, for the first million rows.
  */
 import { createReadStream, existsSync } from "node:fs";
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { importEdges } from "../src/import/edges.ts";
 import type { EdgeImportSummary, Progress } from "../src/import/types.ts";
 import { connect, type Sql } from "../src/store/database.ts";
 import type { Benchmark } from "./context.ts";
-import { BENCH_DIR, graphDatabase } from "./db.ts";
+import { benchDataDir, graphDatabase } from "./db.ts";
 import { GraphModel, rng, writeEdgesCsv, writeFileChunks } from "./generate.ts";
 import { int, log, mib, printTable } from "./report.ts";
 
@@ -108,8 +108,7 @@ export const edgesImport: Benchmark = {
   description: "bulk edge import with importEdges (edges/s) vs batched INSERT",
   defaultSize: "medium",
   async run(context) {
-    const dir = path.join(BENCH_DIR, "data");
-    await mkdir(dir, { recursive: true });
+    const dir = await benchDataDir();
     const model = new GraphModel(context.spec);
     const file = path.join(dir, `edges-${context.label}.csv`);
     const incrementFile = path.join(dir, `edges-${context.label}-increment.csv`);

@@ -2,28 +2,12 @@
  * End to end: a whole conversation piped through `reconnexion chat --as …`
  * (the real CLI process, on a test database), checked from its transcript.
  */
-import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli as runCliProcess } from "./harness/cli.ts";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = path.join(ROOT, "src/cli.ts");
-// The CLI is another piece of work: this test runs once it wires `chat` to runChat.
-const cliHasChat = existsSync(CLI) && cliSources().some((source) => source.includes("runChat"));
-
-/** src/cli.ts and everything under src/cli/. */
-function cliSources(): string[] {
-  const dir = path.join(ROOT, "src/cli");
-  const files = existsSync(dir)
-    ? readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => path.join(dir, f))
-    : [];
-  return [CLI, ...files].map((f) => readFileSync(f, "utf8"));
-}
 
 let db: TestDatabase;
 let dataDir: string;
@@ -37,38 +21,22 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-function runCli(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? dataDir,
-        DATABASE_URL: db.url,
-        DATA_DIR: dataDir,
-        SECRET_KEY: TEST_SECRET_KEY,
-        PUBLIC_URL: "https://bot.example",
-        BLUESKY_HANDLE: "reconnexion.bot.example",
-        DEFAULT_LANGUAGE: "en",
-        LOG_LEVEL: "silent",
-      },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 50_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
+function runCli(args: string[], input: string) {
+  return runCliProcess(args, {
+    input,
+    timeoutMs: 50_000,
+    env: {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      SECRET_KEY: TEST_SECRET_KEY,
+      PUBLIC_URL: "https://bot.example",
+      BLUESKY_HANDLE: "reconnexion.bot.example",
+      DEFAULT_LANGUAGE: "en",
+    },
   });
 }
 
-describe.skipIf(!cliHasChat)("reconnexion chat", () => {
+describe("reconnexion chat", () => {
   it("holds a whole conversation from a pipe", async () => {
     // Alice registered with X and Bluesky; she followed Bob (now on Mastodon) on X.
     const alice = await db.store.people.create();
