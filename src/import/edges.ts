@@ -17,6 +17,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type postgres from "postgres";
 import type { Sql } from "../store/database.ts";
+import { Matches } from "../store/matches.ts";
 import { readCsvHeader } from "./csv-file.ts";
 import { translateCopyError } from "./copy-errors.ts";
 import { silentProgress, type EdgeImportSummary, type Progress } from "./types.ts";
@@ -65,7 +66,7 @@ export async function importEdges(
     const added = bulk ? await rebuild(tx, rows) : await insertNew(tx);
 
     progress.phase("matching");
-    const matchesAdded = await addMatches(tx, bulk ? "x_follow" : "edge_import");
+    const matchesAdded = await new Matches(tx).refreshForEdges(bulk ? "x_follow" : "edge_import");
     progress.end();
     return { rows, added, matchesAdded };
   });
@@ -144,20 +145,4 @@ async function rebuild(tx: Tx, rows: number): Promise<number> {
   await tx`alter index x_follow_next_followed rename to x_follow_followed`;
   await tx`analyze x_follow`;
   return total - before;
-}
-
-/** Matches created by edges in `table` between registered people. */
-async function addMatches(tx: Tx, table: string): Promise<number> {
-  const result = await tx`
-    insert into match (person_id, platform, target_person_id)
-    select distinct p.person_id, t.platform, xt.person_id
-    from ${tx(table)} e
-    join identity p on p.x_id = e.follower
-    join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
-    join identity t on t.person_id = xt.person_id
-      and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
-    where p.person_id <> xt.person_id
-    order by 1, 2, 3 -- inserts in primary-key order: measured 17% faster at 4.7M edges
-    on conflict do nothing`;
-  return result.count;
 }
