@@ -1,0 +1,90 @@
+/**
+ * The shapes shared by the reconnection's parts: the job runner, the
+ * Bluesky and Mastodon writers, the authorization flows and the reports.
+ */
+import type { TargetPlatform } from "../store/index.ts";
+
+/** What happened to one account a person asked to follow. */
+export type TargetOutcome =
+  /** We created the follow. */
+  | "followed"
+  /** We asked to follow a locked account; it is pending its owner's approval. */
+  | "requested"
+  /** The person already followed it before we came. */
+  | "already_following"
+  /** The account could not be found from the person's server. */
+  | "not_found"
+  /** The account is deleted, suspended or deactivated. */
+  | "gone"
+  /** One of the two blocks the other. */
+  | "blocked"
+  /** Anything else; `reason` says what. */
+  | "failed";
+
+export const TARGET_OUTCOMES: readonly TargetOutcome[] = [
+  "followed",
+  "requested",
+  "already_following",
+  "not_found",
+  "gone",
+  "blocked",
+  "failed",
+];
+
+/** One account to follow, as the store knows it. */
+export interface Target {
+  /** The target's person id: the key outcomes are recorded under. */
+  personId: number;
+  /** DID (Bluesky) or actor URI (fediverse); null for a fediverse account known by acct only. */
+  stableId: string | null;
+  /** Bluesky handle or fediverse acct `user@host`. */
+  handle: string | null;
+}
+
+export interface TargetResult {
+  personId: number;
+  outcome: TargetOutcome;
+  /** Short, log-safe reason for `failed` (an error code, an HTTP status). */
+  reason?: string;
+}
+
+/** The authorization is expired or revoked: the job pauses until the person authorizes again. */
+export class AuthorizationExpiredError extends Error {
+  constructor(message = "authorization expired or revoked") {
+    super(message);
+    this.name = "AuthorizationExpiredError";
+  }
+}
+
+/** The network asked us to wait (429, rate-limit headers, write budget): retry at `until`. */
+export class RateLimitedError extends Error {
+  readonly until: Date;
+  constructor(until: Date, message = `rate limited until ${until.toISOString()}`) {
+    super(message);
+    this.name = "RateLimitedError";
+    this.until = until;
+  }
+}
+
+/** Mastodon OAuth token as stored (encrypted) in account_authorization, kind `mastodon-oauth`. */
+export interface MastodonAuthorization {
+  /** The instance's API origin, e.g. `https://mastodon.social`. */
+  instance: string;
+  accessToken: string;
+  scope: string;
+  /** The person's account id on that instance (verify_credentials). */
+  accountId: string;
+}
+
+/** Bluesky app password as stored (encrypted), kind `bluesky-app-password`. */
+export interface BlueskyAppPasswordAuthorization {
+  did: string;
+  /** The PDS the account lives on. */
+  service: string;
+  identifier: string;
+  appPassword: string;
+  /** Saved session, refreshed as it is used (avoids a login per job). */
+  session?: unknown;
+}
+
+export type { TargetPlatform };
