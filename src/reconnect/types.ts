@@ -88,3 +88,35 @@ export interface BlueskyAppPasswordAuthorization {
 }
 
 export type { TargetPlatform };
+
+/**
+ * One run of a writer over a job's remaining targets. The runner persists
+ * everything; the writer only talks to the network. Exactly-once rests on
+ * `markInFlight`: a writer saves, before each write call, a marker that lets
+ * a later run recognise its own write (Bluesky: the follow record's rkey;
+ * Mastodon: the target's account id on the person's instance). A run that
+ * finds a marker from a dead run checks the network: if the follow exists,
+ * the outcome is `followed` (ours), not `already_following`.
+ */
+export interface WriterRun {
+  /** Targets without an outcome yet, in the order asked. */
+  readonly targets: readonly Target[];
+  /** Markers left by earlier runs that died before recording an outcome (target person id → marker). */
+  readonly inFlight: ReadonlyMap<number, string>;
+  /** Persists markers before the write they describe is sent. */
+  markInFlight(entries: readonly { personId: number; marker: string }[]): Promise<void>;
+  /** Persists outcomes (and clears their markers). Call as soon as a batch is known. */
+  record(results: readonly TargetResult[]): Promise<void>;
+  /** Aborted when the service stops: return (or throw) promptly, the job resumes later. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Follows a run's targets from one person's account. Returns when every
+ * target has an outcome; throws `RateLimitedError` to be resumed at a later
+ * time (outcomes recorded so far stay), `AuthorizationExpiredError` to pause
+ * until the person authorizes again.
+ */
+export interface FollowWriter {
+  run(run: WriterRun): Promise<void>;
+}
