@@ -9,6 +9,7 @@ import type { Locale } from "./i18n/index.ts";
 import type { Effect, Incoming, Sender } from "./incoming.ts";
 import type { BotNames } from "./parse.ts";
 import type { Registry } from "./registry.ts";
+import type { ReconnectService } from "../reconnect/service.ts";
 
 /** Numbers that protect the bot and the people it talks to. */
 export interface Limits {
@@ -53,6 +54,8 @@ export interface EngineContext {
   /** Accounts of the bot itself (never answered): Bluesky DID, actor URI. */
   botStableIds?: readonly string[];
   limits?: Partial<Limits>;
+  /** Reconnection jobs and one-time links (src/reconnect); the `reconnect` and `auto` commands need it. */
+  reconnect?: ReconnectService;
 }
 
 /** The bot's names as configured: fediverse `@username@host(PUBLIC_URL)`, Bluesky handle. */
@@ -87,6 +90,8 @@ export interface CommandContext {
   person: PersonView | undefined;
   locale: Locale;
   registry: Registry;
+  /** Reconnection jobs and one-time links; undefined where the service does not run them. */
+  reconnect: ReconnectService | undefined;
   /** The argument tokens after the command word, case kept. */
   args: string[];
   /** Marks a value (code, handle, link) that must never appear in a public reply. */

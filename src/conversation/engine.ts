@@ -107,6 +107,7 @@ export class ConversationEngine {
       person,
       locale,
       registry: this.registry,
+      reconnect: this.ctx.reconnect,
       args: tokens.slice(start + 1),
       secret(value) {
         if (value) secrets.add(value);

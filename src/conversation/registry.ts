@@ -17,6 +17,8 @@ export type CommandId =
   | "unignore"
   | "link"
   | "unlink"
+  | "reconnect"
+  | "auto"
   | "notify"
   | "language"
   | "stop"

@@ -4,32 +4,9 @@
  */
 import type { TargetPlatform } from "../store/index.ts";
 
-/** What happened to one account a person asked to follow. */
-export type TargetOutcome =
-  /** We created the follow. */
-  | "followed"
-  /** We asked to follow a locked account; it is pending its owner's approval. */
-  | "requested"
-  /** The person already followed it before we came. */
-  | "already_following"
-  /** The account could not be found from the person's server. */
-  | "not_found"
-  /** The account is deleted, suspended or deactivated. */
-  | "gone"
-  /** One of the two blocks the other. */
-  | "blocked"
-  /** Anything else; `reason` says what. */
-  | "failed";
-
-export const TARGET_OUTCOMES: readonly TargetOutcome[] = [
-  "followed",
-  "requested",
-  "already_following",
-  "not_found",
-  "gone",
-  "blocked",
-  "failed",
-];
+// Outcomes are defined with the table that stores them.
+export { TARGET_OUTCOMES, type TargetOutcome } from "../store/reconnect-jobs.ts";
+import type { TargetOutcome } from "../store/reconnect-jobs.ts";
 
 /** One account to follow, as the store knows it. */
 export interface Target {

@@ -11,14 +11,18 @@ import { Identities } from "./identities.ts";
 import { LinkCodes } from "./link-codes.ts";
 import { Matches } from "./matches.ts";
 import { People } from "./people.ts";
+import { ReconnectJobs } from "./reconnect-jobs.ts";
 import type { SecretBox } from "./secrets.ts";
 import { storeStats, type StoreStats } from "./stats.ts";
 import type { Identity, IdentityRef, Person, Queryable } from "./types.ts";
+import { WebLinks } from "./web-links.ts";
 
 export * from "./types.ts";
 export { IdentityTakenError, type IdentityInput } from "./identities.ts";
 export type { MatchCounts, MatchEntry, MatchPage } from "./matches.ts";
 export type { StoreStats } from "./stats.ts";
+export type { JobCounts, JobState, JobTarget, ReconnectJob, RecordedOutcome, TargetOutcome } from "./reconnect-jobs.ts";
+export type { WebLinkGrant, WebLinkPurpose } from "./web-links.ts";
 
 export interface PersonView {
   person: Person;
@@ -34,6 +38,8 @@ export class Store {
   readonly conversation: ConversationState;
   readonly bluesky: BlueskyState;
   readonly fediverse: FediverseState;
+  readonly reconnectJobs: ReconnectJobs;
+  readonly webLinks: WebLinks;
 
   readonly db: Queryable;
   readonly box: SecretBox;
@@ -49,6 +55,8 @@ export class Store {
     this.conversation = new ConversationState(db);
     this.bluesky = new BlueskyState(db, box);
     this.fediverse = new FediverseState(db, box);
+    this.reconnectJobs = new ReconnectJobs(db);
+    this.webLinks = new WebLinks(db);
   }
 
   /** Runs `fn` in one transaction (or inside the current one). */

@@ -109,7 +109,30 @@ export class People {
         state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at
       where (case excluded.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)
         > (case match.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)`;
+    await this.mergeReconnections(keepId, dropId);
     await this.db`delete from person where id = ${dropId}`;
+  }
+
+  /**
+   * Reconnection jobs follow their person. Where both have an open job on a
+   * platform, the dropped one's remaining targets join the kept one's.
+   */
+  private async mergeReconnections(keepId: number, dropId: number): Promise<void> {
+    await this.db`
+      with pairs as (
+        select d.id as drop_job, k.id as keep_job from reconnect_job d
+        join reconnect_job k on k.person_id = ${keepId} and k.platform = d.platform and k.state not in ('done', 'cancelled')
+        where d.person_id = ${dropId} and d.state not in ('done', 'cancelled')),
+      moved as (
+        insert into reconnect_target (job_id, target_person_id, position)
+        select p.keep_job, t.target_person_id, 1000000 + t.position
+        from pairs p join reconnect_target t on t.job_id = p.drop_job
+        where t.outcome is null and t.target_person_id <> ${keepId}
+        on conflict do nothing)
+      update reconnect_job set state = 'cancelled', reason = 'merged', finished_at = now(), updated_at = now()
+      where id in (select drop_job from pairs)`;
+    await this.db`update reconnect_job set person_id = ${keepId} where person_id = ${dropId}`;
+    await this.db`update web_link set person_id = ${keepId} where person_id = ${dropId}`;
   }
 }
 

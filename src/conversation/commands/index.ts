@@ -5,8 +5,9 @@ import { help } from "./help.ts";
 import { ignore, unignore } from "./ignore.ts";
 import { link } from "./link.ts";
 import { list } from "./list.ts";
+import { auto, reconnect } from "./reconnect.ts";
 import { language, notify, stop } from "./settings.ts";
 import { status } from "./status.ts";
 import { unlink } from "./unlink.ts";
 
-export const COMMANDS: readonly Command[] = [help, status, list, ignore, unignore, link, unlink, notify, language, stop, forget];
+export const COMMANDS: readonly Command[] = [help, status, list, reconnect, auto, ignore, unignore, link, unlink, notify, language, stop, forget];

@@ -14,8 +14,10 @@ export const list: Command = {
     const { locale, registry } = ctx;
     let platform: TargetPlatform = ctx.sender.platform;
     let page = 1;
+    let onlyFailed = false;
     for (const arg of ctx.args) {
-      if (registry.is(arg, "bluesky")) platform = "bluesky";
+      if (registry.is(arg, "failed")) onlyFailed = true;
+      else if (registry.is(arg, "bluesky")) platform = "bluesky";
       else if (registry.is(arg, "fediverse")) platform = "fediverse";
       else if (/^[1-9][0-9]{0,5}$/.test(arg)) page = Number(arg);
       else return [say(locale.m.usage(registry.usage("list", locale)))];
@@ -23,8 +25,9 @@ export const list: Command = {
     const result = await ctx.store.matches.list(ctx.person!.person.id, platform, {
       page,
       pageSize: LIST_PAGE_SIZE[ctx.sender.platform],
+      ...(onlyFailed ? { states: ["failed"] as const } : {}),
     });
-    if (result.total === 0) return [tell(locale.m.listEmpty(platform))];
+    if (result.total === 0) return [tell(onlyFailed ? locale.r.noFailures(platform) : locale.m.listEmpty(platform))];
     const lines = [locale.m.listTitle(platform, result.page, result.pages, result.total)];
     result.entries.forEach((e, i) => {
       const handle = e.handle ?? e.stableId ?? "?";
@@ -37,13 +40,15 @@ export const list: Command = {
           handle,
           xUsername: e.xUsername,
           state: e.state,
+          reason: e.state === "failed" ? e.reason : null,
           url: profileUrl(platform, e.handle, e.stableId),
         }),
       );
     });
     if (result.page < result.pages) {
       const platformWord = locale.keywords[platform][0]!;
-      lines.push(locale.m.listNext(`${registry.word("list", locale)} ${platformWord} ${result.page + 1}`));
+      const failedWord = onlyFailed ? ` ${locale.keywords.failed[0]}` : "";
+      lines.push(locale.m.listNext(`${registry.word("list", locale)}${failedWord} ${platformWord} ${result.page + 1}`));
     }
     return [tell(lines.join("\n"))];
   },

@@ -10,9 +10,13 @@ export const status: Command = {
     const { person, identities } = ctx.person!;
     const counts = await ctx.store.matches.counts(person.id);
     for (const i of identities) if (i.handle) ctx.secret(i.handle);
+    const jobs = [];
+    for (const job of await ctx.store.reconnectJobs.recentFor(person.id)) {
+      jobs.push(ctx.locale.r.jobLine(job.platform, job.state, await ctx.store.reconnectJobs.counts(job.id), job.waitUntil));
+    }
     return [
       tell(
-        ctx.locale.m.status({
+        [ctx.locale.m.status({
           identities: identities.map((i) => ({ platform: i.platform, handle: i.handle, verifiedBy: i.verifiedBy })),
           counts,
           language: person.language,
@@ -20,7 +24,7 @@ export const status: Command = {
           notify: person.notify,
           autoReconnect: person.autoReconnect,
           announceMe: person.announceMe,
-        }),
+        }), ...jobs].join("\n"),
       ),
     ];
   },

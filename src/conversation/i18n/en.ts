@@ -1,4 +1,5 @@
 /** English. */
+import type { JobCounts } from "../../store/index.ts";
 import type { Locale, StatusFacts } from "./types.ts";
 
 const platformName = { x: "X", bluesky: "Bluesky", fediverse: "Mastodon (fediverse)" } as const;
@@ -26,6 +27,38 @@ function status(f: StatusFacts): string {
   return lines.join("\n");
 }
 
+const reasonNames: Record<string, string> = {
+  not_found: "not found",
+  gone: "account deleted or suspended",
+  blocked: "blocked",
+  failed: "error",
+  requested: "request pending",
+};
+/** `gone: suspended` → `account deleted or suspended`; unknown codes are shown as they are. */
+const reasonText = (reason: string) => reasonNames[reason.split(":")[0]!] ?? reason;
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+const accounts = (n: number) => plural(n, "account", "accounts");
+
+function tally(c: JobCounts): string {
+  const parts = [`${c.followed} followed`];
+  if (c.requested) parts.push(`${c.requested} requested (locked accounts)`);
+  parts.push(`${c.already_following} already followed`);
+  const missing = c.not_found + c.gone;
+  if (missing) parts.push(`${missing} not found`);
+  if (c.blocked) parts.push(`${c.blocked} blocked`);
+  if (c.failed) parts.push(`${c.failed} failed`);
+  return parts.join(", ");
+}
+
+const jobState = {
+  queued: "queued",
+  running: "in progress",
+  waiting: "waiting for the network's limits",
+  needs_authorization: "waiting for your authorization",
+  done: "finished",
+  cancelled: "cancelled",
+} as const;
+
 export const en: Locale = {
   code: "en",
   name: "English",
@@ -44,6 +77,7 @@ export const en: Locale = {
     bluesky: ["bluesky", "bsky"],
     fediverse: ["mastodon", "fediverse", "fedi"],
     x: ["x", "twitter"],
+    failed: ["failed", "failures"],
   },
   commands: {
     help: { words: ["help", "hi", "hello", "?"], args: "", summary: "who I am, what I know about you, the commands" },
@@ -55,6 +89,8 @@ export const en: Locale = {
     unlink: { words: ["unlink"], args: "bluesky|mastodon|x", summary: "detach one of your accounts" },
     notify: { words: ["notify", "notifications"], args: "on|off", summary: "messages when people you followed on X arrive" },
     language: { words: ["language", "lang"], args: "fr|en", summary: "the language I answer in" },
+    reconnect: { words: ["reconnect", "follow"], args: "[all|N|@handle…] [bluesky|mastodon]", summary: "I follow them for you from your account: all, the first N, or the ones you name" },
+    auto: { words: ["auto"], args: "on|off", summary: "follow newcomers you followed on X automatically" },
     stop: { words: ["stop", "unsubscribe"], args: "", summary: "I never write to you first again" },
     forget: { words: ["forget"], args: "", summary: "delete everything I know about you (asks to confirm)" },
   },
@@ -92,7 +128,7 @@ export const en: Locale = {
     listTitle: (platform, page, pages, total) =>
       `People you followed on X who are on ${platformName[platform]} (${total}, page ${page} of ${pages}):`,
     listEntry: (e) =>
-      `${e.n}. @${e.handle}${e.xUsername ? ` (X: @${e.xUsername})` : ""} — ${en.m.stateName[e.state]}${e.url ? ` ${e.url}` : ""}`,
+      `${e.n}. @${e.handle}${e.xUsername ? ` (X: @${e.xUsername})` : ""} — ${en.m.stateName[e.state]}${e.reason ? ` (${reasonText(e.reason)})` : ""}${e.url ? ` ${e.url}` : ""}`,
     listEmpty: (platform) => `Nobody you followed on X is on ${platformName[platform]} yet. I'll tell you when someone arrives.`,
     listNext: (command) => `Next page: \`${command}\``,
     ignored: (handle) => `@${handle} is out of your lists and reconnections.`,
@@ -131,5 +167,59 @@ export const en: Locale = {
     forgetDone: "Done: I've deleted everything I knew about you. Goodbye!",
     forgetNoRequest: (forgetCommand) => `Nothing to confirm: send \`${forgetCommand}\` first.`,
     forgetUnknown: "I don't know anything about you: there's nothing to delete.",
+  },
+  r: {
+    queued: (platform, total, added) =>
+      `On it: I'm following ${accounts(total)} for you on ${platformName[platform]}${added < total ? ` (${added} just added)` : ""}. You'll get a summary when it's done; \`status\` shows progress.`,
+    nothing: (platform) => `Nobody left to follow on ${platformName[platform]}: everyone you followed on X there is followed or ignored.`,
+    noFailures: (platform) => `No failed reconnection on ${platformName[platform]}.`,
+    noAccount: (platform, linkCommand) =>
+      `I don't know your ${platformName[platform]} account, so I can't follow anyone from it. Send \`${linkCommand}\` to link it first.`,
+    unknownNames: (handles) => `Not among the people you followed on X: ${handles.map((h) => `@${h}`).join(", ")}.`,
+    needsAuthorization: ({ platform, url, hours, total, exportUrl }) =>
+      [
+        `To follow ${accounts(total)} for you on ${platformName[platform]}, I need your permission, given on your server's own page (never by message). Open this private link (valid ${hours} h, once): ${url}`,
+        "Your request is saved: it starts as soon as you've authorized.",
+        ...(exportUrl
+          ? [`Prefer to do it yourself? This file imports into Mastodon (Preferences → Import and export → Import, "Following list"): ${exportUrl}`]
+          : []),
+      ].join("\n"),
+    authorized: (platform, resumed) =>
+      `Thanks: your ${platformName[platform]} account is authorized.${resumed ? " Your reconnection is starting; I'll send you a summary." : " Send `reconnect` when you want me to follow people for you."}`,
+    authorizationExpired: (platform, url) =>
+      `My permission to act on your ${platformName[platform]} account has expired or was revoked, so your reconnection is paused. To resume, authorize again here (private link): ${url}`,
+    progress: (platform, c) => `Reconnection on ${platformName[platform]}: ${c.total - c.todo} of ${c.total} done — ${tally(c)}.`,
+    summary: (platform, c, listFailed) => {
+      const problems = c.not_found + c.gone + c.blocked + c.failed;
+      return `Reconnection on ${platformName[platform]} finished: ${tally(c)}.${problems ? ` To see which ones didn't work: \`${listFailed}\`.` : ""}`;
+    },
+    jobLine: (platform, state, c, waitUntil) =>
+      `• Reconnection on ${platformName[platform]}: ${jobState[state]}${waitUntil && state === "waiting" ? ` (resumes ${waitUntil.toISOString().slice(11, 16)} UTC)` : ""} — ${c.total - c.todo}/${c.total}: ${tally(c)}`,
+    autoOn: (platforms) =>
+      `Automatic reconnection on: when people you followed on X arrive on ${platforms.map((p) => platformName[p]).join(" or ")}, I follow them for you.`,
+    autoOnNeedsAuthorization: (links) =>
+      [
+        "Automatic reconnection on. It needs your permission to follow from your account; authorize here (private links, valid once):",
+        ...links.map((l) => `• ${platformName[l.platform]}: ${l.url}`),
+      ].join("\n"),
+    autoOff: "Automatic reconnection off: I'll only follow people when you ask.",
+  },
+  web: {
+    title: "reconnexion — authorize your account",
+    linkInvalid: "This link has expired or was already used. Ask the bot again: send it `reconnect` in a private message.",
+    blueskyIntro: (handle) => `Let reconnexion follow, from @${handle}, the people you followed on X. It can only create follows; you can revoke it at any time.`,
+    blueskyOAuthButton: "Sign in with Bluesky",
+    appPasswordTitle: "Or use an app password",
+    appPasswordHelp: "Create one in Bluesky: Settings → Privacy and security → App passwords. Never your main password.",
+    appPasswordLabel: "App password (xxxx-xxxx-xxxx-xxxx)",
+    appPasswordSubmit: "Authorize",
+    appPasswordRefused: "That app password was refused. Check it (format xxxx-xxxx-xxxx-xxxx) and try again.",
+    mastodonIntro: (acct, instance) => `Let reconnexion follow, from @${acct}, the people you followed on X. You'll authorize it on ${instance}; it only asks to read and create follows.`,
+    mastodonButton: (instance) => `Authorize on ${instance}`,
+    wrongAccount: (expected) => `You authorized another account. Sign in as @${expected} and try again.`,
+    failed: "Authorization failed. Please try again in a moment.",
+    doneTitle: "All set",
+    done: (platform) => `Your ${platformName[platform]} account is authorized. You can close this page: the bot will message you.`,
+    privacy: "reconnexion keeps this permission encrypted, uses it only to follow the accounts you asked for, and deletes it when you send `forget`.",
   },
 };

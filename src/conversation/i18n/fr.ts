@@ -1,4 +1,5 @@
 /** Français. */
+import type { JobCounts } from "../../store/index.ts";
 import type { Locale, StatusFacts } from "./types.ts";
 
 const platformName = { x: "X", bluesky: "Bluesky", fediverse: "Mastodon (fédivers)" } as const;
@@ -27,6 +28,38 @@ function status(f: StatusFacts): string {
   return lines.join("\n");
 }
 
+const reasonNames: Record<string, string> = {
+  not_found: "introuvable",
+  gone: "compte supprimé ou suspendu",
+  blocked: "blocage",
+  failed: "erreur",
+  requested: "demande en attente",
+};
+/** `gone: suspended` → `compte supprimé ou suspendu` ; les codes inconnus s’affichent tels quels. */
+const reasonText = (reason: string) => reasonNames[reason.split(":")[0]!] ?? reason;
+const plural = (n: number, one: string, many: string) => `${n} ${n > 1 ? many : one}`;
+const accounts = (n: number) => plural(n, "compte", "comptes");
+
+function tally(c: JobCounts): string {
+  const parts = [plural(c.followed, "suivi", "suivis")];
+  if (c.requested) parts.push(`${c.requested} en attente d’acceptation (comptes verrouillés)`);
+  parts.push(`${c.already_following} déjà suivis`);
+  const missing = c.not_found + c.gone;
+  if (missing) parts.push(plural(missing, "introuvable", "introuvables"));
+  if (c.blocked) parts.push(plural(c.blocked, "bloqué", "bloqués"));
+  if (c.failed) parts.push(`${c.failed} en échec`);
+  return parts.join(", ");
+}
+
+const jobState = {
+  queued: "en file d’attente",
+  running: "en cours",
+  waiting: "en pause (limites du réseau)",
+  needs_authorization: "en attente de votre autorisation",
+  done: "terminée",
+  cancelled: "annulée",
+} as const;
+
 export const fr: Locale = {
   code: "fr",
   name: "Français",
@@ -46,6 +79,7 @@ export const fr: Locale = {
     bluesky: ["bluesky", "bsky"],
     fediverse: ["mastodon", "fedivers", "fediverse", "fedi"],
     x: ["x", "twitter"],
+    failed: ["echecs", "echec", "echoues"],
   },
   commands: {
     help: { words: ["aide", "bonjour", "salut", "coucou", "?"], args: "", summary: "qui je suis, ce que je sais de vous, les commandes" },
@@ -57,6 +91,8 @@ export const fr: Locale = {
     unlink: { words: ["délier"], args: "bluesky|mastodon|x", summary: "détacher un de vos comptes" },
     notify: { words: ["notifications", "notifier"], args: "oui|non", summary: "des messages quand arrivent des personnes suivies sur X" },
     language: { words: ["langue"], args: "fr|en", summary: "la langue de mes réponses" },
+    reconnect: { words: ["reconnecter", "suivre"], args: "[tout|N|@compte…] [bluesky|mastodon]", summary: "je les suis pour vous depuis votre compte : tous, les N premiers, ou ceux que vous nommez" },
+    auto: { words: ["auto"], args: "oui|non", summary: "suivre automatiquement les personnes que vous suiviez sur X quand elles arrivent" },
     stop: { words: ["stop", "arrêt", "arrêter"], args: "", summary: "je ne vous écris plus jamais le premier" },
     forget: { words: ["oublier", "oublie-moi"], args: "", summary: "effacer tout ce que je sais de vous (demande confirmation)" },
   },
@@ -94,7 +130,7 @@ export const fr: Locale = {
     listTitle: (platform, page, pages, total) =>
       `Personnes suivies sur X présentes sur ${platformName[platform]} (${total}, page ${page} sur ${pages}) :`,
     listEntry: (e) =>
-      `${e.n}. @${e.handle}${e.xUsername ? ` (X : @${e.xUsername})` : ""} — ${fr.m.stateName[e.state]}${e.url ? ` ${e.url}` : ""}`,
+      `${e.n}. @${e.handle}${e.xUsername ? ` (X : @${e.xUsername})` : ""} — ${fr.m.stateName[e.state]}${e.reason ? ` (${reasonText(e.reason)})` : ""}${e.url ? ` ${e.url}` : ""}`,
     listEmpty: (platform) =>
       `Personne parmi vos abonnements X n’est encore sur ${platformName[platform]}. Je vous préviendrai dès que quelqu’un arrive.`,
     listNext: (command) => `Page suivante : \`${command}\``,
@@ -136,5 +172,59 @@ export const fr: Locale = {
     forgetDone: "C’est fait : j’ai effacé tout ce que je savais de vous. Au revoir !",
     forgetNoRequest: (forgetCommand) => `Rien à confirmer : envoyez d’abord \`${forgetCommand}\`.`,
     forgetUnknown: "Je ne sais rien de vous : il n’y a rien à effacer.",
+  },
+  r: {
+    queued: (platform, total, added) =>
+      `C’est parti : je suis ${accounts(total)} pour vous sur ${platformName[platform]}${added < total ? ` (dont ${added} ajoutés à l’instant)` : ""}. Vous recevrez un bilan à la fin ; \`statut\` montre l’avancement.`,
+    nothing: (platform) => `Personne à suivre sur ${platformName[platform]} : toutes les personnes que vous suiviez sur X et qui y sont sont déjà suivies ou ignorées.`,
+    noFailures: (platform) => `Aucune reconnexion en échec sur ${platformName[platform]}.`,
+    noAccount: (platform, linkCommand) =>
+      `Je ne connais pas votre compte ${platformName[platform]} : je ne peux suivre personne depuis celui-ci. Envoyez d’abord \`${linkCommand}\` pour le lier.`,
+    unknownNames: (handles) => `Pas parmi les personnes que vous suiviez sur X : ${handles.map((h) => `@${h}`).join(", ")}.`,
+    needsAuthorization: ({ platform, url, hours, total, exportUrl }) =>
+      [
+        `Pour suivre ${accounts(total)} pour vous sur ${platformName[platform]}, j’ai besoin de votre autorisation, donnée sur la page de votre serveur (jamais par message). Ouvrez ce lien privé (valable ${hours} h, une fois) : ${url}`,
+        "Votre demande est enregistrée : elle démarre dès que vous avez autorisé.",
+        ...(exportUrl
+          ? [`Vous préférez le faire vous-même ? Ce fichier s’importe dans Mastodon (Préférences → Import et export → Importer, « Liste d’abonnements ») : ${exportUrl}`]
+          : []),
+      ].join("\n"),
+    authorized: (platform, resumed) =>
+      `Merci : votre compte ${platformName[platform]} est autorisé.${resumed ? " Votre reconnexion démarre ; je vous enverrai un bilan." : " Envoyez `reconnecter` quand vous voulez que je suive des personnes pour vous."}`,
+    authorizationExpired: (platform, url) =>
+      `Mon autorisation d’agir sur votre compte ${platformName[platform]} a expiré ou a été révoquée : votre reconnexion est en pause. Pour la reprendre, autorisez à nouveau ici (lien privé) : ${url}`,
+    progress: (platform, c) => `Reconnexion sur ${platformName[platform]} : ${c.total - c.todo} sur ${c.total} traités — ${tally(c)}.`,
+    summary: (platform, c, listFailed) => {
+      const problems = c.not_found + c.gone + c.blocked + c.failed;
+      return `Reconnexion sur ${platformName[platform]} terminée : ${tally(c)}.${problems ? ` Pour voir ceux qui n’ont pas marché : \`${listFailed}\`.` : ""}`;
+    },
+    jobLine: (platform, state, c, waitUntil) =>
+      `• Reconnexion sur ${platformName[platform]} : ${jobState[state]}${waitUntil && state === "waiting" ? ` (reprise à ${waitUntil.toISOString().slice(11, 16)} UTC)` : ""} — ${c.total - c.todo}/${c.total} : ${tally(c)}`,
+    autoOn: (platforms) =>
+      `Reconnexion automatique activée : quand des personnes que vous suiviez sur X arrivent sur ${platforms.map((p) => platformName[p]).join(" ou ")}, je les suis pour vous.`,
+    autoOnNeedsAuthorization: (links) =>
+      [
+        "Reconnexion automatique activée. Il me faut votre autorisation pour suivre depuis votre compte ; autorisez ici (liens privés, valables une fois) :",
+        ...links.map((l) => `• ${platformName[l.platform]} : ${l.url}`),
+      ].join("\n"),
+    autoOff: "Reconnexion automatique désactivée : je ne suis des personnes que quand vous le demandez.",
+  },
+  web: {
+    title: "reconnexion — autoriser votre compte",
+    linkInvalid: "Ce lien a expiré ou a déjà servi. Redemandez au bot : envoyez-lui `reconnecter` en message privé.",
+    blueskyIntro: (handle) => `Autorisez reconnexion à suivre, depuis @${handle}, les personnes que vous suiviez sur X. Il ne peut que créer des abonnements ; vous pouvez révoquer l’accès à tout moment.`,
+    blueskyOAuthButton: "Se connecter avec Bluesky",
+    appPasswordTitle: "Ou utilisez un mot de passe d’application",
+    appPasswordHelp: "Créez-en un dans Bluesky : Réglages → Confidentialité et sécurité → Mots de passe d’application. Jamais votre mot de passe principal.",
+    appPasswordLabel: "Mot de passe d’application (xxxx-xxxx-xxxx-xxxx)",
+    appPasswordSubmit: "Autoriser",
+    appPasswordRefused: "Ce mot de passe d’application a été refusé. Vérifiez-le (format xxxx-xxxx-xxxx-xxxx) et réessayez.",
+    mastodonIntro: (acct, instance) => `Autorisez reconnexion à suivre, depuis @${acct}, les personnes que vous suiviez sur X. Vous l’autoriserez sur ${instance} ; il ne demande qu’à lire et créer des abonnements.`,
+    mastodonButton: (instance) => `Autoriser sur ${instance}`,
+    wrongAccount: (expected) => `Vous avez autorisé un autre compte. Connectez-vous en tant que @${expected} et réessayez.`,
+    failed: "L’autorisation a échoué. Réessayez dans un instant.",
+    doneTitle: "C’est fait",
+    done: (platform) => `Votre compte ${platformName[platform]} est autorisé. Vous pouvez fermer cette page : le bot va vous écrire.`,
+    privacy: "reconnexion garde cette autorisation chiffrée, ne s’en sert que pour suivre les comptes que vous avez demandés, et l’efface quand vous envoyez `oublier`.",
   },
 };

@@ -3,7 +3,7 @@
  * it writes. A locale is one file (en.ts, fr.ts…) implementing `Locale`; the
  * compiler refuses a locale that lacks a string.
  */
-import type { MatchCounts, MatchState, Platform, TargetPlatform, Verification } from "../../store/index.ts";
+import type { JobCounts, JobState, MatchCounts, MatchState, Platform, TargetPlatform, Verification } from "../../store/index.ts";
 import type { CommandId } from "../registry.ts";
 
 /** How a command reads in one language. */
@@ -17,7 +17,7 @@ export interface CommandText {
 }
 
 /** Argument words the commands understand (matched case- and accent-insensitively). */
-export type Keyword = "on" | "off" | "all" | "confirm" | "bluesky" | "fediverse" | "x";
+export type Keyword = "on" | "off" | "all" | "confirm" | "bluesky" | "fediverse" | "x" | "failed";
 
 export interface StatusFacts {
   identities: { platform: Platform; handle: string | null; verifiedBy: Verification }[];
@@ -34,6 +34,8 @@ export interface ListEntryFacts {
   handle: string;
   xUsername: string | null;
   state: MatchState;
+  /** Why a reconnection failed (`not_found`, `gone: …`), for failed entries. */
+  reason: string | null;
   url: string | null;
 }
 
@@ -103,6 +105,53 @@ export interface Messages {
   forgetUnknown: string;
 }
 
+/** What the bot writes about reconnections (commands, progress, summaries). */
+export interface ReconnectMessages {
+  /** The job is queued: `total` accounts to follow, `added` of them new to it. */
+  queued(platform: TargetPlatform, total: number, added: number): string;
+  /** Nothing left to follow on that platform. */
+  nothing(platform: TargetPlatform): string;
+  /** `list failed` with no failure to show. */
+  noFailures(platform: TargetPlatform): string;
+  /** The person has no account on that platform to follow from. */
+  noAccount(platform: TargetPlatform, linkCommand: string): string;
+  /** Named accounts that are not among the person's matches. */
+  unknownNames(handles: string[]): string;
+  /** First authorize: a private one-time link (and, for Mastodon, the import file). */
+  needsAuthorization(facts: { platform: TargetPlatform; url: string; hours: number; total: number; exportUrl: string | null }): string;
+  /** Told in the DM channel once the web page stored an authorization. */
+  authorized(platform: TargetPlatform, resumed: boolean): string;
+  /** The stored authorization stopped working: a new link. */
+  authorizationExpired(platform: TargetPlatform, url: string): string;
+  progress(platform: TargetPlatform, counts: JobCounts): string;
+  summary(platform: TargetPlatform, counts: JobCounts, listFailedCommand: string): string;
+  /** One line of `status` per recent job. */
+  jobLine(platform: TargetPlatform, state: JobState, counts: JobCounts, waitUntil: Date | null): string;
+  autoOn(platforms: TargetPlatform[]): string;
+  autoOnNeedsAuthorization(links: { platform: TargetPlatform; url: string }[]): string;
+  autoOff: string;
+}
+
+/** The small web pages (authorize an account), in this language. */
+export interface WebMessages {
+  title: string;
+  linkInvalid: string;
+  blueskyIntro(handle: string): string;
+  blueskyOAuthButton: string;
+  appPasswordTitle: string;
+  appPasswordHelp: string;
+  appPasswordLabel: string;
+  appPasswordSubmit: string;
+  appPasswordRefused: string;
+  mastodonIntro(acct: string, instance: string): string;
+  mastodonButton(instance: string): string;
+  wrongAccount(expected: string): string;
+  failed: string;
+  doneTitle: string;
+  done(platform: TargetPlatform): string;
+  privacy: string;
+}
+
 export interface Locale {
   /** ISO 639-1 code, as saved in `person.language`. */
   code: string;
@@ -113,4 +162,6 @@ export interface Locale {
   keywords: Record<Keyword, string[]>;
   commands: Record<CommandId, CommandText>;
   m: Messages;
+  r: ReconnectMessages;
+  web: WebMessages;
 }

@@ -1,0 +1,348 @@
+/**
+ * Reconnection jobs on PostgreSQL: requests become `reconnect_job` rows and
+ * pg-boss jobs; workers run one writer per job, record every outcome as it
+ * is known, wait out budgets and rate limits by re-queueing themselves, and
+ * end with one summary DM.
+ *
+ *   const reconnector = new Reconnector({ store, databaseUrl, config, log, writers, messenger });
+ *   await reconnector.start();           // workers on; `{ work: false }` only enqueues
+ *   await reconnector.request({ … });    // from the `reconnect` command
+ *   await reconnector.stop();
+ *
+ * Exactly once: pg-boss's `stately` policy keeps one active pg-boss job per
+ * reconnection job, a session advisory lock held for the whole run keeps two
+ * processes apart even then, and writers' markers (see types.ts) recognise
+ * the follows a killed run already made.
+ */
+import { PgBoss } from "pg-boss";
+import type { Config } from "../config.ts";
+import type { Locale } from "../conversation/i18n/index.ts";
+import type { Logger } from "../logger.ts";
+import type { Sql } from "../store/database.ts";
+import type { Identity, ReconnectJob, Store, TargetPlatform } from "../store/index.ts";
+import type { JobRequest } from "../store/reconnect-jobs.ts";
+import { localeFor } from "./locale.ts";
+import type { Messenger } from "./messenger.ts";
+import { AuthorizationExpiredError, RateLimitedError, type FollowWriter, type TargetResult } from "./types.ts";
+
+const QUEUE = "reconnect";
+/** Distinguishes our advisory locks from other users of pg_advisory_lock. */
+const LOCK_CLASS = 0x7265636f; // "reco"
+
+/** Builds the writer that follows from a person's account, from its stored authorization. */
+export type WriterFactory = (input: {
+  platform: TargetPlatform;
+  identity: Identity;
+  store: Store;
+}) => Promise<FollowWriter | undefined>;
+
+export interface ReconnectorOptions {
+  store: Store;
+  /** The pool the store uses: advisory locks are taken on one of its connections. */
+  sql: Sql;
+  /** pg-boss connects on its own (it uses node-postgres). */
+  databaseUrl: string;
+  config: Config;
+  log: Logger;
+  writers: WriterFactory;
+  messenger: Messenger;
+  /** Run workers (default true); false only enqueues (the terminal chat). */
+  work?: boolean;
+  /** Jobs run at once in this process (default 2). */
+  concurrency?: number;
+  /** At most one progress DM per this many seconds (default 300). */
+  progressSeconds?: number;
+  /** pg-boss: a worker silent this long is presumed dead and its job retried (default 30, minimum 10). */
+  heartbeatSeconds?: number;
+  /** pg-boss's monitor pass, which notices dead workers (default 60). */
+  monitorSeconds?: number;
+  /** How long one-time connect and export links work (default 24 h). */
+  linkTtlSeconds?: number;
+  /** How often people with automatic reconnection are checked for new matches (default 10 min; 0: never). */
+  autoSweepSeconds?: number;
+}
+
+export type RequestResult =
+  | { status: "queued"; job: ReconnectJob; added: number; total: number }
+  | { status: "needs_authorization"; job: ReconnectJob; added: number; total: number; connectUrl: string; exportUrl: string | null }
+  | { status: "nothing" }
+  | { status: "no_identity" };
+
+export class Reconnector {
+  private readonly o: ReconnectorOptions;
+  private readonly boss: PgBoss;
+  private readonly abort = new AbortController();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private started = false;
+
+  constructor(options: ReconnectorOptions) {
+    this.o = options;
+    const monitor = options.monitorSeconds ?? 60;
+    this.boss = new PgBoss({
+      connectionString: options.databaseUrl,
+      schema: "pgboss",
+      max: 4,
+      supervise: options.work !== false,
+      schedule: false,
+      monitorIntervalSeconds: monitor,
+      superviseIntervalSeconds: monitor,
+    });
+    this.boss.on("error", (error: unknown) => options.log.warn({ err: error }, "reconnect: job queue error"));
+  }
+
+  private get store(): Store {
+    return this.o.store;
+  }
+
+  async start(): Promise<void> {
+    await this.boss.start();
+    await this.boss.createQueue(QUEUE, {
+      policy: "stately",
+      retryLimit: 20,
+      retryDelay: 30,
+      retryBackoff: true,
+      retryDelayMax: 3600,
+      expireInSeconds: 6 * 3600,
+      heartbeatSeconds: Math.max(10, this.o.heartbeatSeconds ?? 30),
+    });
+    this.started = true;
+    if (this.o.work === false) return;
+    await this.boss.work<{ jobId: number }>(
+      QUEUE,
+      { localConcurrency: this.o.concurrency ?? 2, pollingIntervalSeconds: 2 },
+      async ([job]) => {
+        if (job) await this.process(job.data.jobId);
+      },
+    );
+    // Jobs left by a stopped or killed process, and waits that are over.
+    for (const job of await this.store.reconnectJobs.unfinished()) await this.enqueue(job.id, job.waitUntil);
+    const sweep = this.o.autoSweepSeconds ?? 600;
+    if (sweep > 0) {
+      this.sweepTimer = setInterval(() => void this.sweepAuto().catch((e: unknown) => this.o.log.warn({ err: e }, "reconnect: auto sweep failed")), sweep * 1000);
+      this.sweepTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.abort.abort();
+    if (this.started) await this.boss.stop({ graceful: true, timeout: 10_000, close: true });
+    this.started = false;
+  }
+
+  /**
+   * A person asks to follow targets on a platform: opens (or joins) their
+   * job, and queues it when an authorization is stored, else answers with a
+   * one-time connect link (and, for Mastodon, an export link).
+   */
+  async request(input: {
+    personId: number;
+    platform: TargetPlatform;
+    request: JobRequest;
+    /** Target person ids (from `selectTargets`, or named matches). */
+    targets: readonly number[];
+    /** Whose DM channel gets progress and summary. */
+    notifyIdentityId: number | null;
+  }): Promise<RequestResult> {
+    const identity = await this.identityFor(input.personId, input.platform);
+    if (!identity) return { status: "no_identity" };
+    if (input.targets.length === 0) return { status: "nothing" };
+    const authorized = (await this.store.authorizations.get(identity.id).catch(() => undefined)) !== undefined;
+    const { job, added } = await this.store.transaction(async (s) => {
+      const opened = await s.reconnectJobs.open(input.personId, input.platform, input.request, input.targets, input.notifyIdentityId);
+      if (!authorized) await s.reconnectJobs.setState(opened.job.id, "needs_authorization");
+      else if (opened.job.state === "needs_authorization" || opened.job.state === "done") await s.reconnectJobs.setState(opened.job.id, "queued");
+      return opened;
+    });
+    const total = (await this.store.reconnectJobs.counts(job.id)).todo;
+    if (!authorized) {
+      return {
+        status: "needs_authorization",
+        job,
+        added,
+        total,
+        connectUrl: await this.connectLink(input.personId, identity.id),
+        exportUrl: input.platform === "fediverse" ? await this.exportLink(input.personId, identity.id) : null,
+      };
+    }
+    if (job.state !== "running") await this.enqueue(job.id, job.state === "waiting" ? job.waitUntil : null);
+    return { status: "queued", job, added, total };
+  }
+
+  /** A one-time link to the page where the person authorizes `identityId`. */
+  async connectLink(personId: number, identityId: number): Promise<string> {
+    const token = await this.store.webLinks.create("connect", personId, identityId, this.o.linkTtlSeconds ?? 86_400);
+    return new URL(`/connect/${token}`, this.o.config.publicUrl).href;
+  }
+
+  /** A one-time link to the person's `following_accounts.csv` (Mastodon's import format). */
+  async exportLink(personId: number, identityId: number): Promise<string> {
+    const token = await this.store.webLinks.create("export", personId, identityId, this.o.linkTtlSeconds ?? 86_400);
+    return new URL(`/export/${token}/following_accounts.csv`, this.o.config.publicUrl).href;
+  }
+
+  /**
+   * Called once an authorization is stored (web callback): tells the person
+   * in their DM channel and resumes the jobs that waited for it.
+   */
+  async authorized(personId: number, platform: TargetPlatform): Promise<number> {
+    const jobs = await this.store.reconnectJobs.awaitingAuthorization(personId, platform);
+    for (const job of jobs) {
+      await this.store.reconnectJobs.setState(job.id, "queued");
+      await this.enqueue(job.id, null);
+    }
+    const identity = await this.identityFor(personId, platform);
+    const locale = await localeFor(this.store, personId, this.o.config);
+    const to = await this.notifyTarget(jobs[0]?.notifyIdentityId ?? identity?.id ?? null, personId);
+    if (to) await this.send(to, locale.r.authorized(platform, jobs.length > 0));
+    return jobs.length;
+  }
+
+  /** Queues a run of a job (deduplicated per job by pg-boss's stately policy). */
+  private async enqueue(jobId: number, startAfter: Date | null): Promise<void> {
+    await this.boss.send(QUEUE, { jobId }, {
+      singletonKey: `job-${jobId}`,
+      ...(startAfter && startAfter > new Date() ? { startAfter } : {}),
+    });
+  }
+
+  /** One run of a job, under its advisory lock. Exported for tests through `runOnce`. */
+  private async process(jobId: number): Promise<void> {
+    const reserved = await this.o.sql.reserve();
+    try {
+      const [{ locked } = { locked: false }] = await reserved<{ locked: boolean }[]>`
+        select pg_try_advisory_lock(${LOCK_CLASS}, ${jobId}) as locked`;
+      if (!locked) return; // another worker holds it; its own run finishes the job
+      try {
+        await this.runLocked(jobId);
+      } finally {
+        await reserved`select pg_advisory_unlock(${LOCK_CLASS}, ${jobId})`;
+      }
+    } finally {
+      reserved.release();
+    }
+  }
+
+  private async runLocked(jobId: number): Promise<void> {
+    const jobs = this.store.reconnectJobs;
+    const job = await jobs.get(jobId);
+    if (!job || job.state === "done" || job.state === "cancelled" || job.state === "needs_authorization") return;
+    if (job.state === "waiting" && job.waitUntil && job.waitUntil > new Date()) {
+      await this.enqueue(job.id, job.waitUntil);
+      return;
+    }
+    const log = this.o.log.child({ job: job.id, platform: job.platform });
+    const identity = await this.identityFor(job.personId, job.platform);
+    const writer = identity && (await this.o.writers({ platform: job.platform, identity, store: this.store }));
+    if (!identity || !writer) {
+      await this.pauseForAuthorization(job, identity);
+      return;
+    }
+    await jobs.setState(job.id, "running");
+    const todo = await jobs.todo(job.id);
+    const inFlight = new Map(todo.filter((t) => t.marker).map((t) => [t.personId, t.marker!]));
+    try {
+      await writer.run({
+        targets: todo.map(({ personId, stableId, handle }) => ({ personId, stableId, handle })),
+        inFlight,
+        markInFlight: (entries) => jobs.markInFlight(job.id, entries),
+        record: async (results: readonly TargetResult[]) => {
+          await this.store.transaction((s) => s.reconnectJobs.record(job, results));
+          await this.maybeSendProgress(job);
+        },
+        signal: this.abort.signal,
+      });
+    } catch (error) {
+      if (error instanceof RateLimitedError) {
+        log.info({ until: error.until.toISOString() }, "reconnect: waiting for the rate limit");
+        await jobs.setState(job.id, "waiting", { waitUntil: error.until, reason: "rate_limited" });
+        await this.enqueue(job.id, error.until);
+        return;
+      }
+      if (error instanceof AuthorizationExpiredError) {
+        log.info("reconnect: authorization expired, asking again");
+        await this.store.authorizations.delete(identity.id);
+        await this.pauseForAuthorization(job, identity);
+        return;
+      }
+      if (this.abort.signal.aborted) {
+        await jobs.setState(job.id, "queued", { reason: "stopped" });
+        return;
+      }
+      await jobs.setState(job.id, "queued", { reason: describe(error) });
+      throw error; // pg-boss retries with back-off
+    }
+    if (this.abort.signal.aborted) return;
+    const counts = await jobs.counts(job.id);
+    if (counts.todo > 0) {
+      await this.enqueue(job.id, null);
+      return;
+    }
+    await jobs.setState(job.id, "done");
+    log.info({ counts }, "reconnect: job done");
+    if (await jobs.claimSummary(job.id)) {
+      const locale = await localeFor(this.store, job.personId, this.o.config);
+      const to = await this.notifyTarget(job.notifyIdentityId, job.personId);
+      if (to) await this.send(to, locale.r.summary(job.platform, counts, listFailedCommand(locale, job.platform)));
+    }
+  }
+
+  private async pauseForAuthorization(job: ReconnectJob, identity: Identity | undefined): Promise<void> {
+    await this.store.reconnectJobs.setState(job.id, "needs_authorization");
+    if (!identity) return;
+    const locale = await localeFor(this.store, job.personId, this.o.config);
+    const to = await this.notifyTarget(job.notifyIdentityId, job.personId);
+    if (to) await this.send(to, locale.r.authorizationExpired(job.platform, await this.connectLink(job.personId, identity.id)));
+  }
+
+  private async maybeSendProgress(job: ReconnectJob): Promise<void> {
+    if (!(await this.store.reconnectJobs.claimProgress(job.id, this.o.progressSeconds ?? 300))) return;
+    const counts = await this.store.reconnectJobs.counts(job.id);
+    if (counts.todo === 0) return;
+    const locale = await localeFor(this.store, job.personId, this.o.config);
+    const to = await this.notifyTarget(job.notifyIdentityId, job.personId);
+    if (to) await this.send(to, locale.r.progress(job.platform, counts));
+  }
+
+  /** People with automatic reconnection get their new matches followed. */
+  async sweepAuto(): Promise<number> {
+    let queued = 0;
+    for (const c of await this.store.reconnectJobs.autoCandidates()) {
+      const targets = await this.store.reconnectJobs.selectTargets(c.personId, c.platform);
+      const result = await this.request({ personId: c.personId, platform: c.platform, request: "all", targets, notifyIdentityId: c.identityId });
+      if (result.status === "queued") queued++;
+    }
+    return queued;
+  }
+
+  /** The person's account on `platform` (the one reconnection acts on). */
+  private async identityFor(personId: number, platform: TargetPlatform): Promise<Identity | undefined> {
+    const identities = await this.store.identities.listForPerson(personId);
+    return identities.find((i) => i.platform === platform && i.stableId && i.verifiedBy !== "archive");
+  }
+
+  private async notifyTarget(identityId: number | null, personId: number): Promise<Identity | undefined> {
+    const identities = await this.store.identities.listForPerson(personId);
+    return (
+      identities.find((i) => i.id === identityId && i.platform !== "x") ??
+      identities.find((i) => i.platform !== "x" && i.stableId && i.verifiedBy !== "archive")
+    );
+  }
+
+  private async send(to: Identity, text: string): Promise<void> {
+    try {
+      if (!(await this.o.messenger.send(to, text))) this.o.log.info({ identity: to.id }, "reconnect: DM not delivered");
+    } catch (error) {
+      this.o.log.warn({ err: describe(error), identity: to.id }, "reconnect: DM failed");
+    }
+  }
+}
+
+/** `list failed mastodon`, in the person's words. */
+function listFailedCommand(locale: Locale, platform: TargetPlatform): string {
+  return `${locale.commands.list.words[0]} ${locale.keywords.failed[0]} ${locale.keywords[platform][0]}`;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 200) : String(error).slice(0, 200);
+}

@@ -1,0 +1,288 @@
+/**
+ * Reconnection jobs and their targets' outcomes. A job is one (person,
+ * platform) request; a new request while one is open joins it. Every
+ * outcome is written here, with the match it settles, in one transaction.
+ */
+import type { MatchState, Queryable, TargetPlatform } from "./types.ts";
+
+export type JobState = "queued" | "running" | "waiting" | "needs_authorization" | "done" | "cancelled";
+export type JobRequest = "all" | "first" | "named";
+/**
+ * What happened to one account a person asked to follow: `followed` (by us),
+ * `requested` (a locked account, awaiting its owner), `already_following`
+ * (before we came), `not_found`, `gone` (deleted, suspended), `blocked`
+ * (either way), `failed` (with a reason).
+ */
+export type TargetOutcome = "followed" | "requested" | "already_following" | "not_found" | "gone" | "blocked" | "failed";
+export const TARGET_OUTCOMES: readonly TargetOutcome[] = ["followed", "requested", "already_following", "not_found", "gone", "blocked", "failed"];
+const OUTCOMES = TARGET_OUTCOMES;
+
+export interface ReconnectJob {
+  id: number;
+  personId: number;
+  platform: TargetPlatform;
+  state: JobState;
+  request: JobRequest;
+  notifyIdentityId: number | null;
+  reason: string | null;
+  waitUntil: Date | null;
+  attempts: number;
+  progressSentAt: Date | null;
+  summarySentAt: Date | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/** Targets per outcome, plus `todo` (no outcome yet) and `total`. */
+export type JobCounts = Record<TargetOutcome, number> & { todo: number; total: number };
+
+export interface JobTarget {
+  personId: number;
+  stableId: string | null;
+  handle: string | null;
+  marker: string | null;
+}
+
+export interface RecordedOutcome {
+  personId: number;
+  outcome: TargetOutcome;
+  reason?: string | null | undefined;
+}
+
+interface JobRow {
+  id: number;
+  person_id: number;
+  platform: TargetPlatform;
+  state: JobState;
+  request: JobRequest;
+  notify_identity_id: number | null;
+  reason: string | null;
+  wait_until: Date | null;
+  attempts: number;
+  progress_sent_at: Date | null;
+  summary_sent_at: Date | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const toJob = (r: JobRow): ReconnectJob => ({
+  id: r.id,
+  personId: r.person_id,
+  platform: r.platform,
+  state: r.state,
+  request: r.request,
+  notifyIdentityId: r.notify_identity_id,
+  reason: r.reason,
+  waitUntil: r.wait_until,
+  attempts: r.attempts,
+  progressSentAt: r.progress_sent_at,
+  summarySentAt: r.summary_sent_at,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+});
+
+/** The match state an outcome settles. */
+export function matchStateFor(outcome: TargetOutcome): MatchState {
+  if (outcome === "followed" || outcome === "requested") return "followed";
+  if (outcome === "already_following") return "already_following";
+  return "failed";
+}
+
+export class ReconnectJobs {
+  private readonly db: Queryable;
+  constructor(db: Queryable) {
+    this.db = db;
+  }
+
+  /**
+   * The matches a request selects, in list order (most recent arrivals
+   * first): those still to follow, and earlier failures, which are retried.
+   */
+  async selectTargets(personId: number, platform: TargetPlatform, limit: number | null = null): Promise<number[]> {
+    const rows = await this.db<{ target_person_id: number }[]>`
+      select target_person_id from match
+      where person_id = ${personId} and platform = ${platform} and state in ('pending', 'failed')
+      order by created_at desc, target_person_id
+      limit ${limit ?? null}`;
+    return rows.map((r) => r.target_person_id);
+  }
+
+  /**
+   * Opens a job (or joins the open one) with these targets. Returns the job
+   * and how many targets were new to it. Run inside a transaction.
+   */
+  async open(
+    personId: number,
+    platform: TargetPlatform,
+    request: JobRequest,
+    targetPersonIds: readonly number[],
+    notifyIdentityId: number | null,
+  ): Promise<{ job: ReconnectJob; added: number; created: boolean }> {
+    const inserted = await this.db<JobRow[]>`
+      insert into reconnect_job (person_id, platform, request, notify_identity_id)
+      values (${personId}, ${platform}, ${request}, ${notifyIdentityId})
+      on conflict (person_id, platform) where state not in ('done', 'cancelled') do nothing
+      returning *`;
+    let row = inserted[0];
+    if (!row) {
+      [row] = await this.db<JobRow[]>`
+        update reconnect_job set
+          notify_identity_id = coalesce(${notifyIdentityId}, notify_identity_id),
+          request = case when request = ${request} then request when 'all' in (request, ${request}) then 'all' else 'named' end,
+          summary_sent_at = null, updated_at = now()
+        where person_id = ${personId} and platform = ${platform} and state not in ('done', 'cancelled')
+        returning *`;
+    }
+    const job = toJob(row!);
+    const result = await this.db`
+      insert into reconnect_target (job_id, target_person_id, position)
+      select ${job.id}, t.id, coalesce((select max(position) from reconnect_target where job_id = ${job.id}), 0) + t.n
+      from unnest(${targetPersonIds as number[]}::int[]) with ordinality as t(id, n)
+      on conflict do nothing`;
+    return { job, added: result.count, created: inserted.length > 0 };
+  }
+
+  async get(id: number): Promise<ReconnectJob | undefined> {
+    const [row] = await this.db<JobRow[]>`select * from reconnect_job where id = ${id}`;
+    return row && toJob(row);
+  }
+
+  /** The person's open job on a platform, if any. */
+  async openFor(personId: number, platform: TargetPlatform): Promise<ReconnectJob | undefined> {
+    const [row] = await this.db<JobRow[]>`
+      select * from reconnect_job where person_id = ${personId} and platform = ${platform} and state not in ('done', 'cancelled')`;
+    return row && toJob(row);
+  }
+
+  /** The person's open jobs and their latest finished one per platform (for `status`). */
+  async recentFor(personId: number): Promise<ReconnectJob[]> {
+    const rows = await this.db<JobRow[]>`
+      select distinct on (platform) * from reconnect_job where person_id = ${personId}
+      order by platform, (state in ('done', 'cancelled')), id desc`;
+    return rows.map(toJob);
+  }
+
+  /** Jobs a worker should pick up (after a restart, or when their wait is over). */
+  async unfinished(): Promise<ReconnectJob[]> {
+    const rows = await this.db<JobRow[]>`
+      select * from reconnect_job where state in ('queued', 'running', 'waiting') order by id`;
+    return rows.map(toJob);
+  }
+
+  /** The person's jobs paused for authorization on a platform. */
+  async awaitingAuthorization(personId: number, platform: TargetPlatform): Promise<ReconnectJob[]> {
+    const rows = await this.db<JobRow[]>`
+      select * from reconnect_job
+      where person_id = ${personId} and platform = ${platform} and state = 'needs_authorization'`;
+    return rows.map(toJob);
+  }
+
+  async setState(id: number, state: JobState, options: { reason?: string | null; waitUntil?: Date | null } = {}): Promise<void> {
+    const finished = state === "done" || state === "cancelled";
+    await this.db`
+      update reconnect_job set
+        state = ${state}, reason = ${options.reason ?? null}, wait_until = ${options.waitUntil ?? null},
+        attempts = attempts + ${state === "running" ? 1 : 0},
+        started_at = case when ${state} = 'running' then coalesce(started_at, now()) else started_at end,
+        finished_at = case when ${finished} then now() else null end,
+        updated_at = now()
+      where id = ${id}`;
+  }
+
+  /** Targets without an outcome, in the order asked, with their identity on the job's platform. */
+  async todo(jobId: number): Promise<JobTarget[]> {
+    const rows = await this.db<{ target_person_id: number; stable_id: string | null; handle: string | null; marker: string | null }[]>`
+      select t.target_person_id, i.stable_id, i.handle, t.marker
+      from reconnect_target t
+      join reconnect_job j on j.id = t.job_id
+      left join lateral (
+        select stable_id, handle from identity
+        where person_id = t.target_person_id and platform = j.platform and verified_by <> 'archive'
+        order by updated_at desc limit 1) i on true
+      where t.job_id = ${jobId} and t.outcome is null
+      order by t.position`;
+    return rows.map((r) => ({ personId: r.target_person_id, stableId: r.stable_id, handle: r.handle, marker: r.marker }));
+  }
+
+  /** Saves writers' markers before their network write. */
+  async markInFlight(jobId: number, entries: readonly { personId: number; marker: string }[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.db`
+      update reconnect_target t set marker = e.marker
+      from unnest(${entries.map((e) => e.personId)}::int[], ${entries.map((e) => e.marker)}::text[]) as e(person_id, marker)
+      where t.job_id = ${jobId} and t.target_person_id = e.person_id`;
+  }
+
+  /**
+   * Records outcomes and settles the matches they concern. Run inside a
+   * transaction: a target's outcome and its match change together.
+   */
+  async record(job: Pick<ReconnectJob, "id" | "personId" | "platform">, results: readonly RecordedOutcome[]): Promise<void> {
+    if (results.length === 0) return;
+    for (const r of results) if (!OUTCOMES.includes(r.outcome)) throw new Error(`unknown outcome ${r.outcome}`);
+    const ids = results.map((r) => r.personId);
+    const outcomes = results.map((r) => r.outcome);
+    const reasons = results.map((r) => r.reason?.slice(0, 200) ?? null);
+    const states = results.map((r) => matchStateFor(r.outcome));
+    const matchReasons = results.map((r) =>
+      r.outcome === "followed" || r.outcome === "already_following" ? null : r.reason ? `${r.outcome}: ${r.reason}`.slice(0, 200) : r.outcome,
+    );
+    await this.db`
+      update reconnect_target t set outcome = e.outcome, reason = e.reason, done_at = now()
+      from unnest(${ids}::int[], ${outcomes}::text[], ${reasons}::text[]) as e(person_id, outcome, reason)
+      where t.job_id = ${job.id} and t.target_person_id = e.person_id and t.outcome is null`;
+    await this.db`
+      update match m set state = e.state, reason = e.reason, updated_at = now()
+      from unnest(${ids}::int[], ${states as string[]}::match_state[], ${matchReasons}::text[]) as e(person_id, state, reason)
+      where m.person_id = ${job.personId} and m.platform = ${job.platform} and m.target_person_id = e.person_id
+        and m.state <> 'ignored'`;
+  }
+
+  async counts(jobId: number): Promise<JobCounts> {
+    const rows = await this.db<{ outcome: TargetOutcome | null; n: number }[]>`
+      select outcome, count(*)::int as n from reconnect_target where job_id = ${jobId} group by outcome`;
+    const counts = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as JobCounts;
+    counts.todo = 0;
+    counts.total = 0;
+    for (const r of rows) {
+      if (r.outcome) counts[r.outcome] = r.n;
+      else counts.todo = r.n;
+      counts.total += r.n;
+    }
+    return counts;
+  }
+
+  /** Claims the right to send a progress message (at most one per `minSeconds`); true when granted. */
+  async claimProgress(jobId: number, minSeconds: number): Promise<boolean> {
+    const result = await this.db`
+      update reconnect_job set progress_sent_at = now()
+      where id = ${jobId} and (progress_sent_at is null or progress_sent_at < now() - ${minSeconds} * interval '1 second')
+        and started_at < now() - ${minSeconds} * interval '1 second'`;
+    return result.count > 0;
+  }
+
+  /** Claims the summary: true once per job, however many workers finish it. */
+  async claimSummary(jobId: number): Promise<boolean> {
+    const result = await this.db`update reconnect_job set summary_sent_at = now() where id = ${jobId} and summary_sent_at is null`;
+    return result.count > 0;
+  }
+
+  /** People with automatic reconnection on, an authorization, and matches to follow with no open job. */
+  async autoCandidates(limit = 100): Promise<{ personId: number; platform: TargetPlatform; identityId: number }[]> {
+    const rows = await this.db<{ person_id: number; platform: TargetPlatform; identity_id: number }[]>`
+      select distinct on (p.id, i.platform) p.id as person_id, i.platform, i.id as identity_id
+      from person p
+      join identity i on i.person_id = p.id and i.platform in ('bluesky', 'fediverse')
+      join account_authorization a on a.identity_id = i.id
+      where p.auto_reconnect
+        and exists (select 1 from match m where m.person_id = p.id and m.platform = i.platform and m.state = 'pending')
+        and not exists (select 1 from reconnect_job j where j.person_id = p.id and j.platform = i.platform
+                        and j.state not in ('done', 'cancelled'))
+      order by p.id, i.platform, i.id
+      limit ${limit}`;
+    return rows.map((r) => ({ personId: r.person_id, platform: r.platform, identityId: r.identity_id }));
+  }
+}
