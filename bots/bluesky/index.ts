@@ -46,6 +46,11 @@ export interface BlueskyBot {
   ready: Promise<{ did: string; handle: string; via: OpenSession["via"] }>;
   /** Resolves after the next complete poll of notifications and chat. */
   nextPoll(): Promise<void>;
+  /**
+   * Writes to a person by chat DM, unprompted (reconnection reports). False
+   * when the bot is not logged in or the person does not accept DMs from it.
+   */
+  message(to: { did: string; handle: string | null }, texts: readonly string[]): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -124,6 +129,7 @@ export function startBlueskyBot(options: {
       botStableIds: [bot.did, ...(opts.engine?.botStableIds ?? [])],
     });
     const outbox = new Outbox(session.agent);
+    liveOutbox = outbox;
     const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log };
     const mentionCtx: MentionContext = base;
     const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>() };
@@ -161,6 +167,7 @@ export function startBlueskyBot(options: {
     }
   }
 
+  let liveOutbox: Outbox | undefined;
   const running = run().catch((error: unknown) => {
     log.error({ err: describe(error) }, "Bluesky bot stopped on an unexpected error");
     readyReject(error);
@@ -174,6 +181,12 @@ export function startBlueskyBot(options: {
         if (abort.signal.aborted) return resolve();
         pollWaiters.push({ target: completedPolls + 2, resolve });
       });
+    },
+    async message(to, texts) {
+      if (!liveOutbox) return false;
+      const result = await liveOutbox.sendDm(to, texts);
+      if (!result.delivered) log.info({ reason: result.reason }, "Bluesky: DM refused");
+      return result.delivered;
     },
     async stop() {
       abort.abort();

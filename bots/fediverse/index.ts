@@ -8,6 +8,7 @@
  *   await bot.close();      // stops taking tasks, waits for the running ones
  */
 import { createFederation, type Federation } from "@fedify/fedify";
+import { isActor } from "@fedify/vocab";
 import { integrateFederation } from "@fedify/express";
 import type { RequestHandler } from "express";
 import { ConversationEngine, type EngineContext } from "../../src/conversation/index.ts";
@@ -17,6 +18,7 @@ import type { Sql } from "../../src/store/database.ts";
 import type { Store } from "../../src/store/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { setupActor } from "./actor.ts";
+import { sendReplies } from "./send.ts";
 import { TtlCache } from "./cache.ts";
 import { ICON_PATH, iconPng } from "./icon.ts";
 import { setupInbox, type InboxOptions } from "./inbox.ts";
@@ -41,6 +43,12 @@ export interface FediverseBot {
   middleware: RequestHandler;
   actorUri: URL;
   queues: Record<"inbox" | "outbox" | "fanout", PostgresQueue>;
+  /**
+   * Writes to a person by direct message, unprompted (reconnection
+   * reports): looks their actor up and queues the notes. False when the
+   * actor cannot be fetched.
+   */
+  message(actorUri: string, acct: string | null, texts: readonly string[]): Promise<boolean>;
   /** Starts queue workers: all of them, or one queue's. */
   start(only?: "inbox" | "outbox" | "fanout"): void;
   /** Stops the workers and waits for the tasks they hold. */
@@ -106,6 +114,12 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     middleware,
     actorUri,
     queues,
+    async message(actorUri, acct, texts) {
+      const ctx = federation.createContext(new URL(origin), undefined);
+      const actor = await ctx.lookupObject(actorUri).catch(() => null);
+      if (!actor || !isActor(actor)) return false;
+      return (await sendReplies(ctx, { username, recipient: actor, acct, texts })) > 0;
+    },
     start(only) {
       const task = federation
         .startQueue(undefined, { signal: controller.signal, ...(only ? { queue: only } : {}) })

@@ -12,7 +12,7 @@ import { mentionName, splitForNotes, toHtml, type Recipient } from "./reply.ts";
 
 export async function sendReplies(
   ctx: Context<void>,
-  options: { username: string; recipient: Actor; acct: string | null; inReplyTo: URL; texts: readonly string[] },
+  options: { username: string; recipient: Actor; acct: string | null; inReplyTo?: URL; texts: readonly string[] },
 ): Promise<number> {
   const { recipient } = options;
   if (!recipient.id) return 0;
@@ -34,7 +34,7 @@ export async function sendReplies(
       content: toHtml(piece, to),
       mediaType: "text/html",
       tags: [new Mention({ href: recipient.id, name: mentionName(to) })],
-      replyTarget: options.inReplyTo,
+      ...(options.inReplyTo ? { replyTarget: options.inReplyTo } : {}),
       published,
       sensitive: false,
     });

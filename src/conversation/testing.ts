@@ -6,6 +6,7 @@
 import { loadConfig, type Config } from "../config.ts";
 import type { Platform, Store, Verification } from "../store/index.ts";
 import type { TestDatabase } from "../../test/harness/database.ts";
+import type { ReconnectService } from "../reconnect/service.ts";
 import type { Limits } from "./context.ts";
 import { ConversationEngine } from "./engine.ts";
 import type { Incoming, Outcome, Sender } from "./incoming.ts";
@@ -56,7 +57,7 @@ export function unique(prefix: string): string {
 
 export function makeWorld(
   db: TestDatabase,
-  options: { config?: Config; limits?: Partial<Limits>; clock?: () => Date } = {},
+  options: { config?: Config; limits?: Partial<Limits>; clock?: () => Date; reconnect?: ReconnectService } = {},
 ): World {
   const config = options.config ?? testConfig();
   const engine = new ConversationEngine({
@@ -64,6 +65,7 @@ export function makeWorld(
     config,
     limits: { messagesPerWindow: 1000, ...options.limits },
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.reconnect ? { reconnect: options.reconnect } : {}),
   });
   return {
     store: db.store,

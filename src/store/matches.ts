@@ -192,6 +192,22 @@ export class Matches {
     };
   }
 
+  /**
+   * The handles of a person's matches on a platform (all but ignored), for
+   * the export file: fediverse accts or Bluesky handles, most recent first.
+   */
+  async handles(personId: number, platform: TargetPlatform): Promise<string[]> {
+    const rows = await this.db<{ handle: string }[]>`
+      select t.handle from match m
+      join lateral (
+        select handle from identity
+        where person_id = m.target_person_id and platform = m.platform and verified_by <> 'archive' and handle is not null
+        order by updated_at desc limit 1) t on true
+      where m.person_id = ${personId} and m.platform = ${platform} and m.state <> 'ignored'
+      order by m.created_at desc, m.target_person_id`;
+    return rows.map((r) => r.handle);
+  }
+
   /** Records what happened to one match. */
   async setState(
     personId: number,

@@ -220,6 +220,9 @@ export const en: Locale = {
     failed: "Authorization failed. Please try again in a moment.",
     doneTitle: "All set",
     done: (platform) => `Your ${platformName[platform]} account is authorized. You can close this page: the bot will message you.`,
+    exportTitle: "Your following list for Mastodon",
+    exportIntro: (n) => `${n} accounts you followed on X are on the fediverse. Download the file, then in Mastodon: Preferences → Import and export → Import, type "Following list". This link works once.`,
+    exportButton: "Download following_accounts.csv",
     privacy: "reconnexion keeps this permission encrypted, uses it only to follow the accounts you asked for, and deletes it when you send `forget`.",
   },
 };

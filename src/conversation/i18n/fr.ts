@@ -225,6 +225,9 @@ export const fr: Locale = {
     failed: "L’autorisation a échoué. Réessayez dans un instant.",
     doneTitle: "C’est fait",
     done: (platform) => `Votre compte ${platformName[platform]} est autorisé. Vous pouvez fermer cette page : le bot va vous écrire.`,
+    exportTitle: "Votre liste d’abonnements pour Mastodon",
+    exportIntro: (n) => `${n} comptes que vous suiviez sur X sont sur le fédivers. Téléchargez le fichier, puis dans Mastodon : Préférences → Import et export → Importer, type « Liste d’abonnements ». Ce lien ne sert qu’une fois.`,
+    exportButton: "Télécharger following_accounts.csv",
     privacy: "reconnexion garde cette autorisation chiffrée, ne s’en sert que pour suivre les comptes que vous avez demandés, et l’efface quand vous envoyez `oublier`.",
   },
 };

@@ -150,6 +150,9 @@ export interface WebMessages {
   doneTitle: string;
   done(platform: TargetPlatform): string;
   privacy: string;
+  exportTitle: string;
+  exportIntro(count: number): string;
+  exportButton: string;
 }
 
 export interface Locale {

@@ -1,0 +1,263 @@
+/**
+ * The pages behind the one-time links the bots send by DM:
+ *
+ *   GET  /connect/:token                   what will be authorized, and how
+ *   POST /connect/:token/bluesky           → Bluesky OAuth (the person's PDS)
+ *   POST /connect/:token/bluesky/app-password
+ *   POST /connect/:token/mastodon          → the person's instance's OAuth page
+ *   GET  /connect/mastodon/callback        ← back from the instance
+ *   GET  /export/:token/following_accounts.csv   a page with a download button
+ *   POST /export/:token/following_accounts.csv   the file (the link is used up)
+ *
+ * GETs never use a link up (link previews fetch them); only a completed
+ * authorization or a download does. An authorization counts only for the
+ * account the link was made for: nobody can attach an account they do not
+ * control, nor get someone else's followed from theirs.
+ */
+import express, { Router, type Request, type Response } from "express";
+import type { Config } from "../config.ts";
+import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import type { Logger } from "../logger.ts";
+import type { Identity, Store, TargetPlatform } from "../store/index.ts";
+import type { WebLinkGrant } from "../store/web-links.ts";
+import type { BlueskyAppPasswordAuthorization, MastodonAuthorization } from "../reconnect/types.ts";
+import { html, prose, sendPage, type SafeHtml } from "./html.ts";
+
+/** What the pages need from the Bluesky side (src/reconnect/bluesky). */
+export interface BlueskyConnect {
+  /** Starts OAuth on the person's PDS; undefined where OAuth is not configured. */
+  authorize?(handleOrDid: string, state: string): Promise<URL>;
+  loginWithAppPassword(input: { identifier: string; appPassword: string }): Promise<BlueskyAppPasswordAuthorization>;
+}
+
+/** What the pages need from the Mastodon side (src/reconnect/mastodon). */
+export interface MastodonConnect {
+  authorizeUrl(instance: string, state: string): Promise<URL>;
+  complete(instance: string, code: string): Promise<MastodonAuthorization & { acct: string; url: string }>;
+}
+
+export interface ConnectContext {
+  store: Store;
+  config: Config;
+  log: Logger;
+  bluesky: BlueskyConnect;
+  mastodon: MastodonConnect;
+  /** An authorization was stored: tell the person, resume their jobs. */
+  onAuthorized(personId: number, platform: TargetPlatform): Promise<unknown>;
+}
+
+/** Wrong app passwords allowed per link before it stops taking them. */
+const APP_PASSWORD_TRIES = 5;
+
+/** The API origin of a fediverse account: where its actor lives (its web domain). */
+export function instanceOf(identity: Identity): string {
+  return new URL(identity.apiBase ?? identity.stableId!).origin;
+}
+
+export function connectRoutes(ctx: ConnectContext): Router {
+  const router = Router();
+  const form = express.urlencoded({ extended: false, limit: "4kb" });
+  const tries = new Map<string, number>();
+
+  /** The link's grant, its identity and the person's locale; or an answered "invalid link" page. */
+  async function open(req: Request, res: Response, purpose: "connect" | "export", token: string) {
+    const grant = await ctx.store.webLinks.peek(token, purpose);
+    const identity = grant && (await ctx.store.identities.get(grant.identityId));
+    const locale = await localeOf(req, grant);
+    if (!grant || !identity || identity.personId !== grant.personId || identity.platform === "x") {
+      page(res, locale, locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`, 410);
+      return undefined;
+    }
+    return { grant, identity: identity as Identity & { platform: TargetPlatform }, locale };
+  }
+
+  async function localeOf(req: Request, grant: WebLinkGrant | undefined): Promise<Locale> {
+    const person = grant && (await ctx.store.people.get(grant.personId));
+    return (
+      findLocale(person?.language) ??
+      findLocale(req.acceptsLanguages(...Object.keys(LOCALES)) || undefined) ??
+      findLocale(ctx.config.defaultLanguage)!
+    );
+  }
+
+  function page(res: Response, locale: Locale, title: string, body: SafeHtml, status = 200): void {
+    sendPage(res, { lang: locale.code, title, status, body: html`<h1>${title}</h1>${body}` });
+  }
+
+  /** Stores the authorization, uses the link up, tells the person; the "done" page. */
+  async function finish(
+    res: Response,
+    token: string,
+    opened: NonNullable<Awaited<ReturnType<typeof open>>>,
+    save: (s: Store) => Promise<void>,
+  ): Promise<void> {
+    const { identity, locale } = opened;
+    const used = await ctx.store.transaction(async (s) => {
+      const grant = await s.webLinks.consume(token, "connect");
+      if (grant) await save(s);
+      return grant;
+    });
+    if (!used) {
+      page(res, locale, locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`, 410);
+      return;
+    }
+    ctx.log.info({ identity: identity.id, platform: identity.platform }, "connect: account authorized");
+    await ctx.onAuthorized(identity.personId, identity.platform).catch((error: unknown) =>
+      ctx.log.warn({ err: error }, "connect: could not resume the person's jobs"),
+    );
+    page(res, locale, locale.web.doneTitle, html`<p>${locale.web.done(identity.platform)}</p>`);
+  }
+
+  function failed(res: Response, locale: Locale, error: unknown, what: string): void {
+    ctx.log.warn({ err: error instanceof Error ? error.message : String(error) }, `connect: ${what} failed`);
+    page(res, locale, locale.web.title, html`<p class="error">${locale.web.failed}</p>`, 502);
+  }
+
+  router.get("/connect/:token", async (req, res) => {
+    const opened = await open(req, res, "connect", req.params.token);
+    if (!opened) return;
+    const { identity, locale } = opened;
+    const w = locale.web;
+    const base = `/connect/${encodeURIComponent(req.params.token)}`;
+    if (identity.platform === "bluesky") {
+      const handle = identity.handle ?? identity.stableId ?? "";
+      page(res, locale, w.title, html`
+        <p>${w.blueskyIntro(handle)}</p>
+        ${ctx.bluesky.authorize ? html`<form method="post" action="${base}/bluesky"><button type="submit">${w.blueskyOAuthButton}</button></form>` : ""}
+        <h2>${w.appPasswordTitle}</h2>
+        <p class="muted">${w.appPasswordHelp}</p>
+        <form method="post" action="${base}/bluesky/app-password">
+          <label for="p">${w.appPasswordLabel}</label>
+          <input id="p" name="appPassword" type="password" autocomplete="off" required pattern="[A-Za-z0-9]{4}(-[A-Za-z0-9]{4}){3}">
+          <p><button type="submit">${w.appPasswordSubmit}</button></p>
+        </form>
+        <p class="muted">${prose(w.privacy)}</p>`);
+      return;
+    }
+    const instance = new URL(instanceOf(identity)).host;
+    page(res, locale, w.title, html`
+      <p>${w.mastodonIntro(identity.handle ?? "", instance)}</p>
+      <form method="post" action="${base}/mastodon"><button type="submit">${w.mastodonButton(instance)}</button></form>
+      <p class="muted">${prose(w.privacy)}</p>`);
+  });
+
+  router.post("/connect/:token/bluesky", async (req, res) => {
+    const opened = await open(req, res, "connect", req.params.token);
+    if (!opened || opened.identity.platform !== "bluesky" || !ctx.bluesky.authorize) return void (opened && res.status(404).end());
+    try {
+      const url = await ctx.bluesky.authorize(opened.identity.stableId!, req.params.token);
+      res.redirect(303, url.href);
+    } catch (error) {
+      failed(res, opened.locale, error, "Bluesky OAuth start");
+    }
+  });
+
+  router.post("/connect/:token/bluesky/app-password", form, async (req, res) => {
+    const token = req.params.token;
+    const opened = await open(req, res, "connect", token);
+    if (!opened || opened.identity.platform !== "bluesky") return void (opened && res.status(404).end());
+    const { identity, locale } = opened;
+    const appPassword = typeof req.body?.appPassword === "string" ? req.body.appPassword.trim() : "";
+    const attempts = (tries.get(token) ?? 0) + 1;
+    tries.set(token, attempts);
+    if (attempts > APP_PASSWORD_TRIES) {
+      page(res, locale, locale.web.title, html`<p class="error">${prose(locale.web.linkInvalid)}</p>`, 429);
+      return;
+    }
+    let auth: BlueskyAppPasswordAuthorization;
+    try {
+      auth = await ctx.bluesky.loginWithAppPassword({ identifier: identity.stableId!, appPassword });
+    } catch {
+      page(res, locale, locale.web.title, html`<p class="error">${locale.web.appPasswordRefused}</p>
+        <p><a href="/connect/${token}">←</a></p>`, 400);
+      return;
+    }
+    if (auth.did !== identity.stableId) {
+      page(res, locale, locale.web.title, html`<p class="error">${locale.web.wrongAccount(identity.handle ?? identity.stableId!)}</p>`, 403);
+      return;
+    }
+    tries.delete(token);
+    await finish(res, token, opened, (s) => s.authorizations.save(identity.id, "bluesky-app-password", auth));
+  });
+
+  router.post("/connect/:token/mastodon", async (req, res) => {
+    const opened = await open(req, res, "connect", req.params.token);
+    if (!opened || opened.identity.platform !== "fediverse") return void (opened && res.status(404).end());
+    try {
+      const url = await ctx.mastodon.authorizeUrl(instanceOf(opened.identity), req.params.token);
+      res.redirect(303, url.href);
+    } catch (error) {
+      failed(res, opened.locale, error, "Mastodon OAuth start");
+    }
+  });
+
+  router.get("/connect/mastodon/callback", async (req, res) => {
+    const token = typeof req.query.state === "string" ? req.query.state : "";
+    const code = typeof req.query.code === "string" ? req.query.code : "";
+    const opened = await open(req, res, "connect", token);
+    if (!opened) return;
+    const { identity, locale } = opened;
+    if (identity.platform !== "fediverse" || !code) {
+      page(res, locale, locale.web.title, html`<p class="error">${locale.web.failed}</p>`, 400);
+      return;
+    }
+    const instance = instanceOf(identity);
+    let auth: MastodonAuthorization & { acct: string; url: string };
+    try {
+      auth = await ctx.mastodon.complete(instance, code);
+    } catch (error) {
+      failed(res, locale, error, "Mastodon OAuth callback");
+      return;
+    }
+    // The token's account must be the linked one: same server (we sent the
+    // person there), same username.
+    const expectedUser = (identity.handle ?? "").split("@")[0]!.toLowerCase();
+    if (auth.acct.split("@")[0]!.toLowerCase() !== expectedUser || new URL(auth.instance).origin !== instance) {
+      page(res, locale, locale.web.title, html`<p class="error">${locale.web.wrongAccount(identity.handle ?? "")}</p>`, 403);
+      return;
+    }
+    const { acct: _acct, url: _url, ...stored } = auth;
+    await finish(res, token, opened, (s) => s.authorizations.save(identity.id, "mastodon-oauth", stored));
+  });
+
+  router.get("/export/:token/following_accounts.csv", async (req, res) => {
+    const opened = await open(req, res, "export", req.params.token);
+    if (!opened) return;
+    const { identity, locale } = opened;
+    const count = (await ctx.store.matches.handles(identity.personId, "fediverse")).length;
+    page(res, locale, locale.web.exportTitle, html`
+      <p>${locale.web.exportIntro(count)}</p>
+      <form method="post"><button type="submit">${locale.web.exportButton}</button></form>`);
+  });
+
+  router.post("/export/:token/following_accounts.csv", async (req, res) => {
+    const grant = await ctx.store.webLinks.consume(req.params.token, "export");
+    if (!grant) {
+      const locale = await localeOf(req, undefined);
+      page(res, locale, locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`, 410);
+      return;
+    }
+    const handles = await ctx.store.matches.handles(grant.personId, "fediverse");
+    res
+      .status(200)
+      .set({
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": 'attachment; filename="following_accounts.csv"',
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+      })
+      .send(followingCsv(handles));
+  });
+
+  return router;
+}
+
+/**
+ * Mastodon's own "following list" format, as its export writes it and its
+ * import reads it. Accts never contain commas or quotes.
+ */
+export function followingCsv(accts: readonly string[]): string {
+  const lines = ["Account address,Show boosts,Notify on new posts,Languages"];
+  for (const acct of accts) if (/^[^,"\s@]+@[^,"\s@]+$/.test(acct)) lines.push(`${acct},true,false,`);
+  return lines.join("\n") + "\n";
+}
