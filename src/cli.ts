@@ -104,9 +104,27 @@ export function buildProgram(): Command {
     .description("talk to the bot in this terminal, as one of your accounts (lines from stdin; /public <text> for a public mention)")
     .requiredOption("--as <platform:id>", "bluesky:<did or handle> or fediverse:<user@host or actor URI>")
     .action((options: { as: string }) =>
-      withServices(async ({ store, config }) => {
+      withServices(async ({ store, config, database }) => {
         const { runChat } = await import("./conversation/index.ts");
-        await runChat({ store, config, as: options.as, input: process.stdin, output: process.stdout });
+        const { Reconnector } = await import("./reconnect/reconnector.ts");
+        const { createLogger } = await import("./logger.ts");
+        // Requests made here are queued for the running service's workers.
+        const reconnect = new Reconnector({
+          store,
+          sql: database.sql,
+          databaseUrl: database.url,
+          config,
+          log: createLogger("warn"),
+          writers: async () => undefined,
+          messenger: { send: async () => false },
+          work: false,
+        });
+        await reconnect.start();
+        try {
+          await runChat({ store, config, as: options.as, input: process.stdin, output: process.stdout, engine: { reconnect } });
+        } finally {
+          await reconnect.stop();
+        }
       }),
     );
 

@@ -21,6 +21,8 @@ const schema = z.object({
   BLUESKY_SERVICE: z.string().url().default("https://bsky.social"),
   BLUESKY_HANDLE: z.string().optional(),
   BLUESKY_APP_PASSWORD: z.string().optional(),
+  BLUESKY_PLC_URL: z.string().url().default("https://plc.directory"),
+  BLUESKY_WRITE_BATCH: z.coerce.number().int().min(1).max(200).default(200),
   SECRET_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   DEFAULT_LANGUAGE: z.enum(["fr", "en"]).default("fr"),
   ANNOUNCE_CRON: z.string().default("0 18 * * *"),
@@ -40,7 +42,15 @@ export interface Config {
   host: string;
   port: number;
   fediverseBotUsername: string;
-  bluesky: { service: string; handle: string | undefined; appPassword: string | undefined };
+  bluesky: {
+    service: string;
+    handle: string | undefined;
+    appPassword: string | undefined;
+    /** The DID directory that resolves people's accounts to their PDS. */
+    plcUrl: string;
+    /** Follows per applyWrites call when reconnecting (Bluesky allows 200). */
+    writeBatch: number;
+  };
   /** Undefined → a key generated once and kept in `dataDir` (see store/secrets.ts). */
   secretKey: string | undefined;
   defaultLanguage: Language;
@@ -78,6 +88,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       service: c.BLUESKY_SERVICE,
       handle: c.BLUESKY_HANDLE,
       appPassword: c.BLUESKY_APP_PASSWORD,
+      plcUrl: c.BLUESKY_PLC_URL,
+      writeBatch: c.BLUESKY_WRITE_BATCH,
     },
     secretKey: c.SECRET_KEY,
     defaultLanguage: c.DEFAULT_LANGUAGE,

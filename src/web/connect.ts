@@ -21,7 +21,7 @@ import type { Logger } from "../logger.ts";
 import type { Identity, Store, TargetPlatform } from "../store/index.ts";
 import type { WebLinkGrant } from "../store/web-links.ts";
 import type { BlueskyAppPasswordAuthorization, MastodonAuthorization } from "../reconnect/types.ts";
-import { html, prose, sendPage, type SafeHtml } from "./html.ts";
+import { html, prose, renderPage, sendPage, type SafeHtml } from "./html.ts";
 
 /** What the pages need from the Bluesky side (src/reconnect/bluesky). */
 export interface BlueskyConnect {
@@ -250,6 +250,43 @@ export function connectRoutes(ctx: ConnectContext): Router {
   });
 
   return router;
+}
+
+/**
+ * The page shown when Bluesky OAuth comes back (the OAuth router calls it
+ * with the authorized DID and our state, the connect token). The session
+ * counts only if it is the linked account's.
+ */
+export function blueskyOAuthCompleted(ctx: ConnectContext & { revoke(did: string): Promise<void> }) {
+  return async (result: { did: string; state: string | null }): Promise<string> => {
+    const token = result.state ?? "";
+    const grant = await ctx.store.webLinks.peek(token, "connect");
+    const identity = grant && (await ctx.store.identities.get(grant.identityId));
+    const person = grant && (await ctx.store.people.get(grant.personId));
+    const locale = findLocale(person?.language) ?? findLocale(ctx.config.defaultLanguage)!;
+    const show = (title: string, body: SafeHtml) => renderPage({ lang: locale.code, title, body: html`<h1>${title}</h1>${body}` });
+    if (!grant || !identity || identity.platform !== "bluesky" || identity.personId !== grant.personId) {
+      await ctx.revoke(result.did).catch(() => undefined);
+      return show(locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`);
+    }
+    if (identity.stableId !== result.did) {
+      // Someone else's session: never keep it.
+      await ctx.revoke(result.did).catch(() => undefined);
+      return show(locale.web.title, html`<p class="error">${locale.web.wrongAccount(identity.handle ?? identity.stableId ?? "")}</p>`);
+    }
+    const used = await ctx.store.transaction(async (s) => {
+      const consumed = await s.webLinks.consume(token, "connect");
+      // The session itself lives in the OAuth client's store; this row says which kind to use.
+      if (consumed) await s.authorizations.save(identity.id, "bluesky-oauth", { did: result.did });
+      return consumed;
+    });
+    if (!used) return show(locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`);
+    ctx.log.info({ identity: identity.id, platform: "bluesky" }, "connect: account authorized (OAuth)");
+    await ctx.onAuthorized(identity.personId, "bluesky").catch((error: unknown) =>
+      ctx.log.warn({ err: error }, "connect: could not resume the person's jobs"),
+    );
+    return show(locale.web.doneTitle, html`<p>${locale.web.done("bluesky")}</p>`);
+  };
 }
 
 /**

@@ -45,21 +45,28 @@ h1{font-size:1.4rem}form{margin:1.2rem 0}button{font:inherit;padding:.5rem 1rem;
 input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}label{display:block;margin:.5rem 0 .2rem}
 .error{color:#a00}.muted{color:#555;font-size:.9rem}`;
 
+/** Headers every page here needs: one-time tokens stay out of caches and referrers. */
+export const PAGE_HEADERS = {
+  "Cache-Control": "no-store",
+  "Referrer-Policy": "no-referrer",
+  "X-Frame-Options": "DENY",
+  "X-Content-Type-Options": "nosniff",
+  "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
+} as const;
+
+/** A whole page as a string. */
+export function renderPage(options: { lang: string; title: string; body: SafeHtml }): string {
+  return (
+    `<!doctype html><html lang="${escapeHtml(options.lang)}"><head><meta charset="utf-8">` +
+    `<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">` +
+    `<title>${escapeHtml(options.title)}</title><style>${STYLE}</style></head><body>${options.body.html}</body></html>`
+  );
+}
+
 /** Sends a whole page with the headers every page here needs. */
 export function sendPage(res: Response, options: { lang: string; title: string; body: SafeHtml; status?: number }): void {
   res
     .status(options.status ?? 200)
-    .set({
-      "Content-Type": "text/html; charset=utf-8",
-      "Cache-Control": "no-store",
-      "Referrer-Policy": "no-referrer",
-      "X-Frame-Options": "DENY",
-      "X-Content-Type-Options": "nosniff",
-      "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
-    })
-    .send(
-      `<!doctype html><html lang="${escapeHtml(options.lang)}"><head><meta charset="utf-8">` +
-        `<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">` +
-        `<title>${escapeHtml(options.title)}</title><style>${STYLE}</style></head><body>${options.body.html}</body></html>`,
-    );
+    .set({ "Content-Type": "text/html; charset=utf-8", ...PAGE_HEADERS })
+    .send(renderPage(options));
 }

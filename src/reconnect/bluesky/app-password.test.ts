@@ -1,0 +1,224 @@
+/**
+ * The app-password fallback on the local Bluesky network: login through
+ * handle → DID → PDS, refusing main passwords, resuming saved sessions
+ * without a new login, and revoked app passwords ending in
+ * AuthorizationExpiredError.
+ */
+import { createHmac } from "node:crypto";
+import { AtpAgent, type Agent } from "@atproto/api";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
+import { AuthorizationExpiredError, type BlueskyAppPasswordAuthorization } from "../types.ts";
+import { BlueskyLoginError, appPasswordAgent, loginWithAppPassword, normalizeAppPassword } from "./app-password.ts";
+import { ForbiddenDestinationError, isAuthorizationExpired, networkFetch } from "./identity.ts";
+
+let net: BlueskyNetwork;
+let alice: TestUser;
+let bob: TestUser;
+let resolver: { plcUrl: string; handleResolver: string; allowPrivateAddresses: true };
+
+/** Counts the session calls an agent makes (login vs refresh). */
+const calls: string[] = [];
+/** Makes the next write go out with a dead access token, as if it had expired. */
+let expireNextWrite = false;
+const realFetch = globalThis.fetch;
+
+/**
+ * An access token as the PDS signs them for app passwords, expired a minute
+ * ago: what a long-lived agent holds once its token has run out.
+ */
+function expiredAccessToken(did: string): string {
+  const now = Math.floor(Date.now() / 1000);
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const body = `${part({ typ: "at+jwt", alg: "HS256" })}.${part({
+    scope: "com.atproto.appPass",
+    aud: net.network.pds.ctx.cfg.service.did,
+    sub: did,
+    iat: now - 7200,
+    exp: now - 60,
+  })}`;
+  return `${body}.${createHmac("sha256", net.network.pds.jwtSecretKey()).update(body).digest("base64url")}`;
+}
+
+async function appPassword(user: TestUser, name: string): Promise<string> {
+  const res = await user.agent.com.atproto.server.createAppPassword({ name });
+  return res.data.password;
+}
+
+function follow(agent: Agent, did: string, subject: string) {
+  return agent.com.atproto.repo.applyWrites({
+    repo: did,
+    writes: [
+      {
+        $type: "com.atproto.repo.applyWrites#create",
+        collection: "app.bsky.graph.follow",
+        value: { $type: "app.bsky.graph.follow", subject, createdAt: new Date().toISOString() },
+      },
+    ],
+  });
+}
+
+async function follows(actor: string): Promise<string[]> {
+  const appview = new AtpAgent({ service: net.network.bsky.url });
+  return (await appview.app.bsky.graph.getFollows({ actor })).data.follows.map((f) => f.did);
+}
+
+async function loginError(promise: Promise<unknown>): Promise<BlueskyLoginError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(BlueskyLoginError);
+  return error as BlueskyLoginError;
+}
+
+beforeAll(async () => {
+  net = await startBlueskyNetwork();
+  [alice, bob] = await Promise.all([net.createUser("alice"), net.createUser("bob")]);
+  resolver = { plcUrl: net.network.plc.url, handleResolver: net.pdsUrl, allowPrivateAddresses: true };
+  // Observe the XRPC session calls without changing them.
+  globalThis.fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const method = /\/xrpc\/(com\.atproto\.server\.(createSession|refreshSession|deleteSession))/.exec(url)?.[1];
+    if (method) calls.push(method);
+    if (expireNextWrite && url.includes("/xrpc/com.atproto.repo.applyWrites")) {
+      expireNextWrite = false;
+      const request = new Request(input, init);
+      request.headers.set("authorization", `Bearer ${expiredAccessToken(bob.did)}`);
+      return realFetch(request);
+    }
+    return realFetch(input, init);
+  };
+});
+
+afterAll(async () => {
+  globalThis.fetch = realFetch;
+  await net?.close();
+});
+
+describe("loginWithAppPassword", () => {
+  it("resolves the handle to the account's PDS and keeps the session", async () => {
+    const password = await appPassword(alice, "reconnexion");
+    const auth = await loginWithAppPassword({ identifier: `@${alice.handle.toUpperCase()}`, appPassword: ` ${password.toUpperCase()} `, ...resolver });
+    expect(auth).toMatchObject({ did: alice.did, identifier: alice.did, appPassword: password });
+    expect(new URL(auth.service).origin).toBe(new URL(net.pdsUrl).origin);
+    expect(auth.session).toMatchObject({ did: alice.did });
+
+    // A DID works as well as a handle.
+    const byDid = await loginWithAppPassword({ identifier: alice.did, appPassword: password, ...resolver });
+    expect(byDid.did).toBe(alice.did);
+  });
+
+  it("refuses a main password without sending it", async () => {
+    const before = calls.length;
+    const error = await loginError(loginWithAppPassword({ identifier: alice.handle, appPassword: alice.password, ...resolver }));
+    expect(error.problem).toBe("not_app_password");
+    expect(error.message).toMatch(/not an app password.*xxxx-xxxx-xxxx-xxxx/);
+    expect(calls.length).toBe(before);
+    expect(normalizeAppPassword("abcd-efgh-ijkl-mnop")).toBe("abcd-efgh-ijkl-mnop");
+    expect(normalizeAppPassword("abcd-efgh-ijkl-mno1")).toBeNull();
+  });
+
+  it("refuses a main password that looks like an app password, and ends the session it opened", async () => {
+    const agent = new AtpAgent({ service: net.pdsUrl });
+    const main = "wxyz-wxyz-wxyz-wxyz";
+    await agent.createAccount({ handle: "lookalike.test", email: "lookalike@example.com", password: main });
+    calls.length = 0;
+    const error = await loginError(loginWithAppPassword({ identifier: "lookalike.test", appPassword: main, ...resolver }));
+    expect(error.problem).toBe("not_app_password");
+    expect(calls).toEqual(["com.atproto.server.createSession", "com.atproto.server.deleteSession"]);
+  });
+
+  it("says when the app password is wrong, without echoing it", async () => {
+    const error = await loginError(loginWithAppPassword({ identifier: alice.handle, appPassword: "aaaa-bbbb-cccc-dddd", ...resolver }));
+    expect(error.problem).toBe("wrong_password");
+    expect(error.message).toBe("Bluesky did not accept this app password for this account. Check it, or create a new one.");
+    expect(error.message).not.toContain("aaaa");
+  });
+
+  it("says when the handle is unknown or malformed", async () => {
+    for (const identifier of ["nobody.test", "not a handle", "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"]) {
+      const error = await loginError(loginWithAppPassword({ identifier, appPassword: "aaaa-bbbb-cccc-dddd", ...resolver }));
+      expect(error.problem).toBe("unknown_account");
+    }
+  });
+
+  it("says when the network cannot be reached", async () => {
+    const error = await loginError(
+      loginWithAppPassword({ identifier: alice.did, appPassword: "aaaa-bbbb-cccc-dddd", ...resolver, plcUrl: "http://127.0.0.1:9" }),
+    );
+    expect(error.problem).toBe("unreachable");
+    expect(error.message).toMatch(/could not be reached/);
+  });
+
+  it("does not reach private addresses unless allowed", async () => {
+    const error = await loginError(
+      loginWithAppPassword({ identifier: alice.handle, appPassword: "aaaa-bbbb-cccc-dddd", plcUrl: net.network.plc.url, handleResolver: net.pdsUrl }),
+    );
+    expect(error.problem).toBe("unknown_account");
+    const guarded = networkFetch();
+    await expect(guarded(`${net.pdsUrl}/xrpc/_health`)).rejects.toBeInstanceOf(ForbiddenDestinationError);
+    await expect(guarded("https://127.0.0.1:9/")).rejects.toBeInstanceOf(ForbiddenDestinationError);
+    await expect(guarded("https://[::1]:9/")).rejects.toBeInstanceOf(ForbiddenDestinationError);
+    await expect(guarded("https://localhost:9/")).rejects.toBeInstanceOf(ForbiddenDestinationError);
+  });
+});
+
+describe("appPasswordAgent", () => {
+  let auth: BlueskyAppPasswordAuthorization;
+  const saved: BlueskyAppPasswordAuthorization[] = [];
+  const save = (next: BlueskyAppPasswordAuthorization) => {
+    saved.push(next);
+  };
+
+  beforeAll(async () => {
+    auth = await loginWithAppPassword({ identifier: bob.handle, appPassword: await appPassword(bob, "reconnexion"), ...resolver });
+  });
+
+  it("resumes the saved session by refreshing it, without a new login, and follows", async () => {
+    calls.length = 0;
+    const agent = await appPasswordAgent(auth, save, resolver);
+    expect(calls).toEqual(["com.atproto.server.refreshSession"]);
+    expect(agent.did).toBe(bob.did);
+    // The refreshed session was handed over for saving; the old one is spent.
+    expect(saved.at(-1)?.session).toMatchObject({ did: bob.did });
+    expect((saved.at(-1)!.session as { refreshJwt: string }).refreshJwt).not.toBe((auth.session as { refreshJwt: string }).refreshJwt);
+    auth = saved.at(-1)!;
+
+    await follow(agent, bob.did, alice.did);
+    await net.processAll();
+    expect(await follows(bob.did)).toContain(alice.did);
+  });
+
+  it("logs in again, once, when the saved session is no longer valid", async () => {
+    calls.length = 0;
+    const stale = { ...auth, session: { ...(auth.session as object), refreshJwt: "not-a-token", accessJwt: "not-a-token" } };
+    const agent = await appPasswordAgent(stale, save, resolver);
+    expect(calls).toEqual(["com.atproto.server.refreshSession", "com.atproto.server.createSession"]);
+    expect(saved.at(-1)!.session).toMatchObject({ did: bob.did });
+    auth = saved.at(-1)!;
+    await expect(agent.com.atproto.server.getSession()).resolves.toMatchObject({ data: { did: bob.did } });
+
+    // Without a saved session at all: one login.
+    calls.length = 0;
+    await appPasswordAgent({ ...auth, session: undefined }, save, resolver);
+    expect(calls).toEqual(["com.atproto.server.createSession"]);
+    auth = saved.at(-1)!;
+  });
+
+  it("throws AuthorizationExpiredError once the app password is revoked", async () => {
+    const agent = await appPasswordAgent(auth, save, resolver);
+    auth = saved.at(-1)!;
+    await bob.agent.com.atproto.server.revokeAppPassword({ name: "reconnexion" });
+
+    await expect(appPasswordAgent(auth, save, resolver)).rejects.toBeInstanceOf(AuthorizationExpiredError);
+
+    // An agent made before the revocation keeps its access token until it
+    // expires; then the refresh and the one new login are refused.
+    calls.length = 0;
+    expireNextWrite = true;
+    const error = await follow(agent, bob.did, alice.did).catch((e: unknown) => e);
+    expect(isAuthorizationExpired(error)).toBe(true);
+    expect(calls).toEqual(["com.atproto.server.refreshSession", "com.atproto.server.createSession"]);
+  });
+});
