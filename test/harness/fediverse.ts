@@ -5,13 +5,18 @@
  * can differ from its web host (Mastodon's LOCAL_DOMAIN / WEB_DOMAIN): with
  * `splitDomain`, accts are `user@localhost:<port>` while actors live on
  * `http://127.0.0.1:<port>`.
+ *
+ * Users also take follows: each `Follow` that arrives is recorded on its
+ * user and, unless the user is locked (manuallyApprovesFollowers), answered
+ * with a signed `Accept`, as real servers do. A user marked `gone` is served
+ * as a Tombstone (410), like a deleted account.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { webcrypto } from "node:crypto";
 import { randomUUID } from "node:crypto";
 import { createFederation, generateCryptoKeyPair, MemoryKvStore, signRequest, type Federation } from "@fedify/fedify";
-import { Accept, Create, Endpoints, Note, Person, Service } from "@fedify/vocab";
+import { Accept, Create, Endpoints, Follow, Note, Person, Service, Tombstone } from "@fedify/vocab";
 import { LITEPUB_CONTEXT } from "./fediverse-shapes.ts";
 
 export interface ReceivedNote {
@@ -26,12 +31,22 @@ export interface ReceivedNote {
   raw: Record<string, unknown>;
 }
 
+/** A `Follow` activity as a user received it. */
+export interface ReceivedFollow {
+  id: string;
+  actor: string;
+  object: string;
+  raw: Record<string, unknown>;
+}
+
 export interface FediUserSpec {
   name: string;
   /** Service: a bot account (the bot must never answer it). */
   type?: "Person" | "Service";
   /** Accounts this one claims to be (alsoKnownAs), for Move. */
   alsoKnownAs?: string[];
+  /** Approves followers by hand (manuallyApprovesFollowers): follows are not accepted automatically. */
+  locked?: boolean;
 }
 
 export class FediUser {
@@ -39,8 +54,13 @@ export class FediUser {
   readonly server: FediServer;
   readonly type: "Person" | "Service";
   alsoKnownAs: string[];
+  locked: boolean;
+  /** Deleted: the actor answers 410 with a Tombstone. */
+  gone = false;
   readonly notes: ReceivedNote[] = [];
   readonly accepts: Record<string, unknown>[] = [];
+  /** Follow activities received, in order (signatures verified by Fedify). */
+  readonly follows: ReceivedFollow[] = [];
   keys!: webcrypto.CryptoKeyPair;
   private waiters: (() => void)[] = [];
 
@@ -49,6 +69,7 @@ export class FediUser {
     this.name = spec.name;
     this.type = spec.type ?? "Person";
     this.alsoKnownAs = spec.alsoKnownAs ?? [];
+    this.locked = spec.locked ?? false;
   }
 
   get actorId(): string {
@@ -116,6 +137,17 @@ export class FediUser {
     return fetch(request);
   }
 
+  /** Accepts a received follow: a signed `Accept` posted to the follower's inbox. */
+  async acceptFollow(follow: ReceivedFollow, followerInbox: string): Promise<Response> {
+    return this.post(followerInbox, {
+      "@context": "https://www.w3.org/ns/activitystreams",
+      id: `${this.actorId}#accepts/follows/${randomUUID()}`,
+      type: "Accept",
+      actor: this.actorId,
+      object: follow.raw,
+    });
+  }
+
   /** A new note id on this server. */
   noteId(): string {
     return `${this.server.origin}/users/${this.name}/statuses/${randomUUID()}`;
@@ -128,6 +160,10 @@ export class FediServer {
   accountDomain = "";
   federation!: Federation<void>;
   readonly users = new Map<string, FediUser>();
+  /** Called after an `Accept` reached one of the users (e.g. a test Mastodon instance flipping a follow request). */
+  onAccept?: (user: FediUser, accept: Record<string, unknown>) => void | Promise<void>;
+  /** Errors met while auto-accepting follows (kept for assertions rather than thrown into Fedify). */
+  readonly acceptErrors: unknown[] = [];
 
   user(name: string): FediUser {
     const u = this.users.get(name);
@@ -175,7 +211,12 @@ async function noteOf(create: Create): Promise<ReceivedNote | null> {
 }
 
 /** Starts a server with these users on 127.0.0.1 (a free port). */
-export async function startFediServer(options: { users: FediUserSpec[]; splitDomain?: boolean }): Promise<FediServer> {
+export async function startFediServer(options: {
+  users: FediUserSpec[];
+  splitDomain?: boolean;
+  /** Answers requests outside Fedify's routes (e.g. a Mastodon client API); null passes them on. */
+  routes?: (request: Request) => Promise<Response | null>;
+}): Promise<FediServer> {
   const server = new FediServer();
   let federation: Federation<void> | undefined;
   server.httpServer = createServer(async (req, res) => {
@@ -190,7 +231,7 @@ export async function startFediServer(options: { users: FediUserSpec[]; splitDom
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
     const request = new Request(`http://${req.headers.host}${req.url}`, { method: req.method!, headers, ...(body ? { body } : {}) });
-    const response = await federation!.fetch(request, { contextData: undefined });
+    const response = (await options.routes?.(request)) ?? (await federation!.fetch(request, { contextData: undefined }));
     res.writeHead(response.status, Object.fromEntries(response.headers));
     res.end(Buffer.from(await response.arrayBuffer()));
   });
@@ -209,6 +250,7 @@ export async function startFediServer(options: { users: FediUserSpec[]; splitDom
     .setActorDispatcher("/users/{identifier}", async (ctx, identifier) => {
       const user = server.users.get(identifier);
       if (!user) return null;
+      if (user.gone) return new Tombstone({ id: ctx.getActorUri(identifier) });
       const [pair] = await ctx.getActorKeyPairs(identifier);
       const Type = user.type === "Service" ? Service : Person;
       return new Type({
@@ -221,6 +263,7 @@ export async function startFediServer(options: { users: FediUserSpec[]; splitDom
         followers: new URL(user.followers),
         publicKey: pair?.cryptographicKey ?? null,
         aliases: user.alsoKnownAs.map((a) => new URL(a)),
+        manuallyApprovesFollowers: user.locked,
       });
     })
     .setKeyPairsDispatcher((_ctx, identifier) => {
@@ -238,7 +281,33 @@ export async function startFediServer(options: { users: FediUserSpec[]; splitDom
     })
     .on(Accept, async (ctx, accept) => {
       const user = ctx.recipient ? server.users.get(ctx.recipient) : undefined;
-      user?.deliver("accept", (await accept.toJsonLd()) as Record<string, unknown>);
+      if (!user) return;
+      const raw = (await accept.toJsonLd()) as Record<string, unknown>;
+      user.deliver("accept", raw);
+      await server.onAccept?.(user, raw);
+    })
+    .on(Follow, async (ctx, follow) => {
+      const target = follow.objectId?.href;
+      const user = [...server.users.values()].find((u) => u.actorId === target);
+      if (!user || !follow.id || !follow.actorId || (ctx.recipient && ctx.recipient !== user.name)) return;
+      const received: ReceivedFollow = {
+        id: follow.id.href,
+        actor: follow.actorId.href,
+        object: user.actorId,
+        raw: (await follow.toJsonLd({ format: "compact" })) as Record<string, unknown>,
+      };
+      user.follows.push(received);
+      if (user.locked) return;
+      // Accepted after the inbox has answered, as real servers do.
+      const follower = await follow.getActor(ctx);
+      const inbox = follower?.inboxId?.href;
+      if (!inbox) return;
+      setTimeout(() => {
+        user.acceptFollow(received, inbox).then(
+          (res) => { if (!res.ok) server.acceptErrors.push(new Error(`Accept → ${res.status}`)); },
+          (error: unknown) => server.acceptErrors.push(error),
+        );
+      }, 0);
     });
   await Promise.all(options.users.map((u) => server.addUser(u)));
   return server;
