@@ -16,8 +16,9 @@ import { REFERENCE, SIZES, type GraphSpec } from "./generate.ts";
 import { matching } from "./matching.ts";
 import { generateCsv } from "./csv.ts";
 import { fediverseInbox } from "./fediverse-inbox.ts";
+import { reconnectBluesky } from "./reconnect-bluesky.ts";
 
-const BENCHMARKS: Benchmark[] = [matching, fanout, edgesImport, archiveImport, generateCsv, fediverseInbox];
+const BENCHMARKS: Benchmark[] = [matching, fanout, edgesImport, archiveImport, generateCsv, fediverseInbox, reconnectBluesky];
 
 function usage(): string {
   const names = BENCHMARKS.map((b) => `  ${b.name.padEnd(16)} ${b.description} (default size: ${b.defaultSize})`);

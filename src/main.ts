@@ -6,7 +6,9 @@
 import type { Server } from "node:http";
 import { startBlueskyBot } from "../bots/bluesky/index.ts";
 import { createFediverseBot } from "../bots/fediverse/index.ts";
+import pkg from "../package.json" with { type: "json" };
 import { createLogger, redactUrl } from "./logger.ts";
+import { createReconnection, routeMessages } from "./reconnect/index.ts";
 import { scheduleMaintenance } from "./maintenance.ts";
 import { openServices } from "./services.ts";
 import { createWebApp } from "./web/app.ts";
@@ -18,8 +20,24 @@ export async function runService(): Promise<void> {
   log.info({ database: config.databaseUrl ? redactUrl(services.database.url) : `embedded in ${config.dataDir}` }, "store ready");
 
   let ready = false;
-  const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log });
-  const app = createWebApp({ store, ready: () => ready, routes: [fediverse.middleware] });
+  // The bots and the reconnection need each other: commands queue jobs, jobs
+  // report by DM. The messenger looks the bots up when it is used.
+  let bluesky: ReturnType<typeof startBlueskyBot>;
+  const reconnection = createReconnection({
+    config,
+    store,
+    sql: services.database.sql,
+    databaseUrl: services.database.url,
+    log,
+    userAgent: `reconnexion/${pkg.version} (+${config.publicUrl.href})`,
+    messenger: routeMessages({
+      fediverse: { send: (to, text) => fediverse.message(to.stableId!, to.handle, [text]) },
+      bluesky: { send: async (to, text) => (bluesky ? bluesky.message({ did: to.stableId!, handle: to.handle }, [text]) : false) },
+    }),
+  });
+  const reconnect = reconnection.reconnector;
+  const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log, engine: { reconnect } });
+  const app = createWebApp({ store, ready: () => ready, routes: [fediverse.middleware, ...reconnection.routes] });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.once("error", reject);
@@ -31,7 +49,9 @@ export async function runService(): Promise<void> {
   ready = true;
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
   log.info({ actor: fediverse.actorUri.href, acct: `@${config.fediverseBotUsername}@${config.publicUrl.host}` }, "fediverse bot on");
-  const bluesky = startBlueskyBot({ config, store, log });
+  bluesky = startBlueskyBot({ config, store, log, options: { engine: { reconnect } } });
+  await reconnection.start();
+  log.info("reconnection workers on");
   const maintenance = scheduleMaintenance(store, log);
 
   await new Promise<void>((resolve) => {
@@ -45,6 +65,7 @@ export async function runService(): Promise<void> {
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
   await maintenance.stop();
+  await reconnection.stop();
   await bluesky?.stop();
   await fediverse.close();
   await services.close();

@@ -9,10 +9,11 @@
  *   await reconnector.request({ … });    // from the `reconnect` command
  *   await reconnector.stop();
  *
- * Exactly once: pg-boss's `stately` policy keeps one active pg-boss job per
- * reconnection job, a session advisory lock held for the whole run keeps two
- * processes apart even then, and writers' markers (see types.ts) recognise
- * the follows a killed run already made.
+ * Exactly once: a session advisory lock, held for the whole run on its own
+ * connection, keeps two workers (processes) off one job — a killed process's
+ * lock goes with its connection, so a restart resumes at once; pg-boss's
+ * `short` policy keeps at most one queued run per job; writers' markers (see
+ * types.ts) recognise the follows a killed run already made.
  */
 import { PgBoss } from "pg-boss";
 import type { Config } from "../config.ts";
@@ -97,7 +98,7 @@ export class Reconnector {
   async start(): Promise<void> {
     await this.boss.start();
     await this.boss.createQueue(QUEUE, {
-      policy: "stately",
+      policy: "short",
       retryLimit: 20,
       retryDelay: 30,
       retryBackoff: true,
@@ -198,7 +199,7 @@ export class Reconnector {
     return jobs.length;
   }
 
-  /** Queues a run of a job (deduplicated per job by pg-boss's stately policy). */
+  /** Queues a run of a job (at most one queued per job: pg-boss's short policy). */
   private async enqueue(jobId: number, startAfter: Date | null): Promise<void> {
     await this.boss.send(QUEUE, { jobId }, {
       singletonKey: `job-${jobId}`,
@@ -233,7 +234,13 @@ export class Reconnector {
     }
     const log = this.o.log.child({ job: job.id, platform: job.platform });
     const identity = await this.identityFor(job.personId, job.platform);
-    const writer = identity && (await this.o.writers({ platform: job.platform, identity, store: this.store }));
+    let writer: FollowWriter | undefined;
+    try {
+      writer = identity && (await this.o.writers({ platform: job.platform, identity, store: this.store }));
+    } catch (error) {
+      if (!(error instanceof AuthorizationExpiredError)) throw error;
+      await this.store.authorizations.delete(identity!.id);
+    }
     if (!identity || !writer) {
       await this.pauseForAuthorization(job, identity);
       return;

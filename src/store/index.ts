@@ -4,11 +4,13 @@
  */
 import type postgres from "postgres";
 import { Authorizations } from "./authorizations.ts";
+import { BlueskyOAuthStore } from "./bluesky-oauth.ts";
 import { BlueskyState } from "./bluesky-state.ts";
 import { ConversationState } from "./conversation-state.ts";
 import { FediverseState } from "./fediverse-state.ts";
 import { Identities } from "./identities.ts";
 import { LinkCodes } from "./link-codes.ts";
+import { MastodonApps } from "./mastodon-apps.ts";
 import { Matches } from "./matches.ts";
 import { People } from "./people.ts";
 import { ReconnectJobs } from "./reconnect-jobs.ts";
@@ -16,6 +18,7 @@ import type { SecretBox } from "./secrets.ts";
 import { storeStats, type StoreStats } from "./stats.ts";
 import type { Identity, IdentityRef, Person, Queryable } from "./types.ts";
 import { WebLinks } from "./web-links.ts";
+import { WriteBudgets } from "./write-budget.ts";
 
 export * from "./types.ts";
 export { IdentityTakenError, type IdentityInput } from "./identities.ts";
@@ -40,6 +43,9 @@ export class Store {
   readonly fediverse: FediverseState;
   readonly reconnectJobs: ReconnectJobs;
   readonly webLinks: WebLinks;
+  readonly mastodonApps: MastodonApps;
+  readonly blueskyOAuth: BlueskyOAuthStore;
+  readonly writeBudgets: WriteBudgets;
 
   readonly db: Queryable;
   readonly box: SecretBox;
@@ -57,6 +63,9 @@ export class Store {
     this.fediverse = new FediverseState(db, box);
     this.reconnectJobs = new ReconnectJobs(db);
     this.webLinks = new WebLinks(db);
+    this.mastodonApps = new MastodonApps(db, box);
+    this.blueskyOAuth = new BlueskyOAuthStore(db, box);
+    this.writeBudgets = new WriteBudgets(db);
   }
 
   /** Runs `fn` in one transaction (or inside the current one). */

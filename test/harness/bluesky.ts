@@ -12,6 +12,7 @@ import { inject } from "vitest";
 import { connect } from "../../src/store/database.ts";
 import { CHAT_DID, didDocument, startChatService, type ChatService } from "./chat-service.ts";
 import { forceLoopbackListen } from "./loopback.ts";
+import { keepSqliteObjectsAlive } from "./sqlite-gc.ts";
 
 export interface TestUser {
   did: string;
@@ -37,9 +38,15 @@ interface Resolver {
   handle: { resolve(handle: string): Promise<string | undefined> };
 }
 
-export async function startBlueskyNetwork(): Promise<BlueskyNetwork> {
+export interface BlueskyNetworkOptions {
+  /** The PostgreSQL server to create the network's database on; default: the test run's (vitest `inject`). Benchmarks pass their own. */
+  adminDatabaseUrl?: string;
+}
+
+export async function startBlueskyNetwork(options: BlueskyNetworkOptions = {}): Promise<BlueskyNetwork> {
   forceLoopbackListen();
-  const adminUrl = inject("adminDatabaseUrl");
+  keepSqliteObjectsAlive();
+  const adminUrl = options.adminDatabaseUrl ?? inject("adminDatabaseUrl");
   const dbName = `bsky_${randomBytes(5).toString("hex")}`;
   const admin = connect(adminUrl, { max: 1 });
   await admin.unsafe(`create database ${dbName}`);
