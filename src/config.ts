@@ -22,6 +22,7 @@ const schema = z.object({
   BLUESKY_HANDLE: z.string().optional(),
   BLUESKY_APP_PASSWORD: z.string().optional(),
   BLUESKY_PLC_URL: z.string().url().default("https://plc.directory"),
+  BLUESKY_APPVIEW_URL: z.string().url().default("https://public.api.bsky.app"),
   BLUESKY_WRITE_BATCH: z.coerce.number().int().min(1).max(200).default(200),
   SECRET_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   DEFAULT_LANGUAGE: z.enum(["fr", "en"]).default("fr"),
@@ -48,6 +49,8 @@ export interface Config {
     appPassword: string | undefined;
     /** The DID directory that resolves people's accounts to their PDS. */
     plcUrl: string;
+    /** A public AppView: reconnection looks targets up there without the person's session. */
+    appviewUrl: string;
     /** Follows per applyWrites call when reconnecting (Bluesky allows 200). */
     writeBatch: number;
   };
@@ -89,6 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       handle: c.BLUESKY_HANDLE,
       appPassword: c.BLUESKY_APP_PASSWORD,
       plcUrl: c.BLUESKY_PLC_URL,
+      appviewUrl: c.BLUESKY_APPVIEW_URL,
       writeBatch: c.BLUESKY_WRITE_BATCH,
     },
     secretKey: c.SECRET_KEY,

@@ -3,6 +3,7 @@
  * Bluesky (OAuth session or app password, under the shared write budget)
  * or a Mastodon-compatible instance (OAuth token).
  */
+import { AtpAgent } from "@atproto/api";
 import type { Config } from "../config.ts";
 import type { BlueskyAppPasswordAuthorization, MastodonAuthorization } from "./types.ts";
 import { appPasswordAgent } from "./bluesky/app-password.ts";
@@ -24,6 +25,7 @@ export interface WriterDeps {
 
 export function createWriterFactory(deps: WriterDeps): WriterFactory {
   const allowPrivateAddresses = deps.config.allowPrivateAddresses;
+  const appview = new AtpAgent({ service: deps.config.bluesky.appviewUrl });
   return async ({ platform, identity, store }) => {
     const auth = await store.authorizations.get(identity.id);
     if (!auth || !identity.stableId) return undefined;
@@ -47,6 +49,8 @@ export function createWriterFactory(deps: WriterDeps): WriterFactory {
     }
     return new BlueskyWriter({
       agent,
+      // Lookups (gone, blocked) need no session, and an OAuth session scoped to creating follows may not make them.
+      appview,
       did: identity.stableId,
       budget: deps.budget,
       maxBatch: deps.config.bluesky.writeBatch,

@@ -1,0 +1,341 @@
+/**
+ * Reconnection on Bluesky, end to end, with real parts: the Bluesky bot on a
+ * local Bluesky (dev-env) and its chat stand-in, the service's web pages on
+ * 127.0.0.1, pg-boss on the test database, and headless Chromium for OAuth.
+ * A person asks `reconnect` by chat DM, authorizes on the page the link
+ * opens, and the accounts they followed on X get followed from their
+ * account, visible in the AppView, with a summary DM.
+ */
+import express from "express";
+import { mkdtemp, rm } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { AtpAgent } from "@atproto/api";
+import { chromium, type BrowserContext } from "playwright-core";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBlueskyBot, type BlueskyBot } from "../bots/bluesky/index.ts";
+import { loadConfig, type Config } from "../src/config.ts";
+import type { Logger } from "../src/logger.ts";
+import { createReconnection, routeMessages, type Reconnection } from "../src/reconnect/index.ts";
+import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
+import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
+
+let net: BlueskyNetwork;
+let db: TestDatabase;
+let server: Server;
+let origin: string;
+let config: Config;
+let botUser: TestUser;
+let bot: BlueskyBot;
+let reconnection: Reconnection;
+let browser: BrowserContext;
+let browserDir: string;
+const log = pino({ level: "silent" }) as unknown as Logger;
+let xIds = 5_000_000;
+
+/** Every target's DID, per person asking. */
+interface Asker {
+  user: TestUser;
+  personId: number;
+  targets: TestUser[];
+}
+
+/** A registered person on Bluesky who followed `targets` on X, each registered with their Bluesky account. */
+async function registered(name: string, targetCount: number): Promise<Asker> {
+  const user = await net.createUser(name);
+  const personId = (await db.store.people.create()).id;
+  const myX = String(++xIds);
+  await db.store.identities.attach(personId, { platform: "x", stableId: myX, handle: name, verifiedBy: "platform" });
+  await db.store.identities.attach(personId, { platform: "bluesky", stableId: user.did, handle: user.handle, verifiedBy: "platform" });
+  const targets: TestUser[] = [];
+  for (let i = 0; i < targetCount; i++) {
+    const t = await net.createUser(`${name}t${i}`);
+    const tp = (await db.store.people.create()).id;
+    const tx = String(++xIds);
+    await db.store.identities.attach(tp, { platform: "x", stableId: tx, handle: `${name}t${i}`, verifiedBy: "platform" });
+    await db.store.identities.attach(tp, { platform: "bluesky", stableId: t.did, handle: t.handle, verifiedBy: "platform" });
+    await db.sql`insert into x_follow values (${myX}, ${tx})`;
+    targets.push(t);
+  }
+  await db.store.matches.refreshForFollowers([personId]);
+  await net.processAll();
+  return { user, personId, targets };
+}
+
+/** Talks to the bot by chat DM; returns the bot's messages to `user` so far. */
+async function chat(user: TestUser, text: string): Promise<string[]> {
+  const proxy = user.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+  const convo = (await proxy.chat.bsky.convo.getConvoForMembers({ members: [botUser.did] })).data.convo;
+  await proxy.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text } });
+  await bot.nextPoll();
+  return fromBot(user);
+}
+
+function fromBot(user: TestUser): string[] {
+  return net.chat.messagesBetween(botUser.did, user.did).filter((m) => m.sender.did === botUser.did).map((m) => m.text);
+}
+
+function connectLink(messages: string[]): string {
+  const link = messages.join("\n").match(/http:\/\/127\.0\.0\.1:\d+\/connect\/[A-Za-z0-9_-]{32}/)?.[0];
+  if (!link) throw new Error(`no connect link in: ${messages.join(" | ")}`);
+  return link;
+}
+
+async function appPassword(user: TestUser): Promise<string> {
+  return (await user.agent.com.atproto.server.createAppPassword({ name: `reconnexion-${Date.now()}` })).data.password;
+}
+
+/** Posts the app-password form of a connect page, as a browser would. */
+async function authorizeWithAppPassword(link: string, password: string): Promise<{ status: number; text: string }> {
+  const page = await fetch(link);
+  expect(page.status).toBe(200);
+  const res = await fetch(`${link}/bluesky/app-password`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ appPassword: password }),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function jobDone(personId: number) {
+  return until("the job to finish", async () => {
+    const [job] = await db.sql<{ id: number; state: string }[]>`
+      select id, state from reconnect_job where person_id = ${personId} and platform = 'bluesky' order by id desc limit 1`;
+    return job?.state === "done" && job;
+  });
+}
+
+/** Follow records in the person's own repo (the PDS: authoritative, immediate). */
+async function followRecords(user: TestUser): Promise<string[]> {
+  const subjects: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const res = await user.agent.com.atproto.repo.listRecords({ repo: user.did, collection: "app.bsky.graph.follow", limit: 100, cursor });
+    subjects.push(...res.data.records.map((r) => (r.value as { subject: string }).subject));
+    cursor = res.data.cursor;
+  } while (cursor);
+  return subjects;
+}
+
+async function appViewFollows(user: TestUser): Promise<string[]> {
+  await net.processAll();
+  const res = await new AtpAgent({ service: net.network.bsky.url }).app.bsky.graph.getFollows({ actor: user.did, limit: 100 });
+  return res.data.follows.map((f) => f.did);
+}
+
+beforeAll(async () => {
+  [net, db] = await Promise.all([startBlueskyNetwork(), createTestDatabase()]);
+  botUser = await net.createUser("reconnexion");
+  const app = express();
+  server = app.listen(0, "127.0.0.1");
+  await new Promise<void>((resolve) => server.once("listening", resolve));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  config = loadConfig({
+    PUBLIC_URL: origin,
+    BLUESKY_SERVICE: net.pdsUrl,
+    BLUESKY_HANDLE: botUser.handle,
+    BLUESKY_APP_PASSWORD: botUser.password,
+    BLUESKY_PLC_URL: net.network.plc.url,
+    BLUESKY_APPVIEW_URL: net.network.bsky.url,
+    ALLOW_PRIVATE_ADDRESSES: "1",
+    DEFAULT_LANGUAGE: "en",
+  });
+  reconnection = createReconnection({
+    config,
+    store: db.store,
+    sql: db.sql,
+    databaseUrl: db.url,
+    log,
+    userAgent: "reconnexion-test",
+    messenger: routeMessages({ bluesky: { send: (to, text) => bot.message({ did: to.stableId!, handle: to.handle }, [text]) } }),
+    // 4 follows per 3-second "hour": long jobs wait for the budget, in-process for 1 s at most, else re-queued.
+    blueskyBudget: { hourPoints: 12, hourMs: 3000, slackMs: 200 },
+    blueskyMaxWaitMs: 1000,
+    runner: { autoSweepSeconds: 0 },
+  });
+  app.use(reconnection.routes);
+  bot = startBlueskyBot({
+    config,
+    store: db.store,
+    log,
+    options: { pollIntervalMs: 100, backoffMs: 200, maxBackoffMs: 1000, engine: { reconnect: reconnection.reconnector, limits: { messagesPerWindow: 1000 } } },
+  })!;
+  await bot.ready;
+  await reconnection.start();
+  browserDir = await mkdtemp(path.join(os.tmpdir(), "reconnexion-chromium-"));
+  browser = await chromium.launchPersistentContext(browserDir, {
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (browserDir) await rm(browserDir, { recursive: true, force: true });
+  await reconnection?.stop();
+  await bot?.stop();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await Promise.all([net?.close(), db?.drop()]);
+});
+
+describe("reconnect on Bluesky", () => {
+  it("by app password: link by DM, the page, the follows in the AppView, budget waits, one summary", async () => {
+    const alice = await registered("alice", 6);
+    // Alice already follows one of them: skipped, not written again.
+    await alice.user.agent.follow(alice.targets[0]!.did);
+    const reply = await chat(alice.user, "reconnect");
+    const link = connectLink(reply);
+    expect(reply.join("\n")).toContain("6 accounts");
+
+    const page = await authorizeWithAppPassword(link, await appPassword(alice.user));
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("authorized");
+    // The authorization is stored sealed: no password in the row.
+    const [row] = await db.sql<{ payload: Buffer }[]>`
+      select a.payload from account_authorization a join identity i on i.id = a.identity_id where i.stable_id = ${alice.user.did}`;
+    expect(row!.payload.toString("latin1")).not.toMatch(/[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}/);
+
+    const job = await jobDone(alice.personId);
+    const targets = alice.targets.map((t) => t.did).sort();
+    expect((await followRecords(alice.user)).sort()).toEqual(targets);
+    expect((await appViewFollows(alice.user)).sort()).toEqual(targets);
+    const outcomes = await db.sql<{ outcome: string; n: number }[]>`
+      select outcome, count(*)::int as n from reconnect_target where job_id = ${job.id} group by outcome order by outcome`;
+    expect(outcomes).toEqual([
+      { outcome: "already_following", n: 1 },
+      { outcome: "followed", n: 5 },
+    ]);
+    // 5 creates at 4 per window: the job waited for the budget once at least.
+    const [j] = await db.sql<{ attempts: number }[]>`select attempts from reconnect_job where id = ${job.id}`;
+    expect(j!.attempts).toBeGreaterThanOrEqual(1);
+    const summary = await until("the summary DM", async () => fromBot(alice.user).find((m) => m.includes("finished")));
+    expect(summary).toContain("5 followed");
+    expect(summary).toContain("1 already followed");
+    expect(fromBot(alice.user).filter((m) => m.includes("finished"))).toHaveLength(1);
+    // The link is used up.
+    expect((await fetch(link)).status).toBe(410);
+  });
+
+  it("by OAuth in the browser: the PDS's own pages, then the job runs", async () => {
+    const bob = await registered("bob", 2);
+    const link = connectLink(await chat(bob.user, "reconnect"));
+    const page = await browser.newPage();
+    try {
+      await browser.clearCookies();
+      await page.goto(link);
+      await page.getByRole("button", { name: "Sign in with Bluesky" }).click();
+      // We start from the DID: the PDS asks which account, as it would in production.
+      const username = page.getByRole("textbox", { name: "Username or Email" });
+      if (!(await username.inputValue())) await username.fill(bob.user.handle);
+      await page.getByRole("textbox", { name: "Password" }).fill(bob.user.password);
+      await page.getByRole("button", { name: "Sign in" }).click({ timeout: 10_000 }).catch(async (e) => {
+        console.log("DEBUG1", page.url(), (await page.locator("body").innerText()).slice(0, 600));
+        throw e;
+      });
+      await page.getByRole("button", { name: "Authorize" }).click({ timeout: 10_000 }).catch(async (e) => {
+        console.log("DEBUG2", page.url(), (await page.locator("body").innerText()).slice(0, 600));
+        throw e;
+      });
+      await page.waitForURL(`${origin}/oauth/bluesky/callback**`, { timeout: 10_000 });
+      expect(await page.locator("body").innerText()).toContain("is authorized");
+    } finally {
+      await page.close();
+    }
+    await jobDone(bob.personId);
+    expect((await appViewFollows(bob.user)).sort()).toEqual(bob.targets.map((t) => t.did).sort());
+    expect(await until("the DMs", async () => fromBot(bob.user).find((m) => m.includes("finished")))).toContain("2 followed");
+  });
+
+  it("refuses an authorization for another account than the linked one", async () => {
+    const carol = await registered("carol", 1);
+    const mallory = await net.createUser("mallory");
+    const link = connectLink(await chat(carol.user, "reconnect"));
+    const res = await fetch(`${link}/bluesky/app-password`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ appPassword: await appPassword(mallory) }),
+    });
+    // Carol's DID is what the login uses: mallory's app password does not open it.
+    expect(res.status).toBe(400);
+    const [row] = await db.sql`select 1 from account_authorization a join identity i on i.id = a.identity_id where i.stable_id = ${carol.user.did}`;
+    expect(row).toBeUndefined();
+    expect((await fetch(link)).status).toBe(200); // still usable by carol
+  });
+
+  it("pauses when the app password is revoked, and asks again by DM", async () => {
+    const dave = await registered("dave", 1);
+    const first = connectLink(await chat(dave.user, "reconnect"));
+    const password = await appPassword(dave.user);
+    expect((await authorizeWithAppPassword(first, password)).status).toBe(200);
+    await jobDone(dave.personId);
+    const appPasswords = (await dave.user.agent.com.atproto.server.listAppPasswords()).data.passwords;
+    for (const p of appPasswords) await dave.user.agent.com.atproto.server.revokeAppPassword({ name: p.name });
+    // A new match arrives, and dave asks again: the stored authorization no longer works.
+    const t = await net.createUser("davet9");
+    const tp = (await db.store.people.create()).id;
+    await db.store.identities.attach(tp, { platform: "x", stableId: String(++xIds), handle: "davet9", verifiedBy: "platform" });
+    await db.store.identities.attach(tp, { platform: "bluesky", stableId: t.did, handle: t.handle, verifiedBy: "platform" });
+    const [daveX] = await db.sql<{ stable_id: string }[]>`select stable_id from identity where person_id = ${dave.personId} and platform = 'x'`;
+    await db.sql`insert into x_follow values (${daveX!.stable_id}, ${String(xIds)})`;
+    await db.store.matches.refreshForFollowers([dave.personId]);
+    await chat(dave.user, "reconnect");
+    const asked = await until("a new authorization link", async () =>
+      fromBot(dave.user).find((m) => m.includes("expired or was revoked")),
+    );
+    const second = connectLink([asked]);
+    expect(second).not.toBe(first);
+    const [job] = await db.sql<{ state: string }[]>`
+      select state from reconnect_job where person_id = ${dave.personId} order by id desc limit 1`;
+    expect(job!.state).toBe("needs_authorization");
+    // Authorizing again resumes the paused job.
+    expect((await authorizeWithAppPassword(second, await appPassword(dave.user))).status).toBe(200);
+    await jobDone(dave.personId);
+    expect(await followRecords(dave.user)).toContain(t.did);
+  });
+
+  it("two workers on one database never run a job twice", async () => {
+    const erin = await registered("erin", 5);
+    const second = createReconnection({
+      config,
+      store: db.store,
+      sql: db.sql,
+      databaseUrl: db.url,
+      log,
+      userAgent: "reconnexion-test-2",
+      messenger: { send: async () => false },
+      blueskyBudget: { hourPoints: 12, hourMs: 3000, slackMs: 200 },
+      blueskyMaxWaitMs: 1000,
+      runner: { autoSweepSeconds: 0 },
+    });
+    try {
+      const link = connectLink(await chat(erin.user, "reconnect"));
+      expect((await authorizeWithAppPassword(link, await appPassword(erin.user))).status).toBe(200);
+      await until("the first worker to start", async () => {
+        const [job] = await db.sql<{ started: boolean }[]>`
+          select started_at is not null as started from reconnect_job where person_id = ${erin.personId} order by id desc limit 1`;
+        return job?.started;
+      });
+      // A second worker starts while the job runs: its recovery queues the job again.
+      await second.start();
+      await jobDone(erin.personId);
+      const subjects = await followRecords(erin.user);
+      expect(subjects.length).toBe(5);
+      expect(new Set(subjects).size).toBe(5);
+    } finally {
+      await second.stop();
+    }
+  });
+});
