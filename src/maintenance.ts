@@ -1,7 +1,8 @@
 /**
  * Housekeeping on a schedule (node-cron): drop what is only kept for a
- * while — used or expired link codes, idle conversation counters, the
- * fediverse notes kept to refuse replays. Every replica may run it: each
+ * while — used or expired link codes and one-time web links, idle
+ * conversation counters, the fediverse notes kept to refuse replays,
+ * abandoned Bluesky OAuth flows. Every replica may run it: each
  * step is one idempotent DELETE.
  */
 import cron from "node-cron";
@@ -24,6 +25,8 @@ export async function runMaintenance(store: Store, now: Date = new Date()): Prom
     linkCodes: await store.linkCodes.purgeExpired(),
     conversationState: await store.conversation.purgeIdle(new Date(now.getTime() - RETENTION.conversationIdleDays * DAY)),
     fediverseNotes: await store.fediverse.purgeNotes(new Date(now.getTime() - RETENTION.fediverseNoteDays * DAY)),
+    webLinks: await store.webLinks.purge(),
+    blueskyOAuth: await store.blueskyOAuth.prune().then(() => 0),
   };
 }
 

@@ -1,0 +1,186 @@
+/**
+ * Exactly once across crashes: the real service (`reconnexion start`, a
+ * child process on the test database) runs a Bluesky reconnection on a local
+ * Bluesky (dev-env) and is killed with SIGKILL twice while it writes; a new
+ * process finishes the job. Every target is followed once — one follow
+ * record each in the person's repo — and every outcome is recorded.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { pino } from "pino";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { loadConfig } from "../src/config.ts";
+import type { Logger } from "../src/logger.ts";
+import { loginWithAppPassword } from "../src/reconnect/bluesky/app-password.ts";
+import { Reconnector } from "../src/reconnect/reconnector.ts";
+import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
+import { CLI, ROOT } from "./harness/cli.ts";
+import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
+
+const TARGETS = 45;
+
+let net: BlueskyNetwork;
+let db: TestDatabase;
+let alice: TestUser;
+let personId: number;
+let targets: TestUser[];
+const children: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** Starts `reconnexion start` on the test database; resolves once it serves. */
+async function startService(port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, "start"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      DATABASE_URL: db.url,
+      SECRET_KEY: TEST_SECRET_KEY,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      ALLOW_PRIVATE_ADDRESSES: "1",
+      BLUESKY_PLC_URL: net.network.plc.url,
+      BLUESKY_APPVIEW_URL: net.network.bsky.url,
+      // Small batches: many write calls, so the kills land mid-job.
+      BLUESKY_WRITE_BATCH: "3",
+      LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
+  const end = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`service exited: ${stderr}`);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+    if (ready) return child;
+    if (Date.now() > end) throw new Error(`service did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function kill9(child: ChildProcess): Promise<void> {
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+async function outcomes(): Promise<number> {
+  const [row] = await db.sql<{ n: number }[]>`
+    select count(*)::int as n from reconnect_target t join reconnect_job j on j.id = t.job_id
+    where j.person_id = ${personId} and t.outcome is not null`;
+  return row!.n;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | false | undefined>, timeoutMs = 90_000, everyMs = 25): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function followSubjects(): Promise<string[]> {
+  const subjects: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const res = await alice.agent.com.atproto.repo.listRecords({ repo: alice.did, collection: "app.bsky.graph.follow", limit: 100, cursor });
+    subjects.push(...res.data.records.map((r) => (r.value as { subject: string }).subject));
+    cursor = res.data.cursor;
+  } while (cursor);
+  return subjects;
+}
+
+beforeAll(async () => {
+  [net, db] = await Promise.all([startBlueskyNetwork(), createTestDatabase()]);
+  alice = await net.createUser("alice");
+  personId = (await db.store.people.create()).id;
+  await db.store.identities.attach(personId, { platform: "x", stableId: "7000000", handle: "alice", verifiedBy: "platform" });
+  const me = await db.store.identities.attach(personId, { platform: "bluesky", stableId: alice.did, handle: alice.handle, verifiedBy: "platform" });
+  targets = [];
+  for (let i = 0; i < TARGETS; i++) {
+    const t = await net.createUser(`crash${i}`);
+    const tp = (await db.store.people.create()).id;
+    await db.store.identities.attach(tp, { platform: "x", stableId: String(7000001 + i), handle: `crash${i}`, verifiedBy: "platform" });
+    await db.store.identities.attach(tp, { platform: "bluesky", stableId: t.did, handle: t.handle, verifiedBy: "platform" });
+    await db.sql`insert into x_follow values (7000000, ${7000001 + i})`;
+    targets.push(t);
+  }
+  await db.store.matches.refreshForFollowers([personId]);
+  await net.processAll();
+  // Alice authorized earlier (the connect page is tested elsewhere): an app password, sealed.
+  const appPassword = (await alice.agent.com.atproto.server.createAppPassword({ name: "reconnexion" })).data.password;
+  const auth = await loginWithAppPassword({ identifier: alice.did, appPassword, plcUrl: net.network.plc.url, allowPrivateAddresses: true });
+  await db.store.authorizations.save(me.id, "bluesky-app-password", auth);
+  // She asks: the job is queued (as the `reconnect` command does), for the service's workers.
+  const config = loadConfig({ PUBLIC_URL: "http://127.0.0.1:1", DEFAULT_LANGUAGE: "en" });
+  const enqueue = new Reconnector({
+    store: db.store,
+    sql: db.sql,
+    databaseUrl: db.url,
+    config,
+    log: pino({ level: "silent" }) as unknown as Logger,
+    writers: async () => undefined,
+    messenger: { send: async () => false },
+    work: false,
+  });
+  await enqueue.start();
+  const result = await enqueue.request({
+    personId,
+    platform: "bluesky",
+    request: "all",
+    targets: await db.store.reconnectJobs.selectTargets(personId, "bluesky"),
+    notifyIdentityId: me.id,
+  });
+  expect(result.status).toBe("queued");
+  await enqueue.stop();
+}, 180_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  await Promise.all([net?.close(), db?.drop()]);
+});
+
+it("finishes a job killed twice mid-write without following anyone twice or losing an outcome", async () => {
+  const port = await freePort();
+  let done = 0;
+  for (const killAt of [6, 24]) {
+    const child = await startService(port);
+    done = await waitFor(`${killAt} outcomes`, async () => {
+      const n = await outcomes();
+      return n >= killAt && n;
+    });
+    await kill9(child);
+    expect(done).toBeLessThan(TARGETS);
+  }
+  const survivor = await startService(port);
+  const job = await waitFor("the job to finish", async () => {
+    const [j] = await db.sql<{ state: string; attempts: number }[]>`
+      select state, attempts from reconnect_job where person_id = ${personId}`;
+    return j?.state === "done" && j;
+  });
+  expect(job.attempts).toBeGreaterThanOrEqual(3);
+  const subjects = await followSubjects();
+  expect(subjects.length).toBe(TARGETS);
+  expect(new Set(subjects).size).toBe(TARGETS);
+  expect(new Set(subjects)).toEqual(new Set(targets.map((t) => t.did)));
+  const rows = await db.sql<{ outcome: string | null; n: number }[]>`
+    select t.outcome, count(*)::int as n from reconnect_target t join reconnect_job j on j.id = t.job_id
+    where j.person_id = ${personId} group by t.outcome`;
+  expect(rows).toEqual([{ outcome: "followed", n: TARGETS }]);
+  const states = await db.sql<{ state: string; n: number }[]>`
+    select state, count(*)::int as n from match where person_id = ${personId} group by state`;
+  expect(states).toEqual([{ state: "followed", n: TARGETS }]);
+  await kill9(survivor);
+}, 240_000);
