@@ -3,22 +3,41 @@
  * ids, codes, counts of the person's graph, the person's own other accounts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { Reconnector } from "../reconnect/reconnector.ts";
 import { say, tell } from "./context.ts";
 import { LOCALES } from "./i18n/index.ts";
 import type { Outcome, Sender } from "./incoming.ts";
 import { REPLY_LIMITS, route, splitText } from "./privacy.ts";
-import { blueskySender, fediverseSender, makeWorld, unique, type World } from "./testing.ts";
+import { blueskySender, fediverseSender, makeWorld, testConfig, unique, type World } from "./testing.ts";
 
 let db: TestDatabase;
 let w: World;
+let reconnect: Reconnector;
 let nextX = 3_000_000;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  w = makeWorld(db);
+  const config = testConfig();
+  // The real job queue, enqueuing only: `reconnect` answers with private one-time links.
+  reconnect = new Reconnector({
+    store: db.store,
+    sql: db.sql,
+    databaseUrl: db.url,
+    config,
+    log: pino({ level: "silent" }),
+    writers: async () => undefined,
+    messenger: { send: async () => false },
+    work: false,
+  });
+  await reconnect.start();
+  w = makeWorld(db, { config, reconnect });
 });
-afterAll(() => db.drop());
+afterAll(async () => {
+  await reconnect.stop();
+  await db.drop();
+});
 
 const BLUESKY_MATCHES = 13;
 const FEDIVERSE_MATCHES = 11;
@@ -55,12 +74,15 @@ const SCRIPT = {
   en: (t: string) => [
     "help", "?", "status", "list", "list mastodon", "list bluesky 2", "list banana", `ignore @${t}.test`, `unignore @${t}.test`,
     `ignore @${t}@t.example`, "ignore", `link @${unique("new")}@z.example`, `link @${unique("nb")}.test`, "link", "notify off",
-    "notify on", "notify", "language en", "language", "stop", "blah blah", "forget", "unlink x",
+    "notify on", "notify", "language en", "language", "reconnect", "reconnect 2", "reconnect bluesky", `reconnect @${t}.test`,
+    "reconnect banana", "auto on", "auto off", "auto", "list failed", "stop", "blah blah", "forget", "unlink x",
   ],
   fr: (t: string) => [
     "aide", "bonjour", "statut", "liste", "liste mastodon", "liste bluesky 2", "liste banane", `ignorer @${t}.test`,
     `désignorer @${t}.test`, `ignorer @${t}@t.example`, "ignorer", `lier @${unique("new")}@z.example`, `lier @${unique("nb")}.test`,
-    "lier", "notifications non", "notifications oui", "notifications", "langue fr", "langue", "stop", "bla bla", "oublier", "délier x",
+    "lier", "notifications non", "notifications oui", "notifications", "langue fr", "langue",
+    "reconnecter", "reconnecter 2", "reconnecter bluesky", `reconnecter @${t}.test`, "reconnecter banane", "auto oui", "auto non",
+    "liste échecs", "stop", "bla bla", "oublier", "délier x",
   ],
 };
 
@@ -103,6 +125,7 @@ describe.each(["en", "fr"] as const)("public replies in %s", (lang) => {
     );
     expect(publicReplies.length).toBeGreaterThan(SCRIPT.en("x").length);
     for (const { text, reply } of publicReplies) {
+      expect(reply, `"${text}" shows a private link`).not.toMatch(/\/(connect|export)\//);
       for (const secret of p.secrets) expect(reply, `"${text}" leaks ${secret}`).not.toContain(secret.toLowerCase());
     }
   });
