@@ -306,6 +306,31 @@ describe("reconnect on Bluesky", () => {
     expect(await followRecords(dave.user)).toContain(t.did);
   });
 
+  it("auto on: once authorized, new matches are followed without being asked", async () => {
+    const fay = await registered("fay", 1);
+    const reply = await chat(fay.user, "auto on");
+    expect(reply.join("\n")).toContain("Automatic reconnection on");
+    expect((await authorizeWithAppPassword(connectLink(reply), await appPassword(fay.user))).status).toBe(200);
+    // Authorizing starts what was waiting: her matches are followed, and she is told.
+    await jobDone(fay.personId);
+    expect(await until("the DM", async () => fromBot(fay.user).find((m) => m.includes("is authorized")))).toContain("starting");
+    expect(await reconnection.reconnector.sweepAuto()).toBe(0);
+    expect(await followRecords(fay.user)).toEqual([fay.targets[0]!.did]);
+    // Someone she followed on X arrives later.
+    const late = await net.createUser("faylate");
+    const tp = (await db.store.people.create()).id;
+    await db.store.identities.attach(tp, { platform: "x", stableId: String(++xIds), handle: "faylate", verifiedBy: "platform" });
+    await db.store.identities.attach(tp, { platform: "bluesky", stableId: late.did, handle: late.handle, verifiedBy: "platform" });
+    const [fayX] = await db.sql<{ stable_id: string }[]>`select stable_id from identity where person_id = ${fay.personId} and platform = 'x'`;
+    await db.sql`insert into x_follow values (${fayX!.stable_id}, ${String(xIds)})`;
+    await db.store.matches.refreshForTargets([tp]);
+    expect(await reconnection.reconnector.sweepAuto()).toBe(1);
+    await until("the new follow", async () => (await followRecords(fay.user)).includes(late.did));
+    // Turned off: nothing more.
+    await chat(fay.user, "auto off");
+    expect(await reconnection.reconnector.sweepAuto()).toBe(0);
+  });
+
   it("two workers on one database never run a job twice", async () => {
     const erin = await registered("erin", 5);
     const second = createReconnection({

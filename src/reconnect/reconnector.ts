@@ -193,10 +193,17 @@ export class Reconnector {
       await this.enqueue(job.id, null);
     }
     const identity = await this.identityFor(personId, platform);
+    let started = jobs.length;
+    // Automatic reconnection was waiting for this authorization too.
+    if (started === 0 && identity && (await this.store.people.get(personId))?.autoReconnect) {
+      const targets = await this.store.reconnectJobs.selectTargets(personId, platform);
+      const result = await this.request({ personId, platform, request: "all", targets, notifyIdentityId: identity.id });
+      if (result.status === "queued") started++;
+    }
     const locale = await localeFor(this.store, personId, this.o.config);
     const to = await this.notifyTarget(jobs[0]?.notifyIdentityId ?? identity?.id ?? null, personId);
-    if (to) await this.send(to, locale.r.authorized(platform, jobs.length > 0));
-    return jobs.length;
+    if (to) await this.send(to, locale.r.authorized(platform, started > 0));
+    return started;
   }
 
   /** Queues a run of a job (at most one queued per job: pg-boss's short policy). */
