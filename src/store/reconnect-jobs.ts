@@ -230,13 +230,17 @@ export class ReconnectJobs {
     const matchReasons = results.map((r) =>
       r.outcome === "followed" || r.outcome === "already_following" ? null : r.reason ? `${r.outcome}: ${r.reason}`.slice(0, 200) : r.outcome,
     );
+    // One statement: only targets recorded now (not before) settle their match.
     await this.db`
-      update reconnect_target t set outcome = e.outcome, reason = e.reason, done_at = now()
-      from unnest(${ids}::int[], ${outcomes}::text[], ${reasons}::text[]) as e(person_id, outcome, reason)
-      where t.job_id = ${job.id} and t.target_person_id = e.person_id and t.outcome is null`;
-    await this.db`
-      update match m set state = e.state, reason = e.reason, updated_at = now()
-      from unnest(${ids}::int[], ${states as string[]}::match_state[], ${matchReasons}::text[]) as e(person_id, state, reason)
+      with e as (
+        select * from unnest(${ids}::int[], ${outcomes}::text[], ${reasons}::text[], ${states as string[]}::text[], ${matchReasons}::text[])
+          as e(person_id, outcome, reason, state, match_reason)),
+      recorded as (
+        update reconnect_target t set outcome = e.outcome, reason = e.reason, done_at = now()
+        from e where t.job_id = ${job.id} and t.target_person_id = e.person_id and t.outcome is null
+        returning t.target_person_id)
+      update match m set state = e.state::match_state, reason = e.match_reason, updated_at = now()
+      from e join recorded r on r.target_person_id = e.person_id
       where m.person_id = ${job.personId} and m.platform = ${job.platform} and m.target_person_id = e.person_id
         and m.state <> 'ignored'`;
   }
