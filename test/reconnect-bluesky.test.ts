@@ -257,6 +257,16 @@ describe("reconnect on Bluesky", () => {
     await jobDone(bob.personId);
     expect((await appViewFollows(bob.user)).sort()).toEqual(bob.targets.map((t) => t.did).sort());
     expect(await until("the DMs", async () => fromBot(bob.user).find((m) => m.includes("finished")))).toContain("2 followed");
+
+    // `forget` revokes the session at bob's PDS, not only here.
+    const saved = (await db.store.blueskyOAuth.getSession(bob.user.did)) as { tokenSet: { access_token: string } };
+    const provider = net.network.pds.ctx.oauthProvider as unknown as { tokenManager: { findToken(token: string): Promise<unknown> } };
+    expect(await provider.tokenManager.findToken(saved.tokenSet.access_token)).not.toBeNull();
+    await chat(bob.user, "forget");
+    expect((await chat(bob.user, "forget confirm")).join("\n")).toContain("deleted everything");
+    expect(await provider.tokenManager.findToken(saved.tokenSet.access_token)).toBeNull();
+    const [row] = await db.sql`select 1 from bluesky_oauth_session where did = ${bob.user.did}`;
+    expect(row).toBeUndefined();
   });
 
   it("refuses an authorization for another account than the linked one", async () => {

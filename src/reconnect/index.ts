@@ -13,6 +13,7 @@ import { BlueskyOAuth } from "./bluesky/oauth.ts";
 import { BlueskyWriteBudget, type WriteLimits } from "./budget.ts";
 import { MastodonOAuth } from "./mastodon/oauth.ts";
 import type { Messenger } from "./messenger.ts";
+import type { MastodonAuthorization } from "./types.ts";
 import { Reconnector, type ReconnectorOptions } from "./reconnector.ts";
 import { createWriterFactory } from "./writers.ts";
 
@@ -21,6 +22,8 @@ export { routeMessages, type Messenger } from "./messenger.ts";
 
 export interface Reconnection {
   reconnector: Reconnector;
+  /** Undefined where Bluesky OAuth cannot run (PUBLIC_URL neither https nor loopback). */
+  blueskyOAuth: BlueskyOAuth | undefined;
   /** The connect/export pages and the OAuth endpoints. */
   routes: RequestHandler[];
   start(): Promise<void>;
@@ -63,6 +66,12 @@ export function createReconnection(options: {
     config,
     log: log.child({ component: "reconnect" }),
     messenger: options.messenger,
+    revoke: async (identity) => {
+      const auth = await store.authorizations.get(identity.id);
+      if (auth?.kind === "bluesky-oauth" && blueskyOAuth && identity.stableId) await blueskyOAuth.revoke(identity.stableId);
+      if (auth?.kind === "mastodon-oauth") await mastodon.revoke(auth.data as MastodonAuthorization);
+      // App passwords can only be revoked by their owner, in their Bluesky settings.
+    },
     writers: createWriterFactory({
       config,
       blueskyOAuth,
@@ -91,6 +100,7 @@ export function createReconnection(options: {
   }
   return {
     reconnector,
+    blueskyOAuth,
     routes,
     start: () => reconnector.start(),
     stop: () => reconnector.stop(),

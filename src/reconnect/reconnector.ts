@@ -61,6 +61,8 @@ export interface ReconnectorOptions {
   linkTtlSeconds?: number;
   /** How often people with automatic reconnection are checked for new matches (default 10 min; 0: never). */
   autoSweepSeconds?: number;
+  /** Revokes one stored authorization at its server (OAuth sessions, tokens); absent: nothing to revoke. */
+  revoke?: (identity: Identity) => Promise<void>;
 }
 
 export type RequestResult =
@@ -204,6 +206,18 @@ export class Reconnector {
     const to = await this.notifyTarget(jobs[0]?.notifyIdentityId ?? identity?.id ?? null, personId);
     if (to) await this.send(to, locale.r.authorized(platform, started > 0));
     return started;
+  }
+
+  /** Revokes what the person authorized, at each server, before they are forgotten. */
+  async revokeAuthorizations(personId: number): Promise<void> {
+    if (!this.o.revoke) return;
+    for (const identity of await this.store.identities.listForPerson(personId)) {
+      try {
+        await this.o.revoke(identity);
+      } catch (error) {
+        this.o.log.warn({ err: describe(error), identity: identity.id }, "reconnect: could not revoke an authorization at its server");
+      }
+    }
   }
 
   /** Queues a run of a job (at most one queued per job: pg-boss's short policy). */

@@ -16,4 +16,6 @@ export interface ReconnectService {
     notifyIdentityId: number | null;
   }): Promise<RequestResult>;
   connectLink(personId: number, identityId: number): Promise<string>;
+  /** Revokes, at their servers, the tokens and sessions stored for the person (before `forget`). Best effort. */
+  revokeAuthorizations(personId: number): Promise<void>;
 }

@@ -1,7 +1,7 @@
 /**
  * `forget` then `forget confirm` / `oublier` … `oublier confirmer`: delete
  * everything about the person — identities, settings, matches, codes,
- * authorizations, their X follow edges, and the conversation state kept for
+ * authorizations (revoked at their servers first), their X follow edges, and the conversation state kept for
  * each of their accounts. The confirmation must come from the same account
  * within a few minutes.
  */
@@ -30,6 +30,8 @@ export const forget: Command = {
       return [say(locale.m.forgetNoRequest(word))];
     }
     const { person, identities } = ctx.person;
+    // Tokens die at their servers too, not only here.
+    await ctx.reconnect?.revokeAuthorizations(person.id);
     await store.transaction(async (s) => {
       await s.forget(person.id);
       await s.conversation.forgetSenders([
