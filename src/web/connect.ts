@@ -33,7 +33,9 @@ export interface BlueskyConnect {
 /** What the pages need from the Mastodon side (src/reconnect/mastodon). */
 export interface MastodonConnect {
   authorizeUrl(instance: string, state: string): Promise<URL>;
-  complete(instance: string, code: string): Promise<MastodonAuthorization & { acct: string; url: string }>;
+  complete(instance: string, code: string): Promise<MastodonAuthorization & { acct: string; url: string; actorUri: string | null }>;
+  /** Revokes a token at its instance (one we will not keep). */
+  revoke?(authorization: MastodonAuthorization): Promise<void>;
 }
 
 export interface ConnectContext {
@@ -202,21 +204,28 @@ export function connectRoutes(ctx: ConnectContext): Router {
       return;
     }
     const instance = instanceOf(identity);
-    let auth: MastodonAuthorization & { acct: string; url: string };
+    let auth: MastodonAuthorization & { acct: string; url: string; actorUri: string | null };
     try {
       auth = await ctx.mastodon.complete(instance, code);
     } catch (error) {
       failed(res, locale, error, "Mastodon OAuth callback");
       return;
     }
-    // The token's account must be the linked one: same server (we sent the
-    // person there), same username.
+    // The token's account must be the linked one: its actor URI when the
+    // instance tells it (Mastodon ≥ 4.2), else same server (we sent the
+    // person there) and same username.
     const expectedUser = (identity.handle ?? "").split("@")[0]!.toLowerCase();
-    if (auth.acct.split("@")[0]!.toLowerCase() !== expectedUser || new URL(auth.instance).origin !== instance) {
+    const sameAccount = auth.actorUri
+      ? auth.actorUri === identity.stableId
+      : auth.acct.split("@")[0]!.toLowerCase() === expectedUser && new URL(auth.instance).origin === instance;
+    if (!sameAccount) {
+      // Someone else's token: never keep it, nor leave it valid at the instance.
+      await ctx.mastodon.revoke?.(auth).catch(() => undefined);
       page(res, locale, locale.web.title, html`<p class="error">${locale.web.wrongAccount(identity.handle ?? "")}</p>`, 403);
       return;
     }
-    const { acct: _acct, url: _url, ...stored } = auth;
+    const { instance: apiInstance, accessToken, scope, accountId } = auth;
+    const stored: MastodonAuthorization = { instance: apiInstance, accessToken, scope, accountId };
     await finish(res, token, opened, (s) => s.authorizations.save(identity.id, "mastodon-oauth", stored));
   });
 
