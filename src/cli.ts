@@ -109,15 +109,12 @@ export function buildProgram(): Command {
         const { Reconnector } = await import("./reconnect/reconnector.ts");
         const { createLogger } = await import("./logger.ts");
         // Requests made here are queued for the running service's workers.
-        const reconnect = new Reconnector({
+        const reconnect = Reconnector.enqueueOnly({
           store,
           sql: database.sql,
           databaseUrl: database.url,
           config,
           log: createLogger("warn"),
-          writers: async () => undefined,
-          messenger: { send: async () => false },
-          work: false,
         });
         await reconnect.start();
         try {

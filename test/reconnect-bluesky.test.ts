@@ -20,7 +20,8 @@ import { startBlueskyBot, type BlueskyBot } from "../bots/bluesky/index.ts";
 import { loadConfig, type Config } from "../src/config.ts";
 import type { Logger } from "../src/logger.ts";
 import { createReconnection, routeMessages, type Reconnection } from "../src/reconnect/index.ts";
-import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
+import { followSubjects, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
+import { until } from "./harness/wait.ts";
 import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
 
 let net: BlueskyNetwork;
@@ -100,15 +101,6 @@ async function authorizeWithAppPassword(link: string, password: string): Promise
   return { status: res.status, text: await res.text() };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function jobDone(personId: number) {
   return until("the job to finish", async () => {
@@ -118,17 +110,6 @@ async function jobDone(personId: number) {
   });
 }
 
-/** Follow records in the person's own repo (the PDS: authoritative, immediate). */
-async function followRecords(user: TestUser): Promise<string[]> {
-  const subjects: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const res = await user.agent.com.atproto.repo.listRecords({ repo: user.did, collection: "app.bsky.graph.follow", limit: 100, cursor });
-    subjects.push(...res.data.records.map((r) => (r.value as { subject: string }).subject));
-    cursor = res.data.cursor;
-  } while (cursor);
-  return subjects;
-}
 
 async function appViewFollows(user: TestUser): Promise<string[]> {
   await net.processAll();
@@ -210,7 +191,7 @@ describe("reconnect on Bluesky", () => {
 
     const job = await jobDone(alice.personId);
     const targets = alice.targets.map((t) => t.did).sort();
-    expect((await followRecords(alice.user)).sort()).toEqual(targets);
+    expect((await followSubjects(alice.user)).sort()).toEqual(targets);
     expect((await appViewFollows(alice.user)).sort()).toEqual(targets);
     const outcomes = await db.sql<{ outcome: string; n: number }[]>`
       select outcome, count(*)::int as n from reconnect_target where job_id = ${job.id} group by outcome order by outcome`;
@@ -313,7 +294,7 @@ describe("reconnect on Bluesky", () => {
     // Authorizing again resumes the paused job.
     expect((await authorizeWithAppPassword(second, await appPassword(dave.user))).status).toBe(200);
     await jobDone(dave.personId);
-    expect(await followRecords(dave.user)).toContain(t.did);
+    expect(await followSubjects(dave.user)).toContain(t.did);
   });
 
   it("auto on: once authorized, new matches are followed without being asked", async () => {
@@ -325,7 +306,7 @@ describe("reconnect on Bluesky", () => {
     await jobDone(fay.personId);
     expect(await until("the DM", async () => fromBot(fay.user).find((m) => m.includes("is authorized")))).toContain("starting");
     expect(await reconnection.reconnector.sweepAuto()).toBe(0);
-    expect(await followRecords(fay.user)).toEqual([fay.targets[0]!.did]);
+    expect(await followSubjects(fay.user)).toEqual([fay.targets[0]!.did]);
     // Someone she followed on X arrives later.
     const late = await net.createUser("faylate");
     const tp = (await db.store.people.create()).id;
@@ -335,7 +316,7 @@ describe("reconnect on Bluesky", () => {
     await db.sql`insert into x_follow values (${fayX!.stable_id}, ${String(xIds)})`;
     await db.store.matches.refreshForTargets([tp]);
     expect(await reconnection.reconnector.sweepAuto()).toBe(1);
-    await until("the new follow", async () => (await followRecords(fay.user)).includes(late.did));
+    await until("the new follow", async () => (await followSubjects(fay.user)).includes(late.did));
     // Turned off: nothing more.
     await chat(fay.user, "auto off");
     expect(await reconnection.reconnector.sweepAuto()).toBe(0);
@@ -366,7 +347,7 @@ describe("reconnect on Bluesky", () => {
       // A second worker starts while the job runs: its recovery queues the job again.
       await second.start();
       await jobDone(erin.personId);
-      const subjects = await followRecords(erin.user);
+      const subjects = await followSubjects(erin.user);
       expect(subjects.length).toBe(5);
       expect(new Set(subjects).size).toBe(5);
     } finally {

@@ -13,7 +13,8 @@ import { loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/logger.ts";
 import { loginWithAppPassword } from "../src/reconnect/bluesky/app-password.ts";
 import { Reconnector } from "../src/reconnect/reconnector.ts";
-import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
+import { followSubjects, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
+import { until } from "./harness/wait.ts";
 import { CLI, ROOT } from "./harness/cli.ts";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
 
@@ -81,26 +82,7 @@ async function outcomes(): Promise<number> {
   return row!.n;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | false | undefined>, timeoutMs = 90_000, everyMs = 25): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
-async function followSubjects(): Promise<string[]> {
-  const subjects: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const res = await alice.agent.com.atproto.repo.listRecords({ repo: alice.did, collection: "app.bsky.graph.follow", limit: 100, cursor });
-    subjects.push(...res.data.records.map((r) => (r.value as { subject: string }).subject));
-    cursor = res.data.cursor;
-  } while (cursor);
-  return subjects;
-}
 
 beforeAll(async () => {
   [net, db] = await Promise.all([startBlueskyNetwork(), createTestDatabase()]);
@@ -125,15 +107,12 @@ beforeAll(async () => {
   await db.store.authorizations.save(me.id, "bluesky-app-password", auth);
   // She asks: the job is queued (as the `reconnect` command does), for the service's workers.
   const config = loadConfig({ PUBLIC_URL: "http://127.0.0.1:1", DEFAULT_LANGUAGE: "en" });
-  const enqueue = new Reconnector({
+  const enqueue = Reconnector.enqueueOnly({
     store: db.store,
     sql: db.sql,
     databaseUrl: db.url,
     config,
     log: pino({ level: "silent" }) as unknown as Logger,
-    writers: async () => undefined,
-    messenger: { send: async () => false },
-    work: false,
   });
   await enqueue.start();
   const result = await enqueue.request({
@@ -157,21 +136,21 @@ it("finishes a job killed twice mid-write without following anyone twice or losi
   let done = 0;
   for (const killAt of [6, 24]) {
     const child = await startService(port);
-    done = await waitFor(`${killAt} outcomes`, async () => {
+    done = await until(`${killAt} outcomes`, async () => {
       const n = await outcomes();
       return n >= killAt && n;
-    });
+    }, 90_000, 25);
     await kill9(child);
     expect(done).toBeLessThan(TARGETS);
   }
   const survivor = await startService(port);
-  const job = await waitFor("the job to finish", async () => {
+  const job = await until("the job to finish", async () => {
     const [j] = await db.sql<{ state: string; attempts: number }[]>`
       select state, attempts from reconnect_job where person_id = ${personId}`;
     return j?.state === "done" && j;
-  });
+  }, 90_000);
   expect(job.attempts).toBeGreaterThanOrEqual(3);
-  const subjects = await followSubjects();
+  const subjects = await followSubjects(alice);
   expect(subjects.length).toBe(TARGETS);
   expect(new Set(subjects).size).toBe(TARGETS);
   expect(new Set(subjects)).toEqual(new Set(targets.map((t) => t.did)));

@@ -23,6 +23,7 @@ import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
 import { startFediServer, type FediServer, type FediUser, type ReceivedNote } from "./harness/fediverse.ts";
 import { createNote, type Audience, type BotRef } from "./harness/fediverse-shapes.ts";
 import { startMastodonInstance, type MastodonInstance } from "./harness/mastodon-instance.ts";
+import { until } from "./harness/wait.ts";
 
 const log = pino({ level: "silent" }) as unknown as Logger;
 let db: TestDatabase;
@@ -89,15 +90,6 @@ async function followedOnX(who: Asker, whom: Target[]): Promise<void> {
   await db.store.matches.refreshForFollowers([who.personId]);
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, stepMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
 
 const settle = (ms = 600) => new Promise((r) => setTimeout(r, ms));
 

@@ -21,15 +21,12 @@ beforeAll(async () => {
   db = await createTestDatabase();
   const config = testConfig();
   // The real job queue, enqueuing only: `reconnect` answers with private one-time links.
-  reconnect = new Reconnector({
+  reconnect = Reconnector.enqueueOnly({
     store: db.store,
     sql: db.sql,
     databaseUrl: db.url,
     config,
     log: pino({ level: "silent" }),
-    writers: async () => undefined,
-    messenger: { send: async () => false },
-    work: false,
   });
   await reconnect.start();
   w = makeWorld(db, { config, reconnect });

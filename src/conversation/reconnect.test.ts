@@ -16,15 +16,12 @@ const config = testConfig();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  reconnector = new Reconnector({
+  reconnector = Reconnector.enqueueOnly({
     store: db.store,
     sql: db.sql,
     databaseUrl: db.url,
     config,
     log: pino({ level: "silent" }),
-    writers: async () => undefined,
-    messenger: { send: async () => false },
-    work: false,
   });
   await reconnector.start();
   world = makeWorld(db, { config, reconnect: reconnector });

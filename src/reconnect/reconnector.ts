@@ -93,6 +93,14 @@ export class Reconnector {
     this.boss.on("error", (error: unknown) => options.log.warn({ err: error }, "reconnect: job queue error"));
   }
 
+  /**
+   * A reconnector that only queues requests for the service's workers (the
+   * terminal chat, tests of the commands): it runs no job, sends no DM.
+   */
+  static enqueueOnly(options: Pick<ReconnectorOptions, "store" | "sql" | "databaseUrl" | "config" | "log">): Reconnector {
+    return new Reconnector({ ...options, writers: async () => undefined, messenger: { send: async () => false }, work: false });
+  }
+
   private get store(): Store {
     return this.o.store;
   }

@@ -124,3 +124,15 @@ export async function startBlueskyNetwork(options: BlueskyNetworkOptions = {}): 
     },
   };
 }
+
+/** The subjects of the follow records in `user`'s own repo (the PDS: authoritative, immediate). */
+export async function followSubjects(user: TestUser): Promise<string[]> {
+  const subjects: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const res = await user.agent.com.atproto.repo.listRecords({ repo: user.did, collection: "app.bsky.graph.follow", limit: 100, cursor });
+    subjects.push(...res.data.records.map((r) => (r.value as { subject: string }).subject));
+    cursor = res.data.cursor;
+  } while (cursor);
+  return subjects;
+}
