@@ -145,7 +145,8 @@ beforeAll(async () => {
     // 4 follows per 3-second "hour": long jobs wait for the budget, in-process for 1 s at most, else re-queued.
     blueskyBudget: { hourPoints: 12, hourMs: 3000, slackMs: 200 },
     blueskyMaxWaitMs: 1000,
-    runner: { autoSweepSeconds: 0 },
+    // Progress at most every 2 s here (5 minutes in production).
+    runner: { autoSweepSeconds: 0, progressSeconds: 2 },
   });
   app.use(reconnection.routes);
   bot = startBlueskyBot({
@@ -208,6 +209,22 @@ describe("reconnect on Bluesky", () => {
     expect(fromBot(alice.user).filter((m) => m.includes("finished"))).toHaveLength(1);
     // The link is used up.
     expect((await fetch(link)).status).toBe(410);
+  });
+
+  it("reports progress on a long job, then one summary", async () => {
+    const gus = await registered("gus", 9);
+    const link = connectLink(await chat(gus.user, "reconnect"));
+    expect((await authorizeWithAppPassword(link, await appPassword(gus.user))).status).toBe(200);
+    await jobDone(gus.personId);
+    const summary = await until("the summary DM", async () => fromBot(gus.user).find((m) => m.includes("finished")));
+    expect(summary).toContain("9 followed");
+    // 9 follows at 4 per 3-s window: three runs; the middle one reports.
+    const progress = fromBot(gus.user).filter((m) => /Reconnection on Bluesky: \d+ of 9 done/.test(m));
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+    expect(progress.length).toBeLessThanOrEqual(3);
+    expect(fromBot(gus.user).indexOf(progress[0]!)).toBeLessThan(fromBot(gus.user).indexOf(summary));
+    // `status` shows the finished job.
+    expect((await chat(gus.user, "status")).join("\n")).toContain("Reconnection on Bluesky: finished — 9/9: 9 followed");
   });
 
   it("by OAuth in the browser: the PDS's own pages, then the job runs", async () => {
