@@ -9,13 +9,17 @@ export type Failure = "rate-limited" | "auth" | "transient" | "rejected";
 
 /** Error codes meaning the person must authorize again (their own account deactivated or taken down included). */
 const AUTH_ERRORS = new Set(["ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing", "AccountTakedown", "AccountDeactivated"]);
-/** Thrown by @atproto/oauth-client when a session cannot be refreshed or was revoked. */
-const OAUTH_ERRORS = new Set(["TokenRefreshError", "TokenRevokedError", "TokenInvalidError"]);
+/**
+ * Thrown by @atproto/oauth-client when a session cannot be refreshed or was
+ * revoked, and by our agents (app password, OAuth) when the authorization is
+ * dead; @atproto/api wraps them in an XRPCError, so causes are searched.
+ */
+const SESSION_ERRORS = new Set(["TokenRefreshError", "TokenRevokedError", "TokenInvalidError", "AuthorizationExpiredError"]);
 
 /** What kind of failure `error` is (an XRPCError, or whatever fetch threw). */
 export function classify(error: unknown): Failure {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (OAUTH_ERRORS.has(e.name)) return "auth";
+    if (SESSION_ERRORS.has(e.name)) return "auth";
   }
   const status = (error as { status?: unknown }).status;
   if (typeof status !== "number") return "transient"; // fetch failed before any answer

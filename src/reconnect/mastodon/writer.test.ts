@@ -277,6 +277,29 @@ describe("MastodonWriter", () => {
     for (const u of users) expect(instance.followPosts(u.acct)).toHaveLength(1);
   });
 
+  it("fails only the target whose server hangs (timeout), and follows the others", async () => {
+    const me = await person();
+    // A server that never answers WebFinger: the instance's resolve hangs, the writer's request times out.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const hanging = await startFediServer({
+      users: [{ name: "stuck" }],
+      routes: async (request) => (new URL(request.url).pathname.startsWith("/.well-known/webfinger") ? (await released, new Response(null, { status: 404 })) : null),
+    });
+    try {
+      const [ok] = await remoteUsers({ name: "fine" });
+      const stuck = hanging.users.get("stuck")!;
+      const targets = [byAcct(stuck), byAcct(ok!)];
+      const run = new MemoryRun(targets);
+      await writer(me.auth, { timeoutMs: 1_000 }).run(run);
+      expect(run.outcome(targets[0]!)).toBe("failed:timeout");
+      expect(run.outcome(targets[1]!)).toBe("followed");
+    } finally {
+      release();
+      await hanging.close();
+    }
+  });
+
   it("normalizes accts", () => {
     expect(normalizeAcct("@Alice@Mastodon.Social")).toBe("Alice@mastodon.social");
     expect(normalizeAcct("alice")).toBeNull();

@@ -148,9 +148,10 @@ export class MastodonWriter implements FollowWriter {
       try {
         return (await call()) ?? undefined;
       } catch (error) {
-        // One target's failing lookup (e.g. its server is down: 503) is that target's problem.
-        if (error instanceof MastodonApiError && error.status >= 400) {
-          if (error.status >= 500) trouble = error;
+        // One target's failing lookup (e.g. its server is down: 503, or a
+        // resolve that hangs: timeout) is that target's problem, not the job's.
+        if (error instanceof MastodonApiError && (error.status >= 400 || error.code === "timeout")) {
+          if (error.status >= 500 || error.code === "timeout") trouble = error;
           return undefined;
         }
         throw error;
