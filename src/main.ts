@@ -37,7 +37,7 @@ export async function runService(): Promise<void> {
   });
   const reconnect = reconnection.reconnector;
   const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log, engine: { reconnect } });
-  const app = createWebApp({ store, ready: () => ready, routes: [fediverse.middleware, ...reconnection.routes] });
+  const app = createWebApp({ store, log, ready: () => ready, routes: [fediverse.middleware, ...reconnection.routes] });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.once("error", reject);

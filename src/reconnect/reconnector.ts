@@ -21,7 +21,7 @@ import type { Locale } from "../conversation/i18n/index.ts";
 import type { Logger } from "../logger.ts";
 import type { Sql } from "../store/database.ts";
 import type { Identity, ReconnectJob, Store, TargetPlatform } from "../store/index.ts";
-import type { JobRequest } from "../store/reconnect-jobs.ts";
+import { ReconnectJobs, type JobRequest } from "../store/reconnect-jobs.ts";
 import { localeFor } from "./locale.ts";
 import type { Messenger } from "./messenger.ts";
 import { AuthorizationExpiredError, RateLimitedError, type FollowWriter, type TargetResult } from "./types.ts";
@@ -61,6 +61,12 @@ export interface ReconnectorOptions {
   linkTtlSeconds?: number;
   /** How often people with automatic reconnection are checked for new matches (default 10 min; 0: never). */
   autoSweepSeconds?: number;
+  /** First pause before pg-boss retries a run that failed unexpectedly; doubles up to an hour (default 30 s). */
+  retryDelaySeconds?: number;
+  /** Runs in a row that may end in an unexpected error before the job gives up its remaining targets (default 10). */
+  maxFailures?: number;
+  /** How often unfinished jobs are queued again, in case a wake-up was lost (a stopped replica, a dropped send; default 60 s). */
+  rescanSeconds?: number;
   /** Revokes one stored authorization at its server (OAuth sessions, tokens); absent: nothing to revoke. */
   revoke?: (identity: Identity) => Promise<void>;
 }
@@ -76,6 +82,7 @@ export class Reconnector {
   private readonly boss: PgBoss;
   private readonly abort = new AbortController();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private rescanTimer: NodeJS.Timeout | undefined;
   private started = false;
 
   constructor(options: ReconnectorOptions) {
@@ -110,7 +117,7 @@ export class Reconnector {
     await this.boss.createQueue(QUEUE, {
       policy: "short",
       retryLimit: 20,
-      retryDelay: 30,
+      retryDelay: this.o.retryDelaySeconds ?? 30,
       retryBackoff: true,
       retryDelayMax: 3600,
       expireInSeconds: 6 * 3600,
@@ -125,8 +132,14 @@ export class Reconnector {
         if (job) await this.process(job.data.jobId);
       },
     );
-    // Jobs left by a stopped or killed process, and waits that are over.
-    for (const job of await this.store.reconnectJobs.unfinished()) await this.enqueue(job.id, job.waitUntil);
+    // Jobs left by a stopped or killed process, and waits that are over; again
+    // every minute, so that no wake-up lost anywhere leaves a job asleep.
+    await this.rescan();
+    const rescan = this.o.rescanSeconds ?? 60;
+    if (rescan > 0) {
+      this.rescanTimer = setInterval(() => void this.rescan().catch((e: unknown) => this.o.log.warn({ err: e }, "reconnect: rescan failed")), rescan * 1000);
+      this.rescanTimer.unref();
+    }
     const sweep = this.o.autoSweepSeconds ?? 600;
     if (sweep > 0) {
       this.sweepTimer = setInterval(() => void this.sweepAuto().catch((e: unknown) => this.o.log.warn({ err: e }, "reconnect: auto sweep failed")), sweep * 1000);
@@ -136,6 +149,7 @@ export class Reconnector {
 
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.abort.abort();
     if (this.started) await this.boss.stop({ graceful: true, timeout: 10_000, close: true });
     this.started = false;
@@ -228,6 +242,11 @@ export class Reconnector {
     }
   }
 
+  /** Queues a run of every unfinished job (a running one's extra run finds its lock taken and ends). */
+  private async rescan(): Promise<void> {
+    for (const job of await this.store.reconnectJobs.unfinished()) await this.enqueue(job.id, job.waitUntil);
+  }
+
   /** Queues a run of a job (at most one queued per job: pg-boss's short policy). */
   private async enqueue(jobId: number, startAfter: Date | null): Promise<void> {
     await this.boss.send(QUEUE, { jobId }, {
@@ -236,7 +255,11 @@ export class Reconnector {
     });
   }
 
-  /** One run of a job, under its advisory lock. Exported for tests through `runOnce`. */
+  /**
+   * One run of a job, under its advisory lock. The lock lives with one
+   * reserved connection; markers are written through that same connection,
+   * so a run whose connection (and lock) died can write nothing more.
+   */
   private async process(jobId: number): Promise<void> {
     const reserved = await this.o.sql.reserve();
     try {
@@ -244,7 +267,7 @@ export class Reconnector {
         select pg_try_advisory_lock(${LOCK_CLASS}, ${jobId}) as locked`;
       if (!locked) return; // another worker holds it; its own run finishes the job
       try {
-        await this.runLocked(jobId);
+        await this.runLocked(jobId, new ReconnectJobs(reserved));
       } finally {
         await reserved`select pg_advisory_unlock(${LOCK_CLASS}, ${jobId})`;
       }
@@ -253,7 +276,7 @@ export class Reconnector {
     }
   }
 
-  private async runLocked(jobId: number): Promise<void> {
+  private async runLocked(jobId: number, locked: ReconnectJobs): Promise<void> {
     const jobs = this.store.reconnectJobs;
     const job = await jobs.get(jobId);
     if (!job || job.state === "done" || job.state === "cancelled" || job.state === "needs_authorization") return;
@@ -281,7 +304,10 @@ export class Reconnector {
       await writer.run({
         targets: todo.map(({ personId, stableId, handle }) => ({ personId, stableId, handle })),
         inFlight,
-        markInFlight: (entries) => jobs.markInFlight(job.id, entries),
+        markInFlight: async (entries) => {
+          // Fewer rows than entries: the person was forgotten or the job cancelled meanwhile. Stop before writing.
+          if ((await locked.markInFlight(job.id, entries)) < entries.length) throw new JobGoneError();
+        },
         record: async (results: readonly TargetResult[]) => {
           await this.store.transaction((s) => s.reconnectJobs.record(job, results));
           await this.maybeSendProgress(job);
@@ -301,20 +327,36 @@ export class Reconnector {
         await this.pauseForAuthorization(job, identity);
         return;
       }
+      if (error instanceof JobGoneError) {
+        log.info("reconnect: the job or its person is gone; stopping");
+        return;
+      }
       if (this.abort.signal.aborted) {
+        // Stopping: another worker (or this one at its next start) resumes it.
         await jobs.setState(job.id, "queued", { reason: "stopped" });
         return;
       }
-      await jobs.setState(job.id, "queued", { reason: describe(error) });
-      throw error; // pg-boss retries with back-off
+      const failures = await jobs.countFailure(job.id, describe(error));
+      if (failures < (this.o.maxFailures ?? 10)) throw error; // pg-boss retries with back-off
+      log.error({ err: describe(error), failures }, "reconnect: giving up on the job's remaining targets");
+      const rest = await jobs.todo(job.id);
+      await this.store.transaction((s) =>
+        s.reconnectJobs.record(job, rest.map((t) => ({ personId: t.personId, outcome: "failed" as const, reason: "gave_up" }))),
+      );
     }
     if (this.abort.signal.aborted) return;
-    const counts = await jobs.counts(job.id);
+    // Finish under the job's row lock: a request joining the job meanwhile either
+    // committed its targets (then they are counted) or waits and opens a new job.
+    const counts = await this.store.transaction(async (s) => {
+      await s.reconnectJobs.lock(job.id);
+      const c = await s.reconnectJobs.counts(job.id);
+      await s.reconnectJobs.setState(job.id, c.todo > 0 ? "queued" : "done");
+      return c;
+    });
     if (counts.todo > 0) {
       await this.enqueue(job.id, null);
       return;
     }
-    await jobs.setState(job.id, "done");
     log.info({ counts }, "reconnect: job done");
     if (await jobs.claimSummary(job.id)) {
       const locale = await localeFor(this.store, job.personId, this.o.config);
@@ -373,6 +415,9 @@ export class Reconnector {
     }
   }
 }
+
+/** The job's rows went away during a run (the person forgot everything, the job was cancelled). */
+class JobGoneError extends Error {}
 
 /** `list failed mastodon`, in the person's words. */
 function listFailedCommand(locale: Locale, platform: TargetPlatform): string {

@@ -108,6 +108,8 @@ describe("reconnect jobs", () => {
     expect((await store.reconnectJobs.todo(job.id)).map((t) => t.personId)).toEqual([p.targets[1]]);
     await store.transaction((s) => s.people.delete(p.personId));
     expect(await store.reconnectJobs.get(job.id)).toBeUndefined();
+    // A run still going finds nothing to mark, and stops before writing.
+    expect(await store.reconnectJobs.markInFlight(job.id, [{ personId: p.targets[1]!, marker: "x" }])).toBe(0);
   });
 
   it("list automatic-reconnection candidates: auto on, authorized, matches waiting, no open job", async () => {

@@ -121,28 +121,50 @@ export class ReconnectJobs {
     targetPersonIds: readonly number[],
     notifyIdentityId: number | null,
   ): Promise<{ job: ReconnectJob; added: number; created: boolean }> {
-    const inserted = await this.db<JobRow[]>`
-      insert into reconnect_job (person_id, platform, request, notify_identity_id)
-      values (${personId}, ${platform}, ${request}, ${notifyIdentityId})
-      on conflict (person_id, platform) where state not in ('done', 'cancelled') do nothing
-      returning *`;
-    let row = inserted[0];
-    if (!row) {
-      [row] = await this.db<JobRow[]>`
-        update reconnect_job set
-          notify_identity_id = coalesce(${notifyIdentityId}, notify_identity_id),
-          request = case when request = ${request} then request when 'all' in (request, ${request}) then 'all' else 'named' end,
-          summary_sent_at = null, updated_at = now()
-        where person_id = ${personId} and platform = ${platform} and state not in ('done', 'cancelled')
+    let row: JobRow | undefined;
+    let created = false;
+    // The open job may finish between the insert's conflict and the update: then insert again.
+    for (let attempt = 0; !row && attempt < 5; attempt++) {
+      const inserted = await this.db<JobRow[]>`
+        insert into reconnect_job (person_id, platform, request, notify_identity_id)
+        values (${personId}, ${platform}, ${request}, ${notifyIdentityId})
+        on conflict (person_id, platform) where state not in ('done', 'cancelled') do nothing
         returning *`;
+      row = inserted[0];
+      created = row !== undefined;
+      if (!row) {
+        // Locks the open job's row: a worker finishing it waits, then sees the new targets.
+        [row] = await this.db<JobRow[]>`
+          update reconnect_job set
+            notify_identity_id = coalesce(${notifyIdentityId}, notify_identity_id),
+            request = case when request = ${request} then request when 'all' in (request, ${request}) then 'all' else 'named' end,
+            summary_sent_at = null, updated_at = now()
+          where person_id = ${personId} and platform = ${platform} and state not in ('done', 'cancelled')
+          returning *`;
+      }
     }
-    const job = toJob(row!);
+    if (!row) throw new Error(`could not open a reconnection job for person ${personId} on ${platform}`);
+    const job = toJob(row);
     const result = await this.db`
       insert into reconnect_target (job_id, target_person_id, position)
       select ${job.id}, t.id, coalesce((select max(position) from reconnect_target where job_id = ${job.id}), 0) + t.n
       from unnest(${targetPersonIds as number[]}::int[]) with ordinality as t(id, n)
       on conflict do nothing`;
-    return { job, added: result.count, created: inserted.length > 0 };
+    return { job, added: result.count, created };
+  }
+
+  /** Locks the job's row until the end of the current transaction (finishing vs joining). */
+  async lock(id: number): Promise<ReconnectJob | undefined> {
+    const [row] = await this.db<JobRow[]>`select * from reconnect_job where id = ${id} for update`;
+    return row && toJob(row);
+  }
+
+  /** Counts an unexpected failure of a run; returns how many in a row. */
+  async countFailure(id: number, reason: string): Promise<number> {
+    const [row] = await this.db<{ failures: number }[]>`
+      update reconnect_job set failures = failures + 1, reason = ${reason.slice(0, 200)}, state = 'queued', updated_at = now()
+      where id = ${id} returning failures`;
+    return row?.failures ?? 0;
   }
 
   async get(id: number): Promise<ReconnectJob | undefined> {
@@ -186,6 +208,7 @@ export class ReconnectJobs {
       update reconnect_job set
         state = ${state}, reason = ${options.reason ?? null}, wait_until = ${options.waitUntil ?? null},
         attempts = attempts + ${state === "running" ? 1 : 0},
+        failures = case when ${state} = 'running' then failures else 0 end,
         started_at = case when ${state} = 'running' then coalesce(started_at, now()) else started_at end,
         finished_at = case when ${finished} then now() else null end,
         updated_at = now()
@@ -208,12 +231,14 @@ export class ReconnectJobs {
   }
 
   /** Saves writers' markers before their network write. */
-  async markInFlight(jobId: number, entries: readonly { personId: number; marker: string }[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.db`
+  /** Returns how many targets were marked: fewer than asked means the job or its targets are gone. */
+  async markInFlight(jobId: number, entries: readonly { personId: number; marker: string }[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    const result = await this.db`
       update reconnect_target t set marker = e.marker
       from unnest(${entries.map((e) => e.personId)}::int[], ${entries.map((e) => e.marker)}::text[]) as e(person_id, marker)
-      where t.job_id = ${jobId} and t.target_person_id = e.person_id`;
+      where t.job_id = ${jobId} and t.target_person_id = e.person_id and t.outcome is null`;
+    return result.count;
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
+import type { RequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { createWebApp } from "./app.ts";
@@ -15,7 +16,11 @@ beforeAll(async () => {
   await db.store.identities.attach(person.id, { platform: "x", stableId: "1", verifiedBy: "platform" });
   await db.sql`insert into x_follow values (1, 2), (1, 3)`;
   await db.sql`analyze x_follow`;
-  server = createWebApp({ store: db.store, ready: () => ready }).listen(0, "127.0.0.1");
+  const failing: RequestHandler = async (req, _res, next) => {
+    if (req.path !== "/boom") return next();
+    throw new Error("secret detail at /internal/path.ts:42");
+  };
+  server = createWebApp({ store: db.store, ready: () => ready, routes: [failing] }).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -39,5 +44,11 @@ describe("web endpoints", () => {
     expect(text).toMatch(/^reconnexion_x_follow_edges 2$/m);
     expect(text).toMatch(/^reconnexion_identities\{platform="x",verified_by="platform"\} 1$/m);
     expect(text).toMatch(/^reconnexion_matches\{state="pending"\} 0$/m);
+  });
+
+  it("answer an unhandled error with a plain 500, never a stack trace", async () => {
+    const r = await fetch(`${base}/boom`);
+    expect(r.status).toBe(500);
+    expect(await r.text()).toBe("Internal error\n");
   });
 });

@@ -2,7 +2,8 @@
  * The HTTP side: health, readiness and Prometheus metrics. The bots mount
  * their routes (Fedify, OAuth callbacks, pages) on the same app.
  */
-import express, { type Express, type RequestHandler } from "express";
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import type { Logger } from "../logger.ts";
 import type { Store } from "../store/index.ts";
 
 export interface WebContext {
@@ -11,6 +12,7 @@ export interface WebContext {
   ready: () => boolean;
   /** Routes mounted by the bots (the fediverse bot's Fedify middleware…). */
   routes?: RequestHandler[];
+  log?: Logger;
 }
 
 export function createWebApp(ctx: WebContext): Express {
@@ -41,6 +43,12 @@ export function createWebApp(ctx: WebContext): Express {
   });
 
   for (const route of ctx.routes ?? []) app.use(route);
+  // Last: an error no route handled gets a plain 500, never a stack trace.
+  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    ctx.log?.error({ err: error instanceof Error ? error.message : String(error) }, "web: unhandled error");
+    if (res.headersSent) return next(error);
+    res.status(500).type("text/plain").set("Cache-Control", "no-store").send("Internal error\n");
+  });
   return app;
 }
 

@@ -275,7 +275,12 @@ export function blueskyOAuthCompleted(ctx: ConnectContext & { revoke(did: string
     const locale = findLocale(person?.language) ?? findLocale(ctx.config.defaultLanguage)!;
     const show = (title: string, body: SafeHtml) => renderPage({ lang: locale.code, title, body: html`<h1>${title}</h1>${body}` });
     if (!grant || !identity || identity.platform !== "bluesky" || identity.personId !== grant.personId) {
-      await ctx.revoke(result.did).catch(() => undefined);
+      // A stale or replayed flow (two tabs, a used link). The client has already
+      // stored this session for the DID: revoke it, unless it is what a working
+      // authorization of that account uses.
+      const owner = await ctx.store.identities.find({ platform: "bluesky", stableId: result.did });
+      const inUse = owner && (await ctx.store.authorizations.get(owner.id).catch(() => undefined))?.kind === "bluesky-oauth";
+      if (!inUse) await ctx.revoke(result.did).catch(() => undefined);
       return show(locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`);
     }
     if (identity.stableId !== result.did) {

@@ -1,0 +1,94 @@
+/**
+ * The job runner's own safety nets, on the real queue (pg-boss on the test
+ * database) with the real writers: a job whose server stays unreachable
+ * gives up and reports instead of retrying forever, and a job whose wake-up
+ * was lost is found again by the periodic rescan.
+ */
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../config.ts";
+import type { Logger } from "../logger.ts";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { until } from "../../test/harness/wait.ts";
+import { createReconnection, type Reconnection } from "./index.ts";
+
+let db: TestDatabase;
+let reconnection: Reconnection;
+const sent: { to: number; text: string }[] = [];
+let nextX = 8_000_000;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  reconnection = createReconnection({
+    config: loadConfig({ PUBLIC_URL: "http://127.0.0.1:9", ALLOW_PRIVATE_ADDRESSES: "1", DEFAULT_LANGUAGE: "en" }),
+    store: db.store,
+    sql: db.sql,
+    databaseUrl: db.url,
+    log: pino({ level: "silent" }) as unknown as Logger,
+    userAgent: "reconnexion-test",
+    // No bot runs here: what would be DMed is kept to check it.
+    messenger: { send: async (to, text) => (sent.push({ to: to.id, text }), true) },
+    runner: { autoSweepSeconds: 0, retryDelaySeconds: 1, maxFailures: 3, rescanSeconds: 1 },
+  });
+  await reconnection.start();
+});
+afterAll(async () => {
+  await reconnection?.stop();
+  await db?.drop();
+});
+
+/** A person on a Mastodon instance at `instance`, who followed `n` people on X now on the fediverse. */
+async function fediversePerson(n: number, instance: string) {
+  const person = await db.store.people.create();
+  const x = String(nextX++);
+  await db.store.identities.attach(person.id, { platform: "x", stableId: x, verifiedBy: "platform" });
+  const me = await db.store.identities.attach(person.id, {
+    platform: "fediverse",
+    stableId: `${instance}/users/p${x}`,
+    handle: `p${x}@${new URL(instance).host}`,
+    verifiedBy: "platform",
+  });
+  const targets: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = await db.store.people.create();
+    const tx = String(nextX++);
+    await db.store.identities.attach(t.id, { platform: "x", stableId: tx, verifiedBy: "platform" });
+    await db.store.identities.attach(t.id, { platform: "fediverse", stableId: `https://t.example/users/t${tx}`, handle: `t${tx}@t.example`, verifiedBy: "platform" });
+    await db.sql`insert into x_follow values (${x}, ${tx})`;
+    targets.push(t.id);
+  }
+  await db.store.matches.refreshForFollowers([person.id]);
+  return { personId: person.id, identity: me, targets };
+}
+
+describe("Reconnector", () => {
+  it("gives up on a job whose server stays unreachable, recording every target as failed, and reports once", async () => {
+    // Nothing listens on port 1: every request is refused.
+    const p = await fediversePerson(2, "http://127.0.0.1:1");
+    await db.store.authorizations.save(p.identity.id, "mastodon-oauth", { instance: "http://127.0.0.1:1", accessToken: "t", scope: "read write follow", accountId: "1" });
+    const result = await reconnection.reconnector.request({ personId: p.personId, platform: "fediverse", request: "all", targets: p.targets, notifyIdentityId: p.identity.id });
+    expect(result.status).toBe("queued");
+    const job = await until("the job to give up", async () => {
+      const j = await db.store.reconnectJobs.openFor(p.personId, "fediverse");
+      return j === undefined && (await db.sql<{ id: number; state: string; failures: number }[]>`select id, state, failures from reconnect_job where person_id = ${p.personId}`)[0];
+    }, 60_000, 200);
+    expect(job.state).toBe("done");
+    const outcomes = await db.sql`select outcome, reason from reconnect_target where job_id = ${job.id}`;
+    expect(outcomes).toEqual([
+      { outcome: "failed", reason: "gave_up" },
+      { outcome: "failed", reason: "gave_up" },
+    ]);
+    const summaries = sent.filter((m) => m.to === p.identity.id && m.text.includes("finished"));
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]!.text).toContain("2 failed");
+  });
+
+  it("finds a job whose wake-up was lost, within the rescan interval", async () => {
+    // A job row with no queued run (as after a dropped send): no authorization either, so its run pauses it.
+    const p = await fediversePerson(1, "https://lost.example");
+    const { job } = await db.store.reconnectJobs.open(p.personId, "fediverse", "all", p.targets, p.identity.id);
+    expect(job.state).toBe("queued");
+    await until("the rescan to run it", async () => (await db.store.reconnectJobs.get(job.id))?.state === "needs_authorization", 15_000, 200);
+    expect(sent.some((m) => m.to === p.identity.id && /\/connect\/[A-Za-z0-9_-]{32}/.test(m.text))).toBe(true);
+  });
+});
