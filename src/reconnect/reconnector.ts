@@ -17,13 +17,12 @@
  */
 import { PgBoss } from "pg-boss";
 import type { Config } from "../config.ts";
-import type { Locale } from "../conversation/i18n/index.ts";
 import type { Logger } from "../logger.ts";
 import type { Sql } from "../store/database.ts";
 import type { Identity, ReconnectJob, Store, TargetPlatform } from "../store/index.ts";
 import { ReconnectJobs, type JobRequest } from "../store/reconnect-jobs.ts";
-import { localeFor } from "./locale.ts";
 import type { Messenger } from "./messenger.ts";
+import { Reports } from "./reports.ts";
 import { AuthorizationExpiredError, RateLimitedError, type FollowWriter, type TargetResult } from "./types.ts";
 
 const QUEUE = "reconnect";
@@ -80,6 +79,7 @@ export type RequestResult =
 export class Reconnector {
   private readonly o: ReconnectorOptions;
   private readonly boss: PgBoss;
+  private readonly reports: Reports;
   private readonly abort = new AbortController();
   private sweepTimer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
@@ -87,6 +87,7 @@ export class Reconnector {
 
   constructor(options: ReconnectorOptions) {
     this.o = options;
+    this.reports = new Reports({ store: options.store, config: options.config, messenger: options.messenger, log: options.log });
     const monitor = options.monitorSeconds ?? 60;
     this.boss = new PgBoss({
       connectionString: options.databaseUrl,
@@ -224,9 +225,7 @@ export class Reconnector {
       const result = await this.request({ personId, platform, request: "all", targets, notifyIdentityId: identity.id });
       if (result.status === "queued") started++;
     }
-    const locale = await localeFor(this.store, personId, this.o.config);
-    const to = await this.notifyTarget(jobs[0]?.notifyIdentityId ?? identity?.id ?? null, personId);
-    if (to) await this.send(to, locale.r.authorized(platform, started > 0));
+    await this.reports.authorized(personId, platform, jobs[0]?.notifyIdentityId ?? identity?.id ?? null, started > 0);
     return started;
   }
 
@@ -310,7 +309,7 @@ export class Reconnector {
         },
         record: async (results: readonly TargetResult[]) => {
           await this.store.transaction((s) => s.reconnectJobs.record(job, results));
-          await this.maybeSendProgress(job);
+          await this.reports.progress(job, this.o.progressSeconds ?? 300);
         },
         signal: this.abort.signal,
       });
@@ -358,28 +357,12 @@ export class Reconnector {
       return;
     }
     log.info({ counts }, "reconnect: job done");
-    if (await jobs.claimSummary(job.id)) {
-      const locale = await localeFor(this.store, job.personId, this.o.config);
-      const to = await this.notifyTarget(job.notifyIdentityId, job.personId);
-      if (to) await this.send(to, locale.r.summary(job.platform, counts, listFailedCommand(locale, job.platform)));
-    }
+    await this.reports.summary(job, counts);
   }
 
   private async pauseForAuthorization(job: ReconnectJob, identity: Identity | undefined): Promise<void> {
     await this.store.reconnectJobs.setState(job.id, "needs_authorization");
-    if (!identity) return;
-    const locale = await localeFor(this.store, job.personId, this.o.config);
-    const to = await this.notifyTarget(job.notifyIdentityId, job.personId);
-    if (to) await this.send(to, locale.r.authorizationExpired(job.platform, await this.connectLink(job.personId, identity.id)));
-  }
-
-  private async maybeSendProgress(job: ReconnectJob): Promise<void> {
-    if (!(await this.store.reconnectJobs.claimProgress(job.id, this.o.progressSeconds ?? 300))) return;
-    const counts = await this.store.reconnectJobs.counts(job.id);
-    if (counts.todo === 0) return;
-    const locale = await localeFor(this.store, job.personId, this.o.config);
-    const to = await this.notifyTarget(job.notifyIdentityId, job.personId);
-    if (to) await this.send(to, locale.r.progress(job.platform, counts));
+    if (identity) await this.reports.authorizationNeeded(job, await this.connectLink(job.personId, identity.id));
   }
 
   /** People with automatic reconnection get their new matches followed. */
@@ -398,31 +381,10 @@ export class Reconnector {
     const identities = await this.store.identities.listForPerson(personId);
     return identities.find((i) => i.platform === platform && i.stableId && i.verifiedBy !== "archive");
   }
-
-  private async notifyTarget(identityId: number | null, personId: number): Promise<Identity | undefined> {
-    const identities = await this.store.identities.listForPerson(personId);
-    return (
-      identities.find((i) => i.id === identityId && i.platform !== "x") ??
-      identities.find((i) => i.platform !== "x" && i.stableId && i.verifiedBy !== "archive")
-    );
-  }
-
-  private async send(to: Identity, text: string): Promise<void> {
-    try {
-      if (!(await this.o.messenger.send(to, text))) this.o.log.info({ identity: to.id }, "reconnect: DM not delivered");
-    } catch (error) {
-      this.o.log.warn({ err: describe(error), identity: to.id }, "reconnect: DM failed");
-    }
-  }
 }
 
 /** The job's rows went away during a run (the person forgot everything, the job was cancelled). */
 class JobGoneError extends Error {}
-
-/** `list failed mastodon`, in the person's words. */
-function listFailedCommand(locale: Locale, platform: TargetPlatform): string {
-  return `${locale.commands.list.words[0]} ${locale.keywords.failed[0]} ${locale.keywords[platform][0]}`;
-}
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 200) : String(error).slice(0, 200);
