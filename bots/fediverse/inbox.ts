@@ -37,6 +37,8 @@ export interface InboxOptions {
   actors?: TtlCache<Actor>;
   /** Runs `fn` with the outbox queue's enqueues gathered into one statement. */
   batchOutbox?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** How long an unanswered claim on a note holds before another delivery takes it over (default 120 s). */
+  claimLeaseSeconds?: number;
 }
 
 function isBotActor(actor: Actor): boolean {
@@ -110,8 +112,17 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
       }
     })
     .onError((_ctx, error) => {
-      log.warn({ err: error }, "fediverse: inbox listener failed");
+      if (error instanceof NoteBusyError) log.debug({ err: error.message }, "fediverse: note busy, retrying later");
+      else log.warn({ err: error }, "fediverse: inbox listener failed");
     });
+}
+
+/** A note another worker is handling right now; thrown so that Fedify retries its delivery later. */
+class NoteBusyError extends Error {
+  constructor(noteId: string) {
+    super(`note ${noteId} is being handled by another worker`);
+    this.name = "NoteBusyError";
+  }
 }
 
 async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxOptions): Promise<void> {
@@ -127,29 +138,43 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
 
   const audience = await audienceOf(object, create, { actorId: botId, profileUrls: [] }, author);
   if (!audience.addressesBot) return;
-  if (!(await store.fediverse.claimNote(object.id.href, create.id?.href ?? null, author.id.href))) {
-    log.debug({ note: object.id.href }, "fediverse: note already handled");
+  const noteId = object.id.href;
+  const claim = await store.fediverse.claimNote(noteId, create.id?.href ?? null, author.id.href, options.claimLeaseSeconds);
+  if (claim.status === "answered") {
+    log.debug({ note: noteId }, "fediverse: note already handled");
     return;
   }
+  // Another worker is on it (a duplicate delivery): Fedify retries this one
+  // later, and by then it is answered — or, if that worker died, taken over.
+  if (claim.status === "busy") throw new NoteBusyError(noteId);
 
   const isBot = isBotActor(author);
   const acct = isBot ? null : await confirmAcct(author.id, options.acct);
-  const incoming: Incoming = {
-    channel: "fediverse",
-    sender: { platform: "fediverse", stableId: author.id.href, handle: acct, apiBase: author.id.origin, isBot },
-    ...contentOf(object),
-    isPrivate: audience.isDirect,
-    replyTo: object.id.href,
-  };
-  const outcome = await engine.handle(incoming);
-  // On the fediverse a private answer is always possible: every reply goes
-  // by DM, and the "answered in private" notice is not needed.
-  const hasPrivate = outcome.replies.some((r) => r.visibility === "private");
-  const texts = outcome.replies.filter((r) => !(hasPrivate && r.kind === "notice")).map((r) => r.text);
-  const send = () => sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id!, texts });
-  const sent = texts.length ? await (options.batchOutbox ? options.batchOutbox(send) : send()) : 0;
-  log.debug({ note: object.id.href, handledAs: outcome.handledAs, sent }, "fediverse: message handled");
-  options.onHandled?.({ noteId: object.id.href, handledAs: outcome.handledAs, replies: sent });
+  let texts = claim.status === "resume" ? claim.replies : null;
+  let handledAs = "resumed";
+  if (!texts) {
+    const incoming: Incoming = {
+      channel: "fediverse",
+      sender: { platform: "fediverse", stableId: author.id.href, handle: acct, apiBase: author.id.origin, isBot },
+      ...contentOf(object),
+      isPrivate: audience.isDirect,
+      replyTo: noteId,
+    };
+    const outcome = await engine.handle(incoming);
+    handledAs = outcome.handledAs;
+    // On the fediverse a private answer is always possible: every reply goes
+    // by DM, and the "answered in private" notice is not needed.
+    const hasPrivate = outcome.replies.some((r) => r.visibility === "private");
+    texts = outcome.replies.filter((r) => !(hasPrivate && r.kind === "notice")).map((r) => r.text);
+    // Kept until queued: a process dying now leaves them for the next one.
+    if (texts.length) await store.fediverse.saveReplies(noteId, texts);
+  }
+  const replies = texts;
+  const send = () => sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id!, texts: replies });
+  const sent = replies.length ? await (options.batchOutbox ? options.batchOutbox(send) : send()) : 0;
+  await store.fediverse.markAnswered(noteId);
+  log.debug({ note: noteId, handledAs, sent }, "fediverse: message handled");
+  options.onHandled?.({ noteId, handledAs, replies: sent });
 }
 
 /** The activity's actor: from this process's cache, else as Fedify gets it (then cached). */

@@ -35,6 +35,8 @@ export interface FediverseBotOptions {
   engine?: Partial<EngineContext>;
   queue?: QueueOptions;
   onHandled?: InboxOptions["onHandled"];
+  /** See InboxOptions.claimLeaseSeconds (tests shorten it). */
+  claimLeaseSeconds?: number;
 }
 
 export interface FediverseBot {
@@ -96,6 +98,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
       schemeFor: (actorId) => (config.allowPrivateAddresses && actorId.protocol === "http:" ? "http:" : "https:"),
     },
     ...(options.onHandled ? { onHandled: options.onHandled } : {}),
+    ...(options.claimLeaseSeconds !== undefined ? { claimLeaseSeconds: options.claimLeaseSeconds } : {}),
   });
 
   const fedify = integrateFederation(federation, () => undefined);

@@ -16,7 +16,7 @@ let port: number;
 beforeAll(async () => {
   db = await createTestDatabase();
   port = await freePort();
-  server = await startFediServer({ users: [{ name: "alice" }, { name: "bob" }] });
+  server = await startFediServer({ users: [{ name: "alice" }, { name: "bob" }, { name: "carol" }, { name: "dan" }, { name: "erin" }] });
 });
 afterAll(async () => {
   await server?.close();
@@ -66,5 +66,67 @@ it("delivers, after a restart, a reply queued before it", async () => {
     expect(new Set(bob.notes.map((n) => n.id)).size).toBe(queued);
   } finally {
     await second.stop();
+  }
+});
+
+/** A claim on `noteId` as a worker that died would have left it. */
+async function deadClaim(noteId: string, actor: string, options: { ageSeconds: number; replies?: string[] }) {
+  await db.sql`
+    insert into fediverse_inbound (note_id, actor_uri, claimed_at, replies)
+    values (${noteId}, ${actor}, now() - ${options.ageSeconds} * interval '1 second',
+            ${options.replies ? db.sql.json(options.replies) : null})`;
+}
+
+it("answers a note claimed by a worker that died before answering", async () => {
+  const carol = server.user("carol");
+  const bot = await startBot(db, port);
+  try {
+    const noteId = carol.noteId();
+    await deadClaim(noteId, carol.actorId, { ageSeconds: 3600 });
+    const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+    expect((await carol.post(bot.inbox, createNote("mastodon", carol, ref, "help", { noteId }))).status).toBe(202);
+    const [note] = await carol.waitForNotes(1);
+    expect(note!.inReplyTo).toBe(noteId);
+    const [row] = await db.sql<{ answered: boolean }[]>`select answered_at is not null as answered from fediverse_inbound where note_id = ${noteId}`;
+    expect(row!.answered).toBe(true);
+  } finally {
+    await bot.stop();
+  }
+});
+
+it("sends the replies a dead worker saved, without running the message again", async () => {
+  const dan = server.user("dan");
+  const bot = await startBot(db, port);
+  try {
+    const noteId = dan.noteId();
+    await deadClaim(noteId, dan.actorId, { ageSeconds: 3600, replies: ["The answer saved before the crash."] });
+    const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+    expect((await dan.post(bot.inbox, createNote("mastodon", dan, ref, "help", { noteId }))).status).toBe(202);
+    await dan.waitForNotes(1);
+    await settle();
+    expect(dan.notes).toHaveLength(1);
+    expect(dan.notes[0]!.content).toContain("The answer saved before the crash.");
+  } finally {
+    await bot.stop();
+  }
+});
+
+it("waits while another worker's claim is fresh, then takes it over when its lease ends", async () => {
+  const erin = server.user("erin");
+  const bot = await startBot(db, port, { claimLeaseSeconds: 3 });
+  try {
+    const noteId = erin.noteId();
+    await deadClaim(noteId, erin.actorId, { ageSeconds: 0 });
+    const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+    expect((await erin.post(bot.inbox, createNote("mastodon", erin, ref, "help", { noteId }))).status).toBe(202);
+    await settle();
+    expect(erin.notes).toHaveLength(0);
+    const notes = await erin.waitForNotes(1, 30_000);
+    const total = Number(notes[0]!.content.match(/\((\d+)\/(\d+)\)<\/p>$/)?.[2] ?? 1);
+    await erin.waitForNotes(total, 10_000);
+    await settle();
+    expect(erin.notes).toHaveLength(total);
+  } finally {
+    await bot.stop();
   }
 });

@@ -74,13 +74,39 @@ export class FediverseState {
     return row?.n ?? 0;
   }
 
-  /** Claims a note for handling: true the first time only. */
-  async claimNote(noteId: string, activityId: string | null, actorUri: string): Promise<boolean> {
-    const result = await this.db`
+  /**
+   * Claims a note for handling. `new`: first sight, handle it. `resume`: a
+   * claim whose holder died before answering (older than `leaseSeconds`),
+   * taken over — with the replies it saved, if any. `answered`: done
+   * already. `busy`: another worker holds a fresh claim; try again later.
+   */
+  async claimNote(
+    noteId: string,
+    activityId: string | null,
+    actorUri: string,
+    leaseSeconds = 120,
+  ): Promise<{ status: "new" } | { status: "resume"; replies: string[] | null } | { status: "answered" } | { status: "busy" }> {
+    const [taken] = await this.db<{ inserted: boolean; replies: string[] | null }[]>`
       insert into fediverse_inbound (note_id, activity_id, actor_uri)
       values (${noteId}, ${activityId}, ${actorUri})
-      on conflict do nothing`;
-    return result.count > 0;
+      on conflict (note_id) do update set claimed_at = now()
+        where fediverse_inbound.answered_at is null
+          and fediverse_inbound.claimed_at < now() - ${leaseSeconds} * interval '1 second'
+      returning (xmax = 0) as inserted, replies`;
+    if (taken) return taken.inserted ? { status: "new" } : { status: "resume", replies: taken.replies };
+    const [row] = await this.db<{ answered: boolean }[]>`
+      select answered_at is not null as answered from fediverse_inbound where note_id = ${noteId}`;
+    return row?.answered === false ? { status: "busy" } : { status: "answered" };
+  }
+
+  /** Saves a note's replies as the engine wrote them, before they are queued. */
+  async saveReplies(noteId: string, replies: readonly string[]): Promise<void> {
+    await this.db`update fediverse_inbound set replies = ${this.db.json(replies as string[])} where note_id = ${noteId}`;
+  }
+
+  /** The note's replies are queued: it is done. */
+  async markAnswered(noteId: string): Promise<void> {
+    await this.db`update fediverse_inbound set answered_at = now(), replies = null where note_id = ${noteId}`;
   }
 
   /** Forgets claims older than `before` (redeliveries stop within days). */

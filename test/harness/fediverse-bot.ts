@@ -43,7 +43,7 @@ export interface RunningBot {
 export async function startBot(
   db: TestDatabase,
   port: number,
-  options: { workers?: boolean | "inbox"; env?: Record<string, string> } & Partial<Pick<FediverseBotOptions, "engine" | "onHandled" | "queue">> = {},
+  options: { workers?: boolean | "inbox"; env?: Record<string, string> } & Partial<Pick<FediverseBotOptions, "engine" | "onHandled" | "queue" | "claimLeaseSeconds">> = {},
 ): Promise<RunningBot> {
   const config = botConfig(port, options.env);
   const bot = createFediverseBot({
@@ -54,6 +54,7 @@ export async function startBot(
     queue: { pollMs: 200, ...options.queue },
     ...(options.engine ? { engine: options.engine } : {}),
     ...(options.onHandled ? { onHandled: options.onHandled } : {}),
+    ...(options.claimLeaseSeconds !== undefined ? { claimLeaseSeconds: options.claimLeaseSeconds } : {}),
   });
   const app = createWebApp({ store: db.store, ready: () => true, routes: [bot.middleware] });
   const server = await new Promise<Server>((resolve, reject) => {
