@@ -13,6 +13,8 @@ import { startFlakyProxy, type FlakyProxy } from "../../test/harness/bluesky-pro
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { startBlueskyBot, type BlueskyBot } from "./index.ts";
 import { PROFILE_DESCRIPTION } from "./messages.ts";
+import { accountKey } from "./session.ts";
+import { senderKey } from "../../src/store/conversation-state.ts";
 
 let net: BlueskyNetwork;
 let db: TestDatabase;
@@ -377,5 +379,104 @@ describe("limits", () => {
     await second.nextPoll();
     expect(await secondRepliesTo(uri)).toHaveLength(1);
     expect(logs.some((l) => l.msg === "Bluesky poll failed: waiting")).toBe(true);
+  });
+});
+
+describe("answers cut off midway", () => {
+  let third: BlueskyBot;
+  let startThird: () => BlueskyBot;
+  let thirdUser: TestUser;
+  /** Fails the n-th chat message the bot sends (once), as a dropped connection would. */
+  let failSendNumber = 0;
+  let sends = 0;
+
+  beforeAll(async () => {
+    thirdUser = await net.createUser("thirdbot");
+    const cutting: typeof globalThis.fetch = async (input, init) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      if (url.pathname.endsWith("/chat.bsky.convo.sendMessage") && ++sends === failSendNumber) throw new TypeError("fetch failed");
+      return globalThis.fetch(input, init);
+    };
+    startThird = () => start({ config: { ...config, bluesky: { ...config.bluesky, handle: thirdUser.handle, appPassword: thirdUser.password } }, fetch: cutting });
+    third = startThird();
+    await third.ready;
+    await third.nextPoll();
+  });
+  afterAll(async () => {
+    await third?.stop();
+  });
+
+  async function say(user: TestUser, text: string) {
+    const chat = user.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+    const convo = (await chat.chat.bsky.convo.getConvoForMembers({ members: [thirdUser.did] })).data.convo;
+    await chat.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text } });
+  }
+  const answers = (user: TestUser) => net.chat.messagesBetween(thirdUser.did, user.did).filter((m) => m.sender.did === thirdUser.did).map((m) => m.text);
+
+  it("finishes a chat answer cut off by a network error: every piece once, in order, the command run once", async () => {
+    // An answer long enough for several chat messages: `help` in full.
+    const witness = await net.createUser("witness");
+    await net.processAll();
+    await say(witness, "help");
+    await third.nextPoll();
+    const whole = answers(witness);
+    expect(whole.length).toBeGreaterThanOrEqual(2);
+
+    const cut = await net.createUser("cutoff");
+    await net.processAll();
+    failSendNumber = sends + 2; // the second piece of the next answer fails
+    await say(cut, "help");
+    await third.nextPoll();
+    await third.nextPoll();
+    expect(answers(cut)).toEqual(whole);
+    expect(logs.some((l) => l.msg === "Bluesky poll failed: waiting")).toBe(true);
+    // The retry sent the saved answer: the engine counted the message once.
+    const [row] = await db.sql<{ window_count: number }[]>`
+      select window_count from conversation_sender where sender_key = ${senderKey({ platform: "bluesky", stableId: cut.did })}`;
+    expect(row!.window_count).toBe(1);
+  });
+
+  it("takes over an event whose worker died mid-answer, sending only the rest", async () => {
+    const late = await net.createUser("lateanswer");
+    await net.processAll();
+    // The bot is down while the message arrives and the dead worker's claim is staged.
+    await third.stop();
+    const chat = late.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+    const convo = (await chat.chat.bsky.convo.getConvoForMembers({ members: [thirdUser.did] })).data.convo;
+    const sentMsg = (await chat.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text: "help" } })).data;
+    // A worker claimed it, wrote two pieces of answer, sent the first, and died an hour ago.
+    await db.sql`
+      insert into bluesky_event (account, event_id, kind, state, claimed_at, replies, sent)
+      values (${accountKey(thirdUser.handle)}, ${`chat:${convo.id}:${sentMsg.id}`}, 'chat', 'claimed', now() - interval '1 hour',
+              ${db.sql.json(["first piece, already sent", "second piece, still to send"])}, 1)`;
+    third = startThird();
+    await third.ready;
+    await third.nextPoll();
+    expect(answers(late)).toEqual(["second piece, still to send"]);
+  });
+
+  it("resumes a mention whose DM went out before its worker died: only the public reply is posted", async () => {
+    const pat = await net.createUser("patmention");
+    await net.processAll();
+    await third.stop();
+    const rt = new RichText({ text: `@${thirdUser.handle} status` });
+    await rt.detectFacets(pat.agent);
+    const post = await pat.agent.com.atproto.repo.createRecord({
+      repo: pat.did,
+      collection: "app.bsky.feed.post",
+      record: { $type: "app.bsky.feed.post", text: rt.text, facets: rt.facets, createdAt: new Date().toISOString() },
+    });
+    await net.processAll();
+    const saved = { privateTexts: ["the private part"], publicAnswers: [], notices: ["I've answered you in a private message."], language: "en", handledAs: "status" };
+    await db.sql`
+      insert into bluesky_event (account, event_id, kind, state, claimed_at, replies, sent)
+      values (${accountKey(thirdUser.handle)}, ${post.data.uri}, 'mention', 'claimed', now() - interval '1 hour', ${db.sql.json(saved)}, 1)`;
+    third = startThird();
+    await third.ready;
+    await third.nextPoll();
+    const res = await thirdUser.agent.com.atproto.repo.listRecords({ repo: thirdUser.did, collection: "app.bsky.feed.post", limit: 100 });
+    const replies = res.data.records.filter((r) => (r.value as AppBskyFeedPost.Record).reply?.parent.uri === post.data.uri);
+    expect(replies.map((r) => (r.value as AppBskyFeedPost.Record).text)).toEqual([`@${pat.handle} I've answered you in a private message.`]);
+    expect(net.chat.messagesBetween(thirdUser.did, pat.did)).toHaveLength(0);
   });
 });

@@ -7,7 +7,7 @@
  */
 import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@atproto/api";
 import type { Incoming } from "../../src/conversation/index.ts";
-import { describe, isTransient } from "./errors.ts";
+import { describe, EventBusyError, isTransient } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
 import type { MentionContext } from "./mentions.ts";
 
@@ -70,7 +70,9 @@ export async function pollChat(ctx: ChatContext): Promise<number> {
 async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBskyConvoDefs.MessageView): Promise<boolean> {
   const { state, account, log } = ctx;
   const eventId = `chat:${convoId}:${message.id}`;
-  if (!(await state.claim(account, eventId, "chat"))) return false;
+  const claim = await state.claim(account, eventId, "chat");
+  if (claim.status === "done") return false;
+  if (claim.status === "busy") throw new EventBusyError(eventId);
   try {
     const profile = await profileOf(ctx, message.sender.did);
     if (isBotLabelled(profile?.labels)) {
@@ -78,21 +80,32 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
       return false;
     }
     const sender = { did: message.sender.did, handle: profile?.handle ?? null };
-    const incoming: Incoming = {
-      channel: "bluesky",
-      sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: false },
-      text: message.text,
-      isPrivate: true,
-      replyTo: { convoId, messageId: message.id },
-    };
-    const outcome = await ctx.engine.handle(incoming);
-    const texts = outcome.replies.map((r) => r.text);
+    // A retry sends what the first try wrote, from where it stopped: the
+    // message is not run twice (a link code would be spent already).
+    let texts = claim.status === "resume" && Array.isArray(claim.replies) ? (claim.replies as string[]) : null;
+    let handledAs = "resumed";
+    if (!texts) {
+      const incoming: Incoming = {
+        channel: "bluesky",
+        sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: false },
+        text: message.text,
+        isPrivate: true,
+        replyTo: { convoId, messageId: message.id },
+      };
+      const outcome = await ctx.engine.handle(incoming);
+      handledAs = outcome.handledAs;
+      texts = outcome.replies.map((r) => r.text);
+      if (texts.length) await state.saveReplies(account, eventId, texts);
+    }
     if (texts.length) {
-      const sent = await ctx.outbox.sendToConvo(convoId, texts, [sender]);
+      const sent = await ctx.outbox.sendToConvo(convoId, texts, [sender], {
+        skip: claim.status === "resume" ? claim.sent : 0,
+        onSent: (n) => state.saveSent(account, eventId, n),
+      });
       if (sent !== true) log.info({ convoId, reason: sent }, "Bluesky chat answer refused");
     }
     await state.finish(account, eventId, "done");
-    log.info({ convoId, handledAs: outcome.handledAs }, "answered Bluesky chat message");
+    log.info({ convoId, handledAs }, "answered Bluesky chat message");
     return true;
   } catch (error) {
     if (isTransient(error)) {

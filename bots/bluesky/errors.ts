@@ -27,3 +27,11 @@ export function describe(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ""}`;
   return String(error);
 }
+
+/** Another worker holds a fresh claim on the event: come back to it at the next poll, quietly. */
+export class EventBusyError extends Error {
+  constructor(eventId: string) {
+    super(`event ${eventId} is being handled by another worker`);
+    this.name = "EventBusyError";
+  }
+}

@@ -16,7 +16,7 @@ import { botNamesFrom, ConversationEngine, type EngineContext } from "../../src/
 import type { Logger } from "../../src/logger.ts";
 import type { Store } from "../../src/store/index.ts";
 import { pollChat, type ChatContext } from "./chat.ts";
-import { describe, isAuthFailure, isTransient } from "./errors.ts";
+import { describe, EventBusyError, isAuthFailure, isTransient } from "./errors.ts";
 import { pollMentions, type MentionContext } from "./mentions.ts";
 import { Outbox } from "./outbox.ts";
 import { ensureBotProfile } from "./profile.ts";
@@ -159,6 +159,12 @@ export function startBlueskyBot(options: {
         await sleep(pollIntervalMs, abort.signal);
       } catch (error) {
         if (abort.signal.aborted) break;
+        if (error instanceof EventBusyError) {
+          // Another replica is answering that event: come back at the next poll.
+          log.debug({ err: error.message }, "Bluesky event busy elsewhere");
+          await sleep(pollIntervalMs, abort.signal);
+          continue;
+        }
         failing = true;
         log.warn({ err: describe(error), retryInMs: wait }, "Bluesky poll failed: waiting");
         await sleep(wait, abort.signal);

@@ -9,7 +9,7 @@ import type { AppBskyFeedPost, AppBskyNotificationListNotifications, AtpAgent } 
 import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
 import type { Logger } from "../../src/logger.ts";
 import type { BlueskyState } from "../../src/store/bluesky-state.ts";
-import { describe, isTransient } from "./errors.ts";
+import { describe, EventBusyError, isTransient } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
 import { openYourMessages } from "./messages.ts";
 import type { Outbox, ThreadRef } from "./outbox.ts";
@@ -83,9 +83,24 @@ export async function pollMentions(ctx: MentionContext): Promise<number> {
   return answered;
 }
 
+/** A mention's answer as the engine wrote it, kept with the claim until sent. */
+interface SavedAnswer {
+  privateTexts: string[];
+  publicAnswers: string[];
+  notices: string[];
+  language: string;
+  handledAs: string;
+}
+
+/** `sent` phases of a mention: its DM delivered (or none needed), or refused. */
+const DM_SENT = 1;
+const DM_REFUSED = 2;
+
 async function handleMention(ctx: MentionContext, n: Notification, record: AppBskyFeedPost.Record): Promise<boolean> {
   const { state, account, log } = ctx;
-  if (!(await state.claim(account, n.uri, "mention"))) return false;
+  const claim = await state.claim(account, n.uri, "mention");
+  if (claim.status === "done") return false;
+  if (claim.status === "busy") throw new EventBusyError(n.uri);
   try {
     if (isBotLabelled(n.author.labels)) {
       await state.finish(account, n.uri, "skipped");
@@ -102,27 +117,40 @@ async function handleMention(ctx: MentionContext, n: Notification, record: AppBs
     const self = { uri: post.uri, cid: post.cid };
     const thread: ThreadRef = { parent: self, root: record.reply?.root ?? self };
     const sender = { did: n.author.did, handle: post.author.handle };
-    const incoming: Incoming = {
-      channel: "bluesky",
-      sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: isBotLabelled(post.author.labels) },
-      text: record.text,
-      isPrivate: false,
-      replyTo: thread,
-    };
-    const outcome = await ctx.engine.handle(incoming);
-    const privateTexts = outcome.replies.filter((r) => r.visibility === "private").map((r) => r.text);
-    let dmRefused: string | undefined;
-    if (privateTexts.length) {
-      const dm = await ctx.outbox.sendDm(sender, privateTexts);
-      if (!dm.delivered) dmRefused = dm.reason;
+    // A retry sends what the first try wrote: the message is not run twice.
+    let answer = claim.status === "resume" ? (claim.replies as SavedAnswer | null) : null;
+    let sent = claim.status === "resume" ? claim.sent : 0;
+    if (!answer) {
+      const incoming: Incoming = {
+        channel: "bluesky",
+        sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: isBotLabelled(post.author.labels) },
+        text: record.text,
+        isPrivate: false,
+        replyTo: thread,
+      };
+      const outcome = await ctx.engine.handle(incoming);
+      answer = {
+        privateTexts: outcome.replies.filter((r) => r.visibility === "private").map((r) => r.text),
+        publicAnswers: outcome.replies.filter((r) => r.visibility === "public" && r.kind === "answer").map((r) => r.text),
+        notices: outcome.replies.filter((r) => r.visibility === "public" && r.kind === "notice").map((r) => r.text),
+        language: outcome.language,
+        handledAs: outcome.handledAs,
+      };
+      await state.saveReplies(account, n.uri, answer);
     }
-    const publicTexts = outcome.replies
-      .filter((r) => r.visibility === "public" && !(dmRefused && r.kind === "notice"))
-      .map((r) => r.text);
-    if (dmRefused) publicTexts.push(openYourMessages(outcome.language, ctx.bot.handle));
-    if (publicTexts.length) await ctx.outbox.replyInThread(thread, publicTexts, sender, outcome.language);
+    if (sent === 0) {
+      const dm = answer.privateTexts.length ? await ctx.outbox.sendDm(sender, answer.privateTexts) : { delivered: true as const };
+      sent = dm.delivered ? DM_SENT : DM_REFUSED;
+      await state.saveSent(account, n.uri, sent);
+    }
+    const dmRefused = sent === DM_REFUSED;
+    // Public answers keep their order with the notice ("answered in private"),
+    // which becomes "how to open your messages" when the DM was refused.
+    const publicTexts = [...answer.publicAnswers, ...(dmRefused ? [] : answer.notices)];
+    if (dmRefused) publicTexts.push(openYourMessages(answer.language, ctx.bot.handle));
+    if (publicTexts.length) await ctx.outbox.replyInThread(thread, publicTexts, sender, answer.language);
     await state.finish(account, n.uri, "done");
-    log.info({ uri: n.uri, handledAs: outcome.handledAs, dm: privateTexts.length ? (dmRefused ?? "sent") : undefined }, "answered Bluesky mention");
+    log.info({ uri: n.uri, handledAs: answer.handledAs, dm: answer.privateTexts.length ? (dmRefused ? "refused" : "sent") : undefined }, "answered Bluesky mention");
     return true;
   } catch (error) {
     if (isTransient(error)) {

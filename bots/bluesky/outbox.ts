@@ -105,11 +105,20 @@ export class Outbox {
   }
 
   /** Sends `texts` into a conversation, in order; true, or the refusal's name. */
-  async sendToConvo(convoId: string, texts: readonly string[], known: readonly Person[] = []): Promise<true | string> {
-    for (const piece of texts.flatMap((t) => splitGraphemes(t, CHAT_LIMIT))) {
+  async sendToConvo(
+    convoId: string,
+    texts: readonly string[],
+    known: readonly Person[] = [],
+    progress: { skip?: number; onSent?: (sent: number) => Promise<void> } = {},
+  ): Promise<true | string> {
+    const pieces = texts.flatMap((t) => splitGraphemes(t, CHAT_LIMIT));
+    // `skip`: pieces an earlier try sent already; `onSent`: how many are sent now.
+    for (let i = progress.skip ?? 0; i < pieces.length; i++) {
+      const piece = pieces[i]!;
       try {
         const facets = facetsFor(piece, known);
         await this.chat.chat.bsky.convo.sendMessage({ convoId, message: { text: piece, ...(facets ? { facets } : {}) } });
+        await progress.onSent?.(i + 1);
       } catch (error) {
         const name = errorName(error);
         if (!isTransient(error) && name && REFUSALS.has(name)) return name;

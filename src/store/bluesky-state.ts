@@ -11,6 +11,13 @@ export type BlueskyEventKind = "mention" | "chat";
 /** How long an unfinished claim blocks others before it may be taken again. */
 const STALE_CLAIM_SECONDS = 300;
 
+/** What `claim` found: see BlueskyState.claim. */
+export type EventClaim =
+  | { status: "new" }
+  | { status: "resume"; replies: unknown; sent: number }
+  | { status: "done" }
+  | { status: "busy" };
+
 export class BlueskyState {
   private readonly db: Queryable;
   private readonly box: SecretBox;
@@ -74,26 +81,41 @@ export class BlueskyState {
   }
 
   /**
-   * Takes an event on: true when this caller should handle it (first time, or
-   * an earlier claim went stale); false when it was handled or is being handled.
+   * Takes an event on. `new`: first sight. `resume`: a claim released after a
+   * failed delivery, or gone stale (its worker died) — with what was saved.
+   * `done`: handled or skipped. `busy`: another worker holds a fresh claim.
    */
-  async claim(account: string, eventId: string, kind: BlueskyEventKind): Promise<boolean> {
-    const result = await this.db`
+  async claim(account: string, eventId: string, kind: BlueskyEventKind): Promise<EventClaim> {
+    const [row] = await this.db<{ inserted: boolean; replies: unknown; sent: number }[]>`
       insert into bluesky_event (account, event_id, kind, state) values (${account}, ${eventId}, ${kind}, 'claimed')
-      on conflict (account, event_id) do update set claimed_at = now()
-      where bluesky_event.state = 'claimed'
-        and bluesky_event.claimed_at < now() - ${STALE_CLAIM_SECONDS} * interval '1 second'`;
-    return result.count > 0;
+      on conflict (account, event_id) do update set state = 'claimed', claimed_at = now()
+      where bluesky_event.state = 'released'
+        or (bluesky_event.state = 'claimed' and bluesky_event.claimed_at < now() - ${STALE_CLAIM_SECONDS} * interval '1 second')
+      returning (xmax = 0) as inserted, replies, sent`;
+    if (row) return row.inserted ? { status: "new" } : { status: "resume", replies: row.replies ?? null, sent: row.sent };
+    const [existing] = await this.db<{ state: string }[]>`
+      select state from bluesky_event where account = ${account} and event_id = ${eventId}`;
+    return existing?.state === "claimed" ? { status: "busy" } : { status: "done" };
+  }
+
+  /** Keeps the engine's replies with the claim, before any is sent. */
+  async saveReplies(account: string, eventId: string, replies: unknown): Promise<void> {
+    await this.db`update bluesky_event set replies = ${this.db.json(replies as never)} where account = ${account} and event_id = ${eventId}`;
+  }
+
+  /** Records how far sending got (pieces, or phases), so a retry does not send them again. */
+  async saveSent(account: string, eventId: string, sent: number): Promise<void> {
+    await this.db`update bluesky_event set sent = ${sent} where account = ${account} and event_id = ${eventId}`;
   }
 
   /** Marks a claimed event handled (`done`) or deliberately ignored (`skipped`). */
   async finish(account: string, eventId: string, state: "done" | "skipped"): Promise<void> {
-    await this.db`update bluesky_event set state = ${state}, done_at = now() where account = ${account} and event_id = ${eventId}`;
+    await this.db`update bluesky_event set state = ${state}, done_at = now(), replies = null where account = ${account} and event_id = ${eventId}`;
   }
 
-  /** Gives up a claim so the event is tried again (a delivery failed). */
+  /** Gives up a claim so the event is tried again (a delivery failed), keeping what was saved. */
   async release(account: string, eventId: string): Promise<void> {
-    await this.db`delete from bluesky_event where account = ${account} and event_id = ${eventId} and state = 'claimed'`;
+    await this.db`update bluesky_event set state = 'released' where account = ${account} and event_id = ${eventId} and state = 'claimed'`;
   }
 
   /** Forgets finished events older than `days` (their notifications are long past the watermark). */
