@@ -161,6 +161,8 @@ export function connectRoutes(ctx: ConnectContext): Router {
     const { identity, locale } = opened;
     const appPassword = typeof req.body?.appPassword === "string" ? req.body.appPassword.trim() : "";
     const attempts = (tries.get(token) ?? 0) + 1;
+    // Links are few and short-lived: a bound keeps a flood of junk tokens from growing the map.
+    if (tries.size > 10_000) tries.clear();
     tries.set(token, attempts);
     if (attempts > APP_PASSWORD_TRIES) {
       page(res, locale, locale.web.title, html`<p class="error">${prose(locale.web.linkInvalid)}</p>`, 429);
