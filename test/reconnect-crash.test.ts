@@ -1,9 +1,10 @@
 /**
  * Exactly once across crashes: the real service (`reconnexion start`, a
- * child process on the test database) runs a Bluesky reconnection on a local
- * Bluesky (dev-env) and is killed with SIGKILL twice while it writes; a new
- * process finishes the job. Every target is followed once — one follow
- * record each in the person's repo — and every outcome is recorded.
+ * child process on the test database) runs a reconnection and is killed
+ * with SIGKILL twice while it writes; a new process finishes the job. On a
+ * local Bluesky (dev-env): one follow record per target in the person's
+ * repo. On a Mastodon API test instance: one follow request per target,
+ * one signed Follow received by each target's server. Every outcome kept.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
@@ -14,6 +15,8 @@ import type { Logger } from "../src/logger.ts";
 import { loginWithAppPassword } from "../src/reconnect/bluesky/app-password.ts";
 import { Reconnector } from "../src/reconnect/reconnector.ts";
 import { followSubjects, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
+import { startFediServer, type FediUser } from "./harness/fediverse.ts";
+import { startMastodonInstance } from "./harness/mastodon-instance.ts";
 import { until } from "./harness/wait.ts";
 import { CLI, ROOT } from "./harness/cli.ts";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
@@ -36,7 +39,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts `reconnexion start` on the test database; resolves once it serves. */
-async function startService(port: number): Promise<ChildProcess> {
+async function startService(port: number, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, "start"], {
     cwd: ROOT,
     env: {
@@ -53,6 +56,7 @@ async function startService(port: number): Promise<ChildProcess> {
       // Small batches: many write calls, so the kills land mid-job.
       BLUESKY_WRITE_BATCH: "3",
       LOG_LEVEL: "warn",
+      ...extraEnv,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -162,4 +166,81 @@ it("finishes a job killed twice mid-write without following anyone twice or losi
     select state, count(*)::int as n from match where person_id = ${personId} group by state`;
   expect(states).toEqual([{ state: "followed", n: TARGETS }]);
   await kill9(survivor);
+}, 240_000);
+
+it("finishes a Mastodon job killed twice mid-write: one follow request and one Follow per target", async () => {
+  const COUNT = 24;
+  // A slow instance (8 requests a second per token): the job takes seconds, the kills land in it.
+  const instance = await startMastodonInstance({ rateLimit: { limit: 8, windowMs: 1000 } });
+  const remote = await startFediServer({ users: [] });
+  try {
+    const me = await instance.addUser({ name: "mallory" });
+    const person = (await db.store.people.create()).id;
+    await db.store.identities.attach(person, { platform: "x", stableId: "7100000", handle: "mallory", verifiedBy: "platform" });
+    const identity = await db.store.identities.attach(person, {
+      platform: "fediverse",
+      stableId: me.uri,
+      handle: `mallory@${instance.domain}`,
+      apiBase: instance.origin,
+      verifiedBy: "platform",
+    });
+    const users: FediUser[] = [];
+    for (let i = 0; i < COUNT; i++) {
+      const u = await remote.addUser({ name: `m${i}` });
+      const tp = (await db.store.people.create()).id;
+      await db.store.identities.attach(tp, { platform: "x", stableId: String(7100001 + i), handle: `m${i}`, verifiedBy: "platform" });
+      await db.store.identities.attach(tp, { platform: "fediverse", stableId: u.actorId, handle: u.acct, verifiedBy: "platform" });
+      await db.sql`insert into x_follow values (7100000, ${7100001 + i})`;
+      users.push(u);
+    }
+    await db.store.matches.refreshForFollowers([person]);
+    const scope = "read:accounts read:follows read:search write:follows";
+    await db.store.authorizations.save(identity.id, "mastodon-oauth", {
+      instance: instance.origin,
+      accessToken: instance.issueToken("mallory", scope),
+      scope,
+      accountId: me.id,
+    });
+    const enqueue = Reconnector.enqueueOnly({
+      store: db.store,
+      sql: db.sql,
+      databaseUrl: db.url,
+      config: loadConfig({ PUBLIC_URL: "http://127.0.0.1:1", DEFAULT_LANGUAGE: "en" }),
+      log: pino({ level: "silent" }) as unknown as Logger,
+    });
+    await enqueue.start();
+    const targets = await db.store.reconnectJobs.selectTargets(person, "fediverse");
+    expect((await enqueue.request({ personId: person, platform: "fediverse", request: "all", targets, notifyIdentityId: identity.id })).status).toBe("queued");
+    await enqueue.stop();
+
+    // Outcomes are recorded 40 at a time: the kills are timed on follow requests reaching the instance.
+    const followRequests = () =>
+      instance.requests.filter((r) => r.method === "POST" && /^\/api\/v1\/accounts\/[^/]+\/follow$/.test(r.path));
+    const port = await freePort();
+    for (const killAt of [4, 14]) {
+      const child = await startService(port);
+      await until(`${killAt} follow requests`, () => followRequests().length >= killAt, 90_000, 10);
+      await kill9(child);
+      const [j] = await db.sql<{ state: string }[]>`select state from reconnect_job where person_id = ${person}`;
+      expect(j!.state).not.toBe("done");
+    }
+    const survivor = await startService(port);
+    await until("the job to finish", async () => {
+      const [j] = await db.sql<{ state: string }[]>`select state from reconnect_job where person_id = ${person}`;
+      return j?.state === "done";
+    }, 120_000);
+    await kill9(survivor);
+    await until("every Follow delivered", () => users.every((u) => u.follows.length > 0), 30_000);
+    for (const u of users) expect(u.follows.filter((f) => f.actor === me.uri), u.name).toHaveLength(1);
+    const followPosts = followRequests().filter((r) => r.status === 200);
+    expect(followPosts).toHaveLength(COUNT);
+    expect(new Set(followPosts.map((r) => r.path)).size).toBe(COUNT);
+    const outcomes = await db.sql<{ outcome: string; n: number }[]>`
+      select t.outcome, count(*)::int as n from reconnect_target t join reconnect_job j on j.id = t.job_id
+      where j.person_id = ${person} group by t.outcome`;
+    expect(outcomes).toEqual([{ outcome: "followed", n: COUNT }]);
+  } finally {
+    await remote.close();
+    await instance.close();
+  }
 }, 240_000);
