@@ -23,6 +23,7 @@ import { createReconnection, routeMessages, type Reconnection } from "../src/rec
 import { followSubjects, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
 import { until } from "./harness/wait.ts";
 import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
+import { registerFollowed, registerPerson } from "./harness/graph.ts";
 
 let net: BlueskyNetwork;
 let db: TestDatabase;
@@ -41,29 +42,24 @@ let xIds = 5_000_000;
 interface Asker {
   user: TestUser;
   personId: number;
+  xId: string;
   targets: TestUser[];
 }
 
 /** A registered person on Bluesky who followed `targets` on X, each registered with their Bluesky account. */
 async function registered(name: string, targetCount: number): Promise<Asker> {
   const user = await net.createUser(name);
-  const personId = (await db.store.people.create()).id;
   const myX = String(++xIds);
-  await db.store.identities.attach(personId, { platform: "x", stableId: myX, handle: name, verifiedBy: "platform" });
-  await db.store.identities.attach(personId, { platform: "bluesky", stableId: user.did, handle: user.handle, verifiedBy: "platform" });
+  const { personId } = await registerPerson(db.store, myX, { platform: "bluesky", stableId: user.did, handle: user.handle }, name);
   const targets: TestUser[] = [];
   for (let i = 0; i < targetCount; i++) {
     const t = await net.createUser(`${name}t${i}`);
-    const tp = (await db.store.people.create()).id;
-    const tx = String(++xIds);
-    await db.store.identities.attach(tp, { platform: "x", stableId: tx, handle: `${name}t${i}`, verifiedBy: "platform" });
-    await db.store.identities.attach(tp, { platform: "bluesky", stableId: t.did, handle: t.handle, verifiedBy: "platform" });
-    await db.sql`insert into x_follow values (${myX}, ${tx})`;
+    await registerFollowed(db, myX, String(++xIds), { platform: "bluesky", stableId: t.did, handle: t.handle }, `${name}t${i}`);
     targets.push(t);
   }
   await db.store.matches.refreshForFollowers([personId]);
   await net.processAll();
-  return { user, personId, targets };
+  return { user, personId, xId: myX, targets };
 }
 
 /** Talks to the bot by chat DM; returns the bot's messages to `user` so far. */
@@ -293,11 +289,7 @@ describe("reconnect on Bluesky", () => {
     for (const p of appPasswords) await dave.user.agent.com.atproto.server.revokeAppPassword({ name: p.name });
     // A new match arrives, and dave asks again: the stored authorization no longer works.
     const t = await net.createUser("davet9");
-    const tp = (await db.store.people.create()).id;
-    await db.store.identities.attach(tp, { platform: "x", stableId: String(++xIds), handle: "davet9", verifiedBy: "platform" });
-    await db.store.identities.attach(tp, { platform: "bluesky", stableId: t.did, handle: t.handle, verifiedBy: "platform" });
-    const [daveX] = await db.sql<{ stable_id: string }[]>`select stable_id from identity where person_id = ${dave.personId} and platform = 'x'`;
-    await db.sql`insert into x_follow values (${daveX!.stable_id}, ${String(xIds)})`;
+    await registerFollowed(db, dave.xId, String(++xIds), { platform: "bluesky", stableId: t.did, handle: t.handle }, "davet9");
     await db.store.matches.refreshForFollowers([dave.personId]);
     await chat(dave.user, "reconnect");
     const asked = await until("a new authorization link", async () =>
@@ -326,11 +318,7 @@ describe("reconnect on Bluesky", () => {
     expect(await followSubjects(fay.user)).toEqual([fay.targets[0]!.did]);
     // Someone she followed on X arrives later.
     const late = await net.createUser("faylate");
-    const tp = (await db.store.people.create()).id;
-    await db.store.identities.attach(tp, { platform: "x", stableId: String(++xIds), handle: "faylate", verifiedBy: "platform" });
-    await db.store.identities.attach(tp, { platform: "bluesky", stableId: late.did, handle: late.handle, verifiedBy: "platform" });
-    const [fayX] = await db.sql<{ stable_id: string }[]>`select stable_id from identity where person_id = ${fay.personId} and platform = 'x'`;
-    await db.sql`insert into x_follow values (${fayX!.stable_id}, ${String(xIds)})`;
+    const tp = await registerFollowed(db, fay.xId, String(++xIds), { platform: "bluesky", stableId: late.did, handle: late.handle }, "faylate");
     await db.store.matches.refreshForTargets([tp]);
     expect(await reconnection.reconnector.sweepAuto()).toBe(1);
     await until("the new follow", async () => (await followSubjects(fay.user)).includes(late.did));

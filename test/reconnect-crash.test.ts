@@ -16,6 +16,7 @@ import { loginWithAppPassword } from "../src/reconnect/bluesky/app-password.ts";
 import { Reconnector } from "../src/reconnect/reconnector.ts";
 import { followSubjects, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
 import { startFediServer, type FediUser } from "./harness/fediverse.ts";
+import { registerFollowed, registerPerson } from "./harness/graph.ts";
 import { startMastodonInstance } from "./harness/mastodon-instance.ts";
 import { until } from "./harness/wait.ts";
 import { CLI, ROOT } from "./harness/cli.ts";
@@ -91,16 +92,13 @@ async function outcomes(): Promise<number> {
 beforeAll(async () => {
   [net, db] = await Promise.all([startBlueskyNetwork(), createTestDatabase()]);
   alice = await net.createUser("alice");
-  personId = (await db.store.people.create()).id;
-  await db.store.identities.attach(personId, { platform: "x", stableId: "7000000", handle: "alice", verifiedBy: "platform" });
-  const me = await db.store.identities.attach(personId, { platform: "bluesky", stableId: alice.did, handle: alice.handle, verifiedBy: "platform" });
+  const registered = await registerPerson(db.store, "7000000", { platform: "bluesky", stableId: alice.did, handle: alice.handle }, "alice");
+  personId = registered.personId;
+  const me = { id: registered.identityId };
   targets = [];
   for (let i = 0; i < TARGETS; i++) {
     const t = await net.createUser(`crash${i}`);
-    const tp = (await db.store.people.create()).id;
-    await db.store.identities.attach(tp, { platform: "x", stableId: String(7000001 + i), handle: `crash${i}`, verifiedBy: "platform" });
-    await db.store.identities.attach(tp, { platform: "bluesky", stableId: t.did, handle: t.handle, verifiedBy: "platform" });
-    await db.sql`insert into x_follow values (7000000, ${7000001 + i})`;
+    await registerFollowed(db, "7000000", String(7000001 + i), { platform: "bluesky", stableId: t.did, handle: t.handle }, `crash${i}`);
     targets.push(t);
   }
   await db.store.matches.refreshForFollowers([personId]);
@@ -175,22 +173,17 @@ it("finishes a Mastodon job killed twice mid-write: one follow request and one F
   const remote = await startFediServer({ users: [] });
   try {
     const me = await instance.addUser({ name: "mallory" });
-    const person = (await db.store.people.create()).id;
-    await db.store.identities.attach(person, { platform: "x", stableId: "7100000", handle: "mallory", verifiedBy: "platform" });
-    const identity = await db.store.identities.attach(person, {
-      platform: "fediverse",
-      stableId: me.uri,
-      handle: `mallory@${instance.domain}`,
-      apiBase: instance.origin,
-      verifiedBy: "platform",
-    });
+    const { personId: person, identityId } = await registerPerson(
+      db.store,
+      "7100000",
+      { platform: "fediverse", stableId: me.uri, handle: `mallory@${instance.domain}`, apiBase: instance.origin },
+      "mallory",
+    );
+    const identity = { id: identityId };
     const users: FediUser[] = [];
     for (let i = 0; i < COUNT; i++) {
       const u = await remote.addUser({ name: `m${i}` });
-      const tp = (await db.store.people.create()).id;
-      await db.store.identities.attach(tp, { platform: "x", stableId: String(7100001 + i), handle: `m${i}`, verifiedBy: "platform" });
-      await db.store.identities.attach(tp, { platform: "fediverse", stableId: u.actorId, handle: u.acct, verifiedBy: "platform" });
-      await db.sql`insert into x_follow values (7100000, ${7100001 + i})`;
+      await registerFollowed(db, "7100000", String(7100001 + i), { platform: "fediverse", stableId: u.actorId, handle: u.acct }, `m${i}`);
       users.push(u);
     }
     await db.store.matches.refreshForFollowers([person]);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../config.ts";
 import type { Logger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { registerFollowed, registerPerson } from "../../test/harness/graph.ts";
 import { until } from "../../test/harness/wait.ts";
 import { createReconnection, type Reconnection } from "./index.ts";
 
@@ -39,26 +40,16 @@ afterAll(async () => {
 
 /** A person on a Mastodon instance at `instance`, who followed `n` people on X now on the fediverse. */
 async function fediversePerson(n: number, instance: string) {
-  const person = await db.store.people.create();
   const x = String(nextX++);
-  await db.store.identities.attach(person.id, { platform: "x", stableId: x, verifiedBy: "platform" });
-  const me = await db.store.identities.attach(person.id, {
-    platform: "fediverse",
-    stableId: `${instance}/users/p${x}`,
-    handle: `p${x}@${new URL(instance).host}`,
-    verifiedBy: "platform",
-  });
+  const host = new URL(instance).host;
+  const me = await registerPerson(db.store, x, { platform: "fediverse", stableId: `${instance}/users/p${x}`, handle: `p${x}@${host}` });
   const targets: number[] = [];
   for (let i = 0; i < n; i++) {
-    const t = await db.store.people.create();
     const tx = String(nextX++);
-    await db.store.identities.attach(t.id, { platform: "x", stableId: tx, verifiedBy: "platform" });
-    await db.store.identities.attach(t.id, { platform: "fediverse", stableId: `https://t.example/users/t${tx}`, handle: `t${tx}@t.example`, verifiedBy: "platform" });
-    await db.sql`insert into x_follow values (${x}, ${tx})`;
-    targets.push(t.id);
+    targets.push(await registerFollowed(db, x, tx, { platform: "fediverse", stableId: `https://t.example/users/t${tx}`, handle: `t${tx}@t.example` }));
   }
-  await db.store.matches.refreshForFollowers([person.id]);
-  return { personId: person.id, identity: me, targets };
+  await db.store.matches.refreshForFollowers([me.personId]);
+  return { personId: me.personId, identity: { id: me.identityId }, targets };
 }
 
 describe("Reconnector", () => {
