@@ -10,13 +10,14 @@ interface PgError {
 }
 
 /**
- * `lineOffset`: lines in the file before the first line COPY saw (the
- * header). Returns undefined for errors that are not about the input.
+ * `fileLine`: the file's line number for COPY's line number (lines before
+ * the first one COPY saw, such as the header, and lines filtered out on the
+ * way). Returns undefined for errors that are not about the input.
  */
 export function translateCopyError(
   error: unknown,
   file: string,
-  lineOffset: number,
+  fileLine: (copyLine: number) => number,
   columnNames: Record<string, string> = {},
 ): ImportError | undefined {
   const e = error as PgError;
@@ -24,7 +25,7 @@ export function translateCopyError(
   // Class 22: data exceptions; 23: integrity (our check constraints).
   if (!e.code.startsWith("22") && !e.code.startsWith("23")) return undefined;
   const where = /line (\d+)(?:, column (\w+))?(?:: "(.*)")?/.exec(e.where ?? "");
-  const line = where ? Number(where[1]) + lineOffset : undefined;
+  const line = where ? fileLine(Number(where[1])) : undefined;
   const column = where?.[2] && (columnNames[where[2]] ?? where[2]);
   const value = where?.[3];
   let message: string;

@@ -43,6 +43,18 @@ describe("import edges", () => {
     expect(small).toMatchObject({ rows: 3, added: 1, duplicates: 2 });
   });
 
+  it("counts the repeats left out on the way in as duplicates, not as edges added", async () => {
+    const before = await edgeCount();
+    const lines: string[] = [];
+    for (let f = 0; f < 2_000; f++) {
+      for (let t = 0; t < 20; t++) lines.push(`${7_000_000 + f},${8_000_000 + t}`);
+      lines.push(`${7_000_000 + f},${8_000_000 + (f % 20)}`); // the same follow again, in the same run
+    }
+    const result = await importEdges(db.sql, await csv(lines.join("\n") + "\n"));
+    expect(result).toMatchObject({ rows: 42_000, added: 40_000, duplicates: 2_000 });
+    expect(await edgeCount()).toBe(before + 40_000);
+  });
+
   it("rebuilds in bulk when a large file holds no duplicates, keeping the edges already there", async () => {
     const before = await edgeCount();
     const lines = Array.from({ length: 40_000 }, (_, i) => `${5_000_000 + i},${6_000_000 + (i % 997)}`);
@@ -74,6 +86,12 @@ describe("import edges", () => {
     ["the wrong header", "1,2\n", /line 1: the header row is "follower,followed"/, "follower,followed"],
     ["registry columns", "1,a,,,,,,,\n", /line 1: the header row is "x_id,x_username/, "x_id,x_username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me"],
   ];
+  it("names the file's own line of a bad row that comes after repeated lines left out on the way", async () => {
+    const body = "7,1\n7,2\n7,1\n7,1\n8,1\n8,1\n8,x\n";
+    const error = await importEdges(db.sql, await csv(body)).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/line 8: followed_x_id must be a positive whole number.*"x"/);
+  });
+
   for (const [name, body, pattern, header] of bad) {
     it(`refuses ${name} with file and line, importing nothing`, async () => {
       const before = await edgeCount();

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { connect, migrate } from "./database.ts";
 import { IdentityTakenError, type Store } from "./index.ts";
+import { Matches } from "./matches.ts";
 
 let db: TestDatabase;
 let store: Store;
@@ -125,6 +126,36 @@ describe("matches", () => {
     expect(all.size).toBe(45);
     await store.matches.setState(reader.id, "bluesky", p1.entries[0]!.targetPersonId, "ignored");
     expect((await store.matches.list(reader.id, "bluesky")).total).toBe(44);
+  });
+
+  it("come in bulk with the table's indexes rebuilt, keeping existing ones and their state", async () => {
+    const schema = async () =>
+      db.sql<{ def: string }[]>`
+        select pg_get_indexdef(indexrelid) as def from pg_index where indrelid = 'match'::regclass
+        union all select conname || ' ' || pg_get_constraintdef(oid) from pg_constraint where conrelid = 'match'::regclass
+        order by 1`;
+    const before = await schema();
+    const reader = await personWith([{ platform: "x", stableId: "9400" }]);
+    const stars = [];
+    for (let i = 0; i < 6; i++) {
+      stars.push(await personWith([{ platform: "x", stableId: String(94000 + i) }, { platform: "fediverse", handle: `s${i}@s.example` }]));
+      await follow("9400", String(94000 + i));
+    }
+    await store.matches.refreshForFollowers([reader.id]);
+    await store.matches.setState(reader.id, "fediverse", stars[0]!.id, "followed");
+    const fan = await personWith([{ platform: "x", stableId: "9401" }]);
+    for (const star of ["94000", "94001"]) await follow("9401", star);
+
+    // Bulk whatever the size: the fan's two matches are new, the reader's six are kept.
+    const added = await db.sql.begin((tx) => new Matches(tx).refreshForEdges("x_follow", 1));
+    expect(added).toBe(2);
+    expect(await schema()).toEqual(before);
+    expect((await store.matches.counts(fan.id)).fediverse.pending).toBe(2);
+    expect((await store.matches.counts(reader.id)).fediverse).toMatchObject({ total: 6, followed: 1 });
+    // The rebuilt primary key still refuses a repeat, and the foreign keys still cascade.
+    await expect(db.sql`insert into match (person_id, platform, target_person_id) values (${fan.id}, 'fediverse', ${stars[0]!.id})`).rejects.toThrow(/duplicate key/);
+    await store.people.delete(fan.id);
+    expect((await store.matches.counts(fan.id)).fediverse.total).toBe(0);
   });
 });
 
