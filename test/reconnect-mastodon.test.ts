@@ -169,7 +169,10 @@ async function authorize(link: string, login: { name: string; password: string }
   expect(start.status).toBe(303);
   const authorizeUrl = new URL(start.headers.get("location")!);
   expect(authorizeUrl.origin + authorizeUrl.pathname).toBe(`${instance.origin}/oauth/authorize`);
-  expect(authorizeUrl.searchParams.get("state")).toBe(new URL(link).pathname.split("/").pop());
+  // The instance gets the link's token sealed, never the token itself.
+  const state = authorizeUrl.searchParams.get("state");
+  expect(state).toBeTruthy();
+  expect(state).not.toContain(new URL(link).pathname.split("/").pop());
 
   const form = await fetch(authorizeUrl);
   expect(form.status).toBe(200);
@@ -546,6 +549,10 @@ describe("reconnect on Mastodon", () => {
     await settle();
     expect(instance.requests.filter((r) => r.method === "POST" && r.path.endsWith("/follow")).length).toBe(posts);
     expect(followsFrom(targets.plain, frank)).toHaveLength(0);
+    // A state we did not seal (here, the bare token) opens nothing.
+    const bare = new URL("/connect/mastodon/callback", origin);
+    bare.search = new URLSearchParams({ state: new URL(link).pathname.split("/").pop()!, code: "x" }).toString();
+    expect((await fetch(bare)).status).toBe(410);
     // The link still works for frank himself.
     expect((await fetch(link)).status).toBe(200);
     await authorizeAs(frank, link);

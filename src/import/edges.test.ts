@@ -63,6 +63,24 @@ describe("import edges", () => {
     expect(await edgeCount()).toBe(before + 40_000);
     const [fanIn] = await db.sql<{ n: number }[]>`select count(*)::int as n from x_follow where followed = 6000000`;
     expect(fanIn!.n).toBe(41); // served by the rebuilt (followed, follower) index
+    // The rebuilt table keeps the migration's constraints.
+    await expect(db.sql`insert into x_follow values (0, 1)`).rejects.toThrow(/check constraint/);
+    await expect(db.sql`insert into x_follow values (5000000, 6000000)`).rejects.toThrow(/duplicate key/);
+  });
+
+  it("re-imports a whole dump with a few new edges as an increment: only those are added and matched", async () => {
+    const a = await db.store.people.create();
+    await db.store.identities.attach(a.id, { platform: "x", stableId: "5000001", verifiedBy: "platform" });
+    const b = await db.store.people.create();
+    await db.store.identities.attach(b.id, { platform: "x", stableId: "9100001", verifiedBy: "platform" });
+    await db.store.identities.attach(b.id, { platform: "fediverse", handle: "b@dump.example", verifiedBy: "platform" });
+    const before = await edgeCount();
+    const lines = Array.from({ length: 40_000 }, (_, i) => `${5_000_000 + i},${6_000_000 + (i % 997)}`);
+    lines.push("5000001,9100001", "5000002,9100002");
+    const result = await importEdges(db.sql, await csv(lines.join("\n") + "\n"));
+    expect(result).toMatchObject({ rows: 40_002, added: 2, duplicates: 40_000, matchesAdded: 1 });
+    expect(await edgeCount()).toBe(before + 2);
+    expect((await db.store.matches.counts(a.id)).fediverse.pending).toBe(1);
   });
 
   it("creates matches for new edges between registered people", async () => {

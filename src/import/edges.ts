@@ -7,8 +7,10 @@
  * Two paths, chosen from the file's size against the table's:
  * - incremental: COPY into a temporary table, then insert into the indexed
  *   `x_follow` skipping what is there;
- * - bulk (a load at least a fifth of the table): COPY into a fresh table with
- *   the existing edges, build its indexes once, swap it in. Sorting for the
+ * - bulk (a load at least a fifth of the table): COPY into a fresh table,
+ *   take out the edges the store has (re-importing a whole dump then adds
+ *   only what is new, as an increment), else add the existing edges to it,
+ *   build its indexes once, swap it in. Sorting for the
  *   unique index is also the duplicate check; only if duplicates exist is a
  *   deduplicating pass needed. Lines repeated within one follower's run are
  *   left out on the way in (GroupDedupe), so a file grouped by follower, as
@@ -67,12 +69,13 @@ export async function importEdges(
     const { rows, copied } = await copyFile(tx, table, file, header.bodyOffset, progress);
 
     progress.phase("merging", rows);
-    const added = bulk ? await rebuild(tx, copied) : await insertNew(tx);
+    const merged = bulk ? await mergeBulk(tx, copied) : { added: await insertNew(tx, "edge_import"), newEdgesIn: "edge_import" as const };
 
     progress.phase("matching");
-    const matchesAdded = await new Matches(tx).refreshForEdges(bulk ? "x_follow" : "edge_import");
+    const matchesAdded = await new Matches(tx).refreshForEdges(merged.newEdgesIn);
+    if (merged.newEdgesIn === "x_follow_next") await tx`drop table x_follow_next`;
     progress.end();
-    return { rows, added, matchesAdded };
+    return { rows, added: merged.added, matchesAdded };
   });
 
   return {
@@ -122,32 +125,51 @@ async function copyFile(
   return { rows, copied: rows - dedupe.dropped.length };
 }
 
-/** Incremental path: new edges from `edge_import` into the indexed table. */
-async function insertNew(tx: Tx): Promise<number> {
+/** Incremental: new edges from `table` into the indexed `x_follow`. */
+async function insertNew(tx: Tx, table: "edge_import" | "x_follow_next"): Promise<number> {
   const result = await tx`
     insert into x_follow (follower, followed)
-    select distinct follower, followed from edge_import
+    select distinct follower, followed from ${tx(table)}
     order by 1, 2
     on conflict do nothing`;
   return result.count;
 }
 
 /**
- * Bulk path: `x_follow_next` holds the file's `rows`; add the existing edges,
- * index once, swap. Returns edges added.
+ * Bulk: `x_follow_next` holds the file's `rows`. Edges the store already has
+ * are taken out first (a re-import of a whole dump adds little); if what
+ * remains is small next to the store, it is inserted as an increment,
+ * else the table is rebuilt around it. Says where the new edges are.
  */
-async function rebuild(tx: Tx, rows: number): Promise<number> {
-  // Writers wait (readers do not) until the swap: an edge added meanwhile
+async function mergeBulk(tx: Tx, rows: number): Promise<{ added: number; newEdgesIn: "x_follow" | "x_follow_next" }> {
+  // Writers wait (readers do not) until the end: an edge added meanwhile
   // would be in the old table only, and dropped with it.
   await tx`lock table x_follow in exclusive mode`;
   const [{ before } = { before: 0 }] = await tx<{ before: number }[]>`select count(*)::float8 as before from x_follow`;
+  if (before > 0) {
+    await tx`analyze x_follow_next`;
+    await tx`create table x_follow_fresh (like x_follow including defaults including constraints)`;
+    const fresh = await tx`
+      insert into x_follow_fresh (follower, followed)
+      select n.follower, n.followed from x_follow_next n
+      where not exists (select 1 from x_follow e where e.follower = n.follower and e.followed = n.followed)`;
+    await tx`drop table x_follow_next`;
+    await tx`alter table x_follow_fresh rename to x_follow_next`;
+    if (fresh.count < before * REBUILD_SHARE) return { added: await insertNew(tx, "x_follow_next"), newEdgesIn: "x_follow_next" };
+    rows = fresh.count;
+  }
+  return { added: await rebuild(tx, rows, before), newEdgesIn: "x_follow" };
+}
+
+/** Adds the existing edges (none of them in `x_follow_next`) to it, indexes it once, swaps it in. */
+async function rebuild(tx: Tx, rows: number, before: number): Promise<number> {
   if (before > 0) await tx`insert into x_follow_next (follower, followed) select follower, followed from x_follow`;
   let total = rows + before;
   try {
     await tx.savepoint((sp) => sp`alter table x_follow_next add constraint x_follow_next_pkey primary key (follower, followed)`);
   } catch (error) {
     if ((error as { code?: string }).code !== "23505") throw error;
-    // Duplicates (in the file, or with the store): one deduplicating pass.
+    // Duplicates the stream let through: one deduplicating pass.
     await tx`create table x_follow_unique (like x_follow including defaults including constraints)`;
     const inserted = await tx`
       insert into x_follow_unique (follower, followed)

@@ -188,7 +188,7 @@ export function connectRoutes(ctx: ConnectContext): Router {
     const opened = await open(req, res, "connect", req.params.token);
     if (!opened || opened.identity.platform !== "fediverse") return void (opened && res.status(404).end());
     try {
-      const url = await ctx.mastodon.authorizeUrl(instanceOf(opened.identity), req.params.token);
+      const url = await ctx.mastodon.authorizeUrl(instanceOf(opened.identity), sealState(ctx.store, req.params.token));
       res.redirect(303, url.href);
     } catch (error) {
       failed(res, opened.locale, error, "Mastodon OAuth start");
@@ -196,7 +196,7 @@ export function connectRoutes(ctx: ConnectContext): Router {
   });
 
   router.get("/connect/mastodon/callback", async (req, res) => {
-    const token = typeof req.query.state === "string" ? req.query.state : "";
+    const token = typeof req.query.state === "string" ? openState(ctx.store, req.query.state) : "";
     const code = typeof req.query.code === "string" ? req.query.code : "";
     const opened = await open(req, res, "connect", token);
     if (!opened) return;
@@ -304,6 +304,26 @@ export function blueskyOAuthCompleted(ctx: ConnectContext & { revoke(did: string
     return show(locale.web.doneTitle, html`<p>${locale.web.done("bluesky")}</p>`);
   };
 }
+
+/**
+ * The OAuth `state` given to a Mastodon instance: the link's token sealed
+ * (AES-GCM under SECRET_KEY), so the instance, its logs and the browser's
+ * history there never hold a token that opens the link.
+ */
+export function sealState(store: Store, token: string): string {
+  return Buffer.from(store.box.seal(token, STATE_CONTEXT)).toString("base64url");
+}
+
+/** The token inside a state from `sealState`; "" for anything else (then the link is "invalid"). */
+export function openState(store: Store, state: string): string {
+  try {
+    return store.box.open(Buffer.from(state, "base64url"), STATE_CONTEXT);
+  } catch {
+    return "";
+  }
+}
+
+const STATE_CONTEXT = "mastodon-oauth-state";
 
 /**
  * Mastodon's own "following list" format, as its export writes it and its

@@ -6,7 +6,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthorizationExpiredError, RateLimitedError } from "../types.ts";
-import { isPublicAddress, MastodonApiError, MastodonClient } from "./client.ts";
+import { isPublicAddress } from "../../net/public-fetch.ts";
+import { MastodonApiError, MastodonClient } from "./client.ts";
 
 let server: Server;
 let origin: string;

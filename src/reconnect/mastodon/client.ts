@@ -5,9 +5,8 @@
  * limits turned into the reconnection's errors, timeouts, and no requests to
  * private addresses unless allowed. It never logs; errors never carry tokens.
  */
-import { lookup } from "node:dns/promises";
-import net from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
+import { assertPublicHost, isNonPublicAddressError, NonPublicAddressError, publicFetch } from "../../net/public-fetch.ts";
 import { AuthorizationExpiredError, RateLimitedError } from "../types.ts";
 
 /** The Account entity fields this project reads. */
@@ -101,7 +100,7 @@ export class MastodonClient {
   constructor(options: MastodonClientOptions) {
     this.instance = new URL(options.instance).origin;
     this.#options = options;
-    this.#fetch = options.fetch ?? fetch;
+    this.#fetch = options.fetch ?? (options.allowPrivateAddresses ? fetch : publicFetch);
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, signal ? { signal } : {}));
   }
@@ -218,6 +217,7 @@ export class MastodonClient {
     } catch (error) {
       if (external?.aborted) throw external.reason;
       if (timeout.aborted) throw new MastodonApiError(0, "timeout");
+      if (isNonPublicAddressError(error)) throw new MastodonApiError(0, "private_address", `${url.hostname} is not a public address`);
       throw new MastodonApiError(0, "network", error instanceof Error ? error.message : undefined);
     }
   }
@@ -262,7 +262,14 @@ export class MastodonClient {
     const url = new URL(this.instance);
     if (this.#options.allowPrivateAddresses) return;
     if (url.protocol !== "https:") throw new MastodonApiError(0, "insecure_url");
-    await assertPublicHost(url.hostname);
+    let resolves: boolean;
+    try {
+      resolves = await assertPublicHost(url.hostname);
+    } catch (error) {
+      if (error instanceof NonPublicAddressError) throw new MastodonApiError(0, "private_address", error.message);
+      throw error;
+    }
+    if (!resolves) throw new MastodonApiError(0, "network", `cannot resolve ${url.hostname}`);
   }
 }
 
@@ -272,36 +279,4 @@ function errorText(json: unknown): string | undefined {
     if (typeof error === "string") return typeof description === "string" ? `${error}: ${description}` : error;
   }
   return undefined;
-}
-
-// Addresses no public instance lives on (loopback, private, link-local, CGNAT, documentation, multicast…).
-// BlockList matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) against the IPv4 rules.
-const NOT_PUBLIC = new net.BlockList();
-for (const [address, prefix] of [
-  ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12],
-  ["192.0.0.0", 24], ["192.0.2.0", 24], ["192.88.99.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15],
-  ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
-] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv4");
-for (const [address, prefix] of [
-  ["::", 128], ["::1", 128], ["64:ff9b::", 96], ["100::", 64], ["2001::", 23], ["2001:db8::", 32],
-  ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8],
-] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv6");
-
-/** True for an address a public server may have. */
-export function isPublicAddress(address: string): boolean {
-  const family = net.isIP(address);
-  if (family === 0) return false;
-  return !NOT_PUBLIC.check(address, family === 4 ? "ipv4" : "ipv6");
-}
-
-/**
- * Refuses a host that is, or resolves to, a non-public address (SSRF).
- * The check happens before connecting, so a DNS answer that changes in
- * between is not caught; that narrow window is accepted here.
- */
-export async function assertPublicHost(hostname: string): Promise<void> {
-  const host = hostname.replace(/^\[|\]$/g, "");
-  const addresses = net.isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true }).catch(() => [])).map((a) => a.address);
-  if (addresses.length === 0) throw new MastodonApiError(0, "network", `cannot resolve ${host}`);
-  if (!addresses.every(isPublicAddress)) throw new MastodonApiError(0, "private_address", `${host} is not a public address`);
 }

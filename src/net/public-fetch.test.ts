@@ -1,0 +1,52 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertPublicHost, createPublicFetch, isNonPublicAddressError, NonPublicAddressError } from "./public-fetch.ts";
+
+let server: Server;
+let port: number;
+let requests = 0;
+beforeAll(async () => {
+  server = createServer((_req, res) => {
+    requests++;
+    res.end("here");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = (server.address() as AddressInfo).port;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+/** A name that resolves to this machine's loopback, as a rebinding attacker's DNS would answer at connect time. */
+const rebinding = async () => [{ address: "127.0.0.1", family: 4 }];
+
+describe("publicFetch", () => {
+  it("refuses to connect when the host resolves to a private address at connect time", async () => {
+    const before = requests;
+    const publicFetch = createPublicFetch({ resolve: rebinding });
+    const error = await publicFetch(`http://instance.example:${port}/api/v1/instance`).catch((e: unknown) => e);
+    expect(isNonPublicAddressError(error)).toBe(true);
+    expect(requests).toBe(before);
+  });
+
+  it("refuses private IP literals without any lookup", async () => {
+    const publicFetch = createPublicFetch({ resolve: () => Promise.reject(new Error("no lookup expected")) });
+    for (const host of ["127.0.0.1", "[::1]", "10.1.2.3", "[::ffff:192.168.0.1]"]) {
+      const error = await publicFetch(`http://${host}:${port}/`).catch((e: unknown) => e);
+      expect(isNonPublicAddressError(error), host).toBe(true);
+    }
+  });
+
+  it("connects to an allowed address through the same path", async () => {
+    const before = requests;
+    const publicFetch = createPublicFetch({ resolve: rebinding, isAllowed: () => true });
+    const response = await publicFetch(`http://instance.example:${port}/`);
+    expect(await response.text()).toBe("here");
+    expect(requests).toBe(before + 1);
+  });
+
+  it("answers early for a name that is or resolves to a private address", async () => {
+    await expect(assertPublicHost("localhost")).rejects.toBeInstanceOf(NonPublicAddressError);
+    await expect(assertPublicHost("[::1]")).rejects.toBeInstanceOf(NonPublicAddressError);
+    expect(await assertPublicHost("name.invalid")).toBe(false);
+  });
+});

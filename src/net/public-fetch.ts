@@ -1,0 +1,104 @@
+/**
+ * Requests to servers that people name (their Mastodon instance), which must
+ * never reach this machine's own network (SSRF): every address a host
+ * resolves to is checked when the connection is made, not only before, so a
+ * DNS answer that changes in between (DNS rebinding) is refused too.
+ */
+import type dns from "node:dns";
+import { lookup } from "node:dns/promises";
+import net from "node:net";
+import { Agent, fetch as undiciFetch } from "undici";
+
+/** A host that is, or resolves to, an address no public server has. */
+export class NonPublicAddressError extends Error {
+  readonly code = "ENONPUBLIC";
+  constructor(host: string) {
+    super(`${host} is not a public address`);
+    this.name = "NonPublicAddressError";
+  }
+}
+
+// Addresses no public server lives on (loopback, private, link-local, CGNAT, documentation, multicast…).
+// BlockList matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) against the IPv4 rules.
+const NOT_PUBLIC = new net.BlockList();
+for (const [address, prefix] of [
+  ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12],
+  ["192.0.0.0", 24], ["192.0.2.0", 24], ["192.88.99.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15],
+  ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
+] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv4");
+for (const [address, prefix] of [
+  ["::", 128], ["::1", 128], ["64:ff9b::", 96], ["100::", 64], ["2001::", 23], ["2001:db8::", 32],
+  ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8],
+] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv6");
+
+/** True for an address a public server may have. */
+export function isPublicAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return false;
+  return !NOT_PUBLIC.check(address, family === 4 ? "ipv4" : "ipv6");
+}
+
+/**
+ * Refuses a host that is, or resolves to, a non-public address: a clear
+ * early answer. The connection itself is checked again (publicFetch).
+ * Returns false when the host does not resolve at all.
+ */
+export async function assertPublicHost(hostname: string): Promise<boolean> {
+  const host = hostname.replace(/^\[|\]$/g, "");
+  const addresses = net.isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true }).catch(() => [])).map((a) => a.address);
+  if (addresses.length === 0) return false;
+  if (!addresses.every(isPublicAddress)) throw new NonPublicAddressError(host);
+  return true;
+}
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+export interface PublicFetchOptions {
+  /** Resolves a host name (default: the system resolver, as every connection does). */
+  resolve?: (hostname: string) => Promise<dns.LookupAddress[]>;
+  /** The address policy (default isPublicAddress; tests widen it to prove the path works). */
+  isAllowed?: (address: string) => boolean;
+}
+
+const systemResolve = (hostname: string) => lookup(hostname, { all: true, verbatim: true });
+
+/**
+ * A `fetch` whose connections only ever go to allowed addresses: the agent's
+ * own lookup refuses a host when any of its answers is not public, at the
+ * moment it connects. IP literals never go through a lookup, so they are
+ * checked before.
+ */
+export function createPublicFetch(options: PublicFetchOptions = {}): typeof fetch {
+  const resolve = options.resolve ?? systemResolve;
+  const isAllowed = options.isAllowed ?? isPublicAddress;
+  const connectLookup = (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback) => {
+    resolve(hostname).then(
+      (addresses) => {
+        if (addresses.length === 0 || !addresses.every((a) => isAllowed(a.address))) {
+          return callback(new NonPublicAddressError(hostname), []);
+        }
+        if (lookupOptions.all) return callback(null, addresses);
+        callback(null, addresses[0]!.address, addresses[0]!.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, []),
+    );
+  };
+  let agent: Agent | undefined;
+  return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    if (net.isIP(host) && !isAllowed(host)) throw new TypeError("fetch failed", { cause: new NonPublicAddressError(host) });
+    agent ??= new Agent({ connect: { lookup: connectLookup } });
+    // undici's own fetch: the agent comes from the same package (Node's built-in fetch may be another version).
+    return (await undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as Response;
+  };
+}
+
+/** The process-wide fetch for public servers. */
+export const publicFetch: typeof fetch = createPublicFetch();
+
+/** Whether an error from fetch came from a non-public address. */
+export function isNonPublicAddressError(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) if (e instanceof NonPublicAddressError) return true;
+  return false;
+}
