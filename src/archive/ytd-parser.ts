@@ -76,7 +76,14 @@ export class YtdScanner {
             if (this.escaped) this.escaped = false;
             else if (c === 92 /* \ */) this.escaped = true;
             else if (c === 34 /* " */) this.inString = false;
-          } else if (c === 34) this.inString = true;
+          } else if (c === 34) {
+            // Most of a file is string contents: jump to the closing quote
+            // when it is in this chunk (raw line breaks are not valid JSON
+            // in a string, so the line count stays right for valid input).
+            const close = closingQuote(chunk, i + 1);
+            if (close === -1) this.inString = true;
+            else i = close;
+          }
           else if (c === 123 || c === 91) this.depth++;
           else if (c === 125 || c === 93) {
             this.depth--;
@@ -125,10 +132,25 @@ export class YtdScanner {
 }
 
 /**
- * Parses `stream` (UTF-8 text) element by element.
+ * The index of the quote closing a JSON string whose contents start at
+ * `from`, or -1 if it does not close within `text` (or an escape sits at
+ * the very end, so the byte-by-byte path must take over).
+ */
+function closingQuote(text: string, from: number): number {
+  for (let q = text.indexOf('"', from); q !== -1; q = text.indexOf('"', q + 1)) {
+    let backslashes = 0;
+    while (q - 1 - backslashes >= from && text.charCodeAt(q - 1 - backslashes) === 92) backslashes++;
+    if (backslashes % 2 === 0) return q;
+  }
+  return -1;
+}
+
+/**
+ * Parses `stream` (UTF-8 text), yielding the elements each chunk completes
+ * (one await per chunk rather than per element: archives hold 100,000s).
  * @param section the expected name (`following` in `window.YTD.following.part0`)
  */
-export async function* readYtd(stream: AsyncIterable<string | Buffer>, section?: string): AsyncGenerator<unknown> {
+export async function* readYtdBatches(stream: AsyncIterable<string | Buffer>, section?: string): AsyncGenerator<unknown[]> {
   const scanner = new YtdScanner();
   const decoder = new TextDecoder("utf-8", { fatal: false });
   let checked = section === undefined;
@@ -141,8 +163,14 @@ export async function* readYtd(stream: AsyncIterable<string | Buffer>, section?:
       }
       checked = true;
     }
-    yield* elements;
+    if (elements.length) yield elements;
   }
-  yield* scanner.feed(decoder.decode());
+  const last = scanner.feed(decoder.decode());
   scanner.end();
+  if (last.length) yield last;
+}
+
+/** Parses `stream` (UTF-8 text) element by element. */
+export async function* readYtd(stream: AsyncIterable<string | Buffer>, section?: string): AsyncGenerator<unknown> {
+  for await (const elements of readYtdBatches(stream, section)) yield* elements;
 }

@@ -5,6 +5,7 @@ import yazl from "yazl";
 import { createWriteStream } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { until } from "../../test/harness/wait.ts";
 import { archiveFiles, writeArchiveFolder, writeArchiveZip } from "../../test/harness/x-archive.ts";
 import { importArchive } from "./archive.ts";
 import { ImportError } from "./types.ts";
@@ -51,6 +52,21 @@ describe("import archive", () => {
     expect(await snapshot()).toEqual(before);
     const [identity] = await db.store.identities.listForPerson(first.personId);
     expect(identity).toMatchObject({ platform: "x", stableId: "1000", handle: "Alice_X", verifiedBy: "archive" });
+  });
+
+  it("keeps going when another import adds one of its edges at the same moment", async () => {
+    const file = await writeArchiveZip(path.join(dir, "race.zip"), { accountId: "1300", username: "race", followings: ids(13_000, 50), followers: ids(14_000, 5) });
+    // Another transaction holds a new edge of this archive, uncommitted: the import's insert waits for it.
+    const other = await db.sql.reserve();
+    await other`begin`;
+    await other`insert into x_follow values (1300, 13000)`;
+    const importing = importArchive(db.sql, file);
+    await until("the import to wait on the lock", async () => (await db.sql`select 1 from pg_locks where not granted`).length > 0);
+    await other`commit`;
+    other.release();
+    expect(await importing).toMatchObject({ followings: 50, followers: 5, edgesAdded: 54 });
+    const [row] = await db.sql`select count(*)::int as n from x_follow where follower = 1300 or followed = 1300`;
+    expect(row!.n).toBe(55);
   });
 
   it("reads an unpacked folder and a lone data file with --x-id", async () => {

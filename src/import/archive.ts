@@ -8,7 +8,7 @@ import { Readable } from "node:stream";
 import postgres from "postgres";
 import { pipeline } from "node:stream/promises";
 import { ArchiveError, openArchiveSource, type ArchiveFile, type ArchiveLimits } from "../archive/source.ts";
-import { readYtd, YtdFormatError } from "../archive/ytd-parser.ts";
+import { readYtd, readYtdBatches, YtdFormatError } from "../archive/ytd-parser.ts";
 import type { Sql } from "../store/database.ts";
 import { isXAccountId, normalizeXUsername } from "../store/handles.ts";
 import { Identities, IdentityTakenError } from "../store/identities.ts";
@@ -105,16 +105,12 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
         bytesBefore += file.size;
       }
       progress.phase("merging");
-      const added = await tx`
-        insert into x_follow (follower, followed)
-        select distinct follower, followed from archive_edge
-        order by follower, followed
-        on conflict do nothing`;
+      const added = await mergeEdges(tx, accountId);
       progress.phase("matching");
       const matches = new Matches(tx);
       const matchesAdded = (await matches.refreshForFollowers([personId])) + (await matches.refreshForTargets([personId]));
       progress.end();
-      return { personId, personCreated, edgesAdded: added.count, matchesAdded, ...counts };
+      return { personId, personCreated, edgesAdded: added, matchesAdded, ...counts };
     });
     return {
       source: input,
@@ -133,6 +129,39 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
   }
 }
 
+/**
+ * Adds the edges of `archive_edge` that `x_follow` lacks. Every edge of an
+ * archive touches its owner, so the ones already known (a re-upload) come
+ * from two index range scans, and the rest go in by plain insert: measured
+ * 0.45 s for 120k edges at 47M, against 0.7 s for INSERT … ON CONFLICT,
+ * which probes the unique index once per row. An edge inserted by someone
+ * else in between (a concurrent import) makes the plain insert fail: then
+ * the probing insert runs instead.
+ */
+async function mergeEdges(tx: postgres.TransactionSql<{}>, accountId: string): Promise<number> {
+  try {
+    const result = await tx.savepoint((sp) => sp`
+      with known as materialized (
+        select follower, followed from x_follow where follower = ${accountId}
+        union all
+        select follower, followed from x_follow where followed = ${accountId}
+      )
+      insert into x_follow (follower, followed)
+      select distinct a.follower, a.followed from archive_edge a
+      where not exists (select 1 from known k where k.follower = a.follower and k.followed = a.followed)
+      order by 1, 2`);
+    return result.count;
+  } catch (error) {
+    if ((error as { code?: string }).code !== "23505") throw error;
+    const result = await tx`
+      insert into x_follow (follower, followed)
+      select distinct follower, followed from archive_edge
+      order by 1, 2
+      on conflict do nothing`;
+    return result.count;
+  }
+}
+
 /** COPY text rows (`follower\tfollowed\n`) for one data file, in batches. */
 async function* edgeRows(
   file: ArchiveFile,
@@ -143,15 +172,17 @@ async function* edgeRows(
   const kind = file.kind as "following" | "follower";
   let batch = "";
   let n = 0;
-  for await (const element of readYtd(stream, kind)) {
-    n++;
-    const entry = (element as Record<string, unknown>)[kind] as { accountId?: unknown } | undefined;
-    const id = entry && typeof entry === "object" ? entry.accountId : undefined;
-    if (typeof id !== "string" || !isXAccountId(id)) {
-      throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`);
+  for await (const elements of readYtdBatches(stream, kind)) {
+    for (const element of elements) {
+      n++;
+      const entry = (element as Record<string, unknown>)[kind] as { accountId?: unknown } | undefined;
+      const id = entry && typeof entry === "object" ? entry.accountId : undefined;
+      if (typeof id !== "string" || !isXAccountId(id)) {
+        throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`);
+      }
+      batch += kind === "following" ? `${accountId}\t${id}\n` : `${id}\t${accountId}\n`;
+      counts[kind]++;
     }
-    batch += kind === "following" ? `${accountId}\t${id}\n` : `${id}\t${accountId}\n`;
-    counts[kind]++;
     if (batch.length >= 256 * 1024) {
       yield batch;
       batch = "";
