@@ -53,16 +53,18 @@ interface Result {
   latencies: number[];
   /** CPU time of the bot's process (main thread and helpers) per message, ms. */
   cpuMs: number;
+  /** Reply notes queued per message (each one signed by Fedify). */
+  notesPerMessage: number;
 }
 
 /** Parent → sender child. */
 type ToSender =
-  | { type: "run"; target: Target; count: number }
+  | { type: "run"; target: Target; count: number; text: string }
   | { type: "handled"; noteId: string }
   | { type: "stop" };
 /** Sender child → parent. */
 type FromSender =
-  | { type: "ready" }
+  | { type: "ready"; users: { actorId: string; acct: string }[] }
   | { type: "sending"; noteIds: string[] }
   | { type: "done"; seconds: number; latencies: number[] }
   | { type: "error"; message: string };
@@ -77,6 +79,8 @@ async function listen(app: express.Express, port: number): Promise<Server> {
 class Sender {
   private readonly child: ChildProcess;
   private waiting: ((m: FromSender) => void) | undefined;
+  /** The sending users, as the bot will see them. */
+  users: { actorId: string; acct: string }[] = [];
   /** Note ids of the run under way, per target (the parent forwards their "handled"). */
   readonly pending = new Set<string>();
 
@@ -93,6 +97,7 @@ class Sender {
     const sender = new Sender(child);
     const ready = await sender.next();
     if (ready.type !== "ready") throw new Error(`sender: ${ready.type === "error" ? ready.message : ready.type}`);
+    sender.users = ready.users;
     return sender;
   }
 
@@ -112,9 +117,9 @@ class Sender {
     if (this.pending.delete(noteId)) this.child.send({ type: "handled", noteId } satisfies ToSender);
   }
 
-  async run(target: Target, count: number): Promise<{ seconds: number; latencies: number[] }> {
+  async run(target: Target, count: number, text: string): Promise<{ seconds: number; latencies: number[] }> {
     const done = this.next();
-    this.child.send({ type: "run", target, count } satisfies ToSender);
+    this.child.send({ type: "run", target, count, text } satisfies ToSender);
     const m = await done;
     if (m.type !== "done") throw new Error(`sender: ${m.type === "error" ? m.message : m.type}`);
     return m;
@@ -127,13 +132,19 @@ class Sender {
   }
 }
 
-async function drive(label: string, target: Target, sender: Sender, senders: number, count: number): Promise<Result> {
+async function drive(label: string, target: Target, sender: Sender, text: string, count: number, notes: NoteCounter): Promise<Result> {
   // Warm-up: one message per sender (key fetch, acct lookup, caches).
-  await sender.run(target, senders);
+  await sender.run(target, SENDERS, text);
+  notes.sent = 0;
   const cpu = process.cpuUsage();
-  const { seconds, latencies } = await sender.run(target, count);
+  const { seconds, latencies } = await sender.run(target, count, text);
   const used = process.cpuUsage(cpu);
-  return { label, messages: count, seconds, latencies, cpuMs: (used.user + used.system) / 1000 / count };
+  return { label, messages: count, seconds, latencies, cpuMs: (used.user + used.system) / 1000 / count, notesPerMessage: notes.sent / count };
+}
+
+/** Reply notes queued since the last reset. */
+interface NoteCounter {
+  sent: number;
 }
 
 /** The child: a fediverse server whose users sign and send the DMs, and time them. */
@@ -151,21 +162,21 @@ async function senderMain(): Promise<void> {
       process.exit(0);
     } else {
       try {
-        send({ type: "done", ...(await run(m.target, m.count)) });
+        send({ type: "done", ...(await run(m.target, m.count, m.text)) });
       } catch (error) {
         send({ type: "error", message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       }
     }
   });
-  send({ type: "ready" });
+  send({ type: "ready", users: users.map((u) => ({ actorId: u.actorId, acct: u.acct })) });
 
-  async function run(target: Target, count: number): Promise<{ seconds: number; latencies: number[] }> {
+  async function run(target: Target, count: number, text: string): Promise<{ seconds: number; latencies: number[] }> {
     const ref = { actorId: target.actorId, acct: target.acct };
     // Signed before timing starts.
     const signed = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
         const user = users[i % users.length]!;
-        const body = createNote("mastodon", user, ref, "help");
+        const body = createNote("mastodon", user, ref, text);
         return { noteId: (body.object as { id: string }).id, request: await sign(user, target.inbox, body) };
       }),
     );
@@ -212,6 +223,8 @@ export const fediverseInbox: Benchmark = {
     try {
       const sender = await Sender.start();
       closers.push(() => sender.stop());
+      const botNotes: NoteCounter = { sent: 0 };
+      const echoNotes: NoteCounter = { sent: 0 };
 
       // The bot, as `npm start` wires it, inbox workers only.
       const port = await freePort();
@@ -221,7 +234,10 @@ export const fediverseInbox: Benchmark = {
       const bot = createFediverseBot({
         config, store, sql, log: createLogger("silent"),
         engine: { limits: { messagesPerWindow: 1_000_000_000 } },
-        onHandled: ({ noteId }) => sender.handled(noteId),
+        onHandled: ({ noteId, replies }) => {
+          botNotes.sent += replies;
+          sender.handled(noteId);
+        },
       });
       botTarget.actorId = bot.actorUri.href;
       botTarget.inbox = `${bot.actorUri.href}/inbox`;
@@ -259,6 +275,7 @@ export const fediverseInbox: Benchmark = {
           content: note.content, tags: [new Mention({ href: author.id })], replyTarget: note.id,
         });
         await ctx.sendActivity({ identifier: "echo" }, author, new Create({ id: new URL(`${reply.id!.href}/activity`), actor: ctx.getActorUri("echo"), to: author.id, object: reply }));
+        echoNotes.sent++;
         sender.handled(note.id.href);
       });
       const echoApp = express();
@@ -272,18 +289,29 @@ export const fediverseInbox: Benchmark = {
 
       log(`${count} DMs from ${SENDERS} senders, ${CONCURRENCY} in flight; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
       const results: Result[] = [];
-      results.push(await drive("bare Fedify echo actor", echoTarget, sender, SENDERS, count));
+      results.push(await drive("bare Fedify echo actor", echoTarget, sender, "help", count, echoNotes));
       log(`echo done`);
-      results.push(await drive("reconnexion bot (engine, `help`)", botTarget, sender, SENDERS, count));
-      log(`bot done`);
+      // Strangers asking `help`: the welcome and every command, several notes.
+      results.push(await drive("reconnexion bot: stranger, `help`", botTarget, sender, "help", count, botNotes));
+      log(`bot (help) done`);
+      // Registered people asking `status`: one note.
+      for (const user of sender.users) {
+        const person = await store.people.create();
+        await store.identities.attach(person.id, { platform: "fediverse", stableId: user.actorId, handle: user.acct, verifiedBy: "platform" });
+      }
+      results.push(await drive("reconnexion bot: registered, `status`", botTarget, sender, "status", count, botNotes));
+      log(`bot (status) done`);
 
       const rows = results.map((r) => {
         const s = summarize(r.latencies);
-        return [r.label, int(r.messages), int(r.messages / r.seconds), ms(s.p50), ms(s.p99), ms(s.max), r.cpuMs.toFixed(1)];
+        return [
+          r.label, int(r.messages), r.notesPerMessage.toFixed(1), int(r.messages / r.seconds), int((r.messages * r.notesPerMessage) / r.seconds),
+          ms(s.p50), ms(s.p99), ms(s.max), r.cpuMs.toFixed(1),
+        ];
       });
       printTable(
         "Inbound fediverse DMs, signed request in → reply queued",
-        ["actor", "messages", "msg/s", "p50 ms", "p99 ms", "max ms", "CPU ms/msg"],
+        ["actor", "messages", "notes/msg", "msg/s", "notes/s", "p50 ms", "p99 ms", "max ms", "CPU ms/msg"],
         rows,
         [
           `target: ≥ 200 msg/s, p99 ≤ 50 ms (2 cores). ${CONCURRENCY} requests in flight; PostgreSQL queue and key–value store for both.`,
