@@ -3,7 +3,7 @@
  * the test PostgreSQL, all on 127.0.0.1) and the chat stand-in reached through
  * the PDS's atproto-proxy.
  */
-import { RichText, type AppBskyFeedPost } from "@atproto/api";
+import { AtpAgent, RichText, type AppBskyFeedPost } from "@atproto/api";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, type Config } from "../../src/config.ts";
@@ -13,6 +13,7 @@ import { startFlakyProxy, type FlakyProxy } from "../../test/harness/bluesky-pro
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { startBlueskyBot, type BlueskyBot } from "./index.ts";
 import { PROFILE_DESCRIPTION } from "./messages.ts";
+import { Outbox, type ThreadProgress } from "./outbox.ts";
 import { accountKey } from "./session.ts";
 import { senderKey } from "../../src/store/conversation-state.ts";
 
@@ -479,4 +480,48 @@ describe("answers cut off midway", () => {
     expect(replies.map((r) => (r.value as AppBskyFeedPost.Record).text)).toEqual([`@${pat.handle} I've answered you in a private message.`]);
     expect(net.chat.messagesBetween(thirdUser.did, pat.did)).toHaveLength(0);
   });
+});
+
+describe("a public thread cut off midway", () => {
+  /** An outbox on `user`'s account whose `n`-th post creation fails: before reaching the PDS, or after (the answer lost). */
+  async function cuttingOutbox(user: TestUser, n: number, when: "before" | "after") {
+    let creates = 0;
+    const cutting: typeof globalThis.fetch = async (input, init) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      if (!url.pathname.endsWith("/com.atproto.repo.createRecord") || ++creates !== n) return globalThis.fetch(input, init);
+      if (when === "after") await globalThis.fetch(input, init);
+      throw new TypeError("fetch failed");
+    };
+    const agent = new AtpAgent({ service: net.pdsUrl, fetch: cutting });
+    await agent.resumeSession(user.agent.session!);
+    return new Outbox(agent);
+  }
+
+  const texts = ["First part of a long public answer. ".repeat(12), "Second part. ".repeat(30), "Third and last part."];
+
+  for (const when of ["before", "after"] as const) {
+    it(`continues where it stopped, each post once and chained, when a post's request fails ${when} reaching the PDS`, async () => {
+      const asker = await net.createUser(`thread-${when}`);
+      const target = await post(asker, "a question");
+      const ref = { parent: target, root: target };
+      const outbox = await cuttingOutbox(botUser, 2, when);
+      let saved: ThreadProgress | undefined;
+      const save = async (p: ThreadProgress) => {
+        saved = structuredClone(p);
+      };
+      await expect(outbox.replyInThread(ref, texts, { did: asker.did, handle: asker.handle }, "en", { save })).rejects.toThrow(/fetch failed/);
+      expect(saved!.posted).toHaveLength(1);
+      const posts = await outbox.replyInThread(ref, texts, { did: asker.did, handle: asker.handle }, "en", { saved: saved!, save });
+      expect(posts.length).toBeGreaterThanOrEqual(3);
+
+      const mine = (await botPosts()).filter((p) => p.value.reply?.root.uri === target.uri);
+      expect(mine).toHaveLength(posts.length);
+      // One chain: each post answers the one before it, the first answers the question.
+      expect(mine.map((p) => p.uri).sort()).toEqual(posts.map((p) => p.uri).sort());
+      posts.forEach((p, i) => {
+        const record = mine.find((m) => m.uri === p.uri)!;
+        expect(record.value.reply!.parent.uri).toBe(i === 0 ? target.uri : posts[i - 1]!.uri);
+      });
+    });
+  }
 });

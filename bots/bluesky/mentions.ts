@@ -12,7 +12,7 @@ import type { BlueskyState } from "../../src/store/bluesky-state.ts";
 import { describe, EventBusyError, isTransient } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
 import { openYourMessages } from "./messages.ts";
-import type { Outbox, ThreadRef } from "./outbox.ts";
+import type { Outbox, ThreadProgress, ThreadRef } from "./outbox.ts";
 
 type Notification = AppBskyNotificationListNotifications.Notification;
 
@@ -90,6 +90,10 @@ interface SavedAnswer {
   notices: string[];
   language: string;
   handledAs: string;
+  /** DM pieces already sent (a retry sends the rest). */
+  dmSent?: number;
+  /** The public thread's record keys and posts made so far. */
+  thread?: ThreadProgress;
 }
 
 /** `sent` phases of a mention: its DM delivered (or none needed), or refused. */
@@ -138,8 +142,18 @@ async function handleMention(ctx: MentionContext, n: Notification, record: AppBs
       };
       await state.saveReplies(account, n.uri, answer);
     }
+    const saved = answer;
+    const keep = () => state.saveReplies(account, n.uri, saved);
     if (sent === 0) {
-      const dm = answer.privateTexts.length ? await ctx.outbox.sendDm(sender, answer.privateTexts) : { delivered: true as const };
+      const dm = saved.privateTexts.length
+        ? await ctx.outbox.sendDm(sender, saved.privateTexts, {
+            skip: saved.dmSent ?? 0,
+            onSent: async (pieces) => {
+              saved.dmSent = pieces;
+              await keep();
+            },
+          })
+        : { delivered: true as const };
       sent = dm.delivered ? DM_SENT : DM_REFUSED;
       await state.saveSent(account, n.uri, sent);
     }
@@ -148,7 +162,15 @@ async function handleMention(ctx: MentionContext, n: Notification, record: AppBs
     // which becomes "how to open your messages" when the DM was refused.
     const publicTexts = [...answer.publicAnswers, ...(dmRefused ? [] : answer.notices)];
     if (dmRefused) publicTexts.push(openYourMessages(answer.language, ctx.bot.handle));
-    if (publicTexts.length) await ctx.outbox.replyInThread(thread, publicTexts, sender, answer.language);
+    if (publicTexts.length) {
+      await ctx.outbox.replyInThread(thread, publicTexts, sender, answer.language, {
+        ...(saved.thread ? { saved: saved.thread } : {}),
+        save: async (progress) => {
+          saved.thread = progress;
+          await keep();
+        },
+      });
+    }
     await state.finish(account, n.uri, "done");
     log.info({ uri: n.uri, handledAs: answer.handledAs, dm: answer.privateTexts.length ? (dmRefused ? "refused" : "sent") : undefined }, "answered Bluesky mention");
     return true;

@@ -5,6 +5,7 @@
  * in order) through the PDS's chat proxy.
  */
 import { RichText, type AtpAgent, type Agent } from "@atproto/api";
+import { TID } from "@atproto/common-web";
 import { errorName, isTransient } from "./errors.ts";
 import { CHAT_LIMIT, graphemeCount, POST_LIMIT, splitGraphemes } from "./text.ts";
 
@@ -17,6 +18,12 @@ export interface StrongRef {
 export interface ThreadRef {
   parent: StrongRef;
   root: StrongRef;
+}
+
+/** How far a thread answer has got: the record key of each of its posts, and the posts made. */
+export interface ThreadProgress {
+  rkeys: string[];
+  posted: StrongRef[];
 }
 
 export interface Person {
@@ -61,36 +68,74 @@ export class Outbox {
     this.langs = options.langs ?? [];
   }
 
-  /** Posts `texts` as replies under `ref`, the first one mentioning `to`; returns the posts made. */
-  async replyInThread(ref: ThreadRef, texts: readonly string[], to: Person, language?: string): Promise<StrongRef[]> {
+  /**
+   * Posts `texts` as replies under `ref`, the first one mentioning `to`;
+   * returns the posts made. With `progress`, every post's record key is
+   * chosen and saved before the first one goes out, and each post made is
+   * saved at once: a retry (after a crash or a lost answer) continues the
+   * thread where it stopped, and checks whether its next post was in fact
+   * made, so no post appears twice.
+   */
+  async replyInThread(
+    ref: ThreadRef,
+    texts: readonly string[],
+    to: Person,
+    language?: string,
+    progress: { saved?: ThreadProgress; save?: (progress: ThreadProgress) => Promise<void> } = {},
+  ): Promise<StrongRef[]> {
     const prefix = to.handle ? `@${to.handle} ` : "";
     const limit = POST_LIMIT - graphemeCount(prefix);
     const pieces = texts.flatMap((t) => splitGraphemes(t, limit));
-    const made: StrongRef[] = [];
-    let parent = ref.parent;
-    for (const [i, piece] of pieces.entries()) {
-      const text = i === 0 ? prefix + piece : piece;
-      const facets = facetsFor(text, [to]);
-      const res = await this.agent.com.atproto.repo.createRecord({
-        repo: this.agent.session!.did,
-        collection: "app.bsky.feed.post",
-        record: {
-          $type: "app.bsky.feed.post",
-          text,
-          ...(facets ? { facets } : {}),
-          reply: { root: ref.root, parent },
-          ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}),
-          createdAt: new Date().toISOString(),
-        },
-      });
-      parent = { uri: res.data.uri, cid: res.data.cid };
-      made.push(parent);
+    const resuming = progress.saved !== undefined && progress.saved.rkeys.length === pieces.length;
+    const state: ThreadProgress = resuming ? progress.saved! : { rkeys: pieces.map(() => TID.nextStr()), posted: [] };
+    if (!resuming) await progress.save?.(state);
+    const repo = this.agent.session!.did;
+    let parent = state.posted.at(-1) ?? ref.parent;
+    for (let i = state.posted.length; i < pieces.length; i++) {
+      const rkey = state.rkeys[i]!;
+      let made = resuming && i === state.posted.length ? await this.existingPost(repo, rkey) : undefined;
+      if (!made) {
+        const text = i === 0 ? prefix + pieces[i]! : pieces[i]!;
+        const facets = facetsFor(text, [to]);
+        const res = await this.agent.com.atproto.repo.createRecord({
+          repo,
+          collection: "app.bsky.feed.post",
+          rkey,
+          record: {
+            $type: "app.bsky.feed.post",
+            text,
+            ...(facets ? { facets } : {}),
+            reply: { root: ref.root, parent },
+            ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}),
+            createdAt: new Date().toISOString(),
+          },
+        });
+        made = { uri: res.data.uri, cid: res.data.cid };
+      }
+      state.posted.push(made);
+      parent = made;
+      await progress.save?.(state);
     }
-    return made;
+    return state.posted;
+  }
+
+  /** The bot's post at `rkey`, if it exists (a create whose answer was lost). */
+  private async existingPost(repo: string, rkey: string): Promise<StrongRef | undefined> {
+    try {
+      const res = await this.agent.com.atproto.repo.getRecord({ repo, collection: "app.bsky.feed.post", rkey });
+      return res.data.cid ? { uri: res.data.uri, cid: res.data.cid } : undefined;
+    } catch (error) {
+      if (errorName(error) === "RecordNotFound" || (error as { status?: number }).status === 400) return undefined;
+      throw error;
+    }
   }
 
   /** Opens (or finds) the conversation with `to` and sends `texts`; a refusal is a result, not an error. */
-  async sendDm(to: Person, texts: readonly string[]): Promise<DmResult> {
+  async sendDm(
+    to: Person,
+    texts: readonly string[],
+    progress: { skip?: number; onSent?: (sent: number) => Promise<void> } = {},
+  ): Promise<DmResult> {
     let convoId: string;
     try {
       const res = await this.chat.chat.bsky.convo.getConvoForMembers({ members: [to.did] });
@@ -100,7 +145,7 @@ export class Outbox {
       if (!isTransient(error) && name && REFUSALS.has(name)) return { delivered: false, reason: name };
       throw error;
     }
-    const sent = await this.sendToConvo(convoId, texts, [to]);
+    const sent = await this.sendToConvo(convoId, texts, [to], progress);
     return sent === true ? { delivered: true, convoId } : { delivered: false, reason: sent };
   }
 
