@@ -511,7 +511,8 @@ describe("a public thread cut off midway", () => {
       };
       await expect(outbox.replyInThread(ref, texts, { did: asker.did, handle: asker.handle }, "en", { save })).rejects.toThrow(/fetch failed/);
       expect(saved!.posted).toHaveLength(1);
-      const posts = await outbox.replyInThread(ref, texts, { did: asker.did, handle: asker.handle }, "en", { saved: saved!, save });
+      // The retry posts what the first try planned, even if the asker's handle changed meanwhile.
+      const posts = await outbox.replyInThread(ref, texts, { did: asker.did, handle: "renamed.test" }, "en", { saved: saved!, save });
       expect(posts.length).toBeGreaterThanOrEqual(3);
 
       const mine = (await botPosts()).filter((p) => p.value.reply?.root.uri === target.uri);
@@ -522,6 +523,14 @@ describe("a public thread cut off midway", () => {
         const record = mine.find((m) => m.uri === p.uri)!;
         expect(record.value.reply!.parent.uri).toBe(i === 0 ? target.uri : posts[i - 1]!.uri);
       });
+      expect(mine.map((p) => p.value.text).join("")).not.toContain("renamed");
+
+      // A second worker that took the answer over from an older save finds the posts already made.
+      const stale = { ...saved!, posted: saved!.posted.slice(0, 1) };
+      const again = await outbox.replyInThread(ref, texts, { did: asker.did, handle: asker.handle }, "en", { saved: stale });
+      expect(again.map((p) => p.uri)).toEqual(posts.map((p) => p.uri));
+      expect((await botPosts()).filter((p) => p.value.reply?.root.uri === target.uri)).toHaveLength(posts.length);
+      expect(mine.find((p) => p.uri === posts[0]!.uri)!.value.text.startsWith(`@${asker.handle} `)).toBe(true);
     });
   }
 });

@@ -20,8 +20,9 @@ export interface ThreadRef {
   root: StrongRef;
 }
 
-/** How far a thread answer has got: the record key of each of its posts, and the posts made. */
+/** How far a thread answer has got: each post's text and record key, fixed up front, and the posts made. */
 export interface ThreadProgress {
+  texts: string[];
   rkeys: string[];
   posted: StrongRef[];
 }
@@ -83,40 +84,55 @@ export class Outbox {
     language?: string,
     progress: { saved?: ThreadProgress; save?: (progress: ThreadProgress) => Promise<void> } = {},
   ): Promise<StrongRef[]> {
-    const prefix = to.handle ? `@${to.handle} ` : "";
-    const limit = POST_LIMIT - graphemeCount(prefix);
-    const pieces = texts.flatMap((t) => splitGraphemes(t, limit));
-    const resuming = progress.saved !== undefined && progress.saved.rkeys.length === pieces.length;
-    const state: ThreadProgress = resuming ? progress.saved! : { rkeys: pieces.map(() => TID.nextStr()), posted: [] };
+    // A retry posts exactly what the first try planned (the person's handle,
+    // hence the split, may have changed since).
+    const saved = progress.saved;
+    const resuming = saved !== undefined && Array.isArray(saved.texts) && saved.texts.length === saved.rkeys?.length && Array.isArray(saved.posted);
+    const state: ThreadProgress = resuming ? saved : this.planThread(texts, to);
     if (!resuming) await progress.save?.(state);
     const repo = this.agent.session!.did;
     let parent = state.posted.at(-1) ?? ref.parent;
-    for (let i = state.posted.length; i < pieces.length; i++) {
+    for (let i = state.posted.length; i < state.texts.length; i++) {
       const rkey = state.rkeys[i]!;
+      const text = state.texts[i]!;
+      // After a crash or a lost answer, the next post may already exist.
       let made = resuming && i === state.posted.length ? await this.existingPost(repo, rkey) : undefined;
       if (!made) {
-        const text = i === 0 ? prefix + pieces[i]! : pieces[i]!;
         const facets = facetsFor(text, [to]);
-        const res = await this.agent.com.atproto.repo.createRecord({
-          repo,
-          collection: "app.bsky.feed.post",
-          rkey,
-          record: {
-            $type: "app.bsky.feed.post",
-            text,
-            ...(facets ? { facets } : {}),
-            reply: { root: ref.root, parent },
-            ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}),
-            createdAt: new Date().toISOString(),
-          },
-        });
-        made = { uri: res.data.uri, cid: res.data.cid };
+        try {
+          const res = await this.agent.com.atproto.repo.createRecord({
+            repo,
+            collection: "app.bsky.feed.post",
+            rkey,
+            record: {
+              $type: "app.bsky.feed.post",
+              text,
+              ...(facets ? { facets } : {}),
+              reply: { root: ref.root, parent },
+              ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}),
+              createdAt: new Date().toISOString(),
+            },
+          });
+          made = { uri: res.data.uri, cid: res.data.cid };
+        } catch (error) {
+          // Refused because the key is taken: another worker that took the
+          // answer over posted it. Anything else is a real failure.
+          made = isTransient(error) ? undefined : await this.existingPost(repo, rkey);
+          if (!made) throw error;
+        }
       }
       state.posted.push(made);
       parent = made;
       await progress.save?.(state);
     }
     return state.posted;
+  }
+
+  /** The posts of a thread answer: texts (the first mentioning `to`), and a record key for each. */
+  private planThread(texts: readonly string[], to: Person): ThreadProgress {
+    const prefix = to.handle ? `@${to.handle} ` : "";
+    const pieces = texts.flatMap((t) => splitGraphemes(t, POST_LIMIT - graphemeCount(prefix)));
+    return { texts: pieces.map((p, i) => (i === 0 ? prefix + p : p)), rkeys: pieces.map(() => TID.nextStr()), posted: [] };
   }
 
   /** The bot's post at `rkey`, if it exists (a create whose answer was lost). */

@@ -69,6 +69,20 @@ describe("import archive", () => {
     expect(row!.n).toBe(55);
   });
 
+  it("waits for a bulk edge import's table swap without deadlocking it", async () => {
+    const file = await writeArchiveZip(path.join(dir, "swap.zip"), { accountId: "1400", username: "swap", followings: ids(15_000, 20) });
+    // What a bulk edge import does: lock out writers, later take the table whole to swap it.
+    const bulk = await db.sql.reserve();
+    await bulk`begin`;
+    await bulk`lock table x_follow in exclusive mode`;
+    const importing = importArchive(db.sql, file);
+    await until("the import to wait on the lock", async () => (await db.sql`select 1 from pg_locks where not granted`).length > 0);
+    await bulk`lock table x_follow in access exclusive mode`; // deadlocks if the waiting import holds a read lock
+    await bulk`commit`;
+    bulk.release();
+    expect(await importing).toMatchObject({ followings: 20, edgesAdded: 20 });
+  });
+
   it("reads an unpacked folder and a lone data file with --x-id", async () => {
     const folder = await writeArchiveFolder(path.join(dir, "unpacked"), { accountId: "1100", username: "bob", followings: ids(100, 10), followers: ids(200, 5) });
     expect(await importArchive(db.sql, folder)).toMatchObject({ followings: 10, followers: 5 });

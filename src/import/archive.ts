@@ -139,6 +139,10 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
  * the probing insert runs instead.
  */
 async function mergeEdges(tx: postgres.TransactionSql<{}>, accountId: string): Promise<number> {
+  // The write lock first: taking the read lock first (for `known`) and then
+  // waiting for the write lock behind a bulk edge import would deadlock with
+  // that import's table swap.
+  await tx`lock table x_follow in row exclusive mode`;
   try {
     const result = await tx.savepoint((sp) => sp`
       with known as materialized (

@@ -55,3 +55,12 @@ describe("GroupDedupe", () => {
     expect([1, 2, 3].map((l) => dedupe.fileLine(l))).toEqual([1, 4, 6]);
   });
 });
+
+describe("GroupDedupe on text that is not lines", () => {
+  it("stops holding back a line that never ends (CR-only breaks) and passes everything through", async () => {
+    const crOnly = "1,2\r".repeat(20_000);
+    const { out, dedupe } = await run(crOnly, 4096);
+    expect(out).toBe(crOnly);
+    expect(dedupe.dropped).toEqual([]);
+  });
+});

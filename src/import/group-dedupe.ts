@@ -17,6 +17,7 @@ import { Transform, type TransformCallback } from "node:stream";
 const NEWLINE = 0x0a;
 const COMMA = 0x2c;
 const QUOTE = 0x22;
+const MAX_LINE = 64 * 1024;
 
 export interface GroupDedupeLimits {
   /** Distinct lines remembered for one follower; past it, the run goes through as is. */
@@ -62,8 +63,11 @@ export class GroupDedupe extends Transform {
       start = nl + 1;
     }
     if (start > keepFrom) this.push(chunk.subarray(keepFrom, start));
-    // A partial last line waits for the rest of it (copied: `input` is not ours to keep).
+    // A partial last line waits for the rest of it (copied: `input` is not ours
+    // to keep). No edge line is that long: past the cap this is not a file of
+    // lines (CR-only breaks, one huge line) and it goes through as is.
     this.carry = Buffer.from(chunk.subarray(start));
+    if (this.carry.length > MAX_LINE) this.passThrough(Buffer.alloc(0));
     callback();
   }
 

@@ -30,7 +30,7 @@ describe("publicFetch", () => {
 
   it("refuses private IP literals without any lookup", async () => {
     const publicFetch = createPublicFetch({ resolve: () => Promise.reject(new Error("no lookup expected")) });
-    for (const host of ["127.0.0.1", "[::1]", "10.1.2.3", "[::ffff:192.168.0.1]"]) {
+    for (const host of ["127.0.0.1", "[::1]", "10.1.2.3", "[::ffff:192.168.0.1]", "[::7f00:1]", "[::]"]) {
       const error = await publicFetch(`http://${host}:${port}/`).catch((e: unknown) => e);
       expect(isNonPublicAddressError(error), host).toBe(true);
     }
@@ -42,6 +42,20 @@ describe("publicFetch", () => {
     const response = await publicFetch(`http://instance.example:${port}/`);
     expect(await response.text()).toBe("here");
     expect(requests).toBe(before + 1);
+  });
+
+  it("never follows a redirect (its target would skip the lookup check)", async () => {
+    const redirecting = createServer((_req, res) => res.writeHead(302, { Location: `http://127.0.0.1:${port}/` }).end());
+    await new Promise<void>((resolve) => redirecting.listen(0, "127.0.0.1", resolve));
+    try {
+      const before = requests;
+      const publicFetch = createPublicFetch({ resolve: rebinding, isAllowed: (a) => a === "127.0.0.1" });
+      const response = await publicFetch(`http://redirector.example:${(redirecting.address() as AddressInfo).port}/`, { redirect: "follow" });
+      expect(response.status).toBe(302);
+      expect(requests).toBe(before);
+    } finally {
+      await new Promise<void>((resolve) => redirecting.close(() => resolve()));
+    }
   });
 
   it("answers early for a name that is or resolves to a private address", async () => {

@@ -18,7 +18,8 @@ export class NonPublicAddressError extends Error {
   }
 }
 
-// Addresses no public server lives on (loopback, private, link-local, CGNAT, documentation, multicast…).
+// Addresses no public server lives on (loopback, private, link-local, CGNAT, documentation, multicast,
+// and IPv4-compatible IPv6 ::a.b.c.d, which covers :: and ::1).
 // BlockList matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) against the IPv4 rules.
 const NOT_PUBLIC = new net.BlockList();
 for (const [address, prefix] of [
@@ -27,7 +28,7 @@ for (const [address, prefix] of [
   ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
 ] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv4");
 for (const [address, prefix] of [
-  ["::", 128], ["::1", 128], ["64:ff9b::", 96], ["100::", 64], ["2001::", 23], ["2001:db8::", 32],
+  ["::", 96], ["64:ff9b::", 96], ["100::", 64], ["2001::", 23], ["2001:db8::", 32],
   ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8],
 ] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv6");
 
@@ -85,12 +86,15 @@ export function createPublicFetch(options: PublicFetchOptions = {}): typeof fetc
   };
   let agent: Agent | undefined;
   return async (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : input);
+    // A Request would carry its own method, headers and body past `init`: callers give a URL.
+    if (input instanceof Request) throw new TypeError("publicFetch takes a URL, not a Request.");
+    const url = new URL(input);
     const host = url.hostname.replace(/^\[|\]$/g, "");
     if (net.isIP(host) && !isAllowed(host)) throw new TypeError("fetch failed", { cause: new NonPublicAddressError(host) });
     agent ??= new Agent({ connect: { lookup: connectLookup } });
     // undici's own fetch: the agent comes from the same package (Node's built-in fetch may be another version).
-    return (await undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as Response;
+    // Never followed: a redirect to an IP literal would not go through the lookup.
+    return (await undiciFetch(url, { ...(init as object), redirect: "manual", dispatcher: agent })) as unknown as Response;
   };
 }
 

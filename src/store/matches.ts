@@ -4,6 +4,7 @@
  * state) so reading them never scans follow edges; the refresh functions are
  * called whenever identities or edges change.
  */
+import type postgres from "postgres";
 import type { MatchState, Queryable, TargetPlatform } from "./types.ts";
 import { MATCH_STATES, TARGET_PLATFORMS } from "./types.ts";
 import { withIndexesDeferred } from "./deferred-indexes.ts";
@@ -138,16 +139,24 @@ export class Matches {
                 where m.person_id = c.person_id and m.platform = c.platform and m.target_person_id = c.target_person_id))::float8 as candidates,
              (select greatest(reltuples, 0) from pg_class where oid = 'match'::regclass)::float8 as existing`;
     const { candidates, existing } = sizes ?? { candidates: 0, existing: 0 };
-    try {
-      if (candidates < bulkMinimum || candidates < existing * BULK_SHARE) {
-        return (await this.insertCandidates("on conflict do nothing")).count;
-      }
+    let added: number;
+    if (candidates < bulkMinimum || candidates < existing * BULK_SHARE) {
+      added = (await this.insertCandidates("on conflict do nothing")).count;
+    } else {
       // Without its unique index the table cannot skip conflicts; the
       // anti-join runs under the rebuild's lock, so nothing slips in between.
-      return await withIndexesDeferred(this.db, "match", async () => (await this.insertCandidates("")).count);
-    } finally {
-      await this.db`drop table match_candidate`;
+      const bulk = await withIndexesDeferred(this.transaction(), "match", () => this.insertCandidates(""));
+      added = bulk.result.count;
     }
+    // Left in place on an error: the transaction is aborted then, and drops it.
+    await this.db`drop table match_candidate`;
+    return added;
+  }
+
+  /** The transaction this instance runs in (bulk refreshes need one). */
+  private transaction(): postgres.TransactionSql<{}> {
+    if (!("savepoint" in this.db)) throw new Error("Matches.refreshForEdges must run inside a transaction.");
+    return this.db;
   }
 
   /** Inserts the candidates not yet in `match`, in primary-key order. */

@@ -156,6 +156,20 @@ describe("matches", () => {
     await expect(db.sql`insert into match (person_id, platform, target_person_id) values (${fan.id}, 'fediverse', ${stars[0]!.id})`).rejects.toThrow(/duplicate key/);
     await store.people.delete(fan.id);
     expect((await store.matches.counts(fan.id)).fediverse.total).toBe(0);
+
+    // With people in use elsewhere (a transaction reading them), the bulk path
+    // keeps the foreign keys rather than wait for that transaction to end.
+    const other = await db.sql.reserve();
+    await other`begin`;
+    await other`select count(*) from person`;
+    const late = await personWith([{ platform: "x", stableId: "9402" }]);
+    await follow("9402", "94002");
+    const more = await db.sql.begin((tx) => new Matches(tx).refreshForEdges("x_follow", 1));
+    await other`commit`;
+    other.release();
+    expect(more).toBe(1);
+    expect((await store.matches.counts(late.id)).fediverse.pending).toBe(1);
+    expect(await schema()).toEqual(before);
   });
 });
 
