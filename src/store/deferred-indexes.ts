@@ -10,8 +10,10 @@
  * (ACCESS EXCLUSIVE: nobody reads it until commit). So they are set aside
  * only when every referenced table can be locked at once, without waiting:
  * a load into an idle store (the usual first import). On a live store the
- * foreign keys stay, and nothing is ever waited for that could deadlock
- * with a transaction holding one of those tables.
+ * foreign keys stay; and if the table itself is in use, nothing is set
+ * aside at all. No lock is ever waited for here, so this cannot deadlock
+ * with a transaction that holds one of these tables while it waits for
+ * something the caller holds (after an edge import's swap: `x_follow`).
  *
  * Must run inside a transaction; the table itself is locked until commit.
  */
@@ -24,12 +26,18 @@ interface Definition {
   referenced: string | null;
 }
 
-/** Runs `insert` with `table`'s indexes (and, when free, foreign keys) set aside, and restores them. */
+/**
+ * Runs `insert` with `table`'s indexes (and, when free, foreign keys) set
+ * aside, and restores them. Undefined, having done nothing, when `table`
+ * itself is in use right now: the caller then inserts the usual way. Never
+ * waits for a lock, so it cannot deadlock with a transaction that holds one
+ * of these tables and waits for something the caller holds.
+ */
 export async function withIndexesDeferred<T>(
   tx: postgres.TransactionSql<{}>,
   table: string,
   insert: () => Promise<T>,
-): Promise<{ result: T; foreignKeysDeferred: boolean }> {
+): Promise<{ result: T; foreignKeysDeferred: boolean } | undefined> {
   const all = await tx<Definition[]>`
     select conname as name, pg_get_constraintdef(oid) as def, contype as kind, confrelid::regclass::text as referenced
     from pg_constraint
@@ -39,8 +47,10 @@ export async function withIndexesDeferred<T>(
     from pg_index i join pg_class c on c.oid = i.indexrelid
     where i.indrelid = ${table}::regclass
       and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid)`;
-  const referenced = [...new Set(all.filter((d) => d.kind === "f").map((d) => d.referenced!))];
-  const foreignKeysDeferred = referenced.length > 0 && (await lockAllNow(tx, referenced));
+  const self = (await tx<{ name: string }[]>`select ${table}::regclass::text as name`)[0]!.name;
+  const referenced = [...new Set(all.filter((d) => d.kind === "f").map((d) => d.referenced!))].filter((r) => r !== self);
+  const foreignKeysDeferred = referenced.length > 0 && (await lockAllNow(tx, [self, ...referenced]));
+  if (!foreignKeysDeferred && !(await lockAllNow(tx, [self]))) return undefined;
   const definitions = all.filter((d) => d.kind !== "f" || foreignKeysDeferred);
 
   // Foreign keys off first (they may lean on this table's unique indexes);
@@ -55,7 +65,7 @@ export async function withIndexesDeferred<T>(
   // Definitions and names come from the catalog, not from input.
   for (const d of [...definitions].sort((a, b) => buildOrder[a.kind] - buildOrder[b.kind])) {
     if (d.kind === "i") await tx.unsafe(d.def);
-    else await tx.unsafe(`alter table ${quote(table)} add constraint ${quote(d.name)} ${d.def}`);
+    else await tx.unsafe(`alter table ${self} add constraint ${quote(d.name)} ${d.def}`);
   }
   return { result, foreignKeysDeferred };
 }

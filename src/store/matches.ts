@@ -146,7 +146,8 @@ export class Matches {
       // Without its unique index the table cannot skip conflicts; the
       // anti-join runs under the rebuild's lock, so nothing slips in between.
       const bulk = await withIndexesDeferred(this.transaction(), "match", () => this.insertCandidates(""));
-      added = bulk.result.count;
+      // Undefined when matches are in use right now: then the usual way.
+      added = bulk ? bulk.result.count : (await this.insertCandidates("on conflict do nothing")).count;
     }
     // Left in place on an error: the transaction is aborted then, and drops it.
     await this.db`drop table match_candidate`;

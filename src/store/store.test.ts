@@ -166,9 +166,20 @@ describe("matches", () => {
     await follow("9402", "94002");
     const more = await db.sql.begin((tx) => new Matches(tx).refreshForEdges("x_follow", 1));
     await other`commit`;
-    other.release();
     expect(more).toBe(1);
     expect((await store.matches.counts(late.id)).fediverse.pending).toBe(1);
+    expect(await schema()).toEqual(before);
+
+    // With matches themselves in use, it inserts the usual way, again without waiting.
+    await other`begin`;
+    await other`select count(*) from match`;
+    const later = await personWith([{ platform: "x", stableId: "9403" }]);
+    await follow("9403", "94003");
+    const usual = await db.sql.begin((tx) => new Matches(tx).refreshForEdges("x_follow", 1));
+    await other`commit`;
+    other.release();
+    expect(usual).toBe(1);
+    expect((await store.matches.counts(later.id)).fediverse.pending).toBe(1);
     expect(await schema()).toEqual(before);
   });
 });
