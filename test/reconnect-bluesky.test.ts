@@ -205,6 +205,20 @@ describe("reconnect on Bluesky", () => {
     expect(fromBot(alice.user).filter((m) => m.includes("finished"))).toHaveLength(1);
     // The link is used up.
     expect((await fetch(link)).status).toBe(410);
+
+    // `forget` ends the app password's session at the PDS, and tells alice to delete the password itself.
+    const identity = await db.store.identities.find({ platform: "bluesky", stableId: alice.user.did });
+    const auth = (await db.store.authorizations.get(identity!.id))!.data as { session: { refreshJwt: string } };
+    // The PDS keeps a row per live refresh token (id = the JWT's jti).
+    const jti = (JSON.parse(Buffer.from(auth.session.refreshJwt.split(".")[1]!, "base64url").toString()) as { jti: string }).jti;
+    const accounts = (net.network.pds.ctx.accountManager as unknown as { db: { db: { selectFrom(t: string): { select(c: string): { where(c: string, op: string, v: string): { executeTakeFirst(): Promise<unknown> } } } } } }).db.db;
+    const liveRefreshToken = async () => (await accounts.selectFrom("refresh_token").select("id").where("id", "=", jti).executeTakeFirst()) !== undefined;
+    expect(await liveRefreshToken()).toBe(true);
+    await chat(alice.user, "forget");
+    const bye = (await chat(alice.user, "forget confirm")).join("\n");
+    expect(bye).toContain("deleted everything");
+    expect(bye).toContain("delete the password itself in Bluesky");
+    expect(await liveRefreshToken()).toBe(false);
   });
 
   it("reports progress on a long job, then one summary", async () => {

@@ -40,6 +40,8 @@ describe("publicFetch", () => {
     const before = requests;
     const publicFetch = createPublicFetch({ resolve: rebinding, isAllowed: () => true });
     const response = await publicFetch(`http://instance.example:${port}/`);
+    expect(response).toBeInstanceOf(Response);
+    expect(response.url).toBe(`http://instance.example:${port}/`);
     expect(await response.text()).toBe("here");
     expect(requests).toBe(before + 1);
   });

@@ -94,9 +94,19 @@ export function createPublicFetch(options: PublicFetchOptions = {}): typeof fetc
     agent ??= new Agent({ connect: { lookup: connectLookup } });
     // undici's own fetch: the agent comes from the same package (Node's built-in fetch may be another version).
     // Never followed: a redirect to an IP literal would not go through the lookup.
-    return (await undiciFetch(url, { ...(init as object), redirect: "manual", dispatcher: agent })) as unknown as Response;
+    const res = await undiciFetch(url, { ...(init as object), redirect: "manual", dispatcher: agent });
+    // As the platform's own Response: libraries may check `instanceof Response`.
+    const response = new Response(NULL_BODY.has(res.status) ? null : (res.body as ReadableStream | null), {
+      status: res.status,
+      statusText: res.statusText,
+      headers: [...res.headers],
+    });
+    Object.defineProperty(response, "url", { value: res.url });
+    return response;
   };
 }
+
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
 /** The process-wide fetch for public servers. */
 export const publicFetch: typeof fetch = createPublicFetch();

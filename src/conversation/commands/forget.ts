@@ -30,6 +30,11 @@ export const forget: Command = {
       return [say(locale.m.forgetNoRequest(word))];
     }
     const { person, identities } = ctx.person;
+    // An app password outlives us at Bluesky (only its owner can delete it): say so.
+    let hadAppPassword = false;
+    for (const identity of identities) {
+      if (identity.platform === "bluesky" && (await store.authorizations.get(identity.id).catch(() => undefined))?.kind === "bluesky-app-password") hadAppPassword = true;
+    }
     // Tokens die at their servers too, not only here.
     await ctx.reconnect?.revokeAuthorizations(person.id);
     await store.transaction(async (s) => {
@@ -40,6 +45,6 @@ export const forget: Command = {
       ]);
     });
     ctx.effect({ type: "forgotten", personId: person.id });
-    return [say(locale.m.forgetDone)];
+    return [say(locale.m.forgetDone), ...(hadAppPassword ? [say(locale.m.forgetAppPassword)] : [])];
   },
 };

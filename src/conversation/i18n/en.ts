@@ -165,6 +165,8 @@ export const en: Locale = {
     forgetAsk: (confirmCommand, minutes) =>
       `This deletes everything I know about you: accounts, matches, settings. It can't be undone. To go ahead, send \`${confirmCommand}\` within ${minutes} minutes.`,
     forgetDone: "Done: I've deleted everything I knew about you. Goodbye!",
+    forgetAppPassword:
+      "You had given me a Bluesky app password: I've closed its session. To be sure, delete the password itself in Bluesky (Settings → Privacy and security → App passwords).",
     forgetNoRequest: (forgetCommand) => `Nothing to confirm: send \`${forgetCommand}\` first.`,
     forgetUnknown: "I don't know anything about you: there's nothing to delete.",
   },

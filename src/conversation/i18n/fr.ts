@@ -170,6 +170,8 @@ export const fr: Locale = {
     forgetAsk: (confirmCommand, minutes) =>
       `Cela efface tout ce que je sais de vous : comptes, correspondances, réglages. C’est irréversible. Pour continuer, envoyez \`${confirmCommand}\` dans les ${minutes} minutes.`,
     forgetDone: "C’est fait : j’ai effacé tout ce que je savais de vous. Au revoir !",
+    forgetAppPassword:
+      "Vous m’aviez donné un mot de passe d’application Bluesky : j’ai fermé sa session. Pour plus de sûreté, supprimez le mot de passe lui-même dans Bluesky (Réglages → Confidentialité et sécurité → Mots de passe d’application).",
     forgetNoRequest: (forgetCommand) => `Rien à confirmer : envoyez d’abord \`${forgetCommand}\`.`,
     forgetUnknown: "Je ne sais rien de vous : il n’y a rien à effacer.",
   },

@@ -101,6 +101,8 @@ export interface Messages {
 
   forgetAsk(confirmCommand: string, minutes: number): string;
   forgetDone: string;
+  /** After `forget`, when a Bluesky app password was among the authorizations. */
+  forgetAppPassword: string;
   forgetNoRequest(forgetCommand: string): string;
   forgetUnknown: string;
 }

@@ -120,6 +120,27 @@ export async function loginWithAppPassword(options: AppPasswordLoginOptions): Pr
 }
 
 /**
+ * Ends the saved session at the PDS (its refresh token stops working), when
+ * the person asks to be forgotten. The app password itself can only be
+ * revoked by its owner, from a full sign-in: the person is told so.
+ */
+export async function endAppPasswordSession(
+  auth: BlueskyAppPasswordAuthorization,
+  options: { allowPrivateAddresses?: boolean } = {},
+): Promise<void> {
+  const saved = asSessionData(auth.session);
+  if (!saved) return;
+  // deleteSession takes the refresh token as its bearer.
+  const response = await networkFetch(options)(new URL("/xrpc/com.atproto.server.deleteSession", auth.service), {
+    method: "POST",
+    headers: { authorization: `Bearer ${saved.refreshJwt}` },
+  });
+  await response.body?.cancel();
+  // 401: the session had already ended (expired, or the password revoked).
+  if (!response.ok && response.status !== 401) throw new Error(`deleteSession answered ${response.status}`);
+}
+
+/**
  * An `Agent` acting for the person with their app password: resumes the
  * saved session (refreshing it, so no new login), falls back to one new
  * login when the session is gone, and reports every new session through

@@ -12,6 +12,7 @@ import {
   type HandleResolver,
   type ResolvedHandle,
 } from "@atproto/oauth-client-node";
+import { isPublicAddress, publicFetch } from "../../net/public-fetch.ts";
 import { AuthorizationExpiredError } from "../types.ts";
 
 /** Where identities are resolved; the defaults are the public network's. */
@@ -27,21 +28,8 @@ export interface BlueskyResolverOptions {
   allowPrivateAddresses?: boolean;
 }
 
-// Addresses a server must not be steered to by user input.
-const PRIVATE = new net.BlockList();
-for (const [address, prefix] of [
-  ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16],
-  ["172.16.0.0", 12], ["192.0.0.0", 24], ["192.0.2.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15],
-  ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
-] as const) PRIVATE.addSubnet(address, prefix, "ipv4");
-for (const [address, prefix] of [
-  ["::", 128], ["::1", 128], ["::ffff:0:0", 96], ["64:ff9b::", 96], ["100::", 64], ["2001:db8::", 32],
-  ["fc00::", 7], ["fe80::", 10], ["ff00::", 8],
-] as const) PRIVATE.addSubnet(address, prefix, "ipv6");
-
 function isPrivateAddress(address: string): boolean {
-  const family = net.isIP(address);
-  return family === 0 || PRIVATE.check(address, family === 4 ? "ipv4" : "ipv6");
+  return !isPublicAddress(address);
 }
 
 /** Refused before any byte was sent: the URL points somewhere we must not go. */
@@ -66,10 +54,9 @@ const MAX_REDIRECTS = 5;
 
 /**
  * A fetch for URLs that come from user input. Unless private addresses are
- * allowed, only https to public addresses, checked again at each redirect.
- * (The check resolves the name before fetch resolves it again: a DNS answer
- * that changes in between is not caught; the OAuth handle resolver adds its
- * own guard.)
+ * allowed, only https to public addresses, checked before each request (a
+ * clear error) and again when each connection is made (publicFetch: a DNS
+ * answer that changes in between is refused too), at each redirect.
  */
 export function networkFetch(options: { allowPrivateAddresses?: boolean } = {}): typeof globalThis.fetch {
   if (options.allowPrivateAddresses) return (input, init) => globalThis.fetch(input, init);
@@ -78,7 +65,13 @@ export function networkFetch(options: { allowPrivateAddresses?: boolean } = {}):
     const mode = request.redirect;
     for (let hop = 0; ; hop++) {
       await assertPublicDestination(new URL(request.url));
-      const response = await globalThis.fetch(request, { redirect: "manual" });
+      const response = await publicFetch(new URL(request.url), {
+        method: request.method,
+        headers: request.headers,
+        body: request.body ? await request.clone().arrayBuffer() : null,
+        signal: request.signal,
+        redirect: "manual",
+      });
       const location = response.headers.get("location");
       if (!REDIRECTS.has(response.status) || !location || mode === "manual") return response;
       await response.body?.cancel();
