@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { registerPerson } from "../../test/harness/graph.ts";
 import { importEdges } from "./edges.ts";
 import { ImportError } from "./types.ts";
 
@@ -69,18 +70,15 @@ describe("import edges", () => {
   });
 
   it("re-imports a whole dump with a few new edges as an increment: only those are added and matched", async () => {
-    const a = await db.store.people.create();
-    await db.store.identities.attach(a.id, { platform: "x", stableId: "5000001", verifiedBy: "platform" });
-    const b = await db.store.people.create();
-    await db.store.identities.attach(b.id, { platform: "x", stableId: "9100001", verifiedBy: "platform" });
-    await db.store.identities.attach(b.id, { platform: "fediverse", handle: "b@dump.example", verifiedBy: "platform" });
+    const a = await registerPerson(db.store, "5000001", { platform: "bluesky", stableId: "did:plc:dump-a", handle: "a.dump.example" });
+    await registerPerson(db.store, "9100001", { platform: "fediverse", stableId: "https://dump.example/users/b", handle: "b@dump.example" });
     const before = await edgeCount();
     const lines = Array.from({ length: 40_000 }, (_, i) => `${5_000_000 + i},${6_000_000 + (i % 997)}`);
     lines.push("5000001,9100001", "5000002,9100002");
     const result = await importEdges(db.sql, await csv(lines.join("\n") + "\n"));
     expect(result).toMatchObject({ rows: 40_002, added: 2, duplicates: 40_000, matchesAdded: 1 });
     expect(await edgeCount()).toBe(before + 2);
-    expect((await db.store.matches.counts(a.id)).fediverse.pending).toBe(1);
+    expect((await db.store.matches.counts(a.personId)).fediverse.pending).toBe(1);
   });
 
   it("creates matches for new edges between registered people", async () => {
