@@ -31,10 +31,10 @@ export const forget: Command = {
     }
     const { person, identities } = ctx.person;
     // An app password outlives us at Bluesky (only its owner can delete it): say so.
-    let hadAppPassword = false;
-    for (const identity of identities) {
-      if (identity.platform === "bluesky" && (await store.authorizations.get(identity.id).catch(() => undefined))?.kind === "bluesky-app-password") hadAppPassword = true;
-    }
+    const kinds = await Promise.all(
+      identities.filter((i) => i.platform === "bluesky").map((i) => store.authorizations.get(i.id).then((a) => a?.kind, () => undefined)),
+    );
+    const hadAppPassword = kinds.includes("bluesky-app-password");
     // Tokens die at their servers too, not only here.
     await ctx.reconnect?.revokeAuthorizations(person.id);
     await store.transaction(async (s) => {

@@ -28,10 +28,6 @@ export interface BlueskyResolverOptions {
   allowPrivateAddresses?: boolean;
 }
 
-function isPrivateAddress(address: string): boolean {
-  return !isPublicAddress(address);
-}
-
 /** Refused before any byte was sent: the URL points somewhere we must not go. */
 export class ForbiddenDestinationError extends TypeError {
   constructor(url: URL, why: string) {
@@ -44,7 +40,7 @@ async function assertPublicDestination(url: URL): Promise<void> {
   if (url.protocol !== "https:") throw new ForbiddenDestinationError(url, "only https is allowed");
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const addresses = net.isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
-  if (addresses.length === 0 || addresses.some(isPrivateAddress)) {
+  if (addresses.length === 0 || !addresses.every(isPublicAddress)) {
     throw new ForbiddenDestinationError(url, "private or reserved address");
   }
 }
