@@ -34,6 +34,34 @@ describe("GroupDedupe", () => {
     expect(out).toBe("1,2\r\n1,2\n1,02\n1,2");
   });
 
+  it("drops CRLF repeats, and keeps fields that are not plain digits or are too long to remember", async () => {
+    expect((await run("1,2\r\n1,2\r\n1,2\n")).out).toBe("1,2\r\n1,2\n");
+    expect((await run("1,x\n1,x\n1,\n1,\n1,-3\n1,-3\n")).out).toBe("1,x\n1,x\n1,\n1,\n1,-3\n1,-3\n");
+    const long = "9".repeat(21);
+    expect((await run(`1,${long}\n1,${long}\n`)).out).toBe(`1,${long}\n1,${long}\n`);
+    const wide = "7".repeat(65);
+    expect((await run(`${wide},1\n${wide},1\n`)).out).toBe(`${wide},1\n${wide},1\n`);
+  });
+
+  it("tells 19- and 20-digit ids apart exactly, and remembers a long run", async () => {
+    // Same last 9 digits, leading part differing by one; then values past 2^53.
+    const ids = ["1234567890123456789", "1234567890223456789", "9223372036854775807", "9223372036854775806", "18446744073709551615"];
+    const lines = ids.map((id) => `5,${id}\n`).join("");
+    const { out, dedupe } = await run(lines + lines, 64);
+    expect(out).toBe(lines);
+    expect(dedupe.dropped).toEqual([6, 7, 8, 9, 10]);
+    // 5,000 distinct followed (the set grows several times), then all again.
+    const run5000 = Array.from({ length: 5_000 }, (_, i) => `8,${1_000_000_000_000_000_000n + BigInt(i) * 7919n}\n`).join("");
+    const big = await run(run5000 + run5000, 4096);
+    expect(big.out).toBe(run5000);
+    expect(big.dedupe.dropped.length).toBe(5_000);
+  });
+
+  it("counts line breaks, filtering or passing through", async () => {
+    expect((await run("1,2\n1,2\n1,3")).dedupe.lineBreaks).toBe(2);
+    expect((await run('"1",2\n1,2\n1,2\n', 4)).dedupe.lineBreaks).toBe(3);
+  });
+
   it("lets a file with quoted fields through untouched", async () => {
     const input = '1,2\n1,2\n"1","2"\n1,2\n';
     // Filtered until the first quote shows, untouched from there on.

@@ -15,9 +15,15 @@
 import { Transform, type TransformCallback } from "node:stream";
 
 const NEWLINE = 0x0a;
+const CR = 0x0d;
 const COMMA = 0x2c;
 const QUOTE = 0x22;
+const ZERO = 0x30;
 const MAX_LINE = 64 * 1024;
+/** Longer follower fields are never compared (an X id has at most 19 digits). */
+const MAX_FOLLOWER = 64;
+/** Longest followed field remembered: digits only, up to 20. */
+const MAX_DIGITS = 20;
 
 export interface GroupDedupeLimits {
   /** Distinct lines remembered for one follower; past it, the run goes through as is. */
@@ -29,19 +35,27 @@ export interface GroupDedupeLimits {
 export class GroupDedupe extends Transform {
   /** Body line numbers (1 = first line after the header) of the lines left out, ascending. */
   readonly dropped: number[] = [];
-  private readonly maxGroup: number;
   private readonly maxDropped: number;
   private carry: Buffer = Buffer.alloc(0);
-  private follower: Buffer = Buffer.alloc(0);
-  private seen = new Set<string>();
-  private line = 0;
+  /** The current run's follower field (its first `followerLength` bytes; -1: none to match). */
+  private readonly follower = Buffer.alloc(MAX_FOLLOWER);
+  private followerLength = -1;
+  /** The followed fields seen in the current run, as numbers (no string per line: this runs 47M times). */
+  private readonly seen: PairSet;
+  /** Line breaks seen so far, filtering or not. */
+  private breaks = 0;
   /** Off for good once the file shows a quote: CSV quoting makes lines and rows differ. */
   private active = true;
 
   constructor(limits: GroupDedupeLimits = {}) {
     super();
-    this.maxGroup = limits.maxGroup ?? 1_000_000;
+    this.seen = new PairSet(limits.maxGroup ?? 1_000_000);
     this.maxDropped = limits.maxDropped ?? 5_000_000;
+  }
+
+  /** Line breaks that went through (the body's lines, less a last one without a break). */
+  get lineBreaks(): number {
+    return this.breaks;
   }
 
   override _transform(input: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -54,9 +68,9 @@ export class GroupDedupe extends Transform {
     let start = 0;
     let keepFrom = 0;
     for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, start)) {
-      this.line++;
+      this.breaks++;
       if (this.isRepeat(chunk, start, nl)) {
-        this.dropped.push(this.line);
+        this.dropped.push(this.breaks);
         if (start > keepFrom) this.push(chunk.subarray(keepFrom, start));
         keepFrom = nl + 1;
       }
@@ -77,29 +91,59 @@ export class GroupDedupe extends Transform {
     callback();
   }
 
-  /** Whether line [start, end) repeats an earlier line of the same follower's run (and remembers it if not). */
+  /**
+   * Whether line [start, end) repeats an earlier line of the same follower's
+   * run (and remembers it if not). Only a followed field of digits (and a
+   * CR before the break) is remembered: two such fields with the same value,
+   * length and ending are the same bytes. Anything else is never a repeat.
+   */
   private isRepeat(chunk: Buffer, start: number, end: number): boolean {
-    const comma = chunk.indexOf(COMMA, start);
-    if (comma === -1 || comma > end) return false;
-    const sameFollower =
-      comma - start === this.follower.length && chunk.compare(this.follower, 0, this.follower.length, start, comma) === 0;
-    if (!sameFollower) {
-      this.follower = Buffer.from(chunk.subarray(start, comma));
-      this.seen = new Set();
+    const follower = this.follower;
+    const known = this.followerLength;
+    let p = start;
+    let same = true;
+    while (p < end && chunk[p] !== COMMA) {
+      if (same && (p - start >= known || follower[p - start] !== chunk[p])) same = false;
+      p++;
     }
-    const rest = chunk.toString("latin1", comma + 1, end);
-    if (this.seen.has(rest)) return this.dropped.length < this.maxDropped;
-    if (this.seen.size < this.maxGroup) this.seen.add(rest);
-    return false;
+    if (p === end) return false;
+    const length = p - start;
+    if (!same || length !== known) {
+      this.seen.clear();
+      if (length > MAX_FOLLOWER) {
+        this.followerLength = -1;
+        return false;
+      }
+      chunk.copy(follower, 0, start, p);
+      this.followerLength = length;
+    }
+    let last = end;
+    const cr = last > p + 1 && chunk[last - 1] === CR ? 1 : 0;
+    last -= cr;
+    const digits = last - (p + 1);
+    if (digits === 0 || digits > MAX_DIGITS) return false;
+    // All but the last 9 digits in `high` (≤ 11 digits), the last 9 in `low`: both exact.
+    const split = last - 9;
+    let high = 0;
+    let low = 0;
+    for (let k = p + 1; k < last; k++) {
+      const d = chunk[k]! - ZERO;
+      if (d < 0 || d > 9) return false;
+      if (k < split) high = high * 10 + d;
+      else low = low * 10 + d;
+    }
+    const repeat = this.seen.addOrHas((high * 32 + digits) * 2 + cr, low);
+    return repeat && this.dropped.length < this.maxDropped;
   }
 
-  /** Stops filtering: whatever is pending, and everything after, goes through untouched. */
+  /** Stops filtering: whatever is pending, and everything after, goes through untouched (line breaks still counted). */
   private passThrough(input: Buffer): void {
     this.active = false;
     if (this.carry.length) {
       this.push(this.carry);
       this.carry = Buffer.alloc(0);
     }
+    for (let i = input.indexOf(NEWLINE); i !== -1; i = input.indexOf(NEWLINE, i + 1)) this.breaks++;
     this.push(input);
   }
 
@@ -113,6 +157,72 @@ export class GroupDedupe extends Transform {
       line = next;
     }
   }
+}
+
+/**
+ * A set of pairs of whole numbers (each below 2^53), open addressing with
+ * linear probing; `clear` is O(1) (a generation stamp), so starting a new
+ * follower's run costs nothing. Holds at most `max` pairs.
+ */
+class PairSet {
+  private first = new Float64Array(1024);
+  private second = new Float64Array(1024);
+  private stamp = new Uint32Array(1024);
+  private generation = 1;
+  private size = 0;
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  clear(): void {
+    this.size = 0;
+    if (++this.generation === 0xffffffff) {
+      this.stamp.fill(0);
+      this.generation = 1;
+    }
+  }
+
+  /** True if (a, b) is in the set; else adds it (while there is room) and answers false. */
+  addOrHas(a: number, b: number): boolean {
+    const mask = this.stamp.length - 1;
+    let slot = hash(a, b) & mask;
+    while (this.stamp[slot] === this.generation) {
+      if (this.first[slot] === a && this.second[slot] === b) return true;
+      slot = (slot + 1) & mask;
+    }
+    if (this.size >= this.max) return false;
+    this.stamp[slot] = this.generation;
+    this.first[slot] = a;
+    this.second[slot] = b;
+    if (++this.size * 2 > this.stamp.length) this.grow();
+    return false;
+  }
+
+  private grow(): void {
+    const { first, second, stamp, generation } = this;
+    const capacity = stamp.length * 2;
+    this.first = new Float64Array(capacity);
+    this.second = new Float64Array(capacity);
+    this.stamp = new Uint32Array(capacity);
+    this.generation = 1;
+    const mask = capacity - 1;
+    for (let i = 0; i < stamp.length; i++) {
+      if (stamp[i] !== generation) continue;
+      let slot = hash(first[i]!, second[i]!) & mask;
+      while (this.stamp[slot] === 1) slot = (slot + 1) & mask;
+      this.stamp[slot] = 1;
+      this.first[slot] = first[i]!;
+      this.second[slot] = second[i]!;
+    }
+  }
+}
+
+function hash(a: number, b: number): number {
+  let h = Math.imul((a >>> 0) ^ Math.floor(a / 4294967296), 0x9e3779b1) ^ Math.imul(b >>> 0, 0x85ebca77);
+  h ^= h >>> 15;
+  return Math.imul(h, 0x2c1b3c6d) ^ (h >>> 13);
 }
 
 function countAtOrBelow(sorted: readonly number[], value: number): number {
