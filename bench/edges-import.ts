@@ -91,7 +91,8 @@ function phaseTimer(): Progress & { phases: [string, number][] } {
   };
 }
 
-function row(step: string, s: { rows: number; added: number; seconds: number; matchesAdded?: number }): string[] {
+/** `matchingSeconds`: the part spent deriving matches (edges/s without it is the edge load alone). */
+function row(step: string, s: { rows: number; added: number; seconds: number; matchesAdded?: number }, matchingSeconds?: number): string[] {
   return [
     step,
     int(s.rows),
@@ -99,6 +100,7 @@ function row(step: string, s: { rows: number; added: number; seconds: number; ma
     int(s.rows - s.added),
     s.seconds.toFixed(2),
     int(s.rows / s.seconds),
+    matchingSeconds === undefined ? "-" : int(s.rows / (s.seconds - matchingSeconds)),
     s.matchesAdded === undefined ? "-" : int(s.matchesAdded),
   ];
 }
@@ -137,7 +139,8 @@ export const edgesImport: Benchmark = {
         log(step);
         const progress = phaseTimer();
         const summary = await importEdges(sql, csv, { progress });
-        rows.push([...row(step, summary), progress.phases.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ")]);
+        const matching = progress.phases.find(([name]) => name === "matching")?.[1] ?? 0;
+        rows.push([...row(step, summary, matching), progress.phases.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ")]);
         return summary;
       };
       const first = await run("importEdges: file into empty store", file);
@@ -148,9 +151,12 @@ export const edgesImport: Benchmark = {
       rows.push([...row("naive: INSERT 1,000 rows/statement (first 1M rows)", naive), ""]);
       printTable(
         `edges-import @ ${context.label}: ${int(first.rows)} rows, ${(size / 1e6).toFixed(0)} MB CSV, registry of ${int(context.spec.people)} people`,
-        ["step", "rows", "added", "duplicates", "seconds", "rows/s", "matches added", "phases (s)"],
+        ["step", "rows", "added", "duplicates", "seconds", "rows/s", "rows/s w/o matching", "matches added", "phases (s)"],
         rows,
-        [`target: >= 1,000,000 edges/s; process peak RSS ${mib(process.resourceUsage().maxRSS * 1024)} MiB`],
+        [
+          "target: >= 1,000,000 edges/s. rows/s is end to end; \"w/o matching\" leaves out deriving the matches the new edges make (same transaction).",
+          `process peak RSS ${mib(process.resourceUsage().maxRSS * 1024)} MiB`,
+        ],
       );
     } finally {
       await sql.end({ timeout: 5 });
