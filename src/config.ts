@@ -2,6 +2,7 @@
  * Environment → typed, validated configuration. The one place that reads
  * `process.env`; everything else receives a `Config`.
  */
+import cron from "node-cron";
 import { z } from "zod";
 
 const boolean = z
@@ -26,7 +27,10 @@ const schema = z.object({
   BLUESKY_WRITE_BATCH: z.coerce.number().int().min(1).max(200).default(200),
   SECRET_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   DEFAULT_LANGUAGE: z.enum(["fr", "en"]).default("fr"),
-  ANNOUNCE_CRON: z.string().default("0 18 * * *"),
+  ANNOUNCE_CRON: z
+    .string()
+    .refine((v) => cron.validate(v), "not a cron expression (five or six fields, e.g. `0 18 * * *`)")
+    .default("0 18 * * *"),
   ALLOW_PRIVATE_ADDRESSES: boolean.default(false),
   LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])

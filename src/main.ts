@@ -7,6 +7,7 @@ import type { Server } from "node:http";
 import { startBlueskyBot } from "../bots/bluesky/index.ts";
 import { createFediverseBot } from "../bots/fediverse/index.ts";
 import pkg from "../package.json" with { type: "json" };
+import { scheduleAnnouncements } from "./announce/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
 import { createReconnection, routeMessages } from "./reconnect/index.ts";
 import { scheduleMaintenance } from "./maintenance.ts";
@@ -23,6 +24,10 @@ export async function runService(): Promise<void> {
   // The bots and the reconnection need each other: commands queue jobs, jobs
   // report by DM. The messenger looks the bots up when it is used.
   let bluesky: ReturnType<typeof startBlueskyBot>;
+  const messenger = routeMessages({
+    fediverse: { send: (to, text) => fediverse.message(to.stableId!, to.handle, [text]) },
+    bluesky: { send: async (to, text) => (bluesky ? bluesky.message({ did: to.stableId!, handle: to.handle }, [text]) : false) },
+  });
   const reconnection = createReconnection({
     config,
     store,
@@ -30,10 +35,7 @@ export async function runService(): Promise<void> {
     databaseUrl: services.database.url,
     log,
     userAgent: `reconnexion/${pkg.version} (+${config.publicUrl.href})`,
-    messenger: routeMessages({
-      fediverse: { send: (to, text) => fediverse.message(to.stableId!, to.handle, [text]) },
-      bluesky: { send: async (to, text) => (bluesky ? bluesky.message({ did: to.stableId!, handle: to.handle }, [text]) : false) },
-    }),
+    messenger,
   });
   const reconnect = reconnection.reconnector;
   const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log, engine: { reconnect } });
@@ -53,6 +55,7 @@ export async function runService(): Promise<void> {
   await reconnection.start();
   log.info("reconnection workers on");
   const maintenance = scheduleMaintenance(store, log);
+  const announcements = scheduleAnnouncements(config.announceCron, { store, messenger, defaultLanguage: config.defaultLanguage, log });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -65,6 +68,7 @@ export async function runService(): Promise<void> {
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
   await maintenance.stop();
+  await announcements.stop();
   await reconnection.stop();
   await bluesky?.stop();
   await fediverse.close();

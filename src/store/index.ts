@@ -12,6 +12,7 @@ import { Identities } from "./identities.ts";
 import { LinkCodes } from "./link-codes.ts";
 import { MastodonApps } from "./mastodon-apps.ts";
 import { Matches } from "./matches.ts";
+import { Arrivals } from "./arrivals.ts";
 import { People } from "./people.ts";
 import { ReconnectJobs } from "./reconnect-jobs.ts";
 import type { SecretBox } from "./secrets.ts";
@@ -36,6 +37,7 @@ export class Store {
   readonly people: People;
   readonly identities: Identities;
   readonly matches: Matches;
+  readonly arrivals: Arrivals;
   readonly linkCodes: LinkCodes;
   readonly authorizations: Authorizations;
   readonly conversation: ConversationState;
@@ -56,6 +58,7 @@ export class Store {
     this.people = new People(db);
     this.identities = new Identities(db);
     this.matches = new Matches(db);
+    this.arrivals = new Arrivals(db);
     this.linkCodes = new LinkCodes(db);
     this.authorizations = new Authorizations(db, box);
     this.conversation = new ConversationState(db);

@@ -206,6 +206,14 @@ export const en: Locale = {
       ].join("\n"),
     autoOff: "Automatic reconnection off: I'll only follow people when you ask.",
   },
+  a: {
+    digest: ({ total, parts, reconnectCommand, listCommand, notifyOffCommand }) =>
+      [
+        `${total === 1 ? "Someone you followed on X has" : `${total} people you followed on X have`} just arrived:`,
+        ...parts.map((p) => `• ${platformName[p.platform]}: ${p.handles.map((h) => `@${h}`).join(", ")}${p.more ? ` and ${p.more} more` : ""}`),
+        `Send \`${reconnectCommand}\` and I'll follow ${total === 1 ? "them" : "them all"} for you, or \`${listCommand}\` to see who. (No more of these messages: \`${notifyOffCommand}\`.)`,
+      ].join("\n"),
+  },
   web: {
     title: "reconnexion — authorize your account",
     linkInvalid: "This link has expired or was already used. Ask the bot again: send it `reconnect` in a private message.",

@@ -211,6 +211,14 @@ export const fr: Locale = {
       ].join("\n"),
     autoOff: "Reconnexion automatique désactivée : je ne suis des personnes que quand vous le demandez.",
   },
+  a: {
+    digest: ({ total, parts, reconnectCommand, listCommand, notifyOffCommand }) =>
+      [
+        `${total === 1 ? "Une personne que vous suiviez sur X vient d’arriver" : `${total} personnes que vous suiviez sur X viennent d’arriver`} :`,
+        ...parts.map((p) => `• ${platformName[p.platform]} : ${p.handles.map((h) => `@${h}`).join(", ")}${p.more ? ` et ${p.more} autre${p.more > 1 ? "s" : ""}` : ""}`),
+        `Envoyez \`${reconnectCommand}\` et je ${total === 1 ? "la" : "les"} suis pour vous, ou \`${listCommand}\` pour voir qui. (Pour ne plus recevoir ces messages : \`${notifyOffCommand}\`.)`,
+      ].join("\n"),
+  },
   web: {
     title: "reconnexion — autoriser votre compte",
     linkInvalid: "Ce lien a expiré ou a déjà servi. Redemandez au bot : envoyez-lui `reconnecter` en message privé.",

@@ -6,7 +6,7 @@ import { en } from "./en.ts";
 import { fr } from "./fr.ts";
 import type { Locale } from "./types.ts";
 
-export type { CommandText, Keyword, ListEntryFacts, Locale, Messages, ReconnectMessages, StatusFacts, WebMessages } from "./types.ts";
+export type { AnnounceMessages, CommandText, DigestPart, Keyword, ListEntryFacts, Locale, Messages, ReconnectMessages, StatusFacts, WebMessages } from "./types.ts";
 
 /** Every locale, by code. */
 export const LOCALES: Readonly<Record<string, Locale>> = Object.freeze({ en, fr });

@@ -134,6 +134,19 @@ export interface ReconnectMessages {
   autoOff: string;
 }
 
+/** One platform's part of an arrival digest: the first handles, and how many more. */
+export interface DigestPart {
+  platform: TargetPlatform;
+  handles: string[];
+  more: number;
+}
+
+/** What the bot writes first, on its schedule (src/announce). */
+export interface AnnounceMessages {
+  /** The private digest: `total` people followed on X arrived; how to follow them. */
+  digest(facts: { total: number; parts: DigestPart[]; reconnectCommand: string; listCommand: string; notifyOffCommand: string }): string;
+}
+
 /** The small web pages (authorize an account), in this language. */
 export interface WebMessages {
   title: string;
@@ -168,5 +181,6 @@ export interface Locale {
   commands: Record<CommandId, CommandText>;
   m: Messages;
   r: ReconnectMessages;
+  a: AnnounceMessages;
   web: WebMessages;
 }

@@ -1,0 +1,104 @@
+/**
+ * Arrival digests (DESIGN.md, Announcements): on the announcement schedule,
+ * each person with notifications on gets at most one private message listing
+ * the people they followed on X who have arrived since they were last told,
+ * and how to follow them. Sent on one of the person's own accounts by the
+ * bot of that platform (the first that delivers).
+ *
+ * Each match is told at most once: it is claimed in the store before the
+ * message goes (two replicas never both send it), and given back only when
+ * no channel could take the message, so a crash after claiming loses one
+ * digest rather than sending one twice.
+ */
+import type { Language } from "../config.ts";
+import { findLocale, LOCALES, type DigestPart, type Locale } from "../conversation/i18n/index.ts";
+import type { Logger } from "../logger.ts";
+import type { Messenger } from "../reconnect/messenger.ts";
+import type { Arrival } from "../store/arrivals.ts";
+import type { Store } from "../store/index.ts";
+import { TARGET_PLATFORMS, type Identity } from "../store/types.ts";
+
+export interface DigestOptions {
+  store: Store;
+  messenger: Messenger;
+  defaultLanguage: Language;
+  log: Logger;
+  /** People read per query (default 500). */
+  batch?: number;
+  /** Handles named per platform; the rest are counted (default 5). */
+  namesPerPlatform?: number;
+  now?: () => Date;
+}
+
+export interface DigestRun {
+  /** People who were sent a digest. */
+  sent: number;
+  /** People with arrivals whom no channel could reach (told again next run). */
+  undelivered: number;
+  /** Untold matches of people who do not want digests, marked told. */
+  skipped: number;
+}
+
+/** Sends this run's digests; safe to run on several replicas at once. */
+export async function sendArrivalDigests(options: DigestOptions): Promise<DigestRun> {
+  const { store, batch = 500 } = options;
+  const run: DigestRun = { sent: 0, undelivered: 0, skipped: await store.arrivals.skipUnwanted() };
+  let after = 0;
+  for (;;) {
+    const people = await store.arrivals.peopleWithUntold(after, batch);
+    if (people.length === 0) break;
+    for (const personId of people) {
+      after = personId;
+      const outcome = await tellPerson(options, personId);
+      if (outcome === "sent") run.sent++;
+      else if (outcome === "undelivered") run.undelivered++;
+    }
+  }
+  return run;
+}
+
+async function tellPerson(options: DigestOptions, personId: number): Promise<"sent" | "undelivered" | "nothing"> {
+  const { store, messenger, log } = options;
+  const stamp = (options.now ?? (() => new Date()))();
+  const arrivals = await store.arrivals.claim(personId, stamp);
+  if (arrivals.length === 0) return "nothing";
+  const person = await store.people.get(personId);
+  const locale = findLocale(person?.language) ?? findLocale(options.defaultLanguage) ?? LOCALES.en!;
+  const text = digestText(locale, arrivals, options.namesPerPlatform ?? 5);
+  for (const to of channels(await store.identities.listForPerson(personId), arrivals)) {
+    try {
+      if (await messenger.send(to, text)) return "sent";
+    } catch (error) {
+      log.warn({ err: error, personId, platform: to.platform }, "announce: digest not delivered on this channel");
+    }
+  }
+  await store.arrivals.release(personId, stamp);
+  return "undelivered";
+}
+
+/** The person's accounts a bot can write to, those on the platforms of the arrivals first. */
+function channels(identities: readonly Identity[], arrivals: readonly Arrival[]): Identity[] {
+  const wanted = new Set(arrivals.map((a) => a.platform));
+  return identities
+    .filter((i) => i.platform !== "x" && i.stableId !== null && i.verifiedBy !== "archive")
+    .sort((a, b) => Number(wanted.has(b.platform as never)) - Number(wanted.has(a.platform as never)) || a.id - b.id);
+}
+
+/** The digest in `locale`: per platform, the first handles and how many more. */
+export function digestText(locale: Locale, arrivals: readonly Arrival[], namesPerPlatform: number): string {
+  const parts: DigestPart[] = [];
+  for (const platform of TARGET_PLATFORMS) {
+    const here = arrivals.filter((a) => a.platform === platform);
+    if (here.length === 0) continue;
+    const handles = [...new Set(here.flatMap((a) => (a.handle ? [a.handle] : [])))].slice(0, namesPerPlatform);
+    parts.push({ platform, handles, more: here.length - handles.length });
+  }
+  const total = new Set(arrivals.map((a) => a.targetPersonId)).size;
+  return locale.a.digest({
+    total,
+    parts,
+    reconnectCommand: locale.commands.reconnect.words[0]!,
+    listCommand: locale.commands.list.words[0]!,
+    notifyOffCommand: `${locale.commands.notify.words[0]} ${locale.keywords.off[0]}`,
+  });
+}

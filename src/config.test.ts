@@ -1,0 +1,11 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.ts";
+
+describe("loadConfig", () => {
+  it("takes a cron expression for announcements, and names the variable when it is not one", () => {
+    expect(loadConfig({ ANNOUNCE_CRON: "30 9 * * 1" }).announceCron).toBe("30 9 * * 1");
+    expect(loadConfig({}).announceCron).toBe("0 18 * * *");
+    expect(() => loadConfig({ ANNOUNCE_CRON: "every evening" })).toThrow(ConfigError);
+    expect(() => loadConfig({ ANNOUNCE_CRON: "61 * * * *" })).toThrow(/ANNOUNCE_CRON: not a cron expression/);
+  });
+});

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { registerPerson } from "../../test/harness/graph.ts";
+
+let db: TestDatabase;
+let nextX = 500_000;
+const xId = () => String(++nextX);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** A registered person on Bluesky (X + Bluesky identities, verified by the platform). */
+async function person(name: string, settings: { notify?: boolean; autoReconnect?: boolean } = {}) {
+  const x = xId();
+  const { personId, identityId } = await registerPerson(db.store, x, { platform: "bluesky", stableId: `did:plc:${name}${x}`, handle: `${name}.test` });
+  if (Object.keys(settings).length > 0) await db.store.people.updateSettings(personId, settings);
+  return { personId, identityId, x };
+}
+
+/** `follower` followed `followed` on X; the matches are brought up to date as an import would. */
+async function follows(follower: { x: string; personId: number }, followed: { x: string; personId: number }) {
+  await db.sql`insert into x_follow values (${follower.x}, ${followed.x}) on conflict do nothing`;
+  await db.store.matches.refreshForFollowers([follower.personId]);
+}
+
+describe("Arrivals", () => {
+  it("tells an arrival once; matches made by the person's own registration are not news", async () => {
+    const early = await person("early");
+    const paula = await person("paula");
+    await follows(paula, early); // early was here before paula: not news to her
+    const late = await person("late");
+    await follows(paula, late); // late arrived after paula joined
+
+    const first = await db.store.arrivals.claim(paula.personId, new Date());
+    expect(first).toEqual([{ platform: "bluesky", targetPersonId: late.personId, handle: "late.test" }]);
+    expect(await db.store.arrivals.claim(paula.personId, new Date())).toEqual([]);
+    const [row] = await db.sql<{ untold: number }[]>`select count(*)::int as untold from match where person_id = ${paula.personId} and notified_at is null`;
+    expect(row!.untold).toBe(0);
+  });
+
+  it("never gives the same arrival to two claimants at once", async () => {
+    const quinn = await person("quinn");
+    const arrivals = [];
+    for (let i = 0; i < 20; i++) arrivals.push(await person(`q${i}`));
+    for (const a of arrivals) await follows(quinn, a);
+    const claims = await Promise.all(Array.from({ length: 4 }, (_, i) => db.store.arrivals.claim(quinn.personId, new Date(Date.now() + i))));
+    expect(claims.map((c) => c.length).sort((a, b) => a - b)).toEqual([0, 0, 0, 20]);
+  });
+
+  it("gives back an undelivered claim, and skips people who turned notifications off", async () => {
+    const rita = await person("rita");
+    const silent = await person("silent", { notify: false });
+    const arrival = await person("arrival");
+    await follows(rita, arrival);
+    await follows(silent, arrival);
+    const stamp = new Date();
+    expect(await db.store.arrivals.claim(rita.personId, stamp)).toHaveLength(1);
+    expect(await db.store.arrivals.release(rita.personId, stamp)).toBe(1);
+
+    expect(await db.store.arrivals.skipUnwanted()).toBeGreaterThanOrEqual(1);
+    const due = await db.store.arrivals.peopleWithUntold(0, 1000);
+    expect(due).toContain(rita.personId);
+    expect(due).not.toContain(silent.personId);
+    expect(await db.store.arrivals.claim(silent.personId, new Date())).toEqual([]);
+  });
+
+  it("leaves out platforms where automatic reconnection follows arrivals for the person", async () => {
+    const sam = await person("sam", { autoReconnect: true });
+    await db.store.authorizations.save(sam.identityId, "bluesky-app-password", { identifier: "sam.test", password: "abcd-efgh-ijkl-mnop" });
+    const arrival = await person("newcomer");
+    await follows(sam, arrival);
+    expect(await db.store.arrivals.claim(sam.personId, new Date())).toEqual([]);
+  });
+
+  it("new matches start untold; the ones there before the migration count as told", async () => {
+    const [column] = await db.sql<{ column_default: string | null }[]>`
+      select column_default from information_schema.columns where table_name = 'match' and column_name = 'notified_at'`;
+    expect(column!.column_default).toBeNull();
+  });
+});
