@@ -5,14 +5,15 @@
  * receives them, signed. Run twice, nothing is sent twice.
  */
 import { pino } from "pino";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { sendArrivalDigests } from "../src/announce/index.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postPublicAnnouncements, sendArrivalDigests, type AnnouncementPoster } from "../src/announce/index.ts";
 import type { Logger } from "../src/logger.ts";
 import { routeMessages } from "../src/reconnect/index.ts";
 import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
 import { startFediServer, type FediServer, type FediUser } from "./harness/fediverse.ts";
 import { freePort, startBot, type RunningBot } from "./harness/fediverse-bot.ts";
 import { registerPerson, type AccountSpec } from "./harness/graph.ts";
+import { until } from "./harness/wait.ts";
 
 const log = pino({ level: "silent" }) as unknown as Logger;
 let db: TestDatabase;
@@ -22,7 +23,7 @@ let nextX = 900_000;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  server = await startFediServer({ users: [{ name: "alice" }, { name: "amelie" }, { name: "bob" }] });
+  server = await startFediServer({ users: [{ name: "alice" }, { name: "amelie" }, { name: "bob" }, { name: "fan" }, { name: "carla" }, { name: "dora" }, { name: "enzo" }] });
   running = await startBot(db, await freePort());
 });
 afterAll(async () => {
@@ -98,4 +99,58 @@ it("keeps a digest no bot could deliver for the next run", async () => {
   const bluesky = { send: async (_to: unknown, t: string) => (delivered.push(t), true) };
   expect(await run(routeMessages({ bluesky }))).toMatchObject({ sent: 1 });
   expect(delivered[0]).toContain("@arrival.example.com");
+});
+
+describe("public announcements", () => {
+  const fediversePoster = (): AnnouncementPoster => ({
+    limit: 500,
+    post: async (text, named) => (await running.bot.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href,
+  });
+  const post = (posters: Parameters<typeof postPublicAnnouncements>[0]["posters"]) =>
+    postPublicAnnouncements({ store: db.store, posters, language: "en", log, settleMs: 0 });
+
+  it("posts to the bot's followers how many arrived, naming only those who agreed, once per window", async () => {
+    const fan = server.user("fan");
+    const follow = { "@context": "https://www.w3.org/ns/activitystreams", id: `${fan.actorId}#follows/bot`, type: "Follow", actor: fan.actorId, object: running.actorId };
+    expect((await fan.post(running.inbox, follow)).status).toBeLessThan(300);
+    await fan.waitFor(() => fan.accepts.length === 1);
+    // The first run only marks where announcing begins: the people above are not announced.
+    const failing: AnnouncementPoster = { limit: 300, post: async () => { throw new Error("PDS down"); } };
+    expect(await post({ fediverse: fediversePoster(), bluesky: failing })).toMatchObject({ posted: 0, failed: 0 });
+
+    const carla = server.user("carla");
+    const named = await register(onFedi(carla));
+    await db.store.people.updateSettings(named.personId, { announceMe: true });
+    await register(onFedi(server.user("dora")));
+    await register(onFedi(server.user("enzo")));
+    // A Bluesky arrival is the Bluesky bot's to announce; its post fails first, and is not lost.
+    const bsky = await register({ platform: "bluesky", stableId: "did:plc:welcome", handle: "welcome.example.com" });
+    await db.store.people.updateSettings(bsky.personId, { announceMe: true });
+
+    expect(await post({ fediverse: fediversePoster(), bluesky: failing })).toMatchObject({ posted: 1, arrivals: 3, failed: 1 });
+    await until("the public note at the follower's server", () => server.publicNotes.length === 1, 10_000);
+    const note = server.publicNotes[0]!;
+    expect(note.to).toContain("https://www.w3.org/ns/activitystreams#Public");
+    expect(note.cc).toContain(`${running.actorId}/followers`);
+    const body = text(note.content);
+    expect(body).toContain("Welcome to the 3 people who just arrived on Mastodon (fediverse) from X, among them @carla!");
+    expect(body).not.toMatch(/dora|enzo|welcome\.example/);
+    expect(note.mentions.map((m) => m.href)).toEqual([carla.actorId]);
+
+    const posted: string[] = [];
+    const recording: AnnouncementPoster = { limit: 300, post: async (t) => (posted.push(t), "at://did:plc:bot/app.bsky.feed.post/1") };
+    expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ posted: 1, arrivals: 1 });
+    expect(posted).toEqual(["Welcome @welcome.example.com, just arrived on Bluesky from X! Left X too? Send me a message: I'll tell you who you followed there is here, and can follow them for you."]);
+    // Nothing new since: no post anywhere.
+    expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ posted: 0 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(server.publicNotes).toHaveLength(1);
+  });
+
+  it("lets one replica post a window when several run at once", async () => {
+    const window = await db.store.announcements.open("fediverse", new Date(Date.now() + 60_000));
+    const again = await Promise.all([1, 2, 3].map(() => db.store.announcements.open("fediverse", new Date(Date.now() + 120_000))));
+    expect(window).toBeDefined();
+    expect(again.filter(Boolean)).toHaveLength(1);
+  });
 });

@@ -534,3 +534,17 @@ describe("a public thread cut off midway", () => {
     });
   }
 });
+
+describe("public announcements", () => {
+  it("posts on its own account, mentioning the people it names (a facet with their DID), and refuses a post too long", async () => {
+    const welcomed = await net.createUser("welcomed");
+    const text = `Welcome @${welcomed.handle}, just arrived on Bluesky from X! Left X too? Send me a message.`;
+    const uri = await bot.announce(text, [{ did: welcomed.did, handle: welcomed.handle }]);
+    const post = (await botPosts()).find((p) => p.uri === uri)!;
+    expect(post.value.text).toBe(text);
+    expect(post.value.reply).toBeUndefined();
+    const mentions = (post.value.facets ?? []).flatMap((f) => f.features).filter((f) => f.$type === "app.bsky.richtext.facet#mention");
+    expect(mentions).toEqual([expect.objectContaining({ did: welcomed.did })]);
+    await expect(bot.announce("x".repeat(301), [])).rejects.toThrow(/300 graphemes/);
+  });
+});

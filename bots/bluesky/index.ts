@@ -51,6 +51,8 @@ export interface BlueskyBot {
    * when the bot is not logged in or the person does not accept DMs from it.
    */
   message(to: { did: string; handle: string | null }, texts: readonly string[]): Promise<boolean>;
+  /** Posts publicly (≤ 300 graphemes), mentioning `named`; returns the post's URI. Throws while logged out. */
+  announce(text: string, named: readonly { did: string; handle: string }[]): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -193,6 +195,10 @@ export function startBlueskyBot(options: {
       const result = await liveOutbox.sendDm(to, texts);
       if (!result.delivered) log.info({ reason: result.reason }, "Bluesky: DM refused");
       return result.delivered;
+    },
+    async announce(text, named) {
+      if (!liveOutbox) throw new Error("the Bluesky bot is not logged in");
+      return (await liveOutbox.post(text, named)).uri;
     },
     async stop() {
       abort.abort();

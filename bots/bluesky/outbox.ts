@@ -128,6 +128,24 @@ export class Outbox {
     return state.posted;
   }
 
+  /** A post of the bot's own (not a reply), with facets for links and for mentions of `known`. */
+  async post(text: string, known: readonly Person[]): Promise<StrongRef> {
+    if (graphemeCount(text) > POST_LIMIT) throw new Error(`a post takes at most ${POST_LIMIT} graphemes`);
+    const facets = facetsFor(text, known);
+    const res = await this.agent.com.atproto.repo.createRecord({
+      repo: this.agent.session!.did,
+      collection: "app.bsky.feed.post",
+      record: {
+        $type: "app.bsky.feed.post",
+        text,
+        ...(facets ? { facets } : {}),
+        ...(this.langs.length ? { langs: this.langs } : {}),
+        createdAt: new Date().toISOString(),
+      },
+    });
+    return { uri: res.data.uri, cid: res.data.cid };
+  }
+
   /** The posts of a thread answer: texts (the first mentioning `to`), and a record key for each. */
   private planThread(texts: readonly string[], to: Person): ThreadProgress {
     const prefix = to.handle ? `@${to.handle} ` : "";

@@ -18,6 +18,7 @@ import type { Sql } from "../../src/store/database.ts";
 import type { Store } from "../../src/store/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { setupActor } from "./actor.ts";
+import { publishNote } from "./announce.ts";
 import { sendReplies } from "./send.ts";
 import { TtlCache } from "./cache.ts";
 import { ICON_PATH, iconPng } from "./icon.ts";
@@ -51,6 +52,8 @@ export interface FediverseBot {
    * actor cannot be fetched.
    */
   message(actorUri: string, acct: string | null, texts: readonly string[]): Promise<boolean>;
+  /** Posts publicly (to its followers), mentioning `named`; returns the note's URI. */
+  announce(text: string, named: readonly { actorUri: string; acct: string }[]): Promise<URL>;
   /** Starts queue workers: all of them, or one queue's. */
   start(only?: "inbox" | "outbox" | "fanout"): void;
   /** Stops the workers and waits for the tasks they hold. */
@@ -122,6 +125,9 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
       const actor = await ctx.lookupObject(actorUri).catch(() => null);
       if (!actor || !isActor(actor)) return false;
       return (await sendReplies(ctx, { username, recipient: actor, acct, texts })) > 0;
+    },
+    async announce(text, named) {
+      return publishNote(federation.createContext(new URL(origin), undefined), { username, text, named });
     },
     start(only) {
       const task = federation

@@ -44,14 +44,27 @@ function lineToHtml(line: string): string {
   return out + escapeHtml(line.slice(last));
 }
 
+/** A mention as Mastodon writes it: a link to the profile showing `@user`. */
+export function mentionHtml(recipient: Recipient): string {
+  const user = mentionName(recipient).slice(1).split("@")[0]!;
+  return `<span class="h-card" translate="no"><a href="${escapeHtml(recipient.url ?? recipient.id)}" class="u-url mention">@<span>${escapeHtml(user)}</span></a></span>`;
+}
+
 /** Text → paragraphs (blank lines) and line breaks, prefixed by the mention. */
 export function toHtml(text: string, recipient: Recipient): string {
-  const name = mentionName(recipient);
-  const user = name.slice(1).split("@")[0]!;
-  const mention = `<span class="h-card" translate="no"><a href="${escapeHtml(recipient.url ?? recipient.id)}" class="u-url mention">@<span>${escapeHtml(user)}</span></a></span>`;
   const paragraphs = text.split(/\n{2,}/).map((p) => p.split("\n").map(lineToHtml).join("<br>"));
-  paragraphs[0] = `${mention} ${paragraphs[0] ?? ""}`;
+  paragraphs[0] = `${mentionHtml(recipient)} ${paragraphs[0] ?? ""}`;
   return paragraphs.map((p) => `<p>${p}</p>`).join("");
+}
+
+/** Public text → one paragraph, each `@acct` of `named` a mention link. */
+export function announcementHtml(text: string, named: readonly Recipient[]): string {
+  let html = escapeHtml(text);
+  for (const person of named) {
+    if (!person.acct) continue;
+    html = html.split(escapeHtml(`@${person.acct}`)).join(mentionHtml(person));
+  }
+  return `<p>${html}</p>`;
 }
 
 /**

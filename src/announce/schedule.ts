@@ -1,21 +1,40 @@
 /**
- * The announcement schedule: arrival digests at `ANNOUNCE_CRON` (node-cron,
- * no overlapping runs in one process; replicas are kept apart by the
- * store's claims, see digests.ts).
+ * The announcement schedule: at `ANNOUNCE_CRON`, arrival digests (private),
+ * then each running bot's public post (node-cron, no overlapping runs in one
+ * process; replicas are kept apart by the store's claims).
  */
 import cron from "node-cron";
-import type { Logger } from "../logger.ts";
 import { sendArrivalDigests, type DigestOptions } from "./digests.ts";
+import { postPublicAnnouncements, type AnnouncementPoster } from "./public.ts";
+import type { TargetPlatform } from "../store/types.ts";
 
-export function scheduleAnnouncements(expression: string, options: DigestOptions): { stop(): Promise<void> } {
-  const log: Logger = options.log;
+export interface AnnouncementOptions extends DigestOptions {
+  /** The bots that post publicly, by platform (a bot that is off is left out). */
+  posters: () => Partial<Record<TargetPlatform, AnnouncementPoster>>;
+}
+
+/** One announcement run: digests, then public posts. */
+export async function announce(options: AnnouncementOptions) {
+  const digests = await sendArrivalDigests(options);
+  const posts = await postPublicAnnouncements({
+    store: options.store,
+    posters: options.posters(),
+    language: options.defaultLanguage,
+    log: options.log,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return { digests, posts };
+}
+
+export function scheduleAnnouncements(expression: string, options: AnnouncementOptions): { stop(): Promise<void> } {
+  const { log } = options;
   const task = cron.schedule(
     expression,
     async () => {
       try {
-        log.info({ digests: await sendArrivalDigests(options) }, "announce: digests done");
+        log.info(await announce(options), "announce: done");
       } catch (error) {
-        log.warn({ err: error }, "announce: digests failed; the next run takes up what is left");
+        log.warn({ err: error }, "announce: failed; the next run takes up what is left");
       }
     },
     { name: "announcements", noOverlap: true },

@@ -13,6 +13,7 @@ import { LinkCodes } from "./link-codes.ts";
 import { MastodonApps } from "./mastodon-apps.ts";
 import { Matches } from "./matches.ts";
 import { Arrivals } from "./arrivals.ts";
+import { Announcements } from "./announcements.ts";
 import { People } from "./people.ts";
 import { ReconnectJobs } from "./reconnect-jobs.ts";
 import type { SecretBox } from "./secrets.ts";
@@ -38,6 +39,7 @@ export class Store {
   readonly identities: Identities;
   readonly matches: Matches;
   readonly arrivals: Arrivals;
+  readonly announcements: Announcements;
   readonly linkCodes: LinkCodes;
   readonly authorizations: Authorizations;
   readonly conversation: ConversationState;
@@ -59,6 +61,7 @@ export class Store {
     this.identities = new Identities(db);
     this.matches = new Matches(db);
     this.arrivals = new Arrivals(db);
+    this.announcements = new Announcements(db);
     this.linkCodes = new LinkCodes(db);
     this.authorizations = new Authorizations(db, box);
     this.conversation = new ConversationState(db);

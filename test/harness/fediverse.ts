@@ -160,6 +160,8 @@ export class FediServer {
   accountDomain = "";
   federation!: Federation<void>;
   readonly users = new Map<string, FediUser>();
+  /** Public notes that reached the shared inbox (a bot's posts to its followers). */
+  readonly publicNotes: ReceivedNote[] = [];
   /** Called after an `Accept` reached one of the users (e.g. a test Mastodon instance flipping a follow request). */
   onAccept?: (user: FediUser, accept: Record<string, unknown>) => void | Promise<void>;
   /** Errors met while auto-accepting follows (kept for assertions rather than thrown into Fedify). */
@@ -187,6 +189,8 @@ export class FediServer {
     });
   }
 }
+
+const PUBLIC = "https://www.w3.org/ns/activitystreams#Public";
 
 async function noteOf(create: Create): Promise<ReceivedNote | null> {
   const object = await create.getObject();
@@ -275,8 +279,10 @@ export async function startFediServer(options: {
     .on(Create, async (ctx, create) => {
       const note = await noteOf(create);
       if (!note) return;
+      // The shared inbox: to the users addressed (to or cc), and public notes kept for the server.
+      if (ctx.recipient == null && [...note.to, ...note.cc].includes(PUBLIC)) server.publicNotes.push(note);
       for (const user of server.users.values()) {
-        if (ctx.recipient === user.name || (ctx.recipient == null && note.to.includes(user.actorId))) user.deliver("note", note);
+        if (ctx.recipient === user.name || (ctx.recipient == null && [...note.to, ...note.cc].includes(user.actorId))) user.deliver("note", note);
       }
     })
     .on(Accept, async (ctx, accept) => {

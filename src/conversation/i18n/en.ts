@@ -213,6 +213,15 @@ export const en: Locale = {
         ...parts.map((p) => `• ${platformName[p.platform]}: ${p.handles.map((h) => `@${h}`).join(", ")}${p.more ? ` and ${p.more} more` : ""}`),
         `Send \`${reconnectCommand}\` and I'll follow ${total === 1 ? "them" : "them all"} for you, or \`${listCommand}\` to see who. (No more of these messages: \`${notifyOffCommand}\`.)`,
       ].join("\n"),
+    publicPost: ({ platform, count, named }) => {
+      const names = named.map((h) => `@${h}`);
+      const list = names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : (names[0] ?? "");
+      const welcome =
+        count === 1
+          ? list ? `Welcome ${list}, just arrived on ${platformName[platform]} from X!` : `Someone just arrived on ${platformName[platform]} from X: welcome!`
+          : `Welcome to the ${count} people who just arrived on ${platformName[platform]} from X${list ? `, among them ${list}` : ""}!`;
+      return `${welcome} Left X too? Send me a message: I'll tell you who you followed there is here, and can follow them for you.`;
+    },
   },
   web: {
     title: "reconnexion — authorize your account",

@@ -218,6 +218,15 @@ export const fr: Locale = {
         ...parts.map((p) => `• ${platformName[p.platform]} : ${p.handles.map((h) => `@${h}`).join(", ")}${p.more ? ` et ${p.more} autre${p.more > 1 ? "s" : ""}` : ""}`),
         `Envoyez \`${reconnectCommand}\` et je ${total === 1 ? "la" : "les"} suis pour vous, ou \`${listCommand}\` pour voir qui. (Pour ne plus recevoir ces messages : \`${notifyOffCommand}\`.)`,
       ].join("\n"),
+    publicPost: ({ platform, count, named }) => {
+      const names = named.map((h) => `@${h}`);
+      const list = names.length > 1 ? `${names.slice(0, -1).join(", ")} et ${names.at(-1)}` : (names[0] ?? "");
+      const welcome =
+        count === 1
+          ? list ? `Bienvenue à ${list}, arrivé·e de X sur ${platformName[platform]} !` : `Quelqu’un vient d’arriver de X sur ${platformName[platform]} : bienvenue !`
+          : `Bienvenue aux ${count} personnes arrivées de X sur ${platformName[platform]}${list ? `, dont ${list}` : ""} !`;
+      return `${welcome} Vous aussi avez quitté X ? Écrivez-moi : je vous dis qui, parmi vos abonnements là-bas, est ici, et je peux les suivre pour vous.`;
+    },
   },
   web: {
     title: "reconnexion — autoriser votre compte",

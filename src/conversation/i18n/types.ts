@@ -145,6 +145,8 @@ export interface DigestPart {
 export interface AnnounceMessages {
   /** The private digest: `total` people followed on X arrived; how to follow them. */
   digest(facts: { total: number; parts: DigestPart[]; reconnectCommand: string; listCommand: string; notifyOffCommand: string }): string;
+  /** The bot's public post: `count` people arrived on `platform`; `named` (handles) agreed to be named. */
+  publicPost(facts: { platform: TargetPlatform; count: number; named: string[] }): string;
 }
 
 /** The small web pages (authorize an account), in this language. */

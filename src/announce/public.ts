@@ -1,0 +1,92 @@
+/**
+ * Public announcements (DESIGN.md, Announcements): on the announcement
+ * schedule, each running bot posts how many people arrived on its platform
+ * since its last post, naming only those who agreed to it (`announce_me`),
+ * with a word on how to use the bot. Nothing about anyone's graph.
+ *
+ * Each window of time is claimed in the store before the post goes (one
+ * replica posts it); a failed post gives its window up, so the next run
+ * covers that time too. A platform whose bot is off opens no window: its
+ * arrivals wait for it.
+ */
+import type { Language } from "../config.ts";
+import { findLocale, LOCALES } from "../conversation/i18n/index.ts";
+import type { Logger } from "../logger.ts";
+import { TARGET_PLATFORMS, type TargetPlatform } from "../store/types.ts";
+import type { Store } from "../store/index.ts";
+
+/** A person named in a post: their account on that platform. */
+export interface NamedArrival {
+  stableId: string;
+  handle: string;
+}
+
+/** A bot that can post publicly. */
+export interface AnnouncementPoster {
+  /** Longest post it takes, in graphemes (Bluesky 300, Mastodon 500). */
+  readonly limit: number;
+  /** Posts `text` (mentioning `named`); returns the post's URI. */
+  post(text: string, named: readonly NamedArrival[]): Promise<string>;
+}
+
+export interface PublicAnnouncementOptions {
+  store: Store;
+  posters: Partial<Record<TargetPlatform, AnnouncementPoster>>;
+  language: Language;
+  log: Logger;
+  /** People named at most in one post (default 5; fewer when the text would not fit). */
+  maxNamed?: number;
+  /**
+   * Arrivals younger than this wait for the next window (default 15 min):
+   * an import still running has written rows stamped with its start time
+   * that are not visible yet.
+   */
+  settleMs?: number;
+  now?: () => Date;
+}
+
+export interface PublicAnnouncementRun {
+  posted: number;
+  /** Arrivals announced, over all platforms. */
+  arrivals: number;
+  failed: number;
+}
+
+const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+const graphemes = (text: string) => [...segmenter.segment(text)].length;
+
+export async function postPublicAnnouncements(options: PublicAnnouncementOptions): Promise<PublicAnnouncementRun> {
+  const { store, log } = options;
+  const locale = findLocale(options.language) ?? LOCALES.en!;
+  const until = new Date((options.now ?? (() => new Date()))().getTime() - (options.settleMs ?? 15 * 60_000));
+  const run: PublicAnnouncementRun = { posted: 0, arrivals: 0, failed: 0 };
+  for (const platform of TARGET_PLATFORMS) {
+    const poster = options.posters[platform];
+    if (!poster) continue;
+    const window = await store.announcements.open(platform, until);
+    if (!window) continue;
+    try {
+      const tally = await store.announcements.tally(window, options.maxNamed ?? 5);
+      if (tally.count === 0) {
+        await store.announcements.posted(window, { count: 0, named: 0 }, null);
+        continue;
+      }
+      // Fewer names until it fits.
+      let named = tally.named;
+      let text = locale.a.publicPost({ platform, count: tally.count, named: named.map((n) => n.handle) });
+      while (graphemes(text) > poster.limit && named.length > 0) {
+        named = named.slice(0, -1);
+        text = locale.a.publicPost({ platform, count: tally.count, named: named.map((n) => n.handle) });
+      }
+      const uri = await poster.post(text, named);
+      await store.announcements.posted(window, { count: tally.count, named: named.length }, uri);
+      run.posted++;
+      run.arrivals += tally.count;
+    } catch (error) {
+      run.failed++;
+      log.warn({ err: error, platform }, "announce: public post failed; its arrivals go into the next one");
+      await store.announcements.abandon(window).catch(() => {});
+    }
+  }
+  return run;
+}

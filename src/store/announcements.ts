@@ -1,0 +1,93 @@
+/**
+ * Public announcements' bookkeeping: which windows of time each bot has
+ * announced, and the arrivals of a window. A window is claimed by inserting
+ * its row (the primary key keeps a second replica out); the first window of
+ * a platform is empty, so nothing from before the first run is announced.
+ */
+import type { Queryable, TargetPlatform } from "./types.ts";
+
+export interface AnnouncementWindow {
+  platform: TargetPlatform;
+  since: Date;
+  until: Date;
+}
+
+/** Arrivals of a window: how many, and the first of those who agreed to be named. */
+export interface ArrivalTally {
+  count: number;
+  named: { stableId: string; handle: string }[];
+}
+
+export class Announcements {
+  private readonly db: Queryable;
+  constructor(db: Queryable) {
+    this.db = db;
+  }
+
+  /**
+   * Claims the window from the end of the last one to `until`. Undefined
+   * when another replica holds it, or nothing has passed since.
+   */
+  async open(platform: TargetPlatform, until: Date): Promise<AnnouncementWindow | undefined> {
+    // The first window starts at -infinity and is not announced: it only
+    // marks where announcing began.
+    const rows = await this.db<{ since: Date; until: Date; first: boolean }[]>`
+      insert into announcement (platform, since, until)
+      select ${platform}, coalesce(last.until, '-infinity'), ${until}
+      from (select max(until) as until from announcement where platform = ${platform}) last
+      where last.until is null or last.until < ${until}
+      on conflict do nothing
+      returning until, since = '-infinity' as first, case when since = '-infinity' then until else since end as since`;
+    const row = rows[0];
+    if (!row || row.first) return undefined;
+    return { platform, since: row.since, until: row.until };
+  }
+
+  /**
+   * The people who arrived on the window's platform within it: their X
+   * identity and their identity there (neither from an archive) both in
+   * place, the later of the two inside (since, until].
+   */
+  async tally(window: AnnouncementWindow, maxNamed: number): Promise<ArrivalTally> {
+    const { platform, since, until } = window;
+    const rows = await this.db<{ count: number; named: { stableId: string; handle: string }[] | null }[]>`
+      with touched as (
+        select distinct person_id from identity
+        where created_at > ${since} and created_at <= ${until}
+          and platform in ('x', ${platform}) and verified_by <> 'archive'),
+      arrived as (
+        select t.person_id, p.announce_me, there.stable_id, there.handle,
+          greatest(x.at, there.at) as at
+        from touched t
+        join person p on p.id = t.person_id
+        cross join lateral (
+          select min(created_at) as at from identity
+          where person_id = t.person_id and platform = 'x' and verified_by <> 'archive') x
+        cross join lateral (
+          select created_at as at, stable_id, handle from identity
+          where person_id = t.person_id and platform = ${platform} and verified_by <> 'archive'
+          order by created_at, id limit 1) there
+        where x.at is not null)
+      select count(*)::int as count,
+        (select json_agg(json_build_object('stableId', n.stable_id, 'handle', n.handle) order by n.at, n.person_id)
+         from (select * from arrived a
+               where a.announce_me and a.handle is not null and a.stable_id is not null
+                 and a.at > ${since} and a.at <= ${until}
+               order by a.at, a.person_id limit ${maxNamed}) n) as named
+      from arrived where at > ${since} and at <= ${until}`;
+    const row = rows[0];
+    return { count: row?.count ?? 0, named: row?.named ?? [] };
+  }
+
+  /** Records what was posted for the window (`uri` null: nothing to announce). */
+  async posted(window: AnnouncementWindow, tally: { count: number; named: number }, uri: string | null): Promise<void> {
+    await this.db`
+      update announcement set arrivals = ${tally.count}, named = ${tally.named}, post_uri = ${uri}, posted_at = now()
+      where platform = ${window.platform} and since = ${window.since}`;
+  }
+
+  /** Gives the window up (its post failed): the next one starts where the last posted one ended. */
+  async abandon(window: AnnouncementWindow): Promise<void> {
+    await this.db`delete from announcement where platform = ${window.platform} and since = ${window.since}`;
+  }
+}
