@@ -202,7 +202,7 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
     await w.store.people.updateSettings(r.personId, { autoReconnect: true });
     const out = await w.send(r.fedi, "STOP");
     expect(out.handledAs).toBe("stop");
-    expect(await w.store.people.get(r.personId)).toMatchObject({ notify: false, autoReconnect: false });
+    expect(await w.store.people.get(r.personId)).toMatchObject({ notify: false, autoReconnect: false, announceMe: false });
   });
 
   it("forget asks to confirm, then deletes everything", async () => {

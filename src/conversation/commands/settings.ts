@@ -43,7 +43,8 @@ export const stop: Command = {
   id: "stop",
   needsPerson: true,
   async run(ctx) {
-    await ctx.store.people.updateSettings(ctx.person!.person.id, { notify: false, autoReconnect: false });
+    // A public welcome mentions (so notifies) the person: that is writing first too.
+    await ctx.store.people.updateSettings(ctx.person!.person.id, { notify: false, autoReconnect: false, announceMe: false });
     ctx.effect({ type: "settings-changed", personId: ctx.person!.person.id });
     return [say(ctx.locale.m.stopped)];
   },

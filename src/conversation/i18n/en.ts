@@ -161,7 +161,7 @@ export const en: Locale = {
     notifyOff: "Notifications off: I won't message you about new arrivals.",
     languageSet: "From now on I'll answer you in English.",
     languageUnknown: (available) => `I speak: ${available.join(", ")}.`,
-    stopped: "Understood: I will never write to you first again (notifications and automatic reconnection off). You can still ask me anything.",
+    stopped: "Understood: I will never write to you first again (notifications, automatic reconnection and public announcement of your arrival off). You can still ask me anything.",
     forgetAsk: (confirmCommand, minutes) =>
       `This deletes everything I know about you: accounts, matches, settings. It can't be undone. To go ahead, send \`${confirmCommand}\` within ${minutes} minutes.`,
     forgetDone: "Done: I've deleted everything I knew about you. Goodbye!",

@@ -166,7 +166,7 @@ export const fr: Locale = {
     languageSet: "Désormais, je vous réponds en français.",
     languageUnknown: (available) => `Je parle : ${available.join(", ")}.`,
     stopped:
-      "Entendu : je ne vous écrirai plus jamais le premier (notifications et reconnexion automatique désactivées). Vous pouvez toujours me demander ce que vous voulez.",
+      "Entendu : je ne vous écrirai plus jamais le premier (notifications, reconnexion automatique et annonce publique de votre arrivée désactivées). Vous pouvez toujours me demander ce que vous voulez.",
     forgetAsk: (confirmCommand, minutes) =>
       `Cela efface tout ce que je sais de vous : comptes, correspondances, réglages. C’est irréversible. Pour continuer, envoyez \`${confirmCommand}\` dans les ${minutes} minutes.`,
     forgetDone: "C’est fait : j’ai effacé tout ce que je savais de vous. Au revoir !",
