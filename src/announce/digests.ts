@@ -78,10 +78,10 @@ async function tellPerson(options: DigestOptions, personId: number): Promise<"se
 
 /** The person's accounts a bot can write to, those on the platforms of the arrivals first. */
 function channels(identities: readonly Identity[], arrivals: readonly Arrival[]): Identity[] {
-  const wanted = new Set(arrivals.map((a) => a.platform));
+  const wanted = new Set<string>(arrivals.map((a) => a.platform));
   return identities
     .filter((i) => i.platform !== "x" && i.stableId !== null && i.verifiedBy !== "archive")
-    .sort((a, b) => Number(wanted.has(b.platform as never)) - Number(wanted.has(a.platform as never)) || a.id - b.id);
+    .sort((a, b) => Number(wanted.has(b.platform)) - Number(wanted.has(a.platform)) || a.id - b.id);
 }
 
 /** The digest in `locale`: per platform, the first handles and how many more. */
