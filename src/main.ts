@@ -6,8 +6,6 @@
 import type { Server } from "node:http";
 import { startBlueskyBot } from "../bots/bluesky/index.ts";
 import { createFediverseBot } from "../bots/fediverse/index.ts";
-import { NOTE_LIMIT } from "../bots/fediverse/reply.ts";
-import { POST_LIMIT } from "../bots/bluesky/text.ts";
 import pkg from "../package.json" with { type: "json" };
 import { scheduleAnnouncements } from "./announce/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
@@ -63,8 +61,8 @@ export async function runService(): Promise<void> {
     defaultLanguage: config.defaultLanguage,
     log,
     posters: () => ({
-      fediverse: { limit: NOTE_LIMIT, post: async (text, named) => (await fediverse.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href },
-      ...(bluesky ? { bluesky: { limit: POST_LIMIT, post: (text, named) => bluesky!.announce(text, named.map((n) => ({ did: n.stableId, handle: n.handle }))) } } : {}),
+      fediverse: { post: async (text, named) => (await fediverse.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href },
+      ...(bluesky ? { bluesky: { post: (text, named) => bluesky!.announce(text, named.map((n) => ({ did: n.stableId, handle: n.handle }))) } } : {}),
     }),
   });
 

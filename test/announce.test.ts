@@ -103,7 +103,6 @@ it("keeps a digest no bot could deliver for the next run", async () => {
 
 describe("public announcements", () => {
   const fediversePoster = (): AnnouncementPoster => ({
-    limit: 500,
     post: async (text, named) => (await running.bot.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href,
   });
   const post = (posters: Parameters<typeof postPublicAnnouncements>[0]["posters"]) =>
@@ -115,7 +114,7 @@ describe("public announcements", () => {
     expect((await fan.post(running.inbox, follow)).status).toBeLessThan(300);
     await fan.waitFor(() => fan.accepts.length === 1);
     // The first run only marks where announcing begins: the people above are not announced.
-    const failing: AnnouncementPoster = { limit: 300, post: async () => { throw new Error("PDS down"); } };
+    const failing: AnnouncementPoster = { post: async () => { throw new Error("PDS down"); } };
     expect(await post({ fediverse: fediversePoster(), bluesky: failing })).toMatchObject({ posted: 0, failed: 0 });
 
     const carla = server.user("carla");
@@ -138,7 +137,7 @@ describe("public announcements", () => {
     expect(note.mentions.map((m) => m.href)).toEqual([carla.actorId]);
 
     const posted: string[] = [];
-    const recording: AnnouncementPoster = { limit: 300, post: async (t) => (posted.push(t), "at://did:plc:bot/app.bsky.feed.post/1") };
+    const recording: AnnouncementPoster = { post: async (t) => (posted.push(t), "at://did:plc:bot/app.bsky.feed.post/1") };
     expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ posted: 1, arrivals: 1 });
     expect(posted).toEqual(["Welcome @welcome.example.com, just arrived on Bluesky from X! Left X too? Send me a message: I'll tell you who you followed there is here, and can follow them for you."]);
     // Nothing new since: no post anywhere.

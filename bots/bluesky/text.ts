@@ -8,11 +8,7 @@ const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 export const POST_LIMIT = 300;
 export const CHAT_LIMIT = 1000;
 
-export function graphemeCount(text: string): number {
-  let n = 0;
-  for (const _ of segmenter.segment(text)) n++;
-  return n;
-}
+export { graphemeCount } from "../../src/conversation/privacy.ts";
 
 function graphemes(text: string): string[] {
   return Array.from(segmenter.segment(text), (s) => s.segment);

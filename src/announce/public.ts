@@ -11,6 +11,7 @@
  */
 import type { Language } from "../config.ts";
 import { findLocale, LOCALES } from "../conversation/i18n/index.ts";
+import { graphemeCount, REPLY_LIMITS } from "../conversation/privacy.ts";
 import type { Logger } from "../logger.ts";
 import { TARGET_PLATFORMS, type TargetPlatform } from "../store/types.ts";
 import type { Store } from "../store/index.ts";
@@ -21,10 +22,8 @@ export interface NamedArrival {
   handle: string;
 }
 
-/** A bot that can post publicly. */
+/** A bot that can post publicly (as long as REPLY_LIMITS allows a public post there). */
 export interface AnnouncementPoster {
-  /** Longest post it takes, in graphemes (Bluesky 300, Mastodon 500). */
-  readonly limit: number;
   /** Posts `text` (mentioning `named`); returns the post's URI. */
   post(text: string, named: readonly NamedArrival[]): Promise<string>;
 }
@@ -52,9 +51,6 @@ export interface PublicAnnouncementRun {
   failed: number;
 }
 
-const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
-const graphemes = (text: string) => [...segmenter.segment(text)].length;
-
 export async function postPublicAnnouncements(options: PublicAnnouncementOptions): Promise<PublicAnnouncementRun> {
   const { store, log } = options;
   const locale = findLocale(options.language) ?? LOCALES.en!;
@@ -74,7 +70,7 @@ export async function postPublicAnnouncements(options: PublicAnnouncementOptions
       // Fewer names until it fits.
       let named = tally.named;
       let text = locale.a.publicPost({ platform, count: tally.count, named: named.map((n) => n.handle) });
-      while (graphemes(text) > poster.limit && named.length > 0) {
+      while (graphemeCount(text) > REPLY_LIMITS[platform].public && named.length > 0) {
         named = named.slice(0, -1);
         text = locale.a.publicPost({ platform, count: tally.count, named: named.map((n) => n.handle) });
       }

@@ -23,6 +23,13 @@ export const REPLY_LIMITS: Record<TargetPlatform, Record<Visibility, number>> = 
 const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 const graphemes = (text: string) => [...segmenter.segment(text)].map((s) => s.segment);
 
+/** Length as Bluesky and Mastodon count it: in graphemes. */
+export function graphemeCount(text: string): number {
+  let n = 0;
+  for (const _ of segmenter.segment(text)) n++;
+  return n;
+}
+
 /** Splits a text into pieces of at most `limit` graphemes, at line breaks when it can. */
 export function splitText(text: string, limit: number): string[] {
   const pieces: string[] = [];
