@@ -39,12 +39,17 @@ export async function publishNote(
     published,
   });
   await ctx.sendActivity({ identifier: options.username }, "followers", create, { preferSharedInbox: true });
-  // The people named, who may not follow the bot, see themselves welcomed.
-  const actors: Actor[] = [];
-  for (const n of named) {
-    const actor = await ctx.lookupObject(n.id).catch(() => null);
-    if (actor && isActor(actor)) actors.push(actor);
+  // The people named, who may not follow the bot, see themselves welcomed:
+  // best effort, the post is out already.
+  try {
+    const actors: Actor[] = [];
+    for (const n of named) {
+      const actor = await ctx.lookupObject(n.id).catch(() => null);
+      if (actor && isActor(actor)) actors.push(actor);
+    }
+    if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, create, { preferSharedInbox: true });
+  } catch {
+    // The followers have it; a named person who does not follow the bot misses the mention.
   }
-  if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, create, { preferSharedInbox: true });
   return id;
 }

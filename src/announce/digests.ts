@@ -28,6 +28,8 @@ export interface DigestOptions {
   /** Handles named per platform; the rest are counted (default 5). */
   namesPerPlatform?: number;
   now?: () => Date;
+  /** The run's tick, shared by replicas run by the same schedule: only matches made up to it are told (default: now). */
+  tick?: Date;
 }
 
 export interface DigestRun {
@@ -37,30 +39,39 @@ export interface DigestRun {
   undelivered: number;
   /** Untold matches of people who do not want digests, marked told. */
   skipped: number;
+  /** People whose digest failed on an error (told next run). */
+  failed: number;
 }
 
 /** Sends this run's digests; safe to run on several replicas at once. */
 export async function sendArrivalDigests(options: DigestOptions): Promise<DigestRun> {
   const { store, batch = 500 } = options;
-  const run: DigestRun = { sent: 0, undelivered: 0, skipped: await store.arrivals.skipUnwanted() };
+  const tick = options.tick ?? (options.now ?? (() => new Date()))();
+  const run: DigestRun = { sent: 0, undelivered: 0, skipped: await store.arrivals.skipUnwanted(), failed: 0 };
   let after = 0;
   for (;;) {
-    const people = await store.arrivals.peopleWithUntold(after, batch);
+    const people = await store.arrivals.peopleWithUntold(after, batch, tick);
     if (people.length === 0) break;
     for (const personId of people) {
       after = personId;
-      const outcome = await tellPerson(options, personId);
-      if (outcome === "sent") run.sent++;
-      else if (outcome === "undelivered") run.undelivered++;
+      try {
+        const outcome = await tellPerson(options, personId, tick);
+        if (outcome === "sent") run.sent++;
+        else if (outcome === "undelivered") run.undelivered++;
+      } catch (error) {
+        // One person's trouble (a lost connection mid-claim) does not stop the others.
+        run.failed++;
+        options.log.warn({ err: error, personId }, "announce: digest failed; told next run");
+      }
     }
   }
   return run;
 }
 
-async function tellPerson(options: DigestOptions, personId: number): Promise<"sent" | "undelivered" | "nothing"> {
+async function tellPerson(options: DigestOptions, personId: number, tick: Date): Promise<"sent" | "undelivered" | "nothing"> {
   const { store, messenger, log } = options;
   const stamp = (options.now ?? (() => new Date()))();
-  const arrivals = await store.arrivals.claim(personId, stamp);
+  const arrivals = await store.arrivals.claim(personId, stamp, tick);
   if (arrivals.length === 0) return "nothing";
   const person = await store.people.get(personId);
   const locale = findLocale(person?.language) ?? findLocale(options.defaultLanguage) ?? LOCALES.en!;

@@ -10,7 +10,7 @@
  * arrivals wait for it.
  */
 import type { Language } from "../config.ts";
-import { findLocale, LOCALES } from "../conversation/i18n/index.ts";
+import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
 import { graphemeCount, REPLY_LIMITS } from "../conversation/privacy.ts";
 import type { Logger } from "../logger.ts";
 import { TARGET_PLATFORMS, type TargetPlatform } from "../store/types.ts";
@@ -42,6 +42,8 @@ export interface PublicAnnouncementOptions {
    */
   settleMs?: number;
   now?: () => Date;
+  /** The run's tick, shared by replicas run by the same schedule, so they open the same window (default: now). */
+  tick?: Date;
 }
 
 export interface PublicAnnouncementRun {
@@ -51,38 +53,58 @@ export interface PublicAnnouncementRun {
   failed: number;
 }
 
+/** The post for `count` arrivals, naming the first of `named` that fit the platform's public limit. */
+function fit(locale: Locale, platform: TargetPlatform, count: number, named: readonly NamedArrival[]): { text: string; named: NamedArrival[] } {
+  for (let n = named.length; n > 0; n--) {
+    const text = locale.a.publicPost({ platform, count, named: named.slice(0, n).map((a) => a.handle) });
+    if (graphemeCount(text) <= REPLY_LIMITS[platform].public) return { text, named: named.slice(0, n) };
+  }
+  return { text: locale.a.publicPost({ platform, count, named: [] }), named: [] };
+}
+
 export async function postPublicAnnouncements(options: PublicAnnouncementOptions): Promise<PublicAnnouncementRun> {
   const { store, log } = options;
   const locale = findLocale(options.language) ?? LOCALES.en!;
-  const until = new Date((options.now ?? (() => new Date()))().getTime() - (options.settleMs ?? 15 * 60_000));
+  const tick = options.tick ?? (options.now ?? (() => new Date()))();
+  const until = new Date(tick.getTime() - (options.settleMs ?? 15 * 60_000));
   const run: PublicAnnouncementRun = { posted: 0, arrivals: 0, failed: 0 };
   for (const platform of TARGET_PLATFORMS) {
     const poster = options.posters[platform];
     if (!poster) continue;
     const window = await store.announcements.open(platform, until);
     if (!window) continue;
+    let tally: { count: number; named: NamedArrival[] };
+    let post: { text: string; named: NamedArrival[] };
     try {
-      const tally = await store.announcements.tally(window, options.maxNamed ?? 5);
-      if (tally.count === 0) {
-        await store.announcements.posted(window, { count: 0, named: 0 }, null);
-        continue;
-      }
-      // Fewer names until it fits.
-      let named = tally.named;
-      let text = locale.a.publicPost({ platform, count: tally.count, named: named.map((n) => n.handle) });
-      while (graphemeCount(text) > REPLY_LIMITS[platform].public && named.length > 0) {
-        named = named.slice(0, -1);
-        text = locale.a.publicPost({ platform, count: tally.count, named: named.map((n) => n.handle) });
-      }
-      const uri = await poster.post(text, named);
-      await store.announcements.posted(window, { count: tally.count, named: named.length }, uri);
-      run.posted++;
-      run.arrivals += tally.count;
+      tally = await store.announcements.tally(window, options.maxNamed ?? 5);
+      post = fit(locale, platform, tally.count, tally.named);
     } catch (error) {
+      run.failed++;
+      log.warn({ err: error, platform }, "announce: could not count arrivals; the next post covers them");
+      await store.announcements.abandon(window).catch(() => {});
+      continue;
+    }
+    if (tally.count === 0) {
+      await store.announcements.posted(window, { count: 0, named: 0 }, null).catch(() => {});
+      continue;
+    }
+    const { text, named } = post;
+    let uri: string;
+    try {
+      uri = await poster.post(text, named);
+    } catch (error) {
+      // Not posted: the window goes back, and the next post covers it.
       run.failed++;
       log.warn({ err: error, platform }, "announce: public post failed; its arrivals go into the next one");
       await store.announcements.abandon(window).catch(() => {});
+      continue;
     }
+    // Posted: whatever happens now, the window stays taken (never posted twice).
+    run.posted++;
+    run.arrivals += tally.count;
+    await store.announcements
+      .posted(window, { count: tally.count, named: named.length }, uri)
+      .catch((error: unknown) => log.warn({ err: error, platform, uri }, "announce: posted, but not recorded"));
   }
   return run;
 }

@@ -15,13 +15,20 @@ export interface AnnouncementOptions extends DigestOptions {
 
 /** One announcement run: digests, then public posts. */
 export async function announce(options: AnnouncementOptions) {
-  const digests = await sendArrivalDigests(options);
+  // The tick, to the minute: replicas woken by the same schedule agree on it,
+  // so they claim the same matches and open the same windows.
+  const now = (options.now ?? (() => new Date()))();
+  const tick = options.tick ?? new Date(Math.floor(now.getTime() / 60_000) * 60_000);
+  const digests = await sendArrivalDigests({ ...options, tick }).catch((error: unknown) => {
+    options.log.warn({ err: error }, "announce: digests failed; the next run takes up what is left");
+    return undefined;
+  });
   const posts = await postPublicAnnouncements({
     store: options.store,
     posters: options.posters(),
     language: options.defaultLanguage,
     log: options.log,
-    ...(options.now ? { now: options.now } : {}),
+    tick,
   });
   return { digests, posts };
 }

@@ -1,4 +1,8 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { importEdges } from "../import/edges.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { registerPerson } from "../../test/harness/graph.ts";
 
@@ -74,6 +78,48 @@ describe("Arrivals", () => {
     const arrival = await person("newcomer");
     await follows(sam, arrival);
     expect(await db.store.arrivals.claim(sam.personId, new Date())).toEqual([]);
+  });
+
+  it("keeps a match told when its people are merged (a new account linked to a known one)", async () => {
+    const tess = await person("tess");
+    const star = await person("star");
+    await follows(tess, star);
+    expect(await db.store.arrivals.claim(tess.personId, new Date())).toHaveLength(1);
+    // star writes from a new Mastodon account and links it to the known one: the kept person is the new one.
+    const newcomer = await db.store.people.create();
+    await db.store.identities.attach(newcomer.id, { platform: "fediverse", stableId: "https://mastodon.example/users/star", handle: "star@mastodon.example", verifiedBy: "dm" });
+    await db.store.mergePeople(newcomer.id, star.personId);
+    // Told on Bluesky already; on Mastodon star is news.
+    expect(await db.store.arrivals.claim(tess.personId, new Date())).toEqual([
+      { platform: "fediverse", targetPersonId: newcomer.id, handle: "star@mastodon.example" },
+    ]);
+  });
+
+  it("finds people to tell past a run of people who turned notifications off after the run began", async () => {
+    const off = [await person("off1"), await person("off2"), await person("off3")];
+    const late = await person("lateComer");
+    const uma = await person("uma");
+    for (const o of off) await follows(o, late);
+    await follows(uma, late);
+    for (const o of off) await db.store.people.updateSettings(o.personId, { notify: false });
+    const first = off[0]!.personId - 1;
+    expect(await db.store.arrivals.peopleWithUntold(first, 1)).toEqual([uma.personId]);
+  });
+
+  it("never announces matches an edge import makes: those people were here already", async () => {
+    const vera = await person("vera");
+    const wade = await person("wade");
+    const dir = await mkdtemp(path.join(tmpdir(), "arrivals-"));
+    try {
+      const file = path.join(dir, "edges.csv");
+      await writeFile(file, `follower_x_id,followed_x_id\n${vera.x},${wade.x}\n`);
+      expect((await importEdges(db.sql, file)).matchesAdded).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(await db.store.arrivals.claim(vera.personId, new Date())).toEqual([]);
+    const [row] = await db.sql<{ told: boolean }[]>`select notified_at is not null as told from match where person_id = ${vera.personId}`;
+    expect(row!.told).toBe(true);
   });
 
   it("new matches start untold; the ones there before the migration count as told", async () => {

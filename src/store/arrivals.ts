@@ -37,29 +37,30 @@ export class Arrivals {
     return result.count;
   }
 
-  /** Up to `limit` people with notifications on and untold matches, by id after `after`. */
-  async peopleWithUntold(after: number, limit: number): Promise<number[]> {
-    const rows = await this.db<{ person_id: number }[]>`
-      select u.person_id from (
-        select distinct person_id from match
-        where notified_at is null and person_id > ${after}
-        order by person_id limit ${limit}) u
-      join person p on p.id = u.person_id and p.notify
-      order by u.person_id`;
-    return rows.map((r) => r.person_id);
+  /** Up to `limit` people with notifications on and untold matches made up to `until`, by id after `after`. */
+  async peopleWithUntold(after: number, limit: number, until?: Date): Promise<number[]> {
+    const rows = await this.db<{ id: number }[]>`
+      select p.id from person p
+      where p.notify and p.id > ${after}
+        and exists (select 1 from match m where m.person_id = p.id and m.notified_at is null and m.created_at <= coalesce(${until ?? null}::timestamptz, 'infinity'))
+      order by p.id limit ${limit}`;
+    return rows.map((r) => r.id);
   }
 
   /**
    * Claims every untold match of `personId` (marks it told at `stamp`) and
    * returns the arrivals among them: pending, arrived after the person
    * joined, and not on a platform where automatic reconnection follows them
-   * anyway (its job reports instead). Another claimant gets nothing.
+   * anyway (its job reports instead). Another claimant gets nothing. Only
+   * matches made up to `until` (the run's tick, the same on every replica):
+   * one made during the run waits for the next, so nobody gets two digests
+   * in one period.
    */
-  async claim(personId: number, stamp: Date): Promise<Arrival[]> {
+  async claim(personId: number, stamp: Date, until?: Date): Promise<Arrival[]> {
     const rows = await this.db<{ platform: TargetPlatform; target_person_id: number; handle: string | null }[]>`
       with claimed as (
         update match m set notified_at = ${stamp}
-        where m.person_id = ${personId} and m.notified_at is null
+        where m.person_id = ${personId} and m.notified_at is null and m.created_at <= coalesce(${until ?? null}::timestamptz, 'infinity')
         returning m.platform, m.target_person_id, m.state, m.created_at)
       select c.platform, c.target_person_id,
         (select i.handle from identity i

@@ -104,11 +104,13 @@ export class Matches {
    * `bulkMinimum`: the fewest candidates worth a rebuild (tests lower it).
    */
   async refreshForEdges(table: "x_follow" | "x_follow_next" | "edge_import", bulkMinimum = BULK_MATCHES): Promise<number> {
+    // Matches that follow from edges are never arrivals (the people were
+    // here already): they go in told, for the arrival digests (src/announce).
     if (table !== "x_follow") {
       // An increment: few matches, straight into the indexed table.
       const result = await this.db`
-        insert into match (person_id, platform, target_person_id)
-        ${this.matchesOfEdges(table)}
+        insert into match (person_id, platform, target_person_id, notified_at)
+        select m.*, now() from (${this.matchesOfEdges(table)}) m
         order by 1, 2, 3
         on conflict do nothing`;
       return result.count;
@@ -170,8 +172,8 @@ export class Matches {
    */
   private insertCandidates(skipConflicts: boolean) {
     return this.db`
-      insert into match (person_id, platform, target_person_id)
-      select c.person_id, c.platform, c.target_person_id from match_candidate c
+      insert into match (person_id, platform, target_person_id, notified_at)
+      select c.person_id, c.platform, c.target_person_id, now() from match_candidate c
       where ${this.notYetMatched()}
       order by 1, 2, 3
       ${skipConflicts ? this.db`on conflict do nothing` : this.db``}`;

@@ -93,8 +93,8 @@ export class People {
     await this.db`update link_code set person_id = ${keepId} where person_id = ${dropId}`;
     // Matches the dropped person had: keep the most advanced state per target.
     await this.db`
-      insert into match (person_id, platform, target_person_id, state, reason, created_at, updated_at)
-      select ${keepId}, platform, target_person_id, state, reason, created_at, updated_at
+      insert into match (person_id, platform, target_person_id, state, reason, created_at, updated_at, notified_at)
+      select ${keepId}, platform, target_person_id, state, reason, created_at, updated_at, notified_at
       from match where person_id = ${dropId} and target_person_id <> ${keepId}
       on conflict (person_id, platform, target_person_id) do update set
         state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at
@@ -102,13 +102,24 @@ export class People {
         > (case match.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)`;
     // Matches pointing at the dropped person now point at the kept one.
     await this.db`
-      insert into match (person_id, platform, target_person_id, state, reason, created_at, updated_at)
-      select person_id, platform, ${keepId}, state, reason, created_at, updated_at
+      insert into match (person_id, platform, target_person_id, state, reason, created_at, updated_at, notified_at)
+      select person_id, platform, ${keepId}, state, reason, created_at, updated_at, notified_at
       from match where target_person_id = ${dropId} and person_id <> ${keepId}
       on conflict (person_id, platform, target_person_id) do update set
         state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at
       where (case excluded.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)
         > (case match.state when 'followed' then 5 when 'already_following' then 4 when 'ignored' then 3 when 'failed' then 2 else 1 end)`;
+    // A match told on either side stays told (arrival digests never repeat it).
+    await this.db`
+      update match k set notified_at = d.notified_at
+      from match d
+      where d.person_id = ${dropId} and d.notified_at is not null
+        and k.person_id = ${keepId} and k.platform = d.platform and k.target_person_id = d.target_person_id and k.notified_at is null`;
+    await this.db`
+      update match k set notified_at = d.notified_at
+      from match d
+      where d.target_person_id = ${dropId} and d.notified_at is not null
+        and k.target_person_id = ${keepId} and k.platform = d.platform and k.person_id = d.person_id and k.notified_at is null`;
     await this.mergeReconnections(keepId, dropId);
     await this.db`delete from person where id = ${dropId}`;
   }
