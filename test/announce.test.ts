@@ -105,8 +105,10 @@ describe("public announcements", () => {
   const fediversePoster = (): AnnouncementPoster => ({
     post: async (text, named) => (await running.bot.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href,
   });
+  // Each run an hour after the one before (as a schedule would), starting now.
+  let hours = 0;
   const post = (posters: Parameters<typeof postPublicAnnouncements>[0]["posters"]) =>
-    postPublicAnnouncements({ store: db.store, posters, language: "en", log, settleMs: 0 });
+    postPublicAnnouncements({ store: db.store, posters, language: "en", log, settleMs: 0, tick: new Date(Date.now() + hours++ * 3_600_000) });
 
   it("posts to the bot's followers how many arrived, naming only those who agreed, once per window", async () => {
     const fan = server.user("fan");
@@ -147,9 +149,12 @@ describe("public announcements", () => {
   });
 
   it("lets one replica post a window when several run at once", async () => {
-    const window = await db.store.announcements.open("fediverse", new Date(Date.now() + 60_000));
-    const again = await Promise.all([1, 2, 3].map(() => db.store.announcements.open("fediverse", new Date(Date.now() + 120_000))));
-    expect(window).toBeDefined();
-    expect(again.filter(Boolean)).toHaveLength(1);
+    // Replicas woken by the same schedule share the tick, hence `until`.
+    const tick = Date.now() + 100 * 3_600_000;
+    const opened = await Promise.all([1, 2, 3].map(() => db.store.announcements.open("fediverse", new Date(tick))));
+    expect(opened.filter(Boolean)).toHaveLength(1);
+    // One whose clock put it a minute later opens nothing either.
+    expect(await db.store.announcements.open("fediverse", new Date(tick + 60_000))).toBeUndefined();
+    expect(await db.store.announcements.open("fediverse", new Date(tick + 3_600_000))).toBeDefined();
   });
 });

@@ -230,7 +230,8 @@ async function upsertIdentities(tx: Queryable): Promise<{ identitiesAdded: numbe
       where v.stable_id is not null
       on conflict (platform, stable_id) do update set
         person_id = excluded.person_id, handle = coalesce(excluded.handle, identity.handle),
-        verified_by = 'platform', updated_at = now()
+        verified_by = 'platform', updated_at = now(),
+        verified_at = case when identity.verified_by = 'archive' then now() else identity.verified_at end
       where (identity.person_id, identity.handle, identity.verified_by)
         is distinct from (excluded.person_id, coalesce(excluded.handle, identity.handle), 'platform'::verification)
       returning (xmax = 0) as inserted`,
@@ -239,7 +240,8 @@ async function upsertIdentities(tx: Queryable): Promise<{ identitiesAdded: numbe
       insert into identity (person_id, platform, handle, verified_by)
       select person_id, 'fediverse', fediverse_acct, 'platform' from registry_import where fediverse_acct is not null
       on conflict (lower(handle)) where platform = 'fediverse' do update set
-        person_id = excluded.person_id, verified_by = 'platform', updated_at = now()
+        person_id = excluded.person_id, verified_by = 'platform', updated_at = now(),
+        verified_at = case when identity.verified_by = 'archive' then now() else identity.verified_at end
       where (identity.person_id, identity.verified_by) is distinct from (excluded.person_id, 'platform'::verification)
       returning (xmax = 0) as inserted`,
   ].flat();

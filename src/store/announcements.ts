@@ -26,16 +26,17 @@ export class Announcements {
 
   /**
    * Claims the window from the end of the last one to `until`. Undefined
-   * when another replica holds it, or nothing has passed since.
+   * when another replica holds it, or less than `minMs` has passed since
+   * (a replica whose clock put it a minute later does not post again).
    */
-  async open(platform: TargetPlatform, until: Date): Promise<AnnouncementWindow | undefined> {
+  async open(platform: TargetPlatform, until: Date, minMs = 10 * 60_000): Promise<AnnouncementWindow | undefined> {
     // The first window starts at -infinity and is not announced: it only
     // marks where announcing began.
     const rows = await this.db<{ since: Date; until: Date; first: boolean }[]>`
       insert into announcement (platform, since, until)
       select ${platform}, coalesce(last.until, '-infinity'), ${until}
       from (select max(until) as until from announcement where platform = ${platform}) last
-      where last.until is null or last.until < ${until}
+      where last.until is null or last.until <= ${until}::timestamptz - ${minMs} * interval '1 millisecond'
       on conflict do nothing
       returning until, since = '-infinity' as first, case when since = '-infinity' then until else since end as since`;
     const row = rows[0];
@@ -45,15 +46,15 @@ export class Announcements {
 
   /**
    * The people who arrived on the window's platform within it: their X
-   * identity and their identity there (neither from an archive) both in
-   * place, the later of the two inside (since, until].
+   * identity and their identity there both verified (not from an archive),
+   * the later of the two (`verified_at`) inside (since, until].
    */
   async tally(window: AnnouncementWindow, maxNamed: number): Promise<ArrivalTally> {
     const { platform, since, until } = window;
     const rows = await this.db<{ count: number; named: { stableId: string; handle: string }[] | null }[]>`
       with touched as (
         select distinct person_id from identity
-        where created_at > ${since} and created_at <= ${until}
+        where verified_at > ${since} and verified_at <= ${until}
           and platform in ('x', ${platform}) and verified_by <> 'archive'),
       arrived as (
         select t.person_id, p.announce_me, there.stable_id, there.handle,
@@ -61,12 +62,12 @@ export class Announcements {
         from touched t
         join person p on p.id = t.person_id
         cross join lateral (
-          select min(created_at) as at from identity
+          select min(verified_at) as at from identity
           where person_id = t.person_id and platform = 'x' and verified_by <> 'archive') x
         cross join lateral (
-          select created_at as at, stable_id, handle from identity
+          select verified_at as at, stable_id, handle from identity
           where person_id = t.person_id and platform = ${platform} and verified_by <> 'archive'
-          order by created_at, id limit 1) there
+          order by verified_at, id limit 1) there
         where x.at is not null)
       select count(*)::int as count,
         (select json_agg(json_build_object('stableId', n.stable_id, 'handle', n.handle) order by n.at, n.person_id)

@@ -122,6 +122,19 @@ describe("Arrivals", () => {
     expect(row!.told).toBe(true);
   });
 
+  it("counts an X account known from an archive as arriving when the registration platform verifies it", async () => {
+    const theo = (await db.store.people.create()).id;
+    const theoX = xId();
+    await db.store.identities.attach(theo, { platform: "bluesky", stableId: "did:plc:theo", handle: "theo.test", verifiedBy: "dm" });
+    await db.store.identities.attach(theo, { platform: "x", stableId: theoX, handle: "theo_x", verifiedBy: "archive" });
+    const pia = await person("pia");
+    await follows(pia, { x: theoX, personId: theo });
+    expect(await db.store.arrivals.claim(pia.personId, new Date())).toEqual([]); // an archive claim is no match target
+    await db.store.identities.attach(theo, { platform: "x", stableId: theoX, handle: "theo_x", verifiedBy: "platform" });
+    await db.store.matches.refreshForTargets([theo]);
+    expect(await db.store.arrivals.claim(pia.personId, new Date())).toEqual([{ platform: "bluesky", targetPersonId: theo, handle: "theo.test" }]);
+  });
+
   it("new matches start untold; the ones there before the migration count as told", async () => {
     const [column] = await db.sql<{ column_default: string | null }[]>`
       select column_default from information_schema.columns where table_name = 'match' and column_name = 'notified_at'`;

@@ -4,8 +4,9 @@
  * running the digest at once never tell the same match twice.
  *
  * A match is news to its person when the target *arrived* — got the X
- * identity and the platform identity the match rests on — after the person
- * joined with their own X identity. Matches made by the person's own
+ * identity and the platform identity the match rests on, verified (not
+ * from an archive; `verified_at`) — after the person joined with their own
+ * X identity. Matches made by the person's own
  * registration, an archive they imported, or an edge load about people who
  * were already here are not arrivals: they are marked told without a word
  * (the person sees them through `status` and `list`).
@@ -68,7 +69,7 @@ export class Arrivals {
          order by i.id limit 1) as handle
       from claimed c
       where c.state = 'pending'
-        and (select max(i.created_at) from identity i
+        and (select max(i.verified_at) from identity i
              where i.person_id = c.target_person_id and i.platform in ('x', c.platform) and i.verified_by <> 'archive')
           > (select min(x.created_at) from identity x where x.person_id = ${personId} and x.platform = 'x')
         and not exists (

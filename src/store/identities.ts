@@ -125,6 +125,8 @@ export class Identities {
           handle = coalesce(${handle}, handle),
           api_base = coalesce(${input.apiBase ?? null}, api_base),
           verified_by = ${verifiedBy},
+          -- Leaving an archive claim is when the identity arrives (announcements).
+          verified_at = case when verified_by = 'archive' and ${verifiedBy}::verification <> 'archive' then now() else verified_at end,
           updated_at = now()
         where id = ${existing.id}
         returning *`;
