@@ -32,13 +32,15 @@ async function follows(follower: { x: string; personId: number }, followed: { x:
 }
 
 describe("Arrivals", () => {
-  it("tells an arrival once; matches made by the person's own registration are not news", async () => {
+  it("tells an arrival once; matches made by the person's own registration are not news (they go in told)", async () => {
     const early = await person("early");
     const paula = await person("paula");
     await follows(paula, early); // early was here before paula: not news to her
     const late = await person("late");
     await follows(paula, late); // late arrived after paula joined
 
+    const [untold] = await db.sql<{ n: number }[]>`select count(*)::int as n from match where person_id = ${paula.personId} and notified_at is null`;
+    expect(untold!.n).toBe(1); // only the arrival waits to be told
     const first = await db.store.arrivals.claim(paula.personId, new Date());
     expect(first).toEqual([{ platform: "bluesky", targetPersonId: late.personId, handle: "late.test" }]);
     expect(await db.store.arrivals.claim(paula.personId, new Date())).toEqual([]);
@@ -97,8 +99,8 @@ describe("Arrivals", () => {
 
   it("finds people to tell past a run of people who turned notifications off after the run began", async () => {
     const off = [await person("off1"), await person("off2"), await person("off3")];
-    const late = await person("lateComer");
     const uma = await person("uma");
+    const late = await person("lateComer");
     for (const o of off) await follows(o, late);
     await follows(uma, late);
     for (const o of off) await db.store.people.updateSettings(o.personId, { notify: false });

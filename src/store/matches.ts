@@ -58,8 +58,8 @@ export class Matches {
   async refreshForFollowers(personIds: readonly number[]): Promise<number> {
     if (personIds.length === 0) return 0;
     const result = await this.db`
-      insert into match (person_id, platform, target_person_id)
-      select distinct p.person_id, t.platform, xt.person_id
+      insert into match (person_id, platform, target_person_id, notified_at)
+      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival()}
       from identity p
       join x_follow e on e.follower = p.x_id
       join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
@@ -78,8 +78,8 @@ export class Matches {
   async refreshForTargets(personIds: readonly number[]): Promise<number> {
     if (personIds.length === 0) return 0;
     const result = await this.db`
-      insert into match (person_id, platform, target_person_id)
-      select distinct p.person_id, t.platform, xt.person_id
+      insert into match (person_id, platform, target_person_id, notified_at)
+      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival()}
       from identity xt
       join x_follow e on e.followed = xt.x_id
       join identity p on p.x_id = e.follower
@@ -145,6 +145,17 @@ export class Matches {
   private transaction(): postgres.TransactionSql<{}> {
     if (!("savepoint" in this.db)) throw new Error("Matches.refreshForEdges must run inside a transaction.");
     return this.db;
+  }
+
+  /**
+   * `match.notified_at` for a new match of follower identity `p` to target
+   * identities `xt` (X) and `t` (platform): untold (null) only when the
+   * target arrived after the follower joined, i.e. news for the arrival
+   * digests (src/store/arrivals.ts); else told already, so the next digest
+   * run has nothing to update (a first registry load makes millions).
+   */
+  private toldUnlessArrival() {
+    return this.db`case when greatest(xt.verified_at, t.verified_at) > p.created_at then null else now() end`;
   }
 
   /** The matches the edges of `table` make: (person_id, platform, target_person_id), distinct. */
