@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NOTE_LIMIT, splitForNotes, toHtml } from "./reply.ts";
+import { announcementHtml, NOTE_LIMIT, splitForNotes, toHtml } from "./reply.ts";
 
 const alice = { id: "https://social.example/users/alice", url: "https://social.example/@alice", acct: "alice@example.org" };
 
@@ -25,5 +25,12 @@ describe("replies as notes", () => {
       expect([...`@${alice.acct} ${p}`].length).toBeLessThanOrEqual(NOTE_LIMIT);
     });
     expect(pieces.map((p) => p.replace(/\n\(\d+\/\d+\)$/, "")).join("\n")).toBe(lines.join("\n"));
+  });
+
+  it("links the accts an announcement names, whole accts only, and escapes the rest", () => {
+    const bob = { id: "https://x.org/users/bob", acct: "bob@x.org" };
+    const html = announcementHtml("Welcome @bob@x.org, not @bob@x.org.uk <b>!</b> Bye @bob@x.org.", [bob]);
+    const link = '<span class="h-card" translate="no"><a href="https://x.org/users/bob" class="u-url mention">@<span>bob</span></a></span>';
+    expect(html).toBe(`<p>Welcome ${link}, not @bob@x.org.uk &lt;b&gt;!&lt;/b&gt; Bye ${link}.</p>`);
   });
 });

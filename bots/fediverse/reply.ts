@@ -57,12 +57,13 @@ export function toHtml(text: string, recipient: Recipient): string {
   return paragraphs.map((p) => `<p>${p}</p>`).join("");
 }
 
-/** Public text → one paragraph, each `@acct` of `named` a mention link. */
+/** Public text → one paragraph, each `@acct` of `named` a mention link (whole accts only: not `@bob@x.org` in `@bob@x.org.uk`). */
 export function announcementHtml(text: string, named: readonly Recipient[]): string {
   let html = escapeHtml(text);
   for (const person of named) {
     if (!person.acct) continue;
-    html = html.split(escapeHtml(`@${person.acct}`)).join(mentionHtml(person));
+    const acct = escapeHtml(`@${person.acct}`).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    html = html.replace(new RegExp(`${acct}(?![\\w.@-]*[\\w@-])`, "g"), () => mentionHtml(person));
   }
   return `<p>${html}</p>`;
 }
