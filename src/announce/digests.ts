@@ -11,8 +11,9 @@
  * digest rather than sending one twice.
  */
 import type { Language } from "../config.ts";
-import { findLocale, LOCALES, type DigestPart, type Locale } from "../conversation/i18n/index.ts";
+import type { DigestPart, Locale } from "../conversation/i18n/index.ts";
 import type { Logger } from "../logger.ts";
+import { localeFor } from "../reconnect/locale.ts";
 import type { Messenger } from "../reconnect/messenger.ts";
 import type { Arrival } from "../store/arrivals.ts";
 import type { Store } from "../store/index.ts";
@@ -73,8 +74,7 @@ async function tellPerson(options: DigestOptions, personId: number, tick: Date):
   const stamp = (options.now ?? (() => new Date()))();
   const arrivals = await store.arrivals.claim(personId, stamp, tick);
   if (arrivals.length === 0) return "nothing";
-  const person = await store.people.get(personId);
-  const locale = findLocale(person?.language) ?? findLocale(options.defaultLanguage) ?? LOCALES.en!;
+  const locale = await localeFor(store, personId, options);
   const text = digestText(locale, arrivals, options.namesPerPlatform ?? 5);
   for (const to of channels(await store.identities.listForPerson(personId), arrivals)) {
     try {

@@ -14,6 +14,7 @@ import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts"
 import { graphemeCount, REPLY_LIMITS } from "../conversation/privacy.ts";
 import type { Logger } from "../logger.ts";
 import { TARGET_PLATFORMS, type TargetPlatform } from "../store/types.ts";
+import type { ArrivalTally } from "../store/announcements.ts";
 import type { Store } from "../store/index.ts";
 
 /** A person named in a post: their account on that platform. */
@@ -73,11 +74,9 @@ export async function postPublicAnnouncements(options: PublicAnnouncementOptions
     if (!poster) continue;
     const window = await store.announcements.open(platform, until);
     if (!window) continue;
-    let tally: { count: number; named: NamedArrival[] };
-    let post: { text: string; named: NamedArrival[] };
+    let tally: ArrivalTally;
     try {
       tally = await store.announcements.tally(window, options.maxNamed ?? 5);
-      post = fit(locale, platform, tally.count, tally.named);
     } catch (error) {
       run.failed++;
       log.warn({ err: error, platform }, "announce: could not count arrivals; the next post covers them");
@@ -88,7 +87,7 @@ export async function postPublicAnnouncements(options: PublicAnnouncementOptions
       await store.announcements.posted(window, { count: 0, named: 0 }, null).catch(() => {});
       continue;
     }
-    const { text, named } = post;
+    const { text, named } = fit(locale, platform, tally.count, tally.named);
     let uri: string;
     try {
       uri = await poster.post(text, named);
