@@ -125,6 +125,22 @@ export function buildProgram(): Command {
       }),
     );
 
+  program
+    .command("sandbox")
+    .description("try the bots for real on this machine: the service with a local fediverse and a local Bluesky, and a prompt to write to them (a checkout's development dependencies)")
+    .action(async () => {
+      const { loadConfig } = await import("./config.ts");
+      const config = loadConfig();
+      const { runSandbox } = await import("./sandbox/index.ts");
+      await runSandbox({
+        input: process.stdin,
+        output: process.stdout,
+        databaseUrl: config.databaseUrl,
+        dataDir: config.dataDir,
+        env: process.env,
+      });
+    });
+
   return program;
 }
 
@@ -132,7 +148,7 @@ export function buildProgram(): Command {
 function explain(error: unknown): { message: string; code: number } {
   if (error instanceof CommanderError) return { message: "", code: error.exitCode };
   if (error instanceof ImportError || error instanceof ConfigError) return { message: error.message, code: 1 };
-  if (error instanceof Error && error.name === "ChatUsageError") return { message: error.message, code: 1 };
+  if (error instanceof Error && (error.name === "ChatUsageError" || error.name === "SandboxUnavailableError")) return { message: error.message, code: 1 };
   const e = error as NodeJS.ErrnoException;
   if (e?.code === "ECONNREFUSED") return { message: "Cannot reach PostgreSQL at DATABASE_URL (connection refused).", code: 1 };
   if (e?.code === "28P01") return { message: "PostgreSQL refused the credentials in DATABASE_URL.", code: 1 };

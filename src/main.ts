@@ -4,18 +4,46 @@
  * SIGINT/SIGTERM, taking the embedded PostgreSQL down with it.
  */
 import type { Server } from "node:http";
-import { startBlueskyBot } from "../bots/bluesky/index.ts";
+import { startBlueskyBot, type BlueskyBotOptions } from "../bots/bluesky/index.ts";
 import { createFediverseBot } from "../bots/fediverse/index.ts";
 import pkg from "../package.json" with { type: "json" };
 import { scheduleAnnouncements } from "./announce/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
 import { createReconnection, routeMessages } from "./reconnect/index.ts";
 import { scheduleMaintenance } from "./maintenance.ts";
+import type { Config } from "./config.ts";
 import { openServices } from "./services.ts";
 import { createWebApp } from "./web/app.ts";
 
+/** Runs the service until SIGINT or SIGTERM. */
 export async function runService(): Promise<void> {
-  const services = await openServices();
+  const service = await startService();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      service.log.info({ signal }, "stopping");
+      resolve();
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  await service.stop();
+}
+
+export interface RunningService {
+  log: ReturnType<typeof createLogger>;
+  /** The fediverse bot's actor URI. */
+  actorUri: URL;
+  /** Stops everything started, the embedded PostgreSQL included. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the service: listening, bots on, workers and schedules running.
+ * `config` defaults to the environment's; `bluesky` tunes the Bluesky bot
+ * (the sandbox polls faster).
+ */
+export async function startService(options: { config?: Config; bluesky?: BlueskyBotOptions } = {}): Promise<RunningService> {
+  const services = await openServices(options.config ? { config: options.config } : {});
   const { config, store } = services;
   const log = createLogger(config.logLevel);
   log.info({ database: config.databaseUrl ? redactUrl(services.database.url) : `embedded in ${config.dataDir}` }, "store ready");
@@ -51,7 +79,7 @@ export async function runService(): Promise<void> {
   ready = true;
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
   log.info({ actor: fediverse.actorUri.href, acct: `@${config.fediverseBotUsername}@${config.publicUrl.host}` }, "fediverse bot on");
-  bluesky = startBlueskyBot({ config, store, log, options: { engine: { reconnect } } });
+  bluesky = startBlueskyBot({ config, store, log, options: { ...options.bluesky, engine: { reconnect } } });
   await reconnection.start();
   log.info("reconnection workers on");
   const maintenance = scheduleMaintenance(store, log);
@@ -66,21 +94,22 @@ export async function runService(): Promise<void> {
     }),
   });
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, "stopping");
+  return {
+    log,
+    actorUri: fediverse.actorUri,
+    async stop() {
       ready = false;
-      server.close(() => resolve());
-      server.closeAllConnections();
-    };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
-  });
-  await maintenance.stop();
-  await announcements.stop();
-  await reconnection.stop();
-  await bluesky?.stop();
-  await fediverse.close();
-  await services.close();
-  log.info("stopped");
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await maintenance.stop();
+      await announcements.stop();
+      await reconnection.stop();
+      await bluesky?.stop();
+      await fediverse.close();
+      await services.close();
+      log.info("stopped");
+    },
+  };
 }

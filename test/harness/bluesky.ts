@@ -41,13 +41,15 @@ interface Resolver {
 export interface BlueskyNetworkOptions {
   /** The PostgreSQL server to create the network's database on; default: the test run's (vitest `inject`). Benchmarks pass their own. */
   adminDatabaseUrl?: string;
+  /** The network's database (created, dropped on close); default `bsky_<random>`. */
+  databaseName?: string;
 }
 
 export async function startBlueskyNetwork(options: BlueskyNetworkOptions = {}): Promise<BlueskyNetwork> {
   forceLoopbackListen();
   keepSqliteObjectsAlive();
   const adminUrl = options.adminDatabaseUrl ?? inject("adminDatabaseUrl");
-  const dbName = `bsky_${randomBytes(5).toString("hex")}`;
+  const dbName = options.databaseName ?? `bsky_${randomBytes(5).toString("hex")}`;
   const admin = connect(adminUrl, { max: 1 });
   await admin.unsafe(`create database ${dbName}`);
   const url = new URL(adminUrl);
