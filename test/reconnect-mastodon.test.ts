@@ -19,6 +19,7 @@ import { loadConfig } from "../src/config.ts";
 import type { Logger } from "../src/logger.ts";
 import { createReconnection, routeMessages, type Reconnection } from "../src/reconnect/index.ts";
 import { GRANULAR_SCOPES } from "../src/reconnect/mastodon/oauth.ts";
+import { decodeHtml, formFields } from "./harness/browser-forms.ts";
 import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
 import { startFediServer, type FediServer, type FediUser, type ReceivedNote } from "./harness/fediverse.ts";
 import { createNote, type Audience, type BotRef } from "./harness/fediverse-shapes.ts";
@@ -90,18 +91,7 @@ async function followedOnX(who: Asker, whom: Target[]): Promise<void> {
   await db.store.matches.refreshForFollowers([who.personId]);
 }
 
-
 const settle = (ms = 600) => new Promise((r) => setTimeout(r, ms));
-
-function decodeHtml(s: string): string {
-  return s
-    .replace(/&#x([0-9a-f]+);/gi, (_, h: string) => String.fromCodePoint(parseInt(h, 16)))
-    .replace(/&#(\d+);/g, (_, d: string) => String.fromCodePoint(Number(d)))
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, "<")
-    .replace(/&gt;/g, ">")
-    .replace(/&amp;/g, "&");
-}
 
 /** A note's text as the person reads it. */
 function textOf(note: ReceivedNote): string {
@@ -142,15 +132,6 @@ function expectOnlyDirect(who: Asker): void {
     expect(note.cc).toEqual([]);
     expect(JSON.stringify(note.raw)).not.toMatch(/#Public|as:Public|\/followers/);
   }
-}
-
-/** The instance's form: hidden fields, as a browser would send them back. */
-function formFields(html: string): { action: string; fields: Record<string, string> } {
-  const action = html.match(/<form method="post" action="([^"]+)"/)?.[1];
-  if (!action) throw new Error(`no form in: ${html.slice(0, 300)}`);
-  const fields: Record<string, string> = {};
-  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields[m[1]!] = decodeHtml(m[2]!);
-  return { action: decodeHtml(action), fields };
 }
 
 /**

@@ -5,9 +5,11 @@
  * answers read where the accounts receive them. Its databases are created on
  * the test server and gone afterwards.
  */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { describe, expect, inject, it } from "vitest";
 import { connect } from "../src/store/database.ts";
-import { runCli } from "./harness/cli.ts";
+import { authorizeOnMastodon } from "./harness/browser-forms.ts";
+import { CLI, ROOT, runCli } from "./harness/cli.ts";
 
 describe("reconnexion sandbox", () => {
   it("answers each sandbox account on its own platform, privately, and leaves no database behind", async () => {
@@ -24,7 +26,7 @@ describe("reconnexion sandbox", () => {
     // The roster: both bots, every account, who followed whom.
     expect(stdout).toMatch(/fediverse bot +@reconnexion@127\.0\.0\.1:\d+/);
     expect(stdout).toMatch(/Bluesky bot +@reconnexion\.test/);
-    expect(stdout).toMatch(/erin +fediverse +@erin@127\.0\.0\.1:\d+ +\(not registered\)/);
+    expect(stdout).toMatch(/erin +fediverse +@erin@127\.0\.0\.1:\d+ +password erin-password +\(not registered\)/);
     expect(stdout).toContain("alice followed bob, carol, dave, erin");
 
     const turns = transcript(stdout);
@@ -50,15 +52,99 @@ describe("reconnexion sandbox", () => {
     expect(stdout).not.toContain("ignored after quit");
     expect(stdout).toContain("· stopping the sandbox");
 
-    const admin = connect(adminUrl, { max: 1 });
+    expect(await sandboxDatabases(adminUrl)).toEqual([]);
+  }, 300_000);
+
+  it("lets a fediverse account authorize a reconnection on the local instance, then follows for it", async () => {
+    const adminUrl = inject("adminDatabaseUrl");
+    const session = SandboxSession.start({ DATABASE_URL: adminUrl, DEFAULT_LANGUAGE: "en", LOG_LEVEL: "error" });
     try {
-      const left = await admin`select datname from pg_database where datname like 'reconnexion_sandbox_%'`;
-      expect(left).toEqual([]);
+      await session.waitFor(/The sandbox is up/, 120_000);
+      // alice followed carol on X, and carol is on the fediverse.
+      const [link] = await session.say("reconnect", /http:\/\/127\.0\.0\.1:\d+\/connect\/[\w-]+/);
+      const done = await authorizeOnMastodon(link, { name: "alice", password: "alice-password" });
+      expect(done.status).toBe(200);
+      expect(done.text).toContain("account is authorized");
+      // The job runs in the service's workers; status tells when carol is followed.
+      let status = "";
+      for (let attempt = 0; attempt < 20 && !/Mastodon \(fediverse\): 1 — 0 to follow, 1 followed/.test(status); attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await session.say("status", /Settings:[^\n]*\n/);
+        status = session.since(session.lastMark);
+      }
+      expect(status).toMatch(/Mastodon \(fediverse\): 1 — 0 to follow, 1 followed/);
+      // The final summary came by DM.
+      expect(session.output).toMatch(/reconnexion → alice \(fediverse dm\): @alice +Reconnection on Mastodon \(fediverse\) finished: 1 followed/);
+      const { code, stderr } = await session.end();
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
     } finally {
-      await admin.end({ timeout: 5 });
+      session.kill();
     }
+    expect(await sandboxDatabases(adminUrl)).toEqual([]);
   }, 300_000);
 });
+
+async function sandboxDatabases(adminUrl: string): Promise<string[]> {
+  const admin = connect(adminUrl, { max: 1 });
+  try {
+    const rows = await admin<{ datname: string }[]>`select datname from pg_database where datname like 'reconnexion_sandbox_%'`;
+    return rows.map((r) => r.datname);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+/** The sandbox CLI driven line by line, with its output read as it comes. */
+class SandboxSession {
+  output = "";
+  stderr = "";
+  lastMark = 0;
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly exited: Promise<number | null>;
+
+  private constructor(child: ChildProcessWithoutNullStreams) {
+    this.child = child;
+    child.stdout.on("data", (c: Buffer) => (this.output += c.toString("utf8")));
+    child.stderr.on("data", (c: Buffer) => (this.stderr += c.toString("utf8")));
+    this.exited = new Promise((resolve) => child.on("close", resolve));
+  }
+
+  static start(env: Record<string, string>): SandboxSession {
+    return new SandboxSession(spawn(process.execPath, [CLI, "sandbox"], { cwd: ROOT, env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env } }));
+  }
+
+  since(mark: number): string {
+    return this.output.slice(mark);
+  }
+
+  /** Waits until the output after `from` matches. */
+  async waitFor(pattern: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.output.slice(from).match(pattern);
+      if (match) return match;
+      if (Date.now() > deadline) throw new Error(`no ${pattern} in the sandbox's output:\n${this.output.slice(from)}\n${this.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Sends a line and waits for its answer to match. */
+  async say(line: string, answer: RegExp): Promise<RegExpMatchArray> {
+    this.lastMark = this.output.length;
+    this.child.stdin.write(`${line}\n`);
+    return this.waitFor(answer, 60_000, this.lastMark);
+  }
+
+  async end(): Promise<{ code: number | null; stderr: string }> {
+    this.child.stdin.end("/quit\n");
+    return { code: await this.exited, stderr: this.stderr };
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill("SIGKILL");
+  }
+}
 
 /** Each echoed input line → what was printed until the next one. */
 function transcript(stdout: string): Map<string, string> {

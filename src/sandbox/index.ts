@@ -158,10 +158,12 @@ function describe(world: SandboxWorld): string {
     `  fediverse bot    @${config.fediverseBotUsername}@${config.publicUrl.host}`,
     `  Bluesky bot      @${world.blueskyBot.handle} (local PDS ${world.bluesky.pdsUrl})`,
     "",
-    "Accounts (X follows are in the store; the Bluesky passwords log in on the local PDS):",
+    `  Mastodon         ${world.mastodon.origin} (the fediverse accounts' instance)`,
+    "",
+    "Accounts (X follows are in the store; the passwords log in on the local instance and PDS, e.g. to authorize a reconnection):",
   ];
   for (const a of world.accounts.values()) {
-    const where = a.platform === "fediverse" ? `fediverse  @${a.user.acct}` : `Bluesky    @${a.user.handle}  password ${a.user.password}`;
+    const where = a.platform === "fediverse" ? `fediverse  @${a.user.acct}  password ${a.password}` : `Bluesky    @${a.user.handle}  password ${a.user.password}`;
     const known = isRegistered(a.person) ? `X @${a.person}_x` : "not registered";
     lines.push(`  ${a.label.padEnd(14)} ${where}  (${known})`);
   }

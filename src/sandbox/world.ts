@@ -19,16 +19,19 @@ import { connect } from "../store/database.ts";
 import { freePort, startEmbeddedPostgres } from "../store/embedded.ts";
 import type { BlueskyNetwork, TestUser } from "../../test/harness/bluesky.ts";
 import type { FediServer, FediUser } from "../../test/harness/fediverse.ts";
+import type { MastodonInstance } from "../../test/harness/mastodon-instance.ts";
 
 /** One account a sandbox person can write from. */
 export type SandboxAccount =
-  | { label: string; person: string; platform: "fediverse"; user: FediUser }
+  | { label: string; person: string; platform: "fediverse"; user: FediUser; password: string }
   | { label: string; person: string; platform: "bluesky"; user: TestUser };
 
 export interface SandboxWorld {
   config: Config;
   /** Every account, by label (`alice` on the fediverse, `bob.test` on Bluesky). */
   accounts: Map<string, SandboxAccount>;
+  /** The fediverse accounts' server: a Mastodon-compatible instance (client API and OAuth, for reconnections). */
+  mastodon: MastodonInstance;
   fediverse: FediServer;
   bluesky: BlueskyNetwork;
   /** The Bluesky bot's own account. */
@@ -78,7 +81,7 @@ export async function startSandboxWorld(options: {
     for (const c of closers.reverse()) await c().catch(() => {});
   };
   try {
-    const { startBlueskyNetwork, startFediServer } = await loadNetworks();
+    const { startBlueskyNetwork, startMastodonInstance } = await loadNetworks();
 
     let serverUrl = options.databaseUrl;
     if (!serverUrl) {
@@ -102,7 +105,8 @@ export async function startSandboxWorld(options: {
     await holder`select 1`;
 
     options.progress("starting a local fediverse server and a local Bluesky network (PLC, PDS, AppView, chat)");
-    const fediverse = await startFediServer({ users: PEOPLE.filter((p) => p.fediverse).map((p) => ({ name: p.name })) });
+    const mastodon = await startMastodonInstance({ users: PEOPLE.filter((p) => p.fediverse).map((p) => ({ name: p.name, password: passwordOf(p.name) })) });
+    const fediverse = mastodon.server;
     closers.push(() => fediverse.close());
     const bluesky = await startBlueskyNetwork({ adminDatabaseUrl: adminUrl.toString(), databaseName: `${dbName}_bsky` });
     closers.push(() => bluesky.close());
@@ -110,7 +114,7 @@ export async function startSandboxWorld(options: {
 
     const accounts = new Map<string, SandboxAccount>();
     for (const p of PEOPLE) {
-      if (p.fediverse) accounts.set(p.name, { label: p.name, person: p.name, platform: "fediverse", user: fediverse.user(p.name) });
+      if (p.fediverse) accounts.set(p.name, { label: p.name, person: p.name, platform: "fediverse", user: fediverse.user(p.name), password: passwordOf(p.name) });
       if (p.bluesky) {
         const user = await bluesky.createUser(p.name);
         accounts.set(user.handle, { label: user.handle, person: p.name, platform: "bluesky", user });
@@ -144,12 +148,15 @@ export async function startSandboxWorld(options: {
     const service = await startService({ config, bluesky: { pollIntervalMs: 500, backoffMs: 500 } });
     closers.push(() => service.stop());
 
-    return { config, accounts, fediverse, bluesky, blueskyBot, service, close };
+    return { config, accounts, mastodon, fediverse, bluesky, blueskyBot, service, close };
   } catch (error) {
     await close();
     throw error;
   }
 }
+
+/** What the harness's Bluesky accounts use, for the Mastodon instance's login form too. */
+const passwordOf = (name: string) => `${name}-password`;
 
 /** Every database a sandbox creates starts with this. */
 const DATABASE_PREFIX = "reconnexion_sandbox_";
@@ -174,11 +181,11 @@ export class SandboxUnavailableError extends Error {
 /** The local networks come with a checkout's development dependencies (dev-env, the test harness). */
 async function loadNetworks() {
   try {
-    const [{ startBlueskyNetwork }, { startFediServer }] = await Promise.all([
+    const [{ startBlueskyNetwork }, { startMastodonInstance }] = await Promise.all([
       import("../../test/harness/bluesky.ts"),
-      import("../../test/harness/fediverse.ts"),
+      import("../../test/harness/mastodon-instance.ts"),
     ]);
-    return { startBlueskyNetwork, startFediServer };
+    return { startBlueskyNetwork, startMastodonInstance };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ERR_MODULE_NOT_FOUND") throw error;
     throw new SandboxUnavailableError(
