@@ -6,6 +6,10 @@
  * the test server and gone afterwards.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
 import { describe, expect, inject, it } from "vitest";
 import { connect } from "../src/store/database.ts";
 import { authorizeOnMastodon } from "./harness/browser-forms.ts";
@@ -55,31 +59,64 @@ describe("reconnexion sandbox", () => {
     expect(await sandboxDatabases(adminUrl)).toEqual([]);
   }, 300_000);
 
-  it("lets a fediverse account authorize a reconnection on the local instance, then follows for it", async () => {
+  it("lets accounts authorize reconnections, on the local instance and in a browser on the local PDS, then follows for them", async () => {
     const adminUrl = inject("adminDatabaseUrl");
     const session = SandboxSession.start({ DATABASE_URL: adminUrl, DEFAULT_LANGUAGE: "en", LOG_LEVEL: "error" });
+    const browserDir = await mkdtemp(path.join(os.tmpdir(), "reconnexion-chromium-"));
+    const browser = await chromium.launchPersistentContext(browserDir, {
+      executablePath: "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    const link = /http:\/\/127\.0\.0\.1:\d+\/connect\/[\w-]+/;
     try {
       await session.waitFor(/The sandbox is up/, 120_000);
-      // alice followed carol on X, and carol is on the fediverse.
-      const [link] = await session.say("reconnect", /http:\/\/127\.0\.0\.1:\d+\/connect\/[\w-]+/);
-      const done = await authorizeOnMastodon(link, { name: "alice", password: "alice-password" });
+      // alice followed carol on X, and carol is on the fediverse: the instance's OAuth form.
+      const [aliceLink] = await session.say("reconnect", link);
+      const done = await authorizeOnMastodon(aliceLink, { name: "alice", password: "alice-password" });
       expect(done.status).toBe(200);
       expect(done.text).toContain("account is authorized");
-      // The job runs in the service's workers; status tells when carol is followed.
-      let status = "";
-      for (let attempt = 0; attempt < 20 && !/Mastodon \(fediverse\): 1 — 0 to follow, 1 followed/.test(status); attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        await session.say("status", /Settings:[^\n]*\n/);
-        status = session.since(session.lastMark);
+
+      // bob followed carol on X, and carol is on Bluesky: the PDS's own sign-in and consent pages.
+      await session.say("/as bob.test", /^/);
+      const [bobLink] = await session.say("reconnect", link);
+      const page = await browser.newPage();
+      try {
+        await page.goto(bobLink);
+        await page.getByRole("button", { name: "Sign in with Bluesky" }).click();
+        const username = page.getByRole("textbox", { name: "Username or Email" });
+        if (!(await username.inputValue())) await username.fill("bob.test");
+        await page.getByRole("textbox", { name: "Password" }).fill("bob-password");
+        await page.getByRole("button", { name: "Sign in" }).click({ timeout: 10_000 });
+        await page.getByRole("button", { name: "Authorize" }).click({ timeout: 10_000 });
+        await page.waitForURL("**/oauth/bluesky/callback**", { timeout: 10_000 });
+        expect(await page.locator("body").innerText()).toContain("is authorized");
+      } finally {
+        await page.close();
       }
-      expect(status).toMatch(/Mastodon \(fediverse\): 1 — 0 to follow, 1 followed/);
-      // The final summary came by DM.
+
+      // The jobs run in the service's workers; status says when carol is followed.
+      const followed = async (account: string, platform: string) => {
+        await session.say(`/as ${account}`, /^/);
+        let status = "";
+        for (let attempt = 0; attempt < 30 && !status.includes(`${platform}: 1 — 0 to follow, 1 followed`); attempt++) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          await session.say("status", /Settings:[^\n]*\n/);
+          status = session.since(session.lastMark);
+        }
+        return status;
+      };
+      expect(await followed("alice", "Mastodon (fediverse)")).toContain("Mastodon (fediverse): 1 — 0 to follow, 1 followed");
+      expect(await followed("bob.test", "Bluesky")).toContain("Bluesky: 1 — 0 to follow, 1 followed");
+      // Each final summary came by DM, on the platform of the reconnection.
       expect(session.output).toMatch(/reconnexion → alice \(fediverse dm\): @alice +Reconnection on Mastodon \(fediverse\) finished: 1 followed/);
+      expect(session.output).toMatch(/reconnexion → bob\.test \(bluesky dm\): Reconnection on Bluesky finished: 1 followed/);
       const { code, stderr } = await session.end();
       expect(stderr).toBe("");
       expect(code).toBe(0);
     } finally {
       session.kill();
+      await browser.close();
+      await rm(browserDir, { recursive: true, force: true });
     }
     expect(await sandboxDatabases(adminUrl)).toEqual([]);
   }, 300_000);

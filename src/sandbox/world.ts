@@ -135,6 +135,9 @@ export async function startSandboxWorld(options: {
       BLUESKY_SERVICE: bluesky.pdsUrl,
       BLUESKY_HANDLE: blueskyBot.handle,
       BLUESKY_APP_PASSWORD: blueskyBot.password,
+      // People's accounts resolve on the local network too (reconnection).
+      BLUESKY_PLC_URL: bluesky.network.plc.url,
+      BLUESKY_APPVIEW_URL: bluesky.network.bsky.url,
       // Everything here is on loopback: the one place besides tests where it is on.
       ALLOW_PRIVATE_ADDRESSES: "true",
     });
