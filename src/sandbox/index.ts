@@ -70,6 +70,24 @@ async function converse(world: SandboxWorld, options: SandboxOptions, print: (li
     rl.setPrompt(`${speaker.label}> `);
     if (interactive) rl.prompt();
   };
+  // At a terminal, what arrives between lines (a reconnection's summary) shows up as it comes.
+  let busy = false;
+  const between = interactive
+    ? setInterval(() => {
+        if (busy) return;
+        busy = true;
+        replies
+          .collect()
+          .then((found) => {
+            if (found.length === 0) return;
+            options.output.write("\r\x1b[K");
+            for (const a of found) print(formatReply(a));
+            rl.prompt(true);
+          })
+          .catch(() => {})
+          .finally(() => (busy = false));
+      }, 1_000)
+    : undefined;
   prompt();
   for await (const raw of rl) {
     const line = raw.trim();
@@ -86,17 +104,29 @@ async function converse(world: SandboxWorld, options: SandboxOptions, print: (li
       const next = world.accounts.get(label);
       if (next) speaker = next;
       else print(`  no account "${label}"; the accounts: ${[...world.accounts.keys()].join(", ")}`);
+    } else if (line === "/public") {
+      print("  /public <text>: the text of the public mention is missing");
     } else if (line.startsWith("/") && !line.startsWith("/public ")) {
       print(`  unknown "${line.split(/\s/)[0]}"; /help lists what the sandbox understands`);
     } else {
       const isPublic = line.startsWith("/public ");
-      await send(world, speaker, isPublic ? line.slice("/public ".length) : line, isPublic);
-      const answers = await waitForAnswers(replies, answerTimeoutMs, quietMs);
-      if (answers.length === 0) print("  (no answer)");
-      for (const a of answers) print(formatReply(a));
+      while (busy) await new Promise((resolve) => setTimeout(resolve, 50));
+      busy = true;
+      try {
+        await send(world, speaker, isPublic ? line.slice("/public ".length) : line, isPublic);
+        const answers = await waitForAnswers(replies, answerTimeoutMs, quietMs);
+        if (answers.length === 0) print("  (no answer)");
+        for (const a of answers) print(formatReply(a));
+      } catch (error) {
+        // One line that could not go out does not end the sandbox.
+        print(`  (not sent: ${error instanceof Error ? error.message : String(error)})`);
+      } finally {
+        busy = false;
+      }
     }
     prompt();
   }
+  clearInterval(between);
   rl.close();
   process.off("SIGINT", end);
   process.off("SIGTERM", end);
