@@ -73,10 +73,12 @@ export class People {
   /**
    * Folds person `dropId` into `keepId`: identities, codes and matches move
    * over; where both had a match, the further-along state wins. Settings merge
-   * without losing a choice: a language set on either is kept, notifications
-   * stay on only if both had them on (a `stop` anywhere holds), opt-ins made
-   * on either side (auto-reconnect, announce-me) are kept. Run inside a
-   * transaction, then refresh the kept person's matches.
+   * without losing a choice: a language set on either is kept; notifications
+   * stay on only if both had them on (a `stop` anywhere holds); an
+   * auto-reconnect opt-in on either side is kept; being named in public
+   * announcements needs the consent of both sides (a public post cannot be
+   * taken back, and `stop` on one account must not be undone by linking
+   * another). Run inside a transaction, then refresh the kept person's matches.
    */
   async merge(keepId: number, dropId: number): Promise<void> {
     if (keepId === dropId) return;
@@ -85,7 +87,7 @@ export class People {
         language = coalesce(k.language, d.language),
         notify = k.notify and d.notify,
         auto_reconnect = k.auto_reconnect or d.auto_reconnect,
-        announce_me = k.announce_me or d.announce_me,
+        announce_me = k.announce_me and d.announce_me,
         created_at = least(k.created_at, d.created_at),
         updated_at = now()
       from person d where k.id = ${keepId} and d.id = ${dropId}`;

@@ -202,6 +202,16 @@ describe("people", () => {
     expect(await store.people.get(a.id)).toBeUndefined();
   });
 
+  it("merge never undoes a refusal to be named in public: announce-me needs both sides", async () => {
+    const stopped = await store.people.create({ announceMe: false, notify: false });
+    const agreed = await store.people.create({ announceMe: true });
+    await store.mergePeople(agreed.id, stopped.id);
+    expect(await store.people.get(agreed.id)).toMatchObject({ announceMe: false, notify: false });
+    const both = [await store.people.create({ announceMe: true }), await store.people.create({ announceMe: true })] as const;
+    await store.mergePeople(both[0].id, both[1].id);
+    expect(await store.people.get(both[0].id)).toMatchObject({ announceMe: true, notify: true });
+  });
+
   it("forget deletes everything about a person", async () => {
     const p = await personWith([{ platform: "x", stableId: "500" }, { platform: "bluesky", stableId: "did:plc:p500" }]);
     const t = await personWith([{ platform: "x", stableId: "501" }, { platform: "bluesky", stableId: "did:plc:p501" }]);
