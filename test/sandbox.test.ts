@@ -16,8 +16,12 @@ import { authorizeOnMastodon } from "./harness/browser-forms.ts";
 import { CLI, ROOT, runCli } from "./harness/cli.ts";
 
 describe("reconnexion sandbox", () => {
-  it("answers each sandbox account on its own platform, privately, and leaves no database behind", async () => {
+  it("answers each sandbox account on its own platform, privately, and leaves no database behind (nor what a killed one left)", async () => {
     const adminUrl = inject("adminDatabaseUrl");
+    // What a killed sandbox left behind: dropped by the next one.
+    const admin = connect(adminUrl, { max: 1 });
+    await admin.unsafe("create database reconnexion_sandbox_killed_earlier");
+    await admin.end({ timeout: 5 });
     const input = ["status", "/as bob.test", "status", "/public status", "/as erin", "hello", "/as nobody", "/quit", "ignored after quit"].join("\n");
     const { code, stdout, stderr } = await runCli(["sandbox"], {
       env: { DATABASE_URL: adminUrl, DEFAULT_LANGUAGE: "en", LOG_LEVEL: "error" },
@@ -125,7 +129,7 @@ describe("reconnexion sandbox", () => {
 async function sandboxDatabases(adminUrl: string): Promise<string[]> {
   const admin = connect(adminUrl, { max: 1 });
   try {
-    const rows = await admin<{ datname: string }[]>`select datname from pg_database where datname like 'reconnexion_sandbox_%'`;
+    const rows = await admin<{ datname: string }[]>`select datname from pg_database where starts_with(datname, 'reconnexion_sandbox_')`;
     return rows.map((r) => r.datname);
   } finally {
     await admin.end({ timeout: 5 });

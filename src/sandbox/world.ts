@@ -171,7 +171,7 @@ const DATABASE_PREFIX = "reconnexion_sandbox_";
 async function dropAbandoned(admin: ReturnType<typeof connect>): Promise<void> {
   const rows = await admin<{ datname: string }[]>`
     select datname from pg_database d
-    where datname like ${`${DATABASE_PREFIX}%`}
+    where starts_with(datname, ${DATABASE_PREFIX})
       and not exists (select 1 from pg_stat_activity a where a.datname = d.datname)`;
   for (const { datname } of rows) await admin.unsafe(`drop database if exists "${datname.replace(/"/g, '""')}"`);
 }
