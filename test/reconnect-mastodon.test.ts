@@ -59,7 +59,7 @@ interface Target {
 }
 
 const targets = {} as Record<"plain" | "locked" | "pre" | "gone" | "lou" | "sam", Target>;
-const people = {} as Record<"alice" | "bob" | "carol" | "dave" | "erin" | "frank", Asker>;
+const people = {} as Record<"alice" | "bob" | "carol" | "dave" | "erin" | "frank" | "gwen", Asker>;
 
 async function asker(name: string): Promise<Asker> {
   const password = `pw-${name}-secret`;
@@ -279,7 +279,7 @@ beforeAll(async () => {
     target(split.user("sam")),
   ]);
   Object.assign(targets, { plain: plain!, locked: locked!, pre: pre!, gone: gone!, lou: louT!, sam: sam! });
-  const names = ["alice", "bob", "carol", "dave", "erin", "frank"] as const;
+  const names = ["alice", "bob", "carol", "dave", "erin", "frank", "gwen"] as const;
   const askers = await Promise.all(names.map((n) => asker(n)));
   names.forEach((n, i) => (people[n] = askers[i]!));
 });
@@ -508,6 +508,31 @@ describe("reconnect on Mastodon", () => {
     // Nothing was authorized nor followed.
     expect((await latestJob(erin.personId))!.state).toBe("needs_authorization");
     for (const t of all) expect(followsFrom(t, erin)).toHaveLength(0);
+  });
+
+  it("stop cancels a reconnection under way: nothing more is followed, no summary comes", async () => {
+    const { gwen } = people;
+    const all = [targets.plain, targets.pre, targets.lou, targets.sam];
+    await followedOnX(gwen, all);
+    // One request per 2 s: stop comes between two follows, and the run notices before the next.
+    instance.rateLimit = { limit: 1, windowMs: 2000 };
+    try {
+      await authorizeAs(gwen, linkIn(await dm(gwen, "reconnect", CONNECT), CONNECT));
+      await until("a first follow", async () => all.some((t) => followsFrom(t, gwen).length > 0), 30_000, 25);
+      expect(await dm(gwen, "stop", /stopped too/)).toContain("the follows already made stay");
+      const followedAtStop = all.filter((t) => followsFrom(t, gwen).length > 0).length;
+      await settle(4_000);
+      const job = (await latestJob(gwen.personId))!;
+      expect(job.state).toBe("cancelled");
+      // At most a follow already sent when the run noticed.
+      const followedAfter = all.filter((t) => followsFrom(t, gwen).length > 0).length;
+      expect(followedAfter - followedAtStop).toBeLessThanOrEqual(1);
+      expect(followedAfter).toBeLessThan(all.length);
+      expect(summaries(gwen)).toEqual([]);
+      expect(fromBot(gwen.user).map(textOf).filter((t) => /Reconnection on .* \d+ of \d+ done/.test(t))).toEqual([]);
+    } finally {
+      instance.rateLimit = { limit: 300, windowMs: 300_000 };
+    }
   });
 
   it("refuses an OAuth callback for another account than the linked one, and stores nothing", async () => {

@@ -203,6 +203,30 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
     const out = await w.send(r.fedi, "STOP");
     expect(out.handledAs).toBe("stop");
     expect(await w.store.people.get(r.personId)).toMatchObject({ notify: false, autoReconnect: false, announceMe: false });
+    expect(allText(out)).not.toContain("reconnection under way");
+  });
+
+  it("stop also cancels reconnections under way: no more follows, progress or summary", async () => {
+    const r = await registered();
+    const target = await w.person([{ platform: "bluesky", stableId: `did:plc:${unique("t")}`, handle: `${unique("t")}.test` }]);
+    const other = await w.person([{ platform: "bluesky", stableId: `did:plc:${unique("u")}`, handle: `${unique("u")}.test` }]);
+    const { job } = await w.store.transaction((s) => s.reconnectJobs.open(r.personId, "bluesky", "all", [target, other], null));
+    // One target written already (in flight), one not started.
+    await w.store.reconnectJobs.markInFlight(job.id, [{ personId: target, marker: "3kabc" }]);
+    const out = await w.send(r.bsky, "stop");
+    expect(allText(out)).toContain("Your reconnection under way is stopped too");
+    const cancelled = await w.store.reconnectJobs.get(job.id);
+    expect(cancelled).toMatchObject({ state: "cancelled", reason: "stopped" });
+    // Nothing moves it again, and it reports nothing.
+    expect(await w.store.reconnectJobs.setState(job.id, "running")).toBe(false);
+    expect(await w.store.reconnectJobs.claimSummary(job.id)).toBe(false);
+    expect(await w.store.reconnectJobs.claimProgress(job.id, 0)).toBe(false);
+    // The target not started is gone (a running worker stops before writing it); the one in flight keeps its marker.
+    expect(await w.store.reconnectJobs.markInFlight(job.id, [{ personId: other, marker: "3kdef" }])).toBe(0);
+    expect((await w.store.reconnectJobs.todo(job.id)).map((t) => t.marker)).toEqual(["3kabc"]);
+    // A new request opens a new job.
+    const again = await w.store.transaction((s) => s.reconnectJobs.open(r.personId, "bluesky", "all", [other], null));
+    expect(again.created).toBe(true);
   });
 
   it("forget asks to confirm, then deletes everything", async () => {

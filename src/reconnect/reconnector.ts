@@ -52,6 +52,8 @@ export interface ReconnectorOptions {
   concurrency?: number;
   /** At most one progress DM per this many seconds (default 300). */
   progressSeconds?: number;
+  /** How often a running job checks whether it was cancelled (`stop`), ms (default 1,000). */
+  cancelCheckMs?: number;
   /** pg-boss: a worker silent this long is presumed dead and its job retried (default 30, minimum 10). */
   heartbeatSeconds?: number;
   /** pg-boss's monitor pass, which notices dead workers (default 60). */
@@ -296,9 +298,16 @@ export class Reconnector {
       await this.pauseForAuthorization(job, identity);
       return;
     }
-    await jobs.setState(job.id, "running");
+    if (!(await jobs.setState(job.id, "running"))) return; // cancelled meanwhile
     const todo = await jobs.todo(job.id);
     const inFlight = new Map(todo.filter((t) => t.marker).map((t) => [t.personId, t.marker!]));
+    // `stop` cancels the job from any process: watched here, it aborts the run
+    // between requests (a write already sent may still land).
+    const cancelled = new AbortController();
+    const watch = setInterval(() => {
+      jobs.get(job.id).then((j) => (!j || j.state === "cancelled") && cancelled.abort(), () => {});
+    }, this.o.cancelCheckMs ?? 1_000);
+    watch.unref();
     try {
       await writer.run({
         targets: todo.map(({ personId, stableId, handle }) => ({ personId, stableId, handle })),
@@ -311,9 +320,13 @@ export class Reconnector {
           await this.store.transaction((s) => s.reconnectJobs.record(job, results));
           await this.reports.progress(job, this.o.progressSeconds ?? 300);
         },
-        signal: this.abort.signal,
+        signal: AbortSignal.any([this.abort.signal, cancelled.signal]),
       });
     } catch (error) {
+      if (cancelled.signal.aborted && !this.abort.signal.aborted) {
+        log.info("reconnect: the job was cancelled; stopping");
+        return;
+      }
       if (error instanceof RateLimitedError) {
         log.info({ until: error.until.toISOString() }, "reconnect: waiting for the rate limit");
         await jobs.setState(job.id, "waiting", { waitUntil: error.until, reason: "rate_limited" });
@@ -342,16 +355,20 @@ export class Reconnector {
       await this.store.transaction((s) =>
         s.reconnectJobs.record(job, rest.map((t) => ({ personId: t.personId, outcome: "failed" as const, reason: "gave_up" }))),
       );
+    } finally {
+      clearInterval(watch);
     }
     if (this.abort.signal.aborted) return;
     // Finish under the job's row lock: a request joining the job meanwhile either
     // committed its targets (then they are counted) or waits and opens a new job.
     const counts = await this.store.transaction(async (s) => {
-      await s.reconnectJobs.lock(job.id);
+      // Cancelled meanwhile (`stop`): it stays so, and says nothing more.
+      if ((await s.reconnectJobs.lock(job.id))?.state === "cancelled") return undefined;
       const c = await s.reconnectJobs.counts(job.id);
       await s.reconnectJobs.setState(job.id, c.todo > 0 ? "queued" : "done");
       return c;
     });
+    if (!counts) return;
     if (counts.todo > 0) {
       await this.enqueue(job.id, null);
       return;
@@ -361,7 +378,7 @@ export class Reconnector {
   }
 
   private async pauseForAuthorization(job: ReconnectJob, identity: Identity | undefined): Promise<void> {
-    await this.store.reconnectJobs.setState(job.id, "needs_authorization");
+    if (!(await this.store.reconnectJobs.setState(job.id, "needs_authorization"))) return; // cancelled
     if (identity) await this.reports.authorizationNeeded(job, await this.connectLink(job.personId, identity.id));
   }
 

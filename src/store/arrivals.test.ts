@@ -74,6 +74,15 @@ describe("Arrivals", () => {
     expect(await db.store.arrivals.claim(silent.personId, new Date())).toEqual([]);
   });
 
+  it("claims nothing for a person who said stop after the run listed them", async () => {
+    const tess = await person("tess");
+    const arrival = await person("arrival");
+    await follows(tess, arrival);
+    expect(await db.store.arrivals.peopleWithUntold(0, 1000)).toContain(tess.personId);
+    await db.store.people.updateSettings(tess.personId, { notify: false });
+    expect(await db.store.arrivals.claim(tess.personId, new Date())).toEqual([]);
+  });
+
   it("leaves out platforms where automatic reconnection follows arrivals for the person", async () => {
     const sam = await person("sam", { autoReconnect: true });
     await db.store.authorizations.save(sam.identityId, "bluesky-app-password", { identifier: "sam.test", password: "abcd-efgh-ijkl-mnop" });

@@ -62,6 +62,8 @@ export class Arrivals {
       with claimed as (
         update match m set notified_at = ${stamp}
         where m.person_id = ${personId} and m.notified_at is null and m.created_at <= coalesce(${until ?? null}::timestamptz, 'infinity')
+          -- Re-checked here: a stop sent while the run works through its list holds.
+          and exists (select 1 from person p where p.id = ${personId} and p.notify)
         returning m.platform, m.target_person_id, m.state, m.created_at)
       select c.platform, c.target_person_id,
         (select i.handle from identity i

@@ -202,9 +202,10 @@ export class ReconnectJobs {
     return rows.map(toJob);
   }
 
-  async setState(id: number, state: JobState, options: { reason?: string | null; waitUntil?: Date | null } = {}): Promise<void> {
+  /** Moves a job to `state`; false when it was cancelled (a cancelled job stays so). */
+  async setState(id: number, state: JobState, options: { reason?: string | null; waitUntil?: Date | null } = {}): Promise<boolean> {
     const finished = state === "done" || state === "cancelled";
-    await this.db`
+    const result = await this.db`
       update reconnect_job set
         state = ${state}, reason = ${options.reason ?? null}, wait_until = ${options.waitUntil ?? null},
         attempts = attempts + ${state === "running" ? 1 : 0},
@@ -212,7 +213,8 @@ export class ReconnectJobs {
         started_at = case when ${state} = 'running' then coalesce(started_at, now()) else started_at end,
         finished_at = case when ${finished} then now() else null end,
         updated_at = now()
-      where id = ${id}`;
+      where id = ${id} and state <> 'cancelled'`;
+    return result.count > 0;
   }
 
   /** Targets without an outcome, in the order asked, with their identity on the job's platform. */
@@ -288,15 +290,36 @@ export class ReconnectJobs {
   async claimProgress(jobId: number, minSeconds: number): Promise<boolean> {
     const result = await this.db`
       update reconnect_job set progress_sent_at = now()
-      where id = ${jobId} and (progress_sent_at is null or progress_sent_at < now() - ${minSeconds} * interval '1 second')
+      where id = ${jobId} and state <> 'cancelled'
+        and (progress_sent_at is null or progress_sent_at < now() - ${minSeconds} * interval '1 second')
         and started_at < now() - ${minSeconds} * interval '1 second'`;
     return result.count > 0;
   }
 
-  /** Claims the summary: true once per job, however many workers finish it. */
+  /** Claims the summary: true once per job, however many workers finish it; never for a cancelled job. */
   async claimSummary(jobId: number): Promise<boolean> {
-    const result = await this.db`update reconnect_job set summary_sent_at = now() where id = ${jobId} and summary_sent_at is null`;
+    const result = await this.db`
+      update reconnect_job set summary_sent_at = now()
+      where id = ${jobId} and summary_sent_at is null and state <> 'cancelled'`;
     return result.count > 0;
+  }
+
+  /**
+   * Cancels the person's open jobs (`stop`): no more follows, progress or
+   * summary. Targets not started are dropped, so a worker running the job
+   * stops before its next write (markInFlight finds fewer rows); those in
+   * flight keep their marker, outcomes recorded stay. Returns how many jobs.
+   */
+  async cancelOpen(personId: number): Promise<number> {
+    const cancelled = await this.db<{ id: number }[]>`
+      update reconnect_job set state = 'cancelled', reason = 'stopped', wait_until = null, finished_at = now(), updated_at = now()
+      where person_id = ${personId} and state not in ('done', 'cancelled')
+      returning id`;
+    if (cancelled.length === 0) return 0;
+    await this.db`
+      delete from reconnect_target
+      where job_id = any(${cancelled.map((j) => j.id)}::int[]) and outcome is null and marker is null`;
+    return cancelled.length;
   }
 
   /** People with automatic reconnection on, an authorization, and matches to follow with no open job. */

@@ -43,9 +43,13 @@ export const stop: Command = {
   id: "stop",
   needsPerson: true,
   async run(ctx) {
+    const personId = ctx.person!.person.id;
     // A public welcome mentions (so notifies) the person: that is writing first too.
-    await ctx.store.people.updateSettings(ctx.person!.person.id, { notify: false, autoReconnect: false, announceMe: false });
-    ctx.effect({ type: "settings-changed", personId: ctx.person!.person.id });
-    return [say(ctx.locale.m.stopped)];
+    await ctx.store.people.updateSettings(personId, { notify: false, autoReconnect: false, announceMe: false });
+    // A reconnection under way would go on following and reporting by DM.
+    const cancelled = await ctx.store.reconnectJobs.cancelOpen(personId);
+    ctx.effect({ type: "settings-changed", personId });
+    const reconnect = ctx.locale.commands.reconnect.words[0]!;
+    return [say(ctx.locale.m.stopped), ...(cancelled > 0 ? [say(ctx.locale.m.stoppedJobs(cancelled, reconnect))] : [])];
   },
 };

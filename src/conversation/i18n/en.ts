@@ -162,6 +162,8 @@ export const en: Locale = {
     languageSet: "From now on I'll answer you in English.",
     languageUnknown: (available) => `I speak: ${available.join(", ")}.`,
     stopped: "Understood: I will never write to you first again (notifications, automatic reconnection and public announcement of your arrival off). You can still ask me anything.",
+    stoppedJobs: (count, reconnectCommand) =>
+      `${count === 1 ? "Your reconnection under way is" : `Your ${count} reconnections under way are`} stopped too; the follows already made stay. \`${reconnectCommand}\` starts again whenever you like.`,
     forgetAsk: (confirmCommand, minutes) =>
       `This deletes everything I know about you: accounts, matches, settings. It can't be undone. To go ahead, send \`${confirmCommand}\` within ${minutes} minutes.`,
     forgetDone: "Done: I've deleted everything I knew about you. Goodbye!",

@@ -167,6 +167,8 @@ export const fr: Locale = {
     languageUnknown: (available) => `Je parle : ${available.join(", ")}.`,
     stopped:
       "Entendu : je ne vous écrirai plus jamais le premier (notifications, reconnexion automatique et annonce publique de votre arrivée désactivées). Vous pouvez toujours me demander ce que vous voulez.",
+    stoppedJobs: (count, reconnectCommand) =>
+      `${count === 1 ? "Votre reconnexion en cours est arrêtée" : `Vos ${count} reconnexions en cours sont arrêtées`} aussi ; les abonnements déjà faits restent. \`${reconnectCommand}\` la relance quand vous voulez.`,
     forgetAsk: (confirmCommand, minutes) =>
       `Cela efface tout ce que je sais de vous : comptes, correspondances, réglages. C’est irréversible. Pour continuer, envoyez \`${confirmCommand}\` dans les ${minutes} minutes.`,
     forgetDone: "C’est fait : j’ai effacé tout ce que je savais de vous. Au revoir !",

@@ -98,6 +98,8 @@ export interface Messages {
   languageSet: string;
   languageUnknown(available: string[]): string;
   stopped: string;
+  /** After `stopped`, when reconnections were under way: they are cancelled. */
+  stoppedJobs(count: number, reconnectCommand: string): string;
 
   forgetAsk(confirmCommand: string, minutes: number): string;
   forgetDone: string;
