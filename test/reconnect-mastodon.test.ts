@@ -59,7 +59,7 @@ interface Target {
 }
 
 const targets = {} as Record<"plain" | "locked" | "pre" | "gone" | "lou" | "sam", Target>;
-const people = {} as Record<"alice" | "bob" | "carol" | "dave" | "erin" | "frank" | "gwen", Asker>;
+const people = {} as Record<"alice" | "bob" | "carol" | "dave" | "erin" | "frank" | "gwen" | "hana", Asker>;
 
 async function asker(name: string): Promise<Asker> {
   const password = `pw-${name}-secret`;
@@ -279,7 +279,7 @@ beforeAll(async () => {
     target(split.user("sam")),
   ]);
   Object.assign(targets, { plain: plain!, locked: locked!, pre: pre!, gone: gone!, lou: louT!, sam: sam! });
-  const names = ["alice", "bob", "carol", "dave", "erin", "frank", "gwen"] as const;
+  const names = ["alice", "bob", "carol", "dave", "erin", "frank", "gwen", "hana"] as const;
   const askers = await Promise.all(names.map((n) => asker(n)));
   names.forEach((n, i) => (people[n] = askers[i]!));
 });
@@ -533,6 +533,20 @@ describe("reconnect on Mastodon", () => {
     } finally {
       instance.rateLimit = { limit: 300, windowMs: 300_000 };
     }
+  });
+
+  it("unlink revokes the account's token at the instance, not only here", async () => {
+    const { hana } = people;
+    await followedOnX(hana, [targets.plain]);
+    const token = await authorizeAs(hana, linkIn(await dm(hana, "reconnect", CONNECT), CONNECT));
+    await jobDone(hana.personId);
+    // Another account to keep (the last one the bots can write to cannot be unlinked).
+    await db.store.identities.attach(hana.personId, { platform: "bluesky", stableId: "did:plc:hana7700", handle: "hana7700.test", verifiedBy: "platform" });
+    expect(await dm(hana, "unlink mastodon", /detached/)).toContain("detached");
+    const check = await fetch(`${instance.origin}/api/v1/accounts/verify_credentials`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(check.status).toBe(401);
+    const [row] = await db.sql`select 1 from account_authorization where identity_id = ${hana.identityId}`;
+    expect(row).toBeUndefined();
   });
 
   it("refuses an OAuth callback for another account than the linked one, and stores nothing", async () => {

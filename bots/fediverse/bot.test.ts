@@ -183,7 +183,7 @@ describe("follows and account changes", () => {
     expect(await db.store.fediverse.followerCount()).toBe(0);
   });
 
-  it("follows a known account's Move, and forgets a deleted actor", async () => {
+  it("follows a known account's Move, and forgets a deleted actor (the person too, when nothing reachable is left)", async () => {
     const dave = server.user("dave");
     const eve = server.user("eve");
     const newDave = await server.addUser({ name: "dave2", alsoKnownAs: [dave.actorId] });
@@ -191,20 +191,36 @@ describe("follows and account changes", () => {
     await db.store.identities.attach(p1.id, { platform: "fediverse", stableId: dave.actorId, handle: dave.acct, verifiedBy: "dm" });
     const p2 = await db.store.people.create({});
     await db.store.identities.attach(p2.id, { platform: "fediverse", stableId: eve.actorId, handle: eve.acct, verifiedBy: "dm" });
+    await db.store.identities.attach(p2.id, { platform: "x", stableId: "7700001", handle: "eve_x", verifiedBy: "platform" });
+    await db.sql`insert into x_follow values (7700001, 7700002)`;
+    // Ivy keeps a Bluesky account when her fediverse actor goes: she stays.
+    const ivy = await server.addUser({ name: "ivy" });
+    const p3 = await db.store.people.create({});
+    await db.store.identities.attach(p3.id, { platform: "fediverse", stableId: ivy.actorId, handle: ivy.acct, verifiedBy: "dm" });
+    await db.store.identities.attach(p3.id, { platform: "bluesky", stableId: "did:plc:ivy7700", handle: "ivy7700.test", verifiedBy: "platform" });
 
     const move = { "@context": "https://www.w3.org/ns/activitystreams", id: `${dave.actorId}#moves/1`, type: "Move", actor: dave.actorId, object: dave.actorId, target: newDave.actorId };
     expect((await dave.post(bot.sharedInbox, move)).status).toBeLessThan(300);
     const del = { "@context": "https://www.w3.org/ns/activitystreams", id: `${eve.actorId}#delete`, type: "Delete", actor: eve.actorId, to: ["https://www.w3.org/ns/activitystreams#Public"], object: eve.actorId };
     expect((await eve.post(bot.sharedInbox, del)).status).toBeLessThan(300);
+    const delIvy = { ...del, id: `${ivy.actorId}#delete`, actor: ivy.actorId, object: ivy.actorId };
+    expect((await ivy.post(bot.sharedInbox, delIvy)).status).toBeLessThan(300);
     for (let i = 0; i < 60; i++) {
       const moved = await db.store.identities.find({ platform: "fediverse", stableId: newDave.actorId });
       const gone = !(await db.store.identities.find({ platform: "fediverse", stableId: eve.actorId }));
-      if (moved && gone) break;
+      const ivyGone = !(await db.store.identities.find({ platform: "fediverse", stableId: ivy.actorId }));
+      if (moved && gone && ivyGone && !(await db.store.people.get(p2.id))) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const moved = await db.store.identities.find({ platform: "fediverse", stableId: newDave.actorId });
     expect(moved?.personId).toBe(p1.id);
     expect(moved?.handle).toBe(newDave.acct);
     expect(await db.store.identities.find({ platform: "fediverse", stableId: eve.actorId })).toBeUndefined();
+    // Eve had only X left: she is forgotten, her X follows with her.
+    expect(await db.store.people.get(p2.id)).toBeUndefined();
+    expect(await db.store.identities.find({ platform: "x", stableId: "7700001" })).toBeUndefined();
+    expect(await db.sql`select 1 from x_follow where follower = 7700001`).toHaveLength(0);
+    expect(await db.store.identities.find({ platform: "fediverse", stableId: ivy.actorId })).toBeUndefined();
+    expect((await db.store.identities.find({ platform: "bluesky", stableId: "did:plc:ivy7700" }))?.personId).toBe(p3.id);
   });
 });

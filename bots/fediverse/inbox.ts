@@ -87,12 +87,20 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
     })
     .on(Delete, async (_ctx, del) => {
       // Deleting a message never re-runs or undoes it. Deleting an actor
-      // (object = the actor itself) detaches that identity.
+      // (object = the actor itself) detaches that identity; a person left
+      // with no account the bots can write to (X alone) is forgotten, as
+      // nobody could reach them or ask for it any more.
       const objectId = del.objectId?.href;
       if (!objectId || !del.actorId || objectId !== del.actorId.href) return;
       forget(del.actorId);
       const identityId = await store.fediverse.identityOf(objectId);
-      if (identityId !== undefined && (await store.unlink(identityId))) log.info({ actor: objectId }, "fediverse: actor deleted, identity removed");
+      const identity = identityId === undefined ? undefined : await store.identities.get(identityId);
+      if (!identity || !(await store.unlink(identity.id))) return;
+      log.info({ actor: objectId }, "fediverse: actor deleted, identity removed");
+      const left = await store.identities.listForPerson(identity.personId);
+      if (!left.some((i) => i.platform !== "x") && (await store.forget(identity.personId))) {
+        log.info({ person: identity.personId }, "fediverse: nothing reachable left, person forgotten");
+      }
     })
     .on(Move, async (ctx, move) => {
       const from = move.actorId;

@@ -163,7 +163,7 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
     expect(allText(await w.send(r.bsky, words.ignore))).toContain(words.marks.usage);
   });
 
-  it("unlink detaches an account, never the last one", async () => {
+  it("unlink detaches an account, never the last one the bots can write to; X goes with its follows", async () => {
     const r = await registered();
     expect(allText(await w.send(r.bsky, words.unlink))).toContain(words.marks.usage);
     const out = await w.send(r.bsky, `${words.unlink} mastodon`);
@@ -171,7 +171,16 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
     const ids = await w.store.identities.listForPerson(r.personId);
     expect(ids.map((i) => i.platform).sort()).toEqual(["bluesky", "x"]);
     expect(allText(await w.send(r.bsky, `${words.unlink} mastodon`))).toMatch(lang === "fr" ? /aucun compte/ : /no Mastodon/);
+    // Only X would be left: nobody could reach the person, nor could they ask to be forgotten.
+    const lastReachable = await w.send(r.bsky, `${words.unlink} bluesky`);
+    expect(allText(lastReachable)).toContain(words.forget);
+    expect(lastReachable.effects).toEqual([]);
+    expect((await w.store.identities.listForPerson(r.personId)).map((i) => i.platform).sort()).toEqual(["bluesky", "x"]);
+    // X leaves with what it followed.
+    const x = ids.find((i) => i.platform === "x")!.stableId!;
+    expect((await w.store.db`select 1 from x_follow where follower = ${x}::bigint`).length).toBeGreaterThan(0);
     await w.send(r.bsky, `${words.unlink} x`);
+    expect(await w.store.db`select 1 from x_follow where follower = ${x}::bigint`).toHaveLength(0);
     const last = await w.send(r.bsky, `${words.unlink} bluesky`);
     expect(allText(last)).toContain(words.forget);
     expect((await w.store.identities.listForPerson(r.personId)).length).toBe(1);

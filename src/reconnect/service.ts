@@ -16,6 +16,9 @@ export interface ReconnectService {
     notifyIdentityId: number | null;
   }): Promise<RequestResult>;
   connectLink(personId: number, identityId: number): Promise<string>;
-  /** Revokes, at their servers, the tokens and sessions stored for the person (before `forget`). Best effort. */
-  revokeAuthorizations(personId: number): Promise<void>;
+  /**
+   * Revokes, at their servers, the tokens and sessions stored for the person
+   * (before `forget`), or only for `identityIds` (before `unlink`). Best effort.
+   */
+  revokeAuthorizations(personId: number, identityIds?: readonly number[]): Promise<void>;
 }

@@ -105,11 +105,15 @@ export class Store {
     });
   }
 
-  /** Detaches an identity and drops the pending matches that rested on it. */
+  /**
+   * Detaches an identity and drops the pending matches that rested on it; an
+   * X identity takes its own follow edges with it, as `forget` would.
+   */
   async unlink(identityId: number): Promise<boolean> {
     return this.transaction(async (s) => {
       const identity = await s.identities.get(identityId);
       if (!identity) return false;
+      if (identity.platform === "x" && identity.stableId) await s.people.deleteEdgesOf(identity.stableId);
       await s.identities.remove(identityId);
       await s.matches.prune([identity.personId]);
       return true;

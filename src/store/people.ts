@@ -70,6 +70,11 @@ export class People {
     return result.count > 0;
   }
 
+  /** Deletes X account `xId`'s own follow edges (what it followed), as `delete` does for a person. */
+  async deleteEdgesOf(xId: string): Promise<void> {
+    await this.db`delete from x_follow where follower = ${xId}::bigint`;
+  }
+
   /**
    * Folds person `dropId` into `keepId`: identities, codes and matches move
    * over; where both had a match, the further-along state wins. Settings merge

@@ -155,6 +155,8 @@ export const en: Locale = {
     linkAccountTaken: "This account already belongs to someone else here; I can't link it.",
     unlinked: (platform) => `Your ${platformName[platform]} account is detached.`,
     unlinkNothing: (platform) => `You have no ${platformName[platform]} account linked.`,
+    unlinkLastReachable: (forgetCommand) =>
+      `That's the last account I can write to you on: without it, I'd keep your X account and what it followed with no way for you to reach me again. To delete everything instead, send \`${forgetCommand}\`.`,
     unlinkLastIdentity: (forgetCommand) =>
       `That's the only account I know for you. To delete everything instead, send \`${forgetCommand}\`.`,
     notifyOn: "Notifications on: I'll tell you when people you followed on X arrive.",

@@ -158,6 +158,8 @@ export const fr: Locale = {
     linkAlreadyDone: "Ces comptes sont déjà réunis.",
     linkAccountTaken: "Ce compte appartient déjà à quelqu’un d’autre ici : je ne peux pas le lier.",
     unlinked: (platform) => `Votre compte ${platformName[platform]} est détaché.`,
+    unlinkLastReachable: (forgetCommand) =>
+      `C’est le dernier compte sur lequel je peux vous écrire : sans lui, je garderais votre compte X et ses abonnements sans que vous puissiez me joindre. Pour tout effacer plutôt, envoyez \`${forgetCommand}\`.`,
     unlinkNothing: (platform) => `Vous n’avez aucun compte ${platformName[platform]} lié.`,
     unlinkLastIdentity: (forgetCommand) =>
       `C’est le seul compte que je vous connais. Pour tout effacer, envoyez plutôt \`${forgetCommand}\`.`,

@@ -98,6 +98,8 @@ export interface Messages {
   languageSet: string;
   languageUnknown(available: string[]): string;
   stopped: string;
+  /** `unlink` refused: only the X account would be left, which the bots cannot write to. */
+  unlinkLastReachable(forgetCommand: string): string;
   /** After `stopped`, when reconnections were under way: they are cancelled. */
   stoppedJobs(count: number, reconnectCommand: string): string;
 
