@@ -169,6 +169,29 @@ afterAll(async () => {
   await Promise.all([net?.close(), db?.drop()]);
 });
 
+/**
+ * Opens a connect link in the browser, picks Bluesky OAuth, signs in on the
+ * PDS's own pages as `user` and authorizes; returns the callback page's text.
+ */
+async function signInWithBluesky(link: string, user: TestUser): Promise<string> {
+  const page = await browser.newPage();
+  try {
+    await browser.clearCookies();
+    await page.goto(link);
+    await page.getByRole("button", { name: "Sign in with Bluesky" }).click();
+    // We start from the DID: the PDS shows that account (or asks which), as in production.
+    const username = page.getByRole("textbox", { name: "Username or Email" });
+    if (!(await username.inputValue())) await username.fill(user.handle);
+    await page.getByRole("textbox", { name: "Password" }).fill(user.password);
+    await page.getByRole("button", { name: "Sign in" }).click({ timeout: 10_000 });
+    await page.getByRole("button", { name: "Authorize" }).click({ timeout: 10_000 });
+    await page.waitForURL(`${origin}/oauth/bluesky/callback**`, { timeout: 10_000 });
+    return await page.locator("body").innerText();
+  } finally {
+    await page.close();
+  }
+}
+
 describe("reconnect on Bluesky", () => {
   it("by app password: link by DM, the page, the follows in the AppView, budget waits, one summary", async () => {
     const alice = await registered("alice", 6);
@@ -240,28 +263,7 @@ describe("reconnect on Bluesky", () => {
   it("by OAuth in the browser: the PDS's own pages, then the job runs", async () => {
     const bob = await registered("bob", 2);
     const link = connectLink(await chat(bob.user, "reconnect"));
-    const page = await browser.newPage();
-    try {
-      await browser.clearCookies();
-      await page.goto(link);
-      await page.getByRole("button", { name: "Sign in with Bluesky" }).click();
-      // We start from the DID: the PDS asks which account, as it would in production.
-      const username = page.getByRole("textbox", { name: "Username or Email" });
-      if (!(await username.inputValue())) await username.fill(bob.user.handle);
-      await page.getByRole("textbox", { name: "Password" }).fill(bob.user.password);
-      await page.getByRole("button", { name: "Sign in" }).click({ timeout: 10_000 }).catch(async (e) => {
-        console.log("DEBUG1", page.url(), (await page.locator("body").innerText()).slice(0, 600));
-        throw e;
-      });
-      await page.getByRole("button", { name: "Authorize" }).click({ timeout: 10_000 }).catch(async (e) => {
-        console.log("DEBUG2", page.url(), (await page.locator("body").innerText()).slice(0, 600));
-        throw e;
-      });
-      await page.waitForURL(`${origin}/oauth/bluesky/callback**`, { timeout: 10_000 });
-      expect(await page.locator("body").innerText()).toContain("is authorized");
-    } finally {
-      await page.close();
-    }
+    expect(await signInWithBluesky(link, bob.user)).toContain("is authorized");
     await jobDone(bob.personId);
     expect((await appViewFollows(bob.user)).sort()).toEqual(bob.targets.map((t) => t.did).sort());
     expect(await until("the DMs", async () => fromBot(bob.user).find((m) => m.includes("finished")))).toContain("2 followed");

@@ -276,18 +276,22 @@ export function blueskyOAuthCompleted(ctx: ConnectContext & { revoke(did: string
     const person = grant && (await ctx.store.people.get(grant.personId));
     const locale = findLocale(person?.language) ?? findLocale(ctx.config.defaultLanguage)!;
     const show = (title: string, body: SafeHtml) => renderPage({ lang: locale.code, title, body: html`<h1>${title}</h1>${body}` });
-    if (!grant || !identity || identity.platform !== "bluesky" || identity.personId !== grant.personId) {
-      // A stale or replayed flow (two tabs, a used link). The client has already
-      // stored this session for the DID: revoke it, unless it is what a working
-      // authorization of that account uses.
+    // The client has already stored this session for the DID, in place of any
+    // earlier one: when the flow does not count, revoke it, unless a working
+    // authorization of that account uses it (revoking would stop its jobs).
+    const revokeUnlessInUse = async () => {
       const owner = await ctx.store.identities.find({ platform: "bluesky", stableId: result.did });
       const inUse = owner && (await ctx.store.authorizations.get(owner.id).catch(() => undefined))?.kind === "bluesky-oauth";
       if (!inUse) await ctx.revoke(result.did).catch(() => undefined);
+    };
+    if (!grant || !identity || identity.platform !== "bluesky" || identity.personId !== grant.personId) {
+      // A stale or replayed flow (two tabs, a used link).
+      await revokeUnlessInUse();
       return show(locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`);
     }
     if (identity.stableId !== result.did) {
-      // Someone else's session: never keep it.
-      await ctx.revoke(result.did).catch(() => undefined);
+      // Another account's session: it authorizes nothing here.
+      await revokeUnlessInUse();
       return show(locale.web.title, html`<p class="error">${locale.web.wrongAccount(identity.handle ?? identity.stableId ?? "")}</p>`);
     }
     const used = await ctx.store.transaction(async (s) => {

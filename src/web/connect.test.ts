@@ -1,0 +1,63 @@
+/**
+ * What the Bluesky OAuth callback keeps and revokes when the flow does not
+ * count (the PDS's own pages, driven in a browser, are in
+ * test/reconnect-bluesky.test.ts; there the account is fixed by the login
+ * hint, so a sign-in as another account is checked here, at the callback).
+ * The OAuth client has already stored the new session for the DID it
+ * returns: revoking it is right unless a working authorization uses it.
+ */
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../config.ts";
+import type { Logger } from "../logger.ts";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { registerPerson } from "../../test/harness/graph.ts";
+import { blueskyOAuthCompleted, type ConnectContext } from "./connect.ts";
+
+let db: TestDatabase;
+let revoked: string[];
+let complete: ReturnType<typeof blueskyOAuthCompleted>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const ctx = {
+    store: db.store,
+    config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
+    log: pino({ level: "silent" }) as unknown as Logger,
+    onAuthorized: async () => undefined,
+  } as Omit<ConnectContext, "bluesky" | "mastodon"> as ConnectContext;
+  complete = blueskyOAuthCompleted({ ...ctx, revoke: async (did) => void revoked.push(did) });
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function blueskyPerson(x: string) {
+  const did = `did:plc:connect${x}`;
+  const p = await registerPerson(db.store, x, { platform: "bluesky", stableId: did, handle: `connect${x}.test` });
+  return { ...p, did };
+}
+
+describe("Bluesky OAuth callback", () => {
+  it("a sign-in as another account authorizes nothing; that account's session is revoked unless its own authorization uses it", async () => {
+    const pia = await blueskyPerson("91001");
+    const ola = await blueskyPerson("91002");
+    const una = await blueskyPerson("91003");
+    await db.store.authorizations.save(ola.identityId, "bluesky-oauth", { did: ola.did });
+
+    revoked = [];
+    const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
+    const asOla = await complete({ did: ola.did, state: link });
+    expect(asOla).toContain(`connect91001.test`);
+    expect(await db.store.authorizations.get(pia.identityId)).toBeUndefined();
+    // Ola's authorization runs on that session: kept.
+    expect(revoked).toEqual([]);
+    // Una has none: her stray session goes.
+    const asUna = await complete({ did: una.did, state: link });
+    expect(asUna).toContain(`connect91001.test`);
+    expect(revoked).toEqual([una.did]);
+    // The link still works for pia herself.
+    expect(await complete({ did: pia.did, state: link })).toContain("is authorized");
+    expect((await db.store.authorizations.get(pia.identityId))?.kind).toBe("bluesky-oauth");
+  });
+});
