@@ -20,4 +20,13 @@ describe("maintenance", () => {
     expect(await db.store.linkCodes.redeem(live.code)).toMatchObject({ personId: person.id });
     expect(await runMaintenance(db.store)).toMatchObject({ linkCodes: 0, conversationState: 0, fediverseNotes: 0 });
   });
+
+  it("drops write-budget ledgers past every window, and the accounts left with none", async () => {
+    await db.sql`insert into write_budget (account, updated_at) values ('did:plc:gone', now() - interval '3 days'), ('did:plc:busy', now() - interval '3 days')`;
+    await db.sql`insert into write_budget_use (account, at, points) values
+      ('did:plc:gone', now() - interval '3 days', 600), ('did:plc:busy', now() - interval '3 days', 600), ('did:plc:busy', now() - interval '1 hour', 3)`;
+    expect(await runMaintenance(db.store)).toMatchObject({ writeBudgets: 1 });
+    expect(await db.sql`select account from write_budget order by account`).toEqual([{ account: "did:plc:busy" }]);
+    expect(await db.sql`select points from write_budget_use`).toEqual([{ points: 3 }]);
+  });
 });

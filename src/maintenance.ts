@@ -2,7 +2,7 @@
  * Housekeeping on a schedule (node-cron): drop what is only kept for a
  * while — used or expired link codes and one-time web links, idle
  * conversation counters, the fediverse notes kept to refuse replays,
- * abandoned Bluesky OAuth flows. Every replica may run it: each
+ * abandoned Bluesky OAuth flows, write-budget ledgers past their windows. Every replica may run it: each
  * step is one idempotent DELETE.
  */
 import cron from "node-cron";
@@ -17,6 +17,8 @@ export const RETENTION = {
   conversationIdleDays: 7,
   /** Notes already handled, kept to refuse redeliveries and replays. */
   fediverseNoteDays: 30,
+  /** Write-budget ledgers: past the longest window (Bluesky's day), with room to spare. */
+  writeBudgetDays: 2,
 } as const;
 
 /** Runs every clean-up once; returns rows deleted per kind. */
@@ -27,6 +29,7 @@ export async function runMaintenance(store: Store, now: Date = new Date()): Prom
     fediverseNotes: await store.fediverse.purgeNotes(new Date(now.getTime() - RETENTION.fediverseNoteDays * DAY)),
     webLinks: await store.webLinks.purge(),
     blueskyOAuth: await store.blueskyOAuth.prune().then(() => 0),
+    writeBudgets: await store.writeBudgets.purge(new Date(now.getTime() - RETENTION.writeBudgetDays * DAY)),
   };
 }
 

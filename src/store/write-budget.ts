@@ -107,6 +107,22 @@ export class WriteBudgets {
   }
 
   /**
+   * Drops the ledger rows older than `before` (past every window), and the
+   * accounts left with none and no standing server limit: an account that
+   * stops writing (or whose person was forgotten) leaves nothing behind.
+   * Returns the accounts dropped.
+   */
+  async purge(before: Date): Promise<number> {
+    await this.db`delete from write_budget_use where at < ${before}`;
+    const gone = await this.db`
+      delete from write_budget b
+      where b.updated_at < ${before}
+        and (b.server_reset_at is null or b.server_reset_at < now())
+        and not exists (select 1 from write_budget_use u where u.account = b.account)`;
+    return gone.count;
+  }
+
+  /**
    * Gives back points reserved but never sent. With `reservation` they come
    * off that grant; without, off the newest grants (exact when one worker
    * writes for the account at a time).
