@@ -194,7 +194,7 @@ describe("follows and account changes", () => {
     await db.store.identities.attach(p2.id, { platform: "x", stableId: "7700001", handle: "eve_x", verifiedBy: "platform" });
     await db.sql`insert into x_follow values (7700001, 7700002)`;
     // Ivy keeps a Bluesky account when her fediverse actor goes: she stays.
-    const ivy = await server.addUser({ name: "ivy" });
+    const ivy = await server.addUser({ name: "ivy2" });
     const p3 = await db.store.people.create({});
     await db.store.identities.attach(p3.id, { platform: "fediverse", stableId: ivy.actorId, handle: ivy.acct, verifiedBy: "dm" });
     await db.store.identities.attach(p3.id, { platform: "bluesky", stableId: "did:plc:ivy7700", handle: "ivy7700.test", verifiedBy: "platform" });
