@@ -15,7 +15,7 @@ import { loadConfig, type Config } from "../config.ts";
 import { importEdges } from "../import/edges.ts";
 import { importRegistry } from "../import/registry.ts";
 import { startService, type RunningService } from "../main.ts";
-import { connect } from "../store/database.ts";
+import { connect, migrate } from "../store/database.ts";
 import { freePort, startEmbeddedPostgres } from "../store/embedded.ts";
 import type { BlueskyNetwork, TestUser } from "../../test/harness/bluesky.ts";
 import type { FediServer, FediUser } from "../../test/harness/fediverse.ts";
@@ -220,7 +220,6 @@ async function seed(databaseUrl: string, dir: string, accounts: Map<string, Sand
   await writeFile(edgesFile, `${edges.join("\n")}\n`);
 
   // The service migrates on start; the imports need the schema first.
-  const { migrate } = await import("../store/database.ts");
   const sql = connect(databaseUrl, { max: 2 });
   try {
     await migrate(sql);
