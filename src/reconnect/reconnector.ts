@@ -231,11 +231,11 @@ export class Reconnector {
     return started;
   }
 
-  /** Revokes what the person authorized, at each server, before they are forgotten (or these identities unlinked). */
-  async revokeAuthorizations(personId: number, identityIds?: readonly number[]): Promise<void> {
+  /** Revokes what these identities of the person authorized, at each server, before they are forgotten or unlinked. */
+  async revokeAuthorizations(personId: number, identityIds: readonly number[]): Promise<void> {
     if (!this.o.revoke) return;
     for (const identity of await this.store.identities.listForPerson(personId)) {
-      if (identityIds && !identityIds.includes(identity.id)) continue;
+      if (!identityIds.includes(identity.id)) continue;
       try {
         await this.o.revoke(identity);
       } catch (error) {

@@ -16,9 +16,6 @@ export interface ReconnectService {
     notifyIdentityId: number | null;
   }): Promise<RequestResult>;
   connectLink(personId: number, identityId: number): Promise<string>;
-  /**
-   * Revokes, at their servers, the tokens and sessions stored for the person
-   * (before `forget`), or only for `identityIds` (before `unlink`). Best effort.
-   */
-  revokeAuthorizations(personId: number, identityIds?: readonly number[]): Promise<void>;
+  /** Revokes, at their servers, the tokens and sessions stored for these identities of the person (before `forget` or `unlink`). Best effort. */
+  revokeAuthorizations(personId: number, identityIds: readonly number[]): Promise<void>;
 }

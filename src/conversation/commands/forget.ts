@@ -7,6 +7,7 @@
  */
 import { say } from "../context.ts";
 import type { Command } from "../registry.ts";
+import { revokeAtServers } from "./revoke.ts";
 
 export const forget: Command = {
   id: "forget",
@@ -30,13 +31,8 @@ export const forget: Command = {
       return [say(locale.m.forgetNoRequest(word))];
     }
     const { person, identities } = ctx.person;
-    // An app password outlives us at Bluesky (only its owner can delete it): say so.
-    const kinds = await Promise.all(
-      identities.filter((i) => i.platform === "bluesky").map((i) => store.authorizations.get(i.id).then((a) => a?.kind, () => undefined)),
-    );
-    const hadAppPassword = kinds.includes("bluesky-app-password");
     // Tokens die at their servers too, not only here.
-    await ctx.reconnect?.revokeAuthorizations(person.id);
+    const { hadAppPassword } = await revokeAtServers(ctx, person.id, identities);
     await store.transaction(async (s) => {
       await s.forget(person.id);
       await s.conversation.forgetSenders([

@@ -49,7 +49,7 @@ export const stop: Command = {
     // A reconnection under way would go on following and reporting by DM.
     const cancelled = await ctx.store.reconnectJobs.cancelOpen(personId);
     ctx.effect({ type: "settings-changed", personId });
-    const reconnect = ctx.locale.commands.reconnect.words[0]!;
-    return [say(ctx.locale.m.stopped), ...(cancelled > 0 ? [say(ctx.locale.m.stoppedJobs(cancelled, reconnect))] : [])];
+    const { locale, registry } = ctx;
+    return [say(locale.m.stopped), ...(cancelled > 0 ? [say(locale.m.stoppedJobs(cancelled, registry.word("reconnect", locale)))] : [])];
   },
 };

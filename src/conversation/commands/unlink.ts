@@ -2,6 +2,7 @@
 import type { Platform } from "../../store/index.ts";
 import { say, tell } from "../context.ts";
 import type { Command } from "../registry.ts";
+import { revokeAtServers } from "./revoke.ts";
 
 export const unlink: Command = {
   id: "unlink",
@@ -20,16 +21,14 @@ export const unlink: Command = {
     const { person, identities } = ctx.person!;
     const detach = identities.filter((i) => i.platform === platform);
     if (detach.length === 0) return [tell(locale.m.unlinkNothing(platform))];
-    const forget = `${registry.word("forget", locale)}`;
+    const forget = registry.word("forget", locale);
     if (detach.length === identities.length) return [tell(locale.m.unlinkLastIdentity(forget))];
     // Left with only X, the person could neither be reached nor ask to be forgotten.
     if (!identities.some((i) => i.platform !== platform && i.platform !== "x")) return [tell(locale.m.unlinkLastReachable(forget))];
-    // An app password outlives us at Bluesky (only its owner can delete it): say so.
-    const kinds = await Promise.all(detach.map((i) => ctx.store.authorizations.get(i.id).then((a) => a?.kind, () => undefined)));
     // Tokens die at their servers too, not only here.
-    await ctx.reconnect?.revokeAuthorizations(person.id, detach.map((i) => i.id));
+    const { hadAppPassword } = await revokeAtServers(ctx, person.id, detach);
     for (const identity of detach) await ctx.store.unlink(identity.id);
     ctx.effect({ type: "unlinked", personId: person.id, platform });
-    return [tell(locale.m.unlinked(platform)), ...(kinds.includes("bluesky-app-password") ? [tell(locale.m.forgetAppPassword)] : [])];
+    return [tell(locale.m.unlinked(platform)), ...(hadAppPassword ? [tell(locale.m.forgetAppPassword)] : [])];
   },
 };
