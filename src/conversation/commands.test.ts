@@ -186,6 +186,40 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
     expect((await w.store.identities.listForPerson(r.personId)).length).toBe(1);
   });
 
+  it("unlink stops the reconnection under way from that account; unlinking X, every one (their targets came from its follows)", async () => {
+    const r = await registered();
+    const bsky = await w.store.reconnectJobs.selectTargets(r.personId, "bluesky");
+    const fedi = await w.store.reconnectJobs.selectTargets(r.personId, "fediverse");
+    const open = (platform: "bluesky" | "fediverse", targets: number[]) =>
+      w.store.transaction((s) => s.reconnectJobs.open(r.personId, platform, "all", targets, null));
+    const { job: bskyJob } = await open("bluesky", bsky);
+    const { job: fediJob } = await open("fediverse", fedi);
+    const out = await w.send(r.bsky, `${words.unlink} mastodon`);
+    expect(allText(out)).toMatch(lang === "fr" ? /reconnexion en cours .* arrêtée/ : /reconnection under way .* stopped/);
+    expect(await w.store.reconnectJobs.get(fediJob.id)).toMatchObject({ state: "cancelled" });
+    expect(await w.store.reconnectJobs.get(bskyJob.id)).toMatchObject({ state: "queued" });
+    await w.send(r.bsky, `${words.unlink} x`);
+    expect(await w.store.reconnectJobs.get(bskyJob.id)).toMatchObject({ state: "cancelled" });
+    // Nothing under way: nothing said about it.
+    const quiet = await registered();
+    expect(allText(await w.send(quiet.bsky, `${words.unlink} mastodon`))).not.toMatch(/under way|en cours/);
+  });
+
+  it("ignore also takes the account out of reconnections under way, unless its follow is already in flight", async () => {
+    const r = await registered();
+    const bob = (await w.store.identities.find({ platform: "bluesky", handle: r.targets.bob }))!.personId;
+    const carol = (await w.store.identities.find({ platform: "bluesky", handle: r.targets.carol }))!.personId;
+    const { job } = await w.store.transaction((s) => s.reconnectJobs.open(r.personId, "bluesky", "all", [bob, carol], null));
+    await w.store.reconnectJobs.markInFlight(job.id, [{ personId: carol, marker: "3kcarol" }]);
+    await w.send(r.bsky, `${words.ignore} @${r.targets.bob}`);
+    await w.send(r.bsky, `${words.ignore} @${r.targets.carol}`);
+    // bob is no longer to follow; carol's follow may have landed, so the run still settles it.
+    expect((await w.store.reconnectJobs.todo(job.id)).map((t) => t.personId)).toEqual([carol]);
+    // Ignored, it stays so whatever the run records.
+    await w.store.transaction((s) => s.reconnectJobs.record(job, [{ personId: carol, outcome: "followed" }]));
+    expect((await w.store.conversation.matchStates(r.personId, carol)).find((s) => s.platform === "bluesky")?.state).toBe("ignored");
+  });
+
   it("notify turns notifications off and on", async () => {
     const r = await registered();
     await w.send(r.bsky, `${words.notify} ${words.off}`);

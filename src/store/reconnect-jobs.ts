@@ -305,21 +305,35 @@ export class ReconnectJobs {
   }
 
   /**
-   * Cancels the person's open jobs (`stop`): no more follows, progress or
-   * summary. Targets not started are dropped, so a worker running the job
-   * stops before its next write (markInFlight finds fewer rows); those in
-   * flight keep their marker, outcomes recorded stay. Returns how many jobs.
+   * Cancels the person's open jobs (`stop`; `unlink` on their platforms): no
+   * more follows, progress or summary. Targets not started are dropped, so a
+   * worker running the job stops before its next write (markInFlight finds
+   * fewer rows); those in flight keep their marker, outcomes recorded stay.
+   * Returns how many jobs.
    */
-  async cancelOpen(personId: number): Promise<number> {
+  async cancelOpen(personId: number, platforms: readonly TargetPlatform[] = ["bluesky", "fediverse"]): Promise<number> {
     const cancelled = await this.db<{ id: number }[]>`
       update reconnect_job set state = 'cancelled', reason = 'stopped', wait_until = null, finished_at = now(), updated_at = now()
-      where person_id = ${personId} and state not in ('done', 'cancelled')
+      where person_id = ${personId} and platform = any(${platforms as string[]}::text[]) and state not in ('done', 'cancelled')
       returning id`;
     if (cancelled.length === 0) return 0;
     await this.db`
       delete from reconnect_target
       where job_id = any(${cancelled.map((j) => j.id)}::int[]) and outcome is null and marker is null`;
     return cancelled.length;
+  }
+
+  /**
+   * Takes a target out of the person's open jobs on these platforms (`ignore`),
+   * unless its follow is in flight (then the run settles it). Returns how many jobs lost it.
+   */
+  async dropTarget(personId: number, targetPersonId: number, platforms: readonly TargetPlatform[]): Promise<number> {
+    const result = await this.db`
+      delete from reconnect_target t using reconnect_job j
+      where j.id = t.job_id and j.person_id = ${personId} and j.platform = any(${platforms as string[]}::text[])
+        and j.state not in ('done', 'cancelled')
+        and t.target_person_id = ${targetPersonId} and t.outcome is null and t.marker is null`;
+    return result.count;
   }
 
   /** People with automatic reconnection on, an authorization, and matches to follow with no open job. */

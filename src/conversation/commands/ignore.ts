@@ -25,6 +25,8 @@ export const ignore: Command = {
     if (states.length === 0) return [tell(ctx.locale.m.noMatchNamed(found.handle))];
     const open = states.filter((s) => s.state === "pending" || s.state === "failed");
     for (const s of open) await ctx.store.matches.setState(me, s.platform, found.target, "ignored");
+    // Dropped from lists *and* reconnections: an open job must not follow them either.
+    if (open.length > 0) await ctx.store.reconnectJobs.dropTarget(me, found.target, open.map((s) => s.platform));
     if (open.length > 0) ctx.effect({ type: "matches-changed", personId: me });
     if (open.length === 0 && states.every((s) => s.state === "followed" || s.state === "already_following")) {
       return [tell(ctx.locale.m.alreadyFollowed(found.handle))];

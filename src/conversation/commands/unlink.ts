@@ -25,10 +25,17 @@ export const unlink: Command = {
     if (detach.length === identities.length) return [tell(locale.m.unlinkLastIdentity(forget))];
     // Left with only X, the person could neither be reached nor ask to be forgotten.
     if (!identities.some((i) => i.platform !== platform && i.platform !== "x")) return [tell(locale.m.unlinkLastReachable(forget))];
+    // A job running from this account would go on with what the run holds in
+    // memory (an app password logs in again); X's follows chose every job's targets.
+    const stopped = await ctx.store.reconnectJobs.cancelOpen(person.id, platform === "x" ? undefined : [platform]);
     // Tokens die at their servers too, not only here.
     const { hadAppPassword } = await revokeAtServers(ctx, person.id, detach);
     for (const identity of detach) await ctx.store.unlink(identity.id);
     ctx.effect({ type: "unlinked", personId: person.id, platform });
-    return [tell(locale.m.unlinked(platform)), ...(hadAppPassword ? [tell(locale.m.forgetAppPassword)] : [])];
+    return [
+      tell(locale.m.unlinked(platform)),
+      ...(stopped > 0 ? [tell(locale.m.unlinkStoppedJobs(stopped))] : []),
+      ...(hadAppPassword ? [tell(locale.m.forgetAppPassword)] : []),
+    ];
   },
 };

@@ -154,6 +154,8 @@ export const en: Locale = {
     linkAlreadyDone: "These accounts are already joined.",
     linkAccountTaken: "This account already belongs to someone else here; I can't link it.",
     unlinked: (platform) => `Your ${platformName[platform]} account is detached.`,
+    unlinkStoppedJobs: (count) =>
+      `${count === 1 ? "The reconnection under way that depended on it is" : `The ${count} reconnections under way that depended on it are`} stopped; the follows already made stay.`,
     unlinkNothing: (platform) => `You have no ${platformName[platform]} account linked.`,
     unlinkLastReachable: (forgetCommand) =>
       `That's the last account I can write to you on: without it, I'd keep your X account and what it followed with no way for you to reach me again. To delete everything instead, send \`${forgetCommand}\`.`,

@@ -158,6 +158,8 @@ export const fr: Locale = {
     linkAlreadyDone: "Ces comptes sont déjà réunis.",
     linkAccountTaken: "Ce compte appartient déjà à quelqu’un d’autre ici : je ne peux pas le lier.",
     unlinked: (platform) => `Votre compte ${platformName[platform]} est détaché.`,
+    unlinkStoppedJobs: (count) =>
+      `${count === 1 ? "La reconnexion en cours qui en dépendait est arrêtée" : `Les ${count} reconnexions en cours qui en dépendaient sont arrêtées`} ; les abonnements déjà faits restent.`,
     unlinkLastReachable: (forgetCommand) =>
       `C’est le dernier compte sur lequel je peux vous écrire : sans lui, je garderais votre compte X et ses abonnements sans que vous puissiez me joindre. Pour tout effacer plutôt, envoyez \`${forgetCommand}\`.`,
     unlinkNothing: (platform) => `Vous n’avez aucun compte ${platformName[platform]} lié.`,

@@ -90,6 +90,8 @@ export interface Messages {
   linkAccountTaken: string;
 
   unlinked(platform: Platform): string;
+  /** After `unlink`: the reconnections under way that it stopped. */
+  unlinkStoppedJobs(count: number): string;
   unlinkNothing(platform: Platform): string;
   unlinkLastIdentity(forgetCommand: string): string;
 
