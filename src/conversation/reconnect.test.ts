@@ -177,4 +177,17 @@ describe("auto, status and list failed", () => {
     const fr = privateText(await world.send(me, "liste echecs bluesky"));
     expect(fr).toMatch(/No failed reconnection on Bluesky|Aucune reconnexion en échec sur Bluesky/);
   });
+
+  it("status tells a wait for the network's limits from a pause after the server failed", async () => {
+    const { personId, me } = await personWithMatches(1);
+    await world.send(me, "reconnect");
+    const { job } = await jobOf(personId, "fediverse");
+    const until = new Date(Date.now() + 3_600_000);
+    await db.store.reconnectJobs.setState(job!.id, "waiting", { waitUntil: until, reason: "rate_limited" });
+    const at = until.toISOString().slice(11, 16);
+    expect(privateText(await world.send(me, "status"))).toContain(`waiting for the network's limits (resumes ${at} UTC)`);
+    await db.store.reconnectJobs.countFailure(job!.id, "TypeError: fetch failed", () => 3600);
+    expect(privateText(await world.send(me, "status"))).toMatch(/paused: the server did not answer, I'll try again \(resumes \d\d:\d\d UTC\)/);
+    expect(privateText(await world.send(me, "statut"))).toContain("le serveur n’a pas répondu");
+  });
 });

@@ -74,6 +74,25 @@ describe("Reconnector", () => {
     expect(summaries[0]!.text).toContain("2 failed");
   });
 
+  it("waits longer after each failed run (1 s, then 2 s), and the periodic rescan does not cut the wait short", async () => {
+    const p = await fediversePerson(1, "http://127.0.0.1:1");
+    await db.store.authorizations.save(p.identity.id, "mastodon-oauth", { instance: "http://127.0.0.1:1", accessToken: "t", scope: "read write follow", accountId: "1" });
+    await reconnection.reconnector.request({ personId: p.personId, platform: "fediverse", request: "all", targets: p.targets, notifyIdentityId: p.identity.id });
+    // When each failure was counted, and the wait it set.
+    const seen: { failures: number; at: number; waitMs: number }[] = [];
+    await until("the job to give up", async () => {
+      const [j] = await db.sql<{ failures: number; state: string; wait_ms: number | null }[]>`
+        select failures, state, extract(epoch from wait_until - now()) * 1000 as wait_ms
+        from reconnect_job where person_id = ${p.personId}`;
+      if (j && j.failures > (seen.at(-1)?.failures ?? 0)) seen.push({ failures: j.failures, at: Date.now(), waitMs: Number(j.wait_ms ?? 0) });
+      return j?.state === "done";
+    }, 60_000, 25);
+    expect(seen.map((s) => s.failures)).toEqual([1, 2]);
+    expect(seen[0]!.waitMs).toBeGreaterThan(500);
+    expect(seen[1]!.waitMs).toBeGreaterThan(1_500);
+    expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(900);
+  });
+
   it("finds a job whose wake-up was lost, within the rescan interval", async () => {
     // A job row with no queued run (as after a dropped send): no authorization either, so its run pauses it.
     const p = await fediversePerson(1, "https://lost.example");

@@ -62,7 +62,7 @@ export interface ReconnectorOptions {
   linkTtlSeconds?: number;
   /** How often people with automatic reconnection are checked for new matches (default 10 min; 0: never). */
   autoSweepSeconds?: number;
-  /** First pause before pg-boss retries a run that failed unexpectedly; doubles up to an hour (default 30 s). */
+  /** First pause before a run that failed unexpectedly is tried again; doubles up to an hour (default 30 s). */
   retryDelaySeconds?: number;
   /** Runs in a row that may end in an unexpected error before the job gives up its remaining targets (default 10). */
   maxFailures?: number;
@@ -349,8 +349,15 @@ export class Reconnector {
         await jobs.setState(job.id, "queued", { reason: "stopped" });
         return;
       }
-      const failures = await jobs.countFailure(job.id, describe(error));
-      if (failures < (this.o.maxFailures ?? 10)) throw error; // pg-boss retries with back-off
+      // The wait is the job's own (state `waiting`), so the rescan, which re-queues
+      // unfinished jobs, respects it: a queue-level retry delay would not be.
+      const base = this.o.retryDelaySeconds ?? 30;
+      const { failures, waitUntil } = await jobs.countFailure(job.id, describe(error), (n) => Math.min(3600, base * 2 ** (n - 1)));
+      if (failures < (this.o.maxFailures ?? 10)) {
+        log.warn({ err: describe(error), failures, until: waitUntil.toISOString() }, "reconnect: the run failed; trying again later");
+        await this.enqueue(job.id, waitUntil);
+        return;
+      }
       log.error({ err: describe(error), failures }, "reconnect: giving up on the job's remaining targets");
       const rest = await jobs.todo(job.id);
       await this.store.transaction((s) =>

@@ -159,12 +159,19 @@ export class ReconnectJobs {
     return row && toJob(row);
   }
 
-  /** Counts an unexpected failure of a run; returns how many in a row. */
-  async countFailure(id: number, reason: string): Promise<number> {
-    const [row] = await this.db<{ failures: number }[]>`
-      update reconnect_job set failures = failures + 1, reason = ${reason.slice(0, 200)}, state = 'queued', updated_at = now()
-      where id = ${id} returning failures`;
-    return row?.failures ?? 0;
+  /**
+   * Counts an unexpected failure of a run and makes the job wait
+   * `delaySeconds(failures)` before the next: returns how many in a row, and until when.
+   */
+  async countFailure(id: number, reason: string, delaySeconds: (failures: number) => number): Promise<{ failures: number; waitUntil: Date }> {
+    const [row] = await this.db<{ failures: number }[]>`select failures + 1 as failures from reconnect_job where id = ${id}`;
+    const failures = row?.failures ?? 1;
+    const waitUntil = new Date(Date.now() + delaySeconds(failures) * 1000);
+    // A cancelled job stays so.
+    await this.db`
+      update reconnect_job set failures = ${failures}, reason = ${reason.slice(0, 200)}, state = 'waiting', wait_until = ${waitUntil}, updated_at = now()
+      where id = ${id} and state <> 'cancelled'`;
+    return { failures, waitUntil };
   }
 
   async get(id: number): Promise<ReconnectJob | undefined> {

@@ -12,7 +12,9 @@ export const status: Command = {
     for (const i of identities) if (i.handle) ctx.secret(i.handle);
     const jobs = [];
     for (const job of await ctx.store.reconnectJobs.recentFor(person.id)) {
-      jobs.push(ctx.locale.r.jobLine(job.platform, job.state, await ctx.store.reconnectJobs.counts(job.id), job.waitUntil));
+      // A wait is the network's limits, or a pause after the server failed.
+      const state = job.state === "waiting" && job.reason !== "rate_limited" ? "retrying" : job.state;
+      jobs.push(ctx.locale.r.jobLine(job.platform, state, await ctx.store.reconnectJobs.counts(job.id), job.waitUntil));
     }
     return [
       tell(

@@ -54,6 +54,7 @@ const jobState = {
   queued: "queued",
   running: "in progress",
   waiting: "waiting for the network's limits",
+  retrying: "paused: the server did not answer, I'll try again",
   needs_authorization: "waiting for your authorization",
   done: "finished",
   cancelled: "cancelled",
@@ -202,7 +203,7 @@ export const en: Locale = {
       return `Reconnection on ${platformName[platform]} finished: ${tally(c)}.${problems ? ` To see which ones didn't work: \`${listFailed}\`.` : ""}`;
     },
     jobLine: (platform, state, c, waitUntil) =>
-      `• Reconnection on ${platformName[platform]}: ${jobState[state]}${waitUntil && state === "waiting" ? ` (resumes ${waitUntil.toISOString().slice(11, 16)} UTC)` : ""} — ${c.total - c.todo}/${c.total}: ${tally(c)}`,
+      `• Reconnection on ${platformName[platform]}: ${jobState[state]}${waitUntil && (state === "waiting" || state === "retrying") ? ` (resumes ${waitUntil.toISOString().slice(11, 16)} UTC)` : ""} — ${c.total - c.todo}/${c.total}: ${tally(c)}`,
     autoOn: (platforms) =>
       `Automatic reconnection on: when people you followed on X arrive on ${platforms.map((p) => platformName[p]).join(" or ")}, I follow them for you.`,
     autoOnNeedsAuthorization: (links) =>

@@ -55,6 +55,7 @@ const jobState = {
   queued: "en file d’attente",
   running: "en cours",
   waiting: "en pause (limites du réseau)",
+  retrying: "en pause : le serveur n’a pas répondu, je réessaierai",
   needs_authorization: "en attente de votre autorisation",
   done: "terminée",
   cancelled: "annulée",
@@ -207,7 +208,7 @@ export const fr: Locale = {
       return `Reconnexion sur ${platformName[platform]} terminée : ${tally(c)}.${problems ? ` Pour voir ceux qui n’ont pas marché : \`${listFailed}\`.` : ""}`;
     },
     jobLine: (platform, state, c, waitUntil) =>
-      `• Reconnexion sur ${platformName[platform]} : ${jobState[state]}${waitUntil && state === "waiting" ? ` (reprise à ${waitUntil.toISOString().slice(11, 16)} UTC)` : ""} — ${c.total - c.todo}/${c.total} : ${tally(c)}`,
+      `• Reconnexion sur ${platformName[platform]} : ${jobState[state]}${waitUntil && (state === "waiting" || state === "retrying") ? ` (reprise à ${waitUntil.toISOString().slice(11, 16)} UTC)` : ""} — ${c.total - c.todo}/${c.total} : ${tally(c)}`,
     autoOn: (platforms) =>
       `Reconnexion automatique activée : quand des personnes que vous suiviez sur X arrivent sur ${platforms.map((p) => platformName[p]).join(" ou ")}, je les suis pour vous.`,
     autoOnNeedsAuthorization: (links) =>

@@ -134,7 +134,8 @@ export interface ReconnectMessages {
   progress(platform: TargetPlatform, counts: JobCounts): string;
   summary(platform: TargetPlatform, counts: JobCounts, listFailedCommand: string): string;
   /** One line of `status` per recent job. */
-  jobLine(platform: TargetPlatform, state: JobState, counts: JobCounts, waitUntil: Date | null): string;
+  /** `retrying`: waiting after the server failed (`waiting` is for its rate limits). */
+  jobLine(platform: TargetPlatform, state: JobState | "retrying", counts: JobCounts, waitUntil: Date | null): string;
   autoOn(platforms: TargetPlatform[]): string;
   autoOnNeedsAuthorization(links: { platform: TargetPlatform; url: string }[]): string;
   autoOff: string;
