@@ -31,12 +31,12 @@ function testLogger(): Logger {
   ) as unknown as Logger;
 }
 
-function start(overrides: { config?: Config; fetch?: typeof globalThis.fetch } = {}): BlueskyBot {
+function start(overrides: { config?: Config; fetch?: typeof globalThis.fetch; notificationPageSize?: number } = {}): BlueskyBot {
   const started = startBlueskyBot({
     config: overrides.config ?? config,
     store: db.store,
     log: testLogger(),
-    options: { pollIntervalMs: 100, backoffMs: 200, maxBackoffMs: 1000, engine: { limits: { messagesPerWindow: 1000 } }, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) },
+    options: { pollIntervalMs: 100, backoffMs: 200, maxBackoffMs: 1000, engine: { limits: { messagesPerWindow: 1000 } }, ...(overrides.fetch ? { fetch: overrides.fetch } : {}), ...(overrides.notificationPageSize ? { notificationPageSize: overrides.notificationPageSize } : {}) },
   });
   if (!started) throw new Error("bot did not start");
   return started;
@@ -278,6 +278,31 @@ describe("nothing lost, nothing twice", () => {
     expect(await repliesTo(a.uri)).toHaveLength(1);
     expect(await repliesTo(b.uri)).toHaveLength(1);
     expect(await repliesTo(gone.uri)).toHaveLength(0);
+  });
+
+  it("answers, after a restart, a mention buried under more notifications than a poll used to read", async () => {
+    await bot.stop();
+    const ida = await net.createUser("ida");
+    const m = await mention(ida, "help");
+    // Then 60 likes and reposts of the bot's posts: more than 20 pages of 2 (a reader that stops at 20 pages loses it).
+    const posts = (await botPosts()).slice(0, 6);
+    expect(posts).toHaveLength(6);
+    for (let i = 0; i < 5; i++) {
+      const fan = await net.createUser(`fan${i}`);
+      for (const p of posts) {
+        const subject = { uri: p.uri, cid: p.cid };
+        await fan.agent.com.atproto.repo.createRecord({ repo: fan.did, collection: "app.bsky.feed.like", record: { $type: "app.bsky.feed.like", subject, createdAt: new Date().toISOString() } });
+        await fan.agent.com.atproto.repo.createRecord({ repo: fan.did, collection: "app.bsky.feed.repost", record: { $type: "app.bsky.feed.repost", subject, createdAt: new Date().toISOString() } });
+      }
+    }
+    await net.processAll();
+    bot = start({ notificationPageSize: 2 });
+    await bot.ready;
+    await settle();
+    expect(await repliesTo(m.uri)).toHaveLength(1);
+    await bot.stop();
+    bot = start();
+    await bot.ready;
   });
 
   it("answers an event seen twice only once", async () => {

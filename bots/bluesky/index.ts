@@ -37,6 +37,8 @@ export interface BlueskyBotOptions {
   chat?: boolean;
   /** The HTTP client under the rate limiter (tests). */
   fetch?: typeof globalThis.fetch;
+  /** Notifications asked for per page (default 50; tests lower it). */
+  notificationPageSize?: number;
   /** Engine overrides (clock, limits) for tests. */
   engine?: Partial<EngineContext>;
 }
@@ -133,7 +135,7 @@ export function startBlueskyBot(options: {
     const outbox = new Outbox(session.agent);
     liveOutbox = outbox;
     const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log };
-    const mentionCtx: MentionContext = base;
+    const mentionCtx: MentionContext = { ...base, ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}) };
     const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>() };
     let profileDone = false;
     let lastPurge = 0;

@@ -19,7 +19,10 @@ type Notification = AppBskyNotificationListNotifications.Notification;
 /** How far back of the watermark each poll looks again (indexing is not strictly in order). */
 const OVERLAP_MS = 2 * 60_000;
 const PAGE = 50;
-const MAX_PAGES = 20;
+/** Only these notifications can carry a command (the AppView filters the others out). */
+const REASONS = ["mention", "reply"];
+/** A safety net against a cursor that never ends: 50,000 mentions and replies. */
+const MAX_PAGES = 1000;
 
 /** What reading mentions and chat both work with: the bot's session, outbox, engine and state. */
 export interface MentionContext {
@@ -30,6 +33,8 @@ export interface MentionContext {
   account: string;
   bot: { did: string; handle: string };
   log: Logger;
+  /** Notifications per page (default 50). */
+  pageSize?: number;
 }
 
 /** Whether a post's facets mention `did`. */
@@ -39,17 +44,27 @@ export function mentions(record: AppBskyFeedPost.Record, did: string): boolean {
   );
 }
 
-/** The notifications newer than the watermark (minus the overlap), oldest first. */
+/**
+ * The mentions and replies newer than the watermark (minus the overlap),
+ * oldest first: every page back to the watermark, however long the bot was
+ * away (the watermark then moves past all of them).
+ */
 async function newNotifications(ctx: MentionContext, since: Date): Promise<Notification[]> {
   const found: Notification[] = [];
   let cursor: string | undefined;
   const floor = since.getTime() - OVERLAP_MS;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const res = await ctx.agent.app.bsky.notification.listNotifications({ limit: PAGE, ...(cursor ? { cursor } : {}) });
+  for (let page = 0; ; page++) {
+    if (page === MAX_PAGES) {
+      ctx.log.warn({ pages: page }, "Bluesky notifications: stopped reading at the page limit; older mentions are skipped");
+      break;
+    }
+    const res = await ctx.agent.app.bsky.notification.listNotifications({ limit: ctx.pageSize ?? PAGE, reasons: REASONS, ...(cursor ? { cursor } : {}) });
     const items = res.data.notifications;
     found.push(...items.filter((n) => Date.parse(n.indexedAt) >= floor));
     cursor = res.data.cursor;
-    if (!cursor || items.length === 0 || items.some((n) => Date.parse(n.indexedAt) < floor)) break;
+    // A filtered page may be empty and still not the last: the cursor (a time, on Bluesky's AppView) says how far it went.
+    const reached = Date.parse(cursor ?? "");
+    if (!cursor || items.some((n) => Date.parse(n.indexedAt) < floor) || reached < floor) break;
   }
   return found.sort((a, b) => Date.parse(a.indexedAt) - Date.parse(b.indexedAt));
 }
