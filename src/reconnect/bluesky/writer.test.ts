@@ -215,6 +215,8 @@ describe("BlueskyWriter", () => {
       expect(seen.map((s) => s.status)).toEqual([429, 200]);
       const reset = Math.ceil(seen[0]!.at / 1000 + 2) * 1000;
       expect(seen[1]!.at).toBeGreaterThanOrEqual(reset);
+      // The refused call cost nothing: the budget holds the 5 creates that landed, not 10.
+      expect(await new WriteBudgets(db.sql).used(p.user.did, 3_600_000)).toBe(5 * 3);
 
       proxy.rateLimit("com.atproto.repo.applyWrites", 1, 120);
       const second = new MemoryRun(targets(accounts.slice(5, 10)));

@@ -235,6 +235,9 @@ export class BlueskyWriter implements FollowWriter {
         const failure = classify(error);
         if (failure === "auth") throw new AuthorizationExpiredError(`Bluesky refused the session: ${errorCode(error)}`);
         if (failure === "rate-limited") {
+          // Refused before any write: the grant goes back (other failures keep theirs,
+          // as the server may have counted the call).
+          await this.budget.refund(this.did, batch.length, grant.reservation);
           await this.budget.noteServerLimit(this.did, { remaining: 0, resetAt: rateLimitedUntil(error, this.now()) });
           continue; // the budget now waits (or throws) until the reset
         }
