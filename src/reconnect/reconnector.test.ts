@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from "../../test/harness/databa
 import { registerFollowed, registerPerson } from "../../test/harness/graph.ts";
 import { until } from "../../test/harness/wait.ts";
 import { createReconnection, type Reconnection } from "./index.ts";
+import { ACCOUNT_LOCK } from "./reconnector.ts";
 
 let db: TestDatabase;
 let reconnection: Reconnection;
@@ -91,6 +92,24 @@ describe("Reconnector", () => {
     expect(seen[0]!.waitMs).toBeGreaterThan(500);
     expect(seen[1]!.waitMs).toBeGreaterThan(1_500);
     expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(900);
+  });
+
+  it("never runs two jobs on one account at once: a job waits while another run holds the account", async () => {
+    const p = await fediversePerson(1, "http://127.0.0.1:1");
+    await db.store.authorizations.save(p.identity.id, "mastodon-oauth", { instance: "http://127.0.0.1:1", accessToken: "t", scope: "read write follow", accountId: "1" });
+    // Another run on the account (say, a cancelled job's last write still in flight).
+    const other = await db.sql.reserve();
+    try {
+      await other`select pg_advisory_lock(${ACCOUNT_LOCK}, ${p.identity.id})`;
+      const { job } = await reconnection.reconnector.request({ personId: p.personId, platform: "fediverse", request: "all", targets: p.targets, notifyIdentityId: p.identity.id }) as { job: { id: number } };
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(await db.store.reconnectJobs.get(job.id)).toMatchObject({ state: "queued", attempts: 0 });
+      await other`select pg_advisory_unlock(${ACCOUNT_LOCK}, ${p.identity.id})`;
+      // Free again: the job runs (and, its server unreachable, counts a failure) without waiting for the rescan.
+      await until("the job to run", async () => ((await db.store.reconnectJobs.get(job.id))?.attempts ?? 0) > 0, 15_000, 100);
+    } finally {
+      other.release();
+    }
   });
 
   it("finds a job whose wake-up was lost, within the rescan interval", async () => {

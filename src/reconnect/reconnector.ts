@@ -9,9 +9,11 @@
  *   await reconnector.request({ … });    // from the `reconnect` command
  *   await reconnector.stop();
  *
- * Exactly once: a session advisory lock, held for the whole run on its own
- * connection, keeps two workers (processes) off one job — a killed process's
- * lock goes with its connection, so a restart resumes at once; pg-boss's
+ * Exactly once: a session advisory lock on the account the job follows from,
+ * held for the whole run on its own connection, keeps two runs (of one job,
+ * or of a cancelled job still finishing its last write and its successor)
+ * off one account — a killed process's lock goes with its connection, so a
+ * restart resumes at once; pg-boss's
  * `short` policy keeps at most one queued run per job; writers' markers (see
  * types.ts) recognise the follows a killed run already made.
  */
@@ -26,8 +28,11 @@ import { Reports } from "./reports.ts";
 import { AuthorizationExpiredError, RateLimitedError, type FollowWriter, type TargetResult } from "./types.ts";
 
 const QUEUE = "reconnect";
-/** Distinguishes our advisory locks from other users of pg_advisory_lock. */
-const LOCK_CLASS = 0x7265636f; // "reco"
+/** Distinguishes our advisory locks from other users of pg_advisory_lock: runs on an account (identity id), runs of a job with no account. */
+export const ACCOUNT_LOCK = 0x72656361; // "reca"
+const JOB_LOCK = 0x7265636f; // "reco"
+/** When another job holds the account (a cancelled one finishing its last write), try again after this long. */
+const ACCOUNT_BUSY_RETRY_MS = 5_000;
 
 /** Builds the writer that follows from a person's account, from its stored authorization. */
 export type WriterFactory = (input: {
@@ -258,20 +263,34 @@ export class Reconnector {
   }
 
   /**
-   * One run of a job, under its advisory lock. The lock lives with one
-   * reserved connection; markers are written through that same connection,
-   * so a run whose connection (and lock) died can write nothing more.
+   * One run of a job, under the advisory lock of the account it follows from.
+   * The lock lives with one reserved connection; markers are written through
+   * that same connection, so a run whose connection (and lock) died can
+   * write nothing more.
    */
   private async process(jobId: number): Promise<void> {
+    const job = await this.store.reconnectJobs.get(jobId);
+    if (!job) return;
+    const identity = await this.identityFor(job.personId, job.platform);
+    const [lockClass, key] = identity ? [ACCOUNT_LOCK, identity.id] : [JOB_LOCK, jobId];
     const reserved = await this.o.sql.reserve();
     try {
       const [{ locked } = { locked: false }] = await reserved<{ locked: boolean }[]>`
-        select pg_try_advisory_lock(${LOCK_CLASS}, ${jobId}) as locked`;
-      if (!locked) return; // another worker holds it; its own run finishes the job
+        select pg_try_advisory_lock(${lockClass}, ${key}) as locked`;
+      if (!locked) {
+        // Held by this job's own run (it is running: that run finishes it), or by
+        // another job on the account, e.g. a cancelled one whose last write is in flight.
+        const now = await this.store.reconnectJobs.get(jobId);
+        if (now?.state === "queued" || now?.state === "waiting") {
+          const soon = Date.now() + ACCOUNT_BUSY_RETRY_MS;
+          await this.enqueue(jobId, new Date(Math.max(soon, now.waitUntil?.getTime() ?? 0)));
+        }
+        return;
+      }
       try {
         await this.runLocked(jobId, new ReconnectJobs(reserved));
       } finally {
-        await reserved`select pg_advisory_unlock(${LOCK_CLASS}, ${jobId})`;
+        await reserved`select pg_advisory_unlock(${lockClass}, ${key})`;
       }
     } finally {
       reserved.release();

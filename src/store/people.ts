@@ -133,7 +133,8 @@ export class People {
 
   /**
    * Reconnection jobs follow their person. Where both have an open job on a
-   * platform, the dropped one's remaining targets join the kept one's.
+   * platform, the dropped one's remaining targets join the kept one's, with
+   * their markers (a write in flight is then recognised when it lands).
    */
   private async mergeReconnections(keepId: number, dropId: number): Promise<void> {
     await this.db`
@@ -142,8 +143,8 @@ export class People {
         join reconnect_job k on k.person_id = ${keepId} and k.platform = d.platform and k.state not in ('done', 'cancelled')
         where d.person_id = ${dropId} and d.state not in ('done', 'cancelled')),
       moved as (
-        insert into reconnect_target (job_id, target_person_id, position)
-        select p.keep_job, t.target_person_id, 1000000 + t.position
+        insert into reconnect_target (job_id, target_person_id, position, marker)
+        select p.keep_job, t.target_person_id, 1000000 + t.position, t.marker
         from pairs p join reconnect_target t on t.job_id = p.drop_job
         where t.outcome is null and t.target_person_id <> ${keepId}
         on conflict do nothing)
