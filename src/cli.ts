@@ -148,7 +148,7 @@ export function buildProgram(): Command {
 function explain(error: unknown): { message: string; code: number } {
   if (error instanceof CommanderError) return { message: "", code: error.exitCode };
   if (error instanceof ImportError || error instanceof ConfigError) return { message: error.message, code: 1 };
-  if (error instanceof Error && (error.name === "ChatUsageError" || error.name === "SandboxUnavailableError")) return { message: error.message, code: 1 };
+  if (error instanceof Error && ["ChatUsageError", "SandboxUnavailableError", "ListenError"].includes(error.name)) return { message: error.message, code: 1 };
   const e = error as NodeJS.ErrnoException;
   if (e?.code === "ECONNREFUSED") return { message: "Cannot reach PostgreSQL at DATABASE_URL (connection refused).", code: 1 };
   if (e?.code === "28P01") return { message: "PostgreSQL refused the credentials in DATABASE_URL.", code: 1 };

@@ -42,6 +42,11 @@ export interface RunningService {
  * `config` defaults to the environment's; `bluesky` tunes the Bluesky bot
  * (the sandbox polls faster).
  */
+/** The HTTP port cannot be had (taken, not allowed): one sentence for the operator. */
+export class ListenError extends Error {
+  override name = "ListenError";
+}
+
 export async function startService(options: { config?: Config; bluesky?: BlueskyBotOptions } = {}): Promise<RunningService> {
   const services = await openServices(options.config ? { config: options.config } : {});
   const { config, store } = services;
@@ -69,11 +74,11 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log, engine: { reconnect } });
   const app = createWebApp({ store, log, ready: () => ready, routes: [fediverse.middleware, ...reconnection.routes] });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once("error", reject);
+    // Express 5 hands a failed listen (EADDRINUSE…) to this callback.
+    const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));
   }).catch(async (error: NodeJS.ErrnoException) => {
     await services.close();
-    throw new Error(`Cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}).`);
+    throw new ListenError(`Cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}).`);
   });
   fediverse.start();
   ready = true;

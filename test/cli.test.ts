@@ -4,6 +4,8 @@
  * non-zero exit — never a stack trace.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -90,6 +92,27 @@ describe("reconnexion CLI", () => {
     const unknown = await runCli(["frobnicate"], { env });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it("start refuses a port already taken, in one sentence, instead of running without its HTTP server", async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = await runCli(["start"], { env: { ...env, PORT: String(port) }, timeoutMs: 30_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toBe(`reconnexion: Cannot listen on 127.0.0.1:${port} (EADDRINUSE).`);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it("refuses an archive for a person who does not exist, in one sentence", async () => {
+    const following = path.join(dir, "following.js");
+    await writeFile(following, 'window.YTD.following.part0 = [ { "following": { "accountId": "601", "userLink": "https://twitter.com/intent/user?user_id=601" } } ]');
+    const r = await runCli(["import", "archive", following, "--x-id", "600", "--person", "99999"], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`reconnexion: ${following}: --person 99999: no such person in the store.`);
   });
 
   it("has --help for every command", async () => {

@@ -67,6 +67,7 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
         }
         personId = options.personId ?? existing.personId;
       } else if (options.personId !== undefined) {
+        if (!(await people.get(options.personId))) throw new ImportError(input, undefined, `--person ${options.personId}: no such person in the store.`);
         personId = options.personId;
       } else {
         personId = (await people.create()).id;
