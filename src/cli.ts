@@ -5,6 +5,7 @@
  * non-zero exit, never a stack trace (set LOG_LEVEL=debug to see one).
  */
 import { Command, CommanderError } from "commander";
+import pkg from "../package.json" with { type: "json" };
 import { ConfigError } from "./config.ts";
 import { ImportError } from "./import/types.ts";
 import { terminalProgress } from "./cli/progress.ts";
@@ -27,6 +28,7 @@ const out = (line: string) => process.stdout.write(line + "\n");
 export function buildProgram(): Command {
   const program = new Command("reconnexion")
     .description("Bots that rebuild your X social graph on the fediverse and Bluesky.")
+    .version(pkg.version)
     .showHelpAfterError()
     .exitOverride();
 

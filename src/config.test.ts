@@ -8,4 +8,10 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ANNOUNCE_CRON: "every evening" })).toThrow(ConfigError);
     expect(() => loadConfig({ ANNOUNCE_CRON: "61 * * * *" })).toThrow(/ANNOUNCE_CRON: not a cron expression/);
   });
+
+  it("defaults PUBLIC_URL to this machine on the port it listens on", () => {
+    expect(loadConfig({}).publicUrl.href).toBe("http://localhost:8080/");
+    expect(loadConfig({ PORT: "18081" }).publicUrl.href).toBe("http://localhost:18081/");
+    expect(loadConfig({ PORT: "18081", PUBLIC_URL: "https://bot.example" }).publicUrl.href).toBe("https://bot.example/");
+  });
 });

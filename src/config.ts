@@ -12,7 +12,8 @@ const boolean = z
 const schema = z.object({
   DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().min(1).default("./data"),
-  PUBLIC_URL: z.string().url().default("http://localhost:8080"),
+  // Unset: this machine, on PORT (below).
+  PUBLIC_URL: z.string().url().optional(),
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   FEDIVERSE_BOT_USERNAME: z
@@ -87,7 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     databaseUrl: c.DATABASE_URL,
     dataDir: c.DATA_DIR,
-    publicUrl: new URL(c.PUBLIC_URL),
+    publicUrl: new URL(c.PUBLIC_URL ?? `http://localhost:${c.PORT}`),
     host: c.HOST,
     port: c.PORT,
     fediverseBotUsername: c.FEDIVERSE_BOT_USERNAME,

@@ -5,6 +5,7 @@
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
 import { CLI, ROOT, runCli } from "./harness/cli.ts";
 import { until } from "./harness/wait.ts";
+import pkg from "../package.json" with { type: "json" };
 import { writeArchiveZip } from "./harness/x-archive.ts";
 
 let db: TestDatabase;
@@ -149,6 +151,17 @@ describe("reconnexion CLI", () => {
       expect(r.code, args.join(" ")).toBe(0);
       expect(r.stdout).toMatch(/Usage: reconnexion/);
     }
+  });
+
+  it("runs as an installed command on the system's Node too (the checkout's pinned Node takes over below 24)", async () => {
+    const systemNode = ["/usr/bin/node", "/usr/local/bin/node"].find((p) => existsSync(p)) ?? process.execPath;
+    const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn(systemNode, [path.join(ROOT, "bin/reconnexion.js"), "--version"], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+      let stdout = "";
+      child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
+      child.on("close", (code) => resolve({ code, stdout }));
+    });
+    expect(r).toEqual({ code: 0, stdout: `${pkg.version}\n` });
   });
 
   it("migrate reports the schema", async () => {

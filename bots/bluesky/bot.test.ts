@@ -148,7 +148,10 @@ describe("login and identity", () => {
     const off = startBlueskyBot({ config: loadConfig({ DEFAULT_LANGUAGE: "en" }), store: db.store, log });
     expect(off).toBeUndefined();
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain("Bluesky bot off");
+    expect(lines[0]).toContain("Bluesky bot off: BLUESKY_HANDLE and BLUESKY_APP_PASSWORD are not set");
+    // It names what is missing.
+    startBlueskyBot({ config: loadConfig({ BLUESKY_HANDLE: "bot.example" }), store: db.store, log });
+    expect(lines[1]).toContain("Bluesky bot off: BLUESKY_APP_PASSWORD is not set");
   });
 });
 

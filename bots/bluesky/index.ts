@@ -68,7 +68,8 @@ export function startBlueskyBot(options: {
   const { config, store } = options;
   const { handle, appPassword, service } = config.bluesky;
   if (!handle || !appPassword) {
-    options.log.info("Bluesky bot off: BLUESKY_HANDLE and BLUESKY_APP_PASSWORD are not set");
+    const missing = [!handle && "BLUESKY_HANDLE", !appPassword && "BLUESKY_APP_PASSWORD"].filter(Boolean).join(" and ");
+    options.log.info(`Bluesky bot off: ${missing} ${missing.includes(" and ") ? "are" : "is"} not set`);
     return undefined;
   }
   const log = options.log.child({ component: "bluesky-bot" });
