@@ -6,7 +6,8 @@ import { pino, type Logger } from "pino";
 
 export type { Logger };
 
-export function createLogger(level: string): Logger {
+/** The service's logger at `level`, on stderr (or `destination`: tests). */
+export function createLogger(level: string, destination: pino.DestinationStream = pino.destination(2)): Logger {
   return pino({
     level,
     base: { service: "reconnexion" },
@@ -15,11 +16,12 @@ export function createLogger(level: string): Logger {
         "password", "*.password", "appPassword", "*.appPassword", "token", "*.token",
         "accessToken", "*.accessToken", "refreshToken", "*.refreshToken", "secret", "*.secret",
         "authorization", "*.authorization", "headers.authorization", "*.headers.authorization",
-        "code", "*.code", "databaseUrl", "*.databaseUrl",
+        // OAuth authorization codes (an error's `code`, ECONNREFUSED or 23505, stays readable).
+        "code", "query.code", "*.query.code", "params.code", "*.params.code", "databaseUrl", "*.databaseUrl",
       ],
       censor: "[redacted]",
     },
-  }, pino.destination(2));
+  }, destination);
 }
 
 /** A database URL with its password hidden, for messages. */
