@@ -12,7 +12,8 @@ import { createTestDatabase, type TestDatabase } from "../../test/harness/databa
 import { registerFollowed, registerPerson } from "../../test/harness/graph.ts";
 import { until } from "../../test/harness/wait.ts";
 import { createReconnection, type Reconnection } from "./index.ts";
-import { ACCOUNT_LOCK } from "./reconnector.ts";
+import { ACCOUNT_LOCK, Reconnector } from "./reconnector.ts";
+import { AuthorizationExpiredError } from "./types.ts";
 
 let db: TestDatabase;
 let reconnection: Reconnection;
@@ -119,5 +120,51 @@ describe("Reconnector", () => {
     expect(job.state).toBe("queued");
     await until("the rescan to run it", async () => (await db.store.reconnectJobs.get(job.id))?.state === "needs_authorization", 15_000, 200);
     expect(sent.some((m) => m.to === p.identity.id && /\/connect\/[A-Za-z0-9_-]{32}/.test(m.text))).toBe(true);
+  });
+
+  it("keeps an authorization given again while a run held the expired one, and runs with it instead of asking again", async () => {
+    // Its own database and queue: the writer here plays the person re-authorizing mid-run.
+    const own = await createTestDatabase();
+    const told: string[] = [];
+    let builds = 0;
+    const runner = new Reconnector({
+      store: own.store,
+      sql: own.sql,
+      databaseUrl: own.url,
+      config: loadConfig({ PUBLIC_URL: "http://127.0.0.1:9", DEFAULT_LANGUAGE: "en" }),
+      log: pino({ level: "silent" }) as unknown as Logger,
+      messenger: { send: async (_to, text) => (told.push(text), true) },
+      autoSweepSeconds: 0,
+      rescanSeconds: 1,
+      writers: async ({ identity, store }) => ({
+        async run(run) {
+          if (++builds === 1) {
+            // The connect page stores a new grant while this run still holds the old token…
+            await store.authorizations.save(identity.id, "mastodon-oauth", { accessToken: "new" });
+            // …which the server then refuses.
+            throw new AuthorizationExpiredError("401");
+          }
+          await run.record(run.targets.map((t) => ({ personId: t.personId, outcome: "followed" as const })));
+        },
+      }),
+    });
+    await runner.start();
+    try {
+      const me = await registerPerson(own.store, "7000001", { platform: "fediverse", stableId: "https://m.example/users/me", handle: "me@m.example" });
+      const target = await registerFollowed(own, "7000001", "7000002", { platform: "fediverse", stableId: "https://t.example/users/t", handle: "t@t.example" });
+      await own.store.matches.refreshForFollowers([me.personId]);
+      await own.store.authorizations.save(me.identityId, "mastodon-oauth", { accessToken: "old" });
+      const result = await runner.request({ personId: me.personId, platform: "fediverse", request: "all", targets: [target], notifyIdentityId: me.identityId });
+      const job = await until("the job to finish", async () => {
+        const j = await own.store.reconnectJobs.get((result as { job: { id: number } }).job.id);
+        return j?.state === "done" && j;
+      }, 20_000, 100);
+      expect(job.state).toBe("done");
+      expect((await own.store.authorizations.get<{ accessToken: string }>(me.identityId))?.data.accessToken).toBe("new");
+      expect(told.filter((t) => t.includes("/connect/"))).toEqual([]);
+    } finally {
+      await runner.stop();
+      await own.drop();
+    }
   });
 });

@@ -308,12 +308,15 @@ export class Reconnector {
     }
     const log = this.o.log.child({ job: job.id, platform: job.platform });
     const identity = await this.identityFor(job.personId, job.platform);
+    // Which grant this run acts with: a dead one is removed only if no newer came meanwhile.
+    const grantedAt = identity && (await this.store.authorizations.grantedAt(identity.id));
     let writer: FollowWriter | undefined;
     try {
       writer = identity && (await this.o.writers({ platform: job.platform, identity, store: this.store }));
     } catch (error) {
       if (!(error instanceof AuthorizationExpiredError)) throw error;
-      await this.store.authorizations.delete(identity!.id);
+      await this.authorizationExpired(job, identity!, grantedAt);
+      return;
     }
     if (!identity || !writer) {
       await this.pauseForAuthorization(job, identity);
@@ -355,9 +358,8 @@ export class Reconnector {
         return;
       }
       if (error instanceof AuthorizationExpiredError) {
-        log.info("reconnect: authorization expired, asking again");
-        await this.store.authorizations.delete(identity.id);
-        await this.pauseForAuthorization(job, identity);
+        log.info("reconnect: authorization expired");
+        await this.authorizationExpired(job, identity, grantedAt);
         return;
       }
       if (error instanceof JobGoneError) {
@@ -405,8 +407,26 @@ export class Reconnector {
     await this.reports.summary(job, counts);
   }
 
-  private async pauseForAuthorization(job: ReconnectJob, identity: Identity | undefined): Promise<void> {
+  /**
+   * The server refused the grant of `grantedAt`: removed, and the job waits
+   * for the person — unless they granted again meanwhile (the connect page
+   * found this job running and left it): then it runs again with the new grant.
+   */
+  private async authorizationExpired(job: ReconnectJob, identity: Identity, grantedAt: Date | undefined): Promise<void> {
+    if (grantedAt) await this.store.authorizations.deleteGrant(identity.id, grantedAt);
+    await this.pauseForAuthorization(job, identity, { unlessGranted: true });
+  }
+
+  /**
+   * Waits for the person to authorize, and asks them; with `unlessGranted`,
+   * an authorization there already (given while this run held the job) runs it again instead.
+   */
+  private async pauseForAuthorization(job: ReconnectJob, identity: Identity | undefined, options: { unlessGranted?: boolean } = {}): Promise<void> {
     if (!(await this.store.reconnectJobs.setState(job.id, "needs_authorization"))) return; // cancelled
+    if (options.unlessGranted && identity && (await this.store.authorizations.grantedAt(identity.id))) {
+      if (await this.store.reconnectJobs.setState(job.id, "queued")) await this.enqueue(job.id, null);
+      return;
+    }
     if (identity) await this.reports.authorizationNeeded(job, await this.connectLink(job.personId, identity.id));
   }
 

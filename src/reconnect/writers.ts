@@ -41,7 +41,7 @@ export function createWriterFactory(deps: WriterDeps): WriterFactory {
       agent = await appPasswordAgent(
         auth.data as BlueskyAppPasswordAuthorization,
         // The refreshed session is kept, so a job never logs in again.
-        (next) => store.authorizations.save(identity.id, "bluesky-app-password", next),
+        (next) => store.authorizations.save(identity.id, "bluesky-app-password", next, null, { renewal: true }),
         { allowPrivateAddresses },
       );
     } else {

@@ -24,13 +24,32 @@ export class Authorizations {
     this.box = box;
   }
 
-  async save<T>(identityId: number, kind: AuthorizationKind, data: T, expiresAt: Date | null = null): Promise<void> {
+  /**
+   * Stores an authorization: a new grant by the person, or (`renewal`) the
+   * same grant refreshed by the service, which keeps its grant time.
+   */
+  async save<T>(identityId: number, kind: AuthorizationKind, data: T, expiresAt: Date | null = null, options: { renewal?: boolean } = {}): Promise<void> {
     const payload = this.box.seal(JSON.stringify(data), context(identityId));
     await this.db`
       insert into account_authorization (identity_id, kind, payload, expires_at)
       values (${identityId}, ${kind}, ${payload}, ${expiresAt})
       on conflict (identity_id) do update set
-        kind = excluded.kind, payload = excluded.payload, expires_at = excluded.expires_at, updated_at = now()`;
+        kind = excluded.kind, payload = excluded.payload, expires_at = excluded.expires_at, updated_at = now(),
+        granted_at = case when ${options.renewal ?? false} then account_authorization.granted_at else now() end`;
+  }
+
+  /** When the stored authorization was granted; undefined when there is none. */
+  async grantedAt(identityId: number): Promise<Date | undefined> {
+    const [row] = await this.db<{ granted_at: Date }[]>`
+      select granted_at from account_authorization where identity_id = ${identityId}`;
+    return row?.granted_at;
+  }
+
+  /** Deletes the authorization if it is still the grant of `grantedAt` (not one given since); true when deleted. */
+  async deleteGrant(identityId: number, grantedAt: Date): Promise<boolean> {
+    const result = await this.db`
+      delete from account_authorization where identity_id = ${identityId} and granted_at = ${grantedAt}`;
+    return result.count > 0;
   }
 
   async get<T>(identityId: number): Promise<Authorization<T> | undefined> {
