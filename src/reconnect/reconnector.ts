@@ -250,9 +250,15 @@ export class Reconnector {
     }
   }
 
-  /** Queues a run of every unfinished job (a running one's extra run finds its lock taken and ends). */
+  /**
+   * Queues a run of every unfinished job (a running one's extra run finds its
+   * lock taken and ends), and sends the summaries of jobs whose process died
+   * between finishing them and telling the person (claimed: sent once).
+   */
   private async rescan(): Promise<void> {
-    for (const job of await this.store.reconnectJobs.unfinished()) await this.enqueue(job.id, job.waitUntil);
+    const jobs = this.store.reconnectJobs;
+    for (const job of await jobs.unfinished()) await this.enqueue(job.id, job.waitUntil);
+    for (const job of await jobs.unreported()) await this.reports.summary(job, await jobs.counts(job.id));
   }
 
   /** Queues a run of a job (at most one queued per job: pg-boss's short policy). */
@@ -309,13 +315,13 @@ export class Reconnector {
     const log = this.o.log.child({ job: job.id, platform: job.platform });
     const identity = await this.identityFor(job.personId, job.platform);
     // Which grant this run acts with: a dead one is removed only if no newer came meanwhile.
-    const grantedAt = identity && (await this.store.authorizations.grantedAt(identity.id));
+    const grant = identity && (await this.store.authorizations.grant(identity.id));
     let writer: FollowWriter | undefined;
     try {
       writer = identity && (await this.o.writers({ platform: job.platform, identity, store: this.store }));
     } catch (error) {
       if (!(error instanceof AuthorizationExpiredError)) throw error;
-      await this.authorizationExpired(job, identity!, grantedAt);
+      await this.authorizationExpired(job, identity!, grant);
       return;
     }
     if (!identity || !writer) {
@@ -359,7 +365,7 @@ export class Reconnector {
       }
       if (error instanceof AuthorizationExpiredError) {
         log.info("reconnect: authorization expired");
-        await this.authorizationExpired(job, identity, grantedAt);
+        await this.authorizationExpired(job, identity, grant);
         return;
       }
       if (error instanceof JobGoneError) {
@@ -408,12 +414,12 @@ export class Reconnector {
   }
 
   /**
-   * The server refused the grant of `grantedAt`: removed, and the job waits
+   * The server refused `grant`: removed, and the job waits
    * for the person — unless they granted again meanwhile (the connect page
    * found this job running and left it): then it runs again with the new grant.
    */
-  private async authorizationExpired(job: ReconnectJob, identity: Identity, grantedAt: Date | undefined): Promise<void> {
-    if (grantedAt) await this.store.authorizations.deleteGrant(identity.id, grantedAt);
+  private async authorizationExpired(job: ReconnectJob, identity: Identity, grant: string | undefined): Promise<void> {
+    if (grant) await this.store.authorizations.deleteGrant(identity.id, grant);
     await this.pauseForAuthorization(job, identity, { unlessGranted: true });
   }
 
@@ -423,7 +429,7 @@ export class Reconnector {
    */
   private async pauseForAuthorization(job: ReconnectJob, identity: Identity | undefined, options: { unlessGranted?: boolean } = {}): Promise<void> {
     if (!(await this.store.reconnectJobs.setState(job.id, "needs_authorization"))) return; // cancelled
-    if (options.unlessGranted && identity && (await this.store.authorizations.grantedAt(identity.id))) {
+    if (options.unlessGranted && identity && (await this.store.authorizations.grant(identity.id))) {
       if (await this.store.reconnectJobs.setState(job.id, "queued")) await this.enqueue(job.id, null);
       return;
     }

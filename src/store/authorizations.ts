@@ -38,17 +38,22 @@ export class Authorizations {
         granted_at = case when ${options.renewal ?? false} then account_authorization.granted_at else now() end`;
   }
 
-  /** When the stored authorization was granted; undefined when there is none. */
-  async grantedAt(identityId: number): Promise<Date | undefined> {
-    const [row] = await this.db<{ granted_at: Date }[]>`
-      select granted_at from account_authorization where identity_id = ${identityId}`;
-    return row?.granted_at;
+  /**
+   * Which grant is stored (an opaque token: its grant time in microseconds,
+   * which a JavaScript Date would round); undefined when there is none.
+   */
+  async grant(identityId: number): Promise<string | undefined> {
+    const [row] = await this.db<{ grant: string }[]>`
+      select (extract(epoch from granted_at) * 1000000)::bigint::text as grant
+      from account_authorization where identity_id = ${identityId}`;
+    return row?.grant;
   }
 
-  /** Deletes the authorization if it is still the grant of `grantedAt` (not one given since); true when deleted. */
-  async deleteGrant(identityId: number, grantedAt: Date): Promise<boolean> {
+  /** Deletes the authorization if it is still `grant` (not one given since); true when deleted. */
+  async deleteGrant(identityId: number, grant: string): Promise<boolean> {
     const result = await this.db`
-      delete from account_authorization where identity_id = ${identityId} and granted_at = ${grantedAt}`;
+      delete from account_authorization
+      where identity_id = ${identityId} and (extract(epoch from granted_at) * 1000000)::bigint::text = ${grant}`;
     return result.count > 0;
   }
 

@@ -201,6 +201,16 @@ export class ReconnectJobs {
     return rows.map(toJob);
   }
 
+  /** Jobs finished lately whose summary was never claimed (their process died in between). */
+  async unreported(): Promise<ReconnectJob[]> {
+    const rows = await this.db<JobRow[]>`
+      select * from reconnect_job
+      where state = 'done' and summary_sent_at is null and finished_at > now() - interval '1 day'
+        and finished_at < now() - interval '5 seconds'
+      order by id`;
+    return rows.map(toJob);
+  }
+
   /** The person's jobs paused for authorization on a platform. */
   async awaitingAuthorization(personId: number, platform: TargetPlatform): Promise<ReconnectJob[]> {
     const rows = await this.db<JobRow[]>`

@@ -246,6 +246,22 @@ describe("authorizations", () => {
     await db.sql`insert into account_authorization (identity_id, kind, payload) values (${other!.id}, 'bluesky-app-password', ${raw!.payload})`;
     await expect(store.authorizations.get(other!.id)).rejects.toThrow();
   });
+
+  it("tell a grant by the person from a renewal by the service, and delete only the grant named", async () => {
+    const p = await personWith([{ platform: "bluesky", stableId: "did:plc:grant", handle: "grant.test" }]);
+    const [identity] = await store.identities.listForPerson(p.id);
+    const id = identity!.id;
+    await store.authorizations.save(id, "bluesky-app-password", { session: 1 });
+    const first = (await store.authorizations.grant(id))!;
+    await store.authorizations.save(id, "bluesky-app-password", { session: 2 }, null, { renewal: true });
+    expect(await store.authorizations.grant(id)).toBe(first);
+    await store.authorizations.save(id, "bluesky-app-password", { session: 3 });
+    const second = (await store.authorizations.grant(id))!;
+    expect(second).not.toBe(first);
+    expect(await store.authorizations.deleteGrant(id, first)).toBe(false);
+    expect(await store.authorizations.deleteGrant(id, second)).toBe(true);
+    expect(await store.authorizations.get(id)).toBeUndefined();
+  });
 });
 
 describe("link codes", () => {
