@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
 import type { Logger } from "../../src/logger.ts";
 import type { Store } from "../../src/store/index.ts";
+import type { Queryable } from "../../src/store/types.ts";
 import { confirmAcct, type AcctOptions } from "./acct.ts";
 import { INBOX_PATH, SHARED_INBOX_PATH } from "./actor.ts";
 import { TtlCache } from "./cache.ts";
@@ -35,8 +36,8 @@ export interface InboxOptions {
    * own document cache), dropped on the actor's Update, Delete or Move.
    */
   actors?: TtlCache<Actor>;
-  /** Runs `fn` with the outbox queue's enqueues gathered into one statement. */
-  batchOutbox?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** Runs `fn` with the outbox queue's enqueues gathered into one statement, through `sql` (a transaction). */
+  batchOutbox?: <T>(fn: () => Promise<T>, sql: Queryable) => Promise<T>;
   /** How long an unanswered claim on a note holds before another delivery takes it over (default 120 s). */
   claimLeaseSeconds?: number;
 }
@@ -179,8 +180,18 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
   }
   const replies = texts;
   const send = () => sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id!, texts: replies });
-  const sent = replies.length ? await (options.batchOutbox ? options.batchOutbox(send) : send()) : 0;
-  await store.fediverse.markAnswered(noteId);
+  // Queued and marked answered in one transaction: a worker dying in between
+  // leaves neither, and the next delivery sends them — once.
+  const batchOutbox = options.batchOutbox;
+  const sent = !replies.length
+    ? (await store.fediverse.markAnswered(noteId), 0)
+    : batchOutbox
+      ? await store.transaction(async (s) => {
+          const n = await batchOutbox(send, s.db);
+          await s.fediverse.markAnswered(noteId);
+          return n;
+        })
+      : await send().then(async (n) => (await store.fediverse.markAnswered(noteId), n));
   log.debug({ note: noteId, handledAs, sent }, "fediverse: message handled");
   options.onHandled?.({ noteId, handledAs, replies: sent });
 }

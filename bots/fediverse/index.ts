@@ -91,7 +91,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     engine,
     log,
     actors: new TtlCache({ ttlMs: 5 * 60_000, maxEntries: 10_000 }),
-    batchOutbox: (fn) => queues.outbox.batch(fn),
+    batchOutbox: (fn, sql) => queues.outbox.batch(fn, sql),
     acct: {
       allowPrivateAddress: config.allowPrivateAddresses,
       userAgent,

@@ -14,6 +14,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { MessageQueue, MessageQueueEnqueueOptions, MessageQueueListenOptions } from "@fedify/fedify";
 import type { Sql } from "../../src/store/database.ts";
+import type { Queryable } from "../../src/store/types.ts";
 
 const CHANNEL = "fediverse_queue";
 
@@ -82,9 +83,10 @@ export class PostgresQueue implements MessageQueue {
    * Runs `fn`, holding back what it enqueues on this queue until it ends,
    * then enqueues all of it in one statement (in order; one commit instead
    * of one per message). What was enqueued before an error is still
-   * enqueued, as it would have been one by one.
+   * enqueued, as it would have been one by one. With `sql` (a transaction),
+   * the messages go in through it: they commit, or not, with what else it does.
    */
-  async batch<T>(fn: () => Promise<T>): Promise<T> {
+  async batch<T>(fn: () => Promise<T>, sql: Queryable = this.sql): Promise<T> {
     const pending: Pending[] = [];
     try {
       return await this.batches.run(pending, fn);
@@ -93,18 +95,18 @@ export class PostgresQueue implements MessageQueue {
         // Consecutive messages with the same delay and ordering key go together.
         let j = i;
         while (j < pending.length && pending[j]!.ms === pending[i]!.ms && pending[j]!.key === pending[i]!.key) j++;
-        await this.insert(pending.slice(i, j).map((p) => p.message), pending[i]!.ms, pending[i]!.key);
+        await this.insert(pending.slice(i, j).map((p) => p.message), pending[i]!.ms, pending[i]!.key, sql);
         i = j;
       }
     }
   }
 
-  private async insert(messages: readonly unknown[], ms: number, key: string | null): Promise<void> {
-    await this.sql`
+  private async insert(messages: readonly unknown[], ms: number, key: string | null, sql: Queryable = this.sql): Promise<void> {
+    await sql`
       with added as (
         insert into fediverse_queue (queue, message, run_at, ordering_key)
         select ${this.name}, m.value, now() + ${ms} * interval '1 millisecond', ${key}
-        from jsonb_array_elements(${this.sql.json(messages as never)}::jsonb) with ordinality as m(value, n)
+        from jsonb_array_elements(${sql.json(messages as never)}::jsonb) with ordinality as m(value, n)
         order by m.n
         returning 1)
       select pg_notify(${CHANNEL}, ${this.name}) from (select 1 from added limit 1) x`;

@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from "../../test/harness/databa
 import { startFediServer, type FediServer } from "../../test/harness/fediverse.ts";
 import { freePort, startBot } from "../../test/harness/fediverse-bot.ts";
 import { createNote } from "../../test/harness/fediverse-shapes.ts";
+import { until } from "../../test/harness/wait.ts";
 
 let db: TestDatabase;
 let server: FediServer;
@@ -128,5 +129,38 @@ it("waits while another worker's claim is fresh, then takes it over when its lea
     expect(erin.notes).toHaveLength(total);
   } finally {
     await bot.stop();
+  }
+});
+
+it("sends the replies once when the worker fails right after queueing them, before marking the note answered", async () => {
+  const carol = server.user("carol");
+  // The first "answered" mark fails, as if the process died right there.
+  await db.sql.unsafe(`
+    create sequence answered_marks;
+    create function fail_first_answer() returns trigger language plpgsql as $$
+    begin
+      if new.answered_at is not null and old.answered_at is null and nextval('answered_marks') = 1 then
+        raise exception 'crash before the note is marked answered';
+      end if;
+      return new;
+    end $$;
+    create trigger fail_first_answer before update on fediverse_inbound for each row execute function fail_first_answer();`);
+  const bot = await startBot(db, port, { claimLeaseSeconds: 2 });
+  try {
+    const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+    const noteId = carol.noteId();
+    const before = carol.notes.length;
+    expect((await carol.post(bot.inbox, createNote("mastodon", carol, ref, "status", { noteId }))).status).toBe(202);
+    await until("the note to be answered", async () => {
+      const [row] = await db.sql<{ answered: boolean }[]>`select answered_at is not null as answered from fediverse_inbound where note_id = ${noteId}`;
+      return row?.answered === true;
+    }, 60_000, 100);
+    await carol.waitForNotes(before + 1, 30_000);
+    await settle();
+    await settle();
+    expect(carol.notes.filter((n) => n.inReplyTo === noteId)).toHaveLength(1);
+  } finally {
+    await bot.stop();
+    await db.sql.unsafe("drop trigger fail_first_answer on fediverse_inbound; drop function fail_first_answer(); drop sequence answered_marks;");
   }
 });
