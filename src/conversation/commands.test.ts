@@ -142,7 +142,7 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
   it("list answers its usage to a bad argument", async () => {
     const r = await registered();
     const text = allText(await w.send(r.bsky, `${words.list} banana`));
-    expect(text).toContain(`${words.marks.usage} ${words.list} [bluesky|mastodon] [page]`);
+    expect(text).toContain(`${words.marks.usage} ${words.list} [${lang === "fr" ? "échecs" : "failed"}] [bluesky|mastodon] [page]`);
   });
 
   it("ignore drops a match and unignore brings it back", async () => {

@@ -1,4 +1,4 @@
-/** `list [bluesky|mastodon] [page]` / `liste`: the matched accounts, a page at a time. */
+/** `list [failed] [bluesky|mastodon] [page]` / `liste`: the matched accounts (or the failed ones), a page at a time. */
 import type { TargetPlatform } from "../../store/index.ts";
 import { say, tell } from "../context.ts";
 import type { Command } from "../registry.ts";

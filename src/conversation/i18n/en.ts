@@ -83,7 +83,7 @@ export const en: Locale = {
   commands: {
     help: { words: ["help", "hi", "hello", "?"], args: "", summary: "who I am, what I know about you, the commands" },
     status: { words: ["status"], args: "", summary: "your linked accounts, your matches and your settings" },
-    list: { words: ["list"], args: "[bluesky|mastodon] [page]", summary: "the people you followed on X who are on Bluesky or Mastodon" },
+    list: { words: ["list"], args: "[failed] [bluesky|mastodon] [page]", summary: "the people you followed on X who are on Bluesky or Mastodon (`failed`: those I could not follow, and why)" },
     ignore: { words: ["ignore"], args: "@handle", summary: "leave someone out of your lists" },
     unignore: { words: ["unignore"], args: "@handle", summary: "put an ignored person back in your lists" },
     link: { words: ["link"], args: "<code> | @handle", summary: "join another of your accounts: `link @you@instance` gives a code, send `link <code>` from that account" },

@@ -85,7 +85,7 @@ export const fr: Locale = {
   commands: {
     help: { words: ["aide", "bonjour", "salut", "coucou", "?"], args: "", summary: "qui je suis, ce que je sais de vous, les commandes" },
     status: { words: ["statut", "etat"], args: "", summary: "vos comptes liés, vos correspondances et vos réglages" },
-    list: { words: ["liste", "lister"], args: "[bluesky|mastodon] [page]", summary: "les personnes suivies sur X qui sont sur Bluesky ou Mastodon" },
+    list: { words: ["liste", "lister"], args: "[échecs] [bluesky|mastodon] [page]", summary: "les personnes suivies sur X qui sont sur Bluesky ou Mastodon (`échecs` : celles que je n’ai pas pu suivre, et pourquoi)" },
     ignore: { words: ["ignorer"], args: "@compte", summary: "retirer quelqu’un de vos listes" },
     unignore: { words: ["désignorer", "rétablir"], args: "@compte", summary: "remettre une personne ignorée dans vos listes" },
     link: { words: ["lier"], args: "<code> | @compte", summary: "joindre un autre de vos comptes : `lier @vous@instance` donne un code, envoyez `lier <code>` depuis ce compte" },
