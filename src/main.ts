@@ -14,6 +14,7 @@ import { scheduleMaintenance } from "./maintenance.ts";
 import type { Config } from "./config.ts";
 import { openServices } from "./services.ts";
 import { createWebApp } from "./web/app.ts";
+import { homePage } from "./web/home.ts";
 
 /** Runs the service until SIGINT or SIGTERM. */
 export async function runService(): Promise<void> {
@@ -72,7 +73,13 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   });
   const reconnect = reconnection.reconnector;
   const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log, engine: { reconnect } });
-  const app = createWebApp({ store, log, ready: () => ready, routes: [fediverse.middleware, ...reconnection.routes] });
+  let blueskyHandle: string | undefined;
+  const home = homePage({
+    fediverseAcct: `${config.fediverseBotUsername}@${config.publicUrl.host}`,
+    blueskyHandle: () => blueskyHandle,
+    defaultLanguage: config.defaultLanguage,
+  });
+  const app = createWebApp({ store, log, ready: () => ready, routes: [home, fediverse.middleware, ...reconnection.routes] });
   const server = await new Promise<Server>((resolve, reject) => {
     // Express 5 hands a failed listen (EADDRINUSE…) to this callback.
     const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));
@@ -85,6 +92,7 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
   log.info({ actor: fediverse.actorUri.href, acct: `@${config.fediverseBotUsername}@${config.publicUrl.host}` }, "fediverse bot on");
   bluesky = startBlueskyBot({ config, store, log, options: { ...options.bluesky, engine: { reconnect } } });
+  bluesky?.ready.then((b) => (blueskyHandle = b.handle), () => {});
   await reconnection.start();
   log.info("reconnection workers on");
   const maintenance = scheduleMaintenance(store, log);

@@ -37,7 +37,8 @@ export function setupActor(federation: Federation<void>, options: { username: st
         preferredUsername: identifier,
         name: BOT_NAME,
         summary: BOT_SUMMARY,
-        url: ctx.getActorUri(identifier),
+        // For people: the service's front page (the actor URI answers browsers with 406).
+        url: new URL("/", ctx.canonicalOrigin),
         icon: new Image({ url: new URL(ICON_PATH, ctx.canonicalOrigin), mediaType: "image/png" }),
         inbox: ctx.getInboxUri(identifier),
         endpoints: new Endpoints({ sharedInbox: ctx.getInboxUri() }),

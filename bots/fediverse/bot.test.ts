@@ -69,6 +69,9 @@ describe("the actor", () => {
     const jrd = (await wf.json()) as { subject: string; links: { rel: string; href: string }[] };
     expect(jrd.subject).toBe(`acct:${ref.acct}`);
     expect(jrd.links).toContainEqual(expect.objectContaining({ rel: "self", href: bot.actorId }));
+    // The profile link people follow leads to a page (the service's front page), not to JSON.
+    expect(actor.url).toBe(`${bot.origin}/`);
+    expect(jrd.links).toContainEqual(expect.objectContaining({ rel: "http://webfinger.net/rel/profile-page", href: `${bot.origin}/` }));
 
     const ni = await fetch(`${bot.origin}/.well-known/nodeinfo`);
     const link = ((await ni.json()) as { links: { href: string }[] }).links[0]!.href;

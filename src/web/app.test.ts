@@ -4,6 +4,7 @@ import type { RequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { createWebApp } from "./app.ts";
+import { homePage } from "./home.ts";
 
 let db: TestDatabase;
 let server: Server;
@@ -50,5 +51,28 @@ describe("web endpoints", () => {
     const r = await fetch(`${base}/boom`);
     expect(r.status).toBe(500);
     expect(await r.text()).toBe("Internal error\n");
+  });
+});
+
+describe("the front page", () => {
+  it("says what the bot does and where to write to it, in every language, the default first", async () => {
+    let handle: string | undefined;
+    const app = createWebApp({ store: db.store, ready: () => true, routes: [homePage({ fediverseAcct: "reconnexion@bot.example", blueskyHandle: () => handle, defaultLanguage: "fr" })] });
+    const s = app.listen(0, "127.0.0.1");
+    await new Promise((r) => s.once("listening", r));
+    try {
+      const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/`;
+      const first = await fetch(url);
+      expect(first.headers.get("content-type")).toMatch(/text\/html/);
+      const page = await first.text();
+      expect(page).toContain('<html lang="fr">');
+      expect(page.indexOf("Écrivez-moi")).toBeLessThan(page.indexOf("Write to me"));
+      expect(page).toContain("<code>@reconnexion@bot.example</code>");
+      expect(page).not.toContain("Bluesky: <code>");
+      handle = "reconnexion.bsky.social";
+      expect(await (await fetch(url)).text()).toContain("Bluesky: <code>@reconnexion.bsky.social</code>");
+    } finally {
+      await new Promise((r) => s.close(r));
+    }
   });
 });

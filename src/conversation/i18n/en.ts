@@ -232,6 +232,9 @@ export const en: Locale = {
   },
   web: {
     title: "reconnexion — authorize your account",
+    homeIntro: "I find the accounts you followed on X that are now on the fediverse (Mastodon…) or Bluesky, and I can follow them for you. Everything happens in private messages: send me `help`.",
+    homeWhere: "Write to me at:",
+
     linkInvalid: "This link has expired or was already used. Ask the bot again: send it `reconnect` in a private message.",
     blueskyIntro: (handle) => `Let reconnexion follow, from @${handle}, the people you followed on X. It can only create follows; you can revoke it at any time.`,
     blueskyOAuthButton: "Sign in with Bluesky",

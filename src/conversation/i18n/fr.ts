@@ -237,6 +237,9 @@ export const fr: Locale = {
   },
   web: {
     title: "reconnexion — autoriser votre compte",
+    homeIntro: "Je retrouve les comptes que vous suiviez sur X et qui sont maintenant sur le fédivers (Mastodon…) ou Bluesky, et je peux les suivre à votre place. Tout se passe en messages privés : envoyez-moi `aide`.",
+    homeWhere: "Écrivez-moi à :",
+
     linkInvalid: "Ce lien a expiré ou a déjà servi. Redemandez au bot : envoyez-lui `reconnecter` en message privé.",
     blueskyIntro: (handle) => `Autorisez reconnexion à suivre, depuis @${handle}, les personnes que vous suiviez sur X. Il ne peut que créer des abonnements ; vous pouvez révoquer l’accès à tout moment.`,
     blueskyOAuthButton: "Se connecter avec Bluesky",

@@ -177,6 +177,9 @@ export interface WebMessages {
   exportTitle: string;
   exportIntro(count: number): string;
   exportButton: string;
+  /** The service's front page: what the bot does, and where to write to it. */
+  homeIntro: string;
+  homeWhere: string;
 }
 
 export interface Locale {
