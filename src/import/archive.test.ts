@@ -1,4 +1,4 @@
-import { mkdtemp, open, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import yazl from "yazl";
@@ -90,6 +90,14 @@ describe("import archive", () => {
     await writeFile(lone, archiveFiles({ accountId: "1200", username: "c", followings: ids(300, 7) }).get("data/following.js")!);
     await expectImportError(importArchive(db.sql, lone), /does not say whose archive/);
     expect(await importArchive(db.sql, lone, { xAccountId: "1200" })).toMatchObject({ followings: 7, followers: 0 });
+  });
+
+  it("leaves out the account's own id (nobody follows themselves on X), e.g. a lone file given the wrong --x-id", async () => {
+    await mkdir(path.join(dir, "self"), { recursive: true });
+    const lone = path.join(dir, "self", "following.js");
+    await writeFile(lone, archiveFiles({ accountId: "1250", username: "s", followings: ["1250", "1251", "1252"] }).get("data/following.js")!);
+    expect(await importArchive(db.sql, lone, { xAccountId: "1250" })).toMatchObject({ followings: 2, edgesAdded: 2 });
+    expect(await db.sql`select 1 from x_follow where follower = 1250 and followed = 1250`).toHaveLength(0);
   });
 
   it("matches the uploader, but never offers an archive-claimed account to others", async () => {

@@ -185,6 +185,7 @@ async function* edgeRows(
       if (typeof id !== "string" || !isXAccountId(id)) {
         throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`);
       }
+      if (id === accountId) continue; // nobody follows themselves on X: a wrong --x-id, or a damaged file
       batch += kind === "following" ? `${accountId}\t${id}\n` : `${id}\t${accountId}\n`;
       counts[kind]++;
     }
