@@ -30,6 +30,11 @@ export async function runService(): Promise<void> {
   await service.stop();
 }
 
+/** The HTTP port cannot be had (taken, not allowed): one sentence for the operator. */
+export class ListenError extends Error {
+  override name = "ListenError";
+}
+
 export interface RunningService {
   log: ReturnType<typeof createLogger>;
   /** The fediverse bot's actor URI. */
@@ -43,11 +48,6 @@ export interface RunningService {
  * `config` defaults to the environment's; `bluesky` tunes the Bluesky bot
  * (the sandbox polls faster).
  */
-/** The HTTP port cannot be had (taken, not allowed): one sentence for the operator. */
-export class ListenError extends Error {
-  override name = "ListenError";
-}
-
 export async function startService(options: { config?: Config; bluesky?: BlueskyBotOptions } = {}): Promise<RunningService> {
   const services = await openServices(options.config ? { config: options.config } : {});
   const { config, store } = services;
@@ -74,8 +74,9 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   const reconnect = reconnection.reconnector;
   const fediverse = createFediverseBot({ config, store, sql: services.database.sql, log, engine: { reconnect } });
   let blueskyHandle: string | undefined;
+  const acct = `${config.fediverseBotUsername}@${config.publicUrl.host}`;
   const home = homePage({
-    fediverseAcct: `${config.fediverseBotUsername}@${config.publicUrl.host}`,
+    fediverseAcct: acct,
     blueskyHandle: () => blueskyHandle,
     defaultLanguage: config.defaultLanguage,
   });
@@ -90,7 +91,7 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   fediverse.start();
   ready = true;
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
-  log.info({ actor: fediverse.actorUri.href, acct: `@${config.fediverseBotUsername}@${config.publicUrl.host}` }, "fediverse bot on");
+  log.info({ actor: fediverse.actorUri.href, acct: `@${acct}` }, "fediverse bot on");
   bluesky = startBlueskyBot({ config, store, log, options: { ...options.bluesky, engine: { reconnect } } });
   bluesky?.ready.then((b) => (blueskyHandle = b.handle), () => {});
   await reconnection.start();

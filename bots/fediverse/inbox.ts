@@ -37,7 +37,7 @@ export interface InboxOptions {
    */
   actors?: TtlCache<Actor>;
   /** Runs `fn` with the outbox queue's enqueues gathered into one statement, through `sql` (a transaction). */
-  batchOutbox?: <T>(fn: () => Promise<T>, sql: Queryable) => Promise<T>;
+  batchOutbox: <T>(fn: () => Promise<T>, sql: Queryable) => Promise<T>;
   /** How long an unanswered claim on a note holds before another delivery takes it over (default 120 s). */
   claimLeaseSeconds?: number;
 }
@@ -182,16 +182,11 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
   const send = () => sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id!, texts: replies });
   // Queued and marked answered in one transaction: a worker dying in between
   // leaves neither, and the next delivery sends them — once.
-  const batchOutbox = options.batchOutbox;
-  const sent = !replies.length
-    ? (await store.fediverse.markAnswered(noteId), 0)
-    : batchOutbox
-      ? await store.transaction(async (s) => {
-          const n = await batchOutbox(send, s.db);
-          await s.fediverse.markAnswered(noteId);
-          return n;
-        })
-      : await send().then(async (n) => (await store.fediverse.markAnswered(noteId), n));
+  const sent = await store.transaction(async (s) => {
+    const n = replies.length ? await options.batchOutbox(send, s.db) : 0;
+    await s.fediverse.markAnswered(noteId);
+    return n;
+  });
   log.debug({ note: noteId, handledAs, sent }, "fediverse: message handled");
   options.onHandled?.({ noteId, handledAs, replies: sent });
 }

@@ -295,7 +295,7 @@ export class Reconnector {
         return;
       }
       try {
-        await this.runLocked(jobId, new ReconnectJobs(reserved));
+        await this.runLocked(jobId, identity, new ReconnectJobs(reserved));
       } finally {
         await reserved`select pg_advisory_unlock(${lockClass}, ${key})`;
       }
@@ -304,7 +304,8 @@ export class Reconnector {
     }
   }
 
-  private async runLocked(jobId: number, locked: ReconnectJobs): Promise<void> {
+  /** `identity`: the account the job follows from (its lock is held), if it has one. */
+  private async runLocked(jobId: number, identity: Identity | undefined, locked: ReconnectJobs): Promise<void> {
     const jobs = this.store.reconnectJobs;
     const job = await jobs.get(jobId);
     if (!job || job.state === "done" || job.state === "cancelled" || job.state === "needs_authorization") return;
@@ -313,7 +314,6 @@ export class Reconnector {
       return;
     }
     const log = this.o.log.child({ job: job.id, platform: job.platform });
-    const identity = await this.identityFor(job.personId, job.platform);
     // Which grant this run acts with: a dead one is removed only if no newer came meanwhile.
     const grant = identity && (await this.store.authorizations.grant(identity.id));
     let writer: FollowWriter | undefined;

@@ -44,17 +44,20 @@ export class Authorizations {
    */
   async grant(identityId: number): Promise<string | undefined> {
     const [row] = await this.db<{ grant: string }[]>`
-      select (extract(epoch from granted_at) * 1000000)::bigint::text as grant
-      from account_authorization where identity_id = ${identityId}`;
+      select ${this.grantToken()} as grant from account_authorization where identity_id = ${identityId}`;
     return row?.grant;
   }
 
   /** Deletes the authorization if it is still `grant` (not one given since); true when deleted. */
   async deleteGrant(identityId: number, grant: string): Promise<boolean> {
     const result = await this.db`
-      delete from account_authorization
-      where identity_id = ${identityId} and (extract(epoch from granted_at) * 1000000)::bigint::text = ${grant}`;
+      delete from account_authorization where identity_id = ${identityId} and ${this.grantToken()} = ${grant}`;
     return result.count > 0;
+  }
+
+  /** A grant's token: its grant time in microseconds, as text. */
+  private grantToken() {
+    return this.db`(extract(epoch from granted_at) * 1000000)::bigint::text`;
   }
 
   async get<T>(identityId: number): Promise<Authorization<T> | undefined> {

@@ -23,7 +23,8 @@ export function homePage(options: HomeOptions): RequestHandler {
     const ordered = [first, ...locales.filter((l) => l !== first)];
     const bluesky = options.blueskyHandle();
     const accounts = html`<ul><li>Fediverse: <code>@${options.fediverseAcct}</code></li>${bluesky ? html`<li>Bluesky: <code>@${bluesky}</code></li>` : html``}</ul>`;
-    const sections = ordered.map((l) => html`<section lang="${l.code}"><p>${prose(l.web.homeIntro)}</p><p>${l.web.homeWhere}</p>${accounts}</section>`);
-    sendPage(res, { lang: first.code, title: "Reconnexion", body: html`<h1>Reconnexion</h1>${sections}` });
+    const intros = ordered.map((l) => html`<p lang="${l.code}">${prose(l.web.homeIntro)}</p>`);
+    const where = ordered.map((l) => l.web.homeWhere).join(" / ");
+    sendPage(res, { lang: first.code, title: "Reconnexion", body: html`<h1>Reconnexion</h1>${intros}<p>${where}</p>${accounts}` });
   };
 }
