@@ -9,6 +9,7 @@ import pkg from "../package.json" with { type: "json" };
 import { ConfigError } from "./config.ts";
 import { ImportError } from "./import/types.ts";
 import { terminalProgress } from "./cli/progress.ts";
+import { formatPersonReport, NeedsConfirmationError, PERSON_FORMS, personReport, PersonRefError, resolvePerson } from "./cli/person.ts";
 import { formatStats } from "./cli/stats.ts";
 import { openServices, type Services } from "./services.ts";
 
@@ -45,9 +46,15 @@ export function buildProgram(): Command {
     .description("apply pending database migrations (the service also does on start)")
     .action(() =>
       withServices(async ({ database }) => {
+        // Opening the database applied what was pending.
         const rows = await database.sql<{ version: number; name: string }[]>`
           select version, name from schema_migration order by version`;
-        out(`Schema up to date: ${rows.map((r) => `${String(r.version).padStart(3, "0")}_${r.name}`).join(", ")}`);
+        const label = (r: { version: number; name: string }) => `${String(r.version).padStart(3, "0")}_${r.name}`;
+        const applied = rows.filter((r) => database.migrationsApplied.includes(r.version));
+        const latest = rows.at(-1);
+        out(applied.length
+          ? `Applied ${applied.length} migration${applied.length === 1 ? "" : "s"}: ${applied.map(label).join(", ")}. Schema up to date at ${latest ? label(latest) : "-"}.`
+          : `Nothing to apply: schema up to date at ${latest ? label(latest) : "-"} (${rows.length} migrations).`);
       }),
     );
 
@@ -78,12 +85,13 @@ export function buildProgram(): Command {
     .command("archive <path>")
     .description("an X archive: the .zip X sends, its unpacked folder, or a data file (following.js, follower.js)")
     .option("--x-id <id>", "whose archive it is, when giving a lone following.js or follower.js")
-    .option("--person <id>", "attach the archive to this person (id as in the store)")
+    .option("--person <person>", "attach the archive to this person: their id, or one of their accounts (as for `person`)")
     .action((input: string, options: { xId?: string; person?: string }) =>
-      withServices(async ({ database }) => {
+      withServices(async ({ database, store }) => {
         const { importArchive } = await import("./import/archive.ts");
-        const personId = options.person === undefined ? undefined : Number(options.person);
-        if (personId !== undefined && !Number.isInteger(personId)) throw new ImportError(input, undefined, "--person must be a person id (a whole number).");
+        // An id is checked by the import itself, in its transaction.
+        const personId = options.person === undefined ? undefined
+          : /^[0-9]+$/.test(options.person.trim()) ? Number(options.person) : await resolvePerson(store, options.person);
         const s = await importArchive(database.sql, input, { progress: terminalProgress(), xAccountId: options.xId, personId });
         out(`Imported ${input}: X account ${s.xAccountId}${s.xUsername ? ` (@${s.xUsername})` : ""}, person ${s.personId}${s.personCreated ? " (new)" : ""}, ` +
           `${n(s.followings)} followings, ${n(s.followers)} followers, ${n(s.edgesAdded)} new edges, ${n(s.matchesAdded)} matches added in ${s.seconds.toFixed(2)} s.`);
@@ -98,6 +106,43 @@ export function buildProgram(): Command {
       withServices(async ({ store }) => {
         const stats = await store.stats();
         out(options.json ? JSON.stringify(stats) : formatStats(stats));
+      }),
+    );
+
+  program
+    .command("person <person>")
+    .description("what the store holds about one person (for support): accounts, settings, matches, reconnection jobs — never tokens. <person>: " + PERSON_FORMS)
+    .option("--json", "one JSON object instead of text")
+    .action((ref: string, options: { json?: boolean }) =>
+      withServices(async ({ store }) => {
+        const report = await personReport(store, await resolvePerson(store, ref));
+        out(options.json ? JSON.stringify(report) : formatPersonReport(report));
+      }),
+    );
+
+  program
+    .command("forget <person>")
+    .description("delete everything about one person (an erasure request), as their `forget` DM does: accounts, settings, matches, " +
+      "their X follow edges, conversation state; authorizations are revoked at their servers first. <person>: " + PERSON_FORMS)
+    .option("--yes", "delete; without it, shows who would be deleted and deletes nothing")
+    .action((ref: string, options: { yes?: boolean }) =>
+      withServices(async ({ store, config, database }) => {
+        const personId = await resolvePerson(store, ref);
+        if (!options.yes) {
+          out(formatPersonReport(await personReport(store, personId)));
+          throw new NeedsConfirmationError(`Nothing deleted: add --yes to delete person ${personId} and everything about them.`);
+        }
+        const { createReconnection } = await import("./reconnect/index.ts");
+        const { createLogger } = await import("./logger.ts");
+        // Only its revocation is used: no worker starts, no DM is sent.
+        const { reconnector } = createReconnection({
+          config, store, sql: database.sql, databaseUrl: database.url, log: createLogger("warn"),
+          messenger: { send: async () => false }, userAgent: `reconnexion/${pkg.version} (+${config.publicUrl.href})`,
+        });
+        const identities = await store.identities.listForPerson(personId);
+        await reconnector.revokeAuthorizations(personId, identities.map((i) => i.id));
+        await store.erase(personId);
+        out(`Person ${personId} forgotten: ${identities.length} account${identities.length === 1 ? "" : "s"} and everything about them deleted.`);
       }),
     );
 
@@ -149,7 +194,9 @@ export function buildProgram(): Command {
 /** Turns any failure into one sentence and an exit code. */
 function explain(error: unknown): { message: string; code: number } {
   if (error instanceof CommanderError) return { message: "", code: error.exitCode };
-  if (error instanceof ImportError || error instanceof ConfigError) return { message: error.message, code: 1 };
+  if (error instanceof ImportError || error instanceof ConfigError || error instanceof PersonRefError || error instanceof NeedsConfirmationError) {
+    return { message: error.message, code: 1 };
+  }
   if (error instanceof Error && ["ChatUsageError", "SandboxUnavailableError", "ListenError"].includes(error.name)) return { message: error.message, code: 1 };
   const e = error as NodeJS.ErrnoException;
   if (e?.code === "ECONNREFUSED") return { message: "Cannot reach PostgreSQL at DATABASE_URL (connection refused).", code: 1 };

@@ -3,7 +3,7 @@
  * database: imports, stats, help, and bad input ending in one sentence and a
  * non-zero exit — never a stack trace.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
@@ -119,6 +119,52 @@ describe("reconnexion CLI", () => {
     expect(r.stderr.trim()).toBe(`reconnexion: ${following}: --person 99999: no such person in the store.`);
   });
 
+  it("shows a person found by any account, and forgets them only when told --yes", async () => {
+    const registry = path.join(dir, "registry-person.csv");
+    await writeFile(registry, "x_id,x_username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me\n" +
+      "701,dee,did:plc:dee,dee.test,,fr,true,false,false\n702,eve,,,eve@eve.example,en,,,\n");
+    expect((await runCli(["import", "registry", registry], { env })).code).toBe(0);
+    const edges = path.join(dir, "edges-person.csv");
+    await writeFile(edges, "follower_x_id,followed_x_id\n701,702\n701,703\n702,701\n");
+    expect((await runCli(["import", "edges", edges], { env })).code).toBe(0);
+
+    const shown = await runCli(["person", "bluesky:@Dee.test"], { env });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^person \d+, since /);
+    expect(shown.stdout).toMatch(/^\s+x\s+@dee\s+701\s+verified by platform$/m);
+    expect(shown.stdout).toMatch(/follows on X: 2 accounts/);
+    expect(shown.stdout).toMatch(/^\s+fediverse\s+pending 1\b/m);
+    const json = JSON.parse((await runCli(["person", "x:701", "--json"], { env })).stdout);
+    const dee = json.id as number;
+    expect(json).toMatchObject({ followedOnX: 2, settings: { language: "fr" }, matches: { fediverse: { pending: 1 } } });
+
+    // An archive attached by account rather than by id.
+    await mkdir(path.join(dir, "dee"));
+    const following = path.join(dir, "dee", "following.js");
+    await writeFile(following, 'window.YTD.following.part0 = [ { "following": { "accountId": "704", "userLink": "https://twitter.com/intent/user?user_id=704" } } ]');
+    const archived = await runCli(["import", "archive", following, "--x-id", "701", "--person", "did:plc:dee"], { env });
+    expect([archived.code, archived.stdout, archived.stderr]).toEqual([0, expect.stringMatching(new RegExp(`person ${dee}, 1 followings`)), ""]);
+
+    const unsure = await runCli(["forget", "dee.test"], { env });
+    expect(unsure.code).toBe(1);
+    expect(unsure.stdout).toMatch(new RegExp(`^person ${dee},`));
+    expect(unsure.stderr.trim()).toBe(`reconnexion: Nothing deleted: add --yes to delete person ${dee} and everything about them.`);
+    expect(await db.sql`select 1 from person where id = ${dee}`).toHaveLength(1);
+
+    const gone = await runCli(["forget", String(dee), "--yes"], { env });
+    expect([gone.code, gone.stdout.trim()]).toEqual([0, `Person ${dee} forgotten: 2 accounts and everything about them deleted.`]);
+    expect(await db.sql`select 1 from person where id = ${dee}`).toHaveLength(0);
+    expect(await db.sql`select 1 from x_follow where follower = 701`).toHaveLength(0);
+    expect(await db.sql`select 1 from x_follow where follower = 702`).toHaveLength(1);
+
+    const missing = await runCli(["person", "x:701"], { env });
+    expect([missing.code, missing.stderr.trim()]).toEqual([1, 'reconnexion: Nobody in the store has the x account "701".']);
+    const unreadable = await runCli(["forget", "nonsense", "--yes"], { env });
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stderr).toMatch(/"nonsense" names no person: give a person id/);
+    noStack(missing.stderr + unreadable.stderr);
+  });
+
   it("start stops in order on a terminal's Ctrl-C, which signals the whole process group", async () => {
     // On its embedded database, as `npm start` runs: PostgreSQL must outlive the service's shutdown.
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "reconnexion-ctrl-c-"));
@@ -164,9 +210,19 @@ describe("reconnexion CLI", () => {
     expect(r).toEqual({ code: 0, stdout: `${pkg.version}\n` });
   });
 
-  it("migrate reports the schema", async () => {
-    const r = await runCli(["migrate"], { env });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/Schema up to date: 001_graph_store, 002_conversation/);
+  it("migrate says what it applied, and when there was nothing to apply", async () => {
+    const empty = await createTestDatabase({ migrate: false });
+    try {
+      const { listMigrations } = await import("../src/store/database.ts");
+      const all = await listMigrations();
+      const last = `${String(all.at(-1)!.version).padStart(3, "0")}_${all.at(-1)!.name}`;
+      const first = await runCli(["migrate"], { env: { ...env, DATABASE_URL: empty.url } });
+      expect(first.code).toBe(0);
+      expect(first.stdout.trim()).toMatch(new RegExp(`^Applied ${all.length} migrations: 001_graph_store, 002_conversation, .*, ${last}\\. Schema up to date at ${last}\\.$`));
+      const again = await runCli(["migrate"], { env: { ...env, DATABASE_URL: empty.url } });
+      expect(again.stdout.trim()).toBe(`Nothing to apply: schema up to date at ${last} (${all.length} migrations).`);
+    } finally {
+      await empty.drop();
+    }
   });
 });

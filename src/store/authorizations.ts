@@ -14,6 +14,13 @@ export interface Authorization<T = unknown> {
   expiresAt: Date | null;
 }
 
+/** An authorization as an operator may see it. */
+export interface AuthorizationInfo {
+  kind: AuthorizationKind;
+  grantedAt: Date;
+  expiresAt: Date | null;
+}
+
 const context = (identityId: number) => `identity:${identityId}`;
 
 export class Authorizations {
@@ -58,6 +65,15 @@ export class Authorizations {
   /** A grant's token: its grant time in microseconds, as text. */
   private grantToken() {
     return this.db`(extract(epoch from granted_at) * 1000000)::bigint::text`;
+  }
+
+  /** What a person has authorized, per identity id: kinds and dates only, never the sealed payload. */
+  async describeForPerson(personId: number): Promise<Map<number, AuthorizationInfo>> {
+    const rows = await this.db<{ identity_id: number; kind: AuthorizationKind; granted_at: Date; expires_at: Date | null }[]>`
+      select a.identity_id, a.kind, a.granted_at, a.expires_at
+      from account_authorization a join identity i on i.id = a.identity_id
+      where i.person_id = ${personId}`;
+    return new Map(rows.map((r) => [r.identity_id, { kind: r.kind, grantedAt: r.granted_at, expiresAt: r.expires_at }]));
   }
 
   async get<T>(identityId: number): Promise<Authorization<T> | undefined> {

@@ -14,6 +14,8 @@ export interface Database {
   sql: Sql;
   /** The URL actually used (embedded or configured). */
   url: string;
+  /** Migration versions this opening applied (none when the schema was up to date). */
+  migrationsApplied: number[];
   /** Closes connections and stops an embedded server this process started. */
   close(): Promise<void>;
 }
@@ -53,8 +55,9 @@ export async function openDatabase(options: {
     stopServer = server.stop;
   }
   const sql = connect(url);
+  let migrationsApplied: number[] = [];
   try {
-    if (options.migrate !== false) await migrate(sql);
+    if (options.migrate !== false) migrationsApplied = await migrate(sql);
   } catch (error) {
     await sql.end({ timeout: 5 });
     await stopServer();
@@ -63,6 +66,7 @@ export async function openDatabase(options: {
   return {
     sql,
     url,
+    migrationsApplied,
     async close() {
       await sql.end({ timeout: 5 });
       await stopServer();

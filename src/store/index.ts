@@ -6,7 +6,7 @@ import type postgres from "postgres";
 import { Authorizations } from "./authorizations.ts";
 import { BlueskyOAuthStore } from "./bluesky-oauth.ts";
 import { BlueskyState } from "./bluesky-state.ts";
-import { ConversationState } from "./conversation-state.ts";
+import { ConversationState, type SenderRef } from "./conversation-state.ts";
 import { FediverseState } from "./fediverse-state.ts";
 import { Identities } from "./identities.ts";
 import { LinkCodes } from "./link-codes.ts";
@@ -123,6 +123,23 @@ export class Store {
   /** Deletes everything about a person. */
   async forget(personId: number): Promise<boolean> {
     return this.transaction((s) => s.people.delete(personId));
+  }
+
+  /**
+   * `forget` and the conversation state kept for each of the person's
+   * accounts (and for `alsoSenders`), in one transaction: an erasure leaves
+   * nothing keyed by any of their ids.
+   */
+  async erase(personId: number, alsoSenders: readonly SenderRef[] = []): Promise<boolean> {
+    return this.transaction(async (s) => {
+      const identities = await s.identities.listForPerson(personId);
+      const erased = await s.forget(personId);
+      await s.conversation.forgetSenders([
+        ...alsoSenders,
+        ...identities.flatMap((i) => (i.stableId ? [{ platform: i.platform, stableId: i.stableId }] : [])),
+      ]);
+      return erased;
+    });
   }
 
   /** Store counts; `estimateEdges` trades the exact edge count for speed. */

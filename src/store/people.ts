@@ -70,6 +70,14 @@ export class People {
     return result.count > 0;
   }
 
+  /** How many X accounts the person's X identities follow (their edges in the store). */
+  async followingCount(id: number): Promise<number> {
+    const [row] = await this.db<{ n: number }[]>`
+      select count(*)::float8 as n from x_follow f join identity i on f.follower = i.x_id
+      where i.person_id = ${id} and i.x_id is not null`;
+    return row?.n ?? 0;
+  }
+
   /** Deletes X account `xId`'s own follow edges (what it followed), as `delete` does for a person. */
   async deleteEdgesOf(xId: string): Promise<void> {
     await this.db`delete from x_follow where follower = ${xId}::bigint`;

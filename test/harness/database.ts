@@ -16,7 +16,8 @@ export interface TestDatabase {
 
 export const TEST_SECRET_KEY = "test-secret-key-of-at-least-32-characters!";
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** A database of its own for one test file; `migrate: false` leaves it empty (no schema). */
+export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const adminUrl = inject("adminDatabaseUrl");
   const name = `test_${randomBytes(6).toString("hex")}`;
   const admin = connect(adminUrl, { max: 1 });
@@ -24,7 +25,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const sql = connect(url.toString());
-  await migrate(sql);
+  if (options.migrate !== false) await migrate(sql);
   return {
     url: url.toString(),
     sql,

@@ -33,13 +33,7 @@ export const forget: Command = {
     const { person, identities } = ctx.person;
     // Tokens die at their servers too, not only here.
     const { hadAppPassword } = await revokeAtServers(ctx, person.id, identities);
-    await store.transaction(async (s) => {
-      await s.forget(person.id);
-      await s.conversation.forgetSenders([
-        sender,
-        ...identities.flatMap((i) => (i.stableId ? [{ platform: i.platform, stableId: i.stableId }] : [])),
-      ]);
-    });
+    await store.erase(person.id, [sender]);
     ctx.effect({ type: "forgotten", personId: person.id });
     return [say(locale.m.forgetDone), ...(hadAppPassword ? [say(locale.m.forgetAppPassword)] : [])];
   },
