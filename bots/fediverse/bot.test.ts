@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from "../../test/harness/databa
 import { startFediServer, type FediServer, type FediUser, type ReceivedNote } from "../../test/harness/fediverse.ts";
 import { freePort, startBot, type RunningBot } from "../../test/harness/fediverse-bot.ts";
 import { createNote, SHAPES, type BotRef } from "../../test/harness/fediverse-shapes.ts";
+import { until } from "../../test/harness/wait.ts";
 
 let db: TestDatabase;
 let port: number;
@@ -184,6 +185,26 @@ describe("follows and account changes", () => {
     expect((await fol.post(bot.inbox, undo)).status).toBeLessThan(300);
     for (let i = 0; i < 50 && (await db.store.fediverse.followerCount()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await db.store.fediverse.followerCount()).toBe(0);
+  });
+
+  it("refuses a Move to someone else's account: the target is read from its own server, and an activity's id must be on its actor's server", async () => {
+    const mallory = await server.addUser({ name: "mallory" });
+    const victor = await split.addUser({ name: "victor" });
+    const p = await db.store.people.create({});
+    await db.store.identities.attach(p.id, { platform: "fediverse", stableId: mallory.actorId, handle: mallory.acct, verifiedBy: "dm" });
+    // Victor's document as Mallory would like it to be: claiming her as his old account.
+    const forgedTarget = { id: victor.actorId, type: "Person", preferredUsername: "victor", inbox: `${victor.actorId}/inbox`, alsoKnownAs: [mallory.actorId] };
+    const context = ["https://www.w3.org/ns/activitystreams", { alsoKnownAs: { "@id": "as:alsoKnownAs", "@type": "@id" } }];
+    const moves = [
+      // Under an id on Victor's server, so that the embedded target looks like his server's word.
+      { "@context": context, id: `${new URL(victor.actorId).origin}/forged-move/1`, type: "Move", actor: mallory.actorId, object: mallory.actorId, target: forgedTarget },
+      { "@context": context, id: `${mallory.actorId}#moves/1`, type: "Move", actor: mallory.actorId, object: mallory.actorId, target: forgedTarget },
+    ];
+    for (const move of moves) expect((await mallory.post(bot.sharedInbox, move)).status).toBeLessThan(300);
+    await until("the Moves to be handled", async () => (await bot.bot.queues.inbox.depth()) === 0, 10_000, 50);
+    await settle();
+    expect(await db.store.identities.find({ platform: "fediverse", stableId: victor.actorId })).toBeUndefined();
+    expect((await db.store.identities.find({ platform: "fediverse", stableId: mallory.actorId }))?.personId).toBe(p.id);
   });
 
   it("follows a known account's Move, and forgets a deleted actor (the person too, when nothing reachable is left)", async () => {

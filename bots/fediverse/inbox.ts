@@ -105,11 +105,13 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
     })
     .on(Move, async (ctx, move) => {
       const from = move.actorId;
-      if (!from || move.objectId?.href !== from.href) return;
+      if (!from || move.objectId?.href !== from.href || !fromActorsServer(move)) return;
       forget(from);
-      if ((await store.fediverse.identityOf(from.href)) === undefined) return;
-      const target = await move.getTarget(ctx);
-      if (!target?.id || !isActor(target)) return;
+      if ((await store.fediverse.identityOf(from.href)) === undefined || !move.targetId) return;
+      // The target as its own server serves it, never as embedded in the
+      // activity: the mover could write Victor's "alsoKnownAs" there.
+      const target = await ctx.lookupObject(move.targetId.href).catch(() => null);
+      if (!target?.id || target.id.href !== move.targetId.href || !isActor(target)) return;
       // The new account must claim the old one (alsoKnownAs), as Mastodon requires.
       if (!target.aliasIds.some((a) => a.href === from.href)) return;
       const acct = await confirmAcct(target.id, { ...options.acct, kv: undefined, memory: undefined });
@@ -126,6 +128,15 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
     });
 }
 
+/**
+ * The activity's id is on its actor's server. Fedify trusts an object
+ * embedded in an activity when it comes from the activity's own origin, so
+ * an id put on someone else's server would let the sender speak for it.
+ */
+function fromActorsServer(activity: { id: URL | null; actorId: URL | null }): boolean {
+  return activity.id !== null && activity.actorId !== null && activity.id.origin === activity.actorId.origin;
+}
+
 /** A note another worker is handling right now; thrown so that Fedify retries its delivery later. */
 class NoteBusyError extends Error {
   constructor(noteId: string) {
@@ -136,8 +147,11 @@ class NoteBusyError extends Error {
 
 async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxOptions): Promise<void> {
   const { username, store, engine, log } = options;
+  if (!fromActorsServer(create)) return;
   const object = await create.getObject(ctx);
   if (!(object instanceof Note) || !object.id || !create.actorId) return;
+  // A note id on another server would claim (and so silence) someone else's note.
+  if (object.id.origin !== create.actorId.origin) return;
   // The signer (checked by Fedify) must be the author.
   if (object.attributionId && object.attributionId.href !== create.actorId.href) return;
   const botId = ctx.getActorUri(username);
