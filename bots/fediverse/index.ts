@@ -25,6 +25,7 @@ import { ICON_PATH, iconPng } from "./icon.ts";
 import { setupInbox, type InboxOptions } from "./inbox.ts";
 import { BotKeys } from "./keys.ts";
 import { FediverseKvStore } from "./kv.ts";
+import { publicInboxesOnly } from "./delivery-guard.ts";
 import { PostgresQueue, type QueueOptions } from "./queue.ts";
 
 export interface FediverseBotOptions {
@@ -67,7 +68,12 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
   const onError = (error: unknown) => log.warn({ err: error }, "fediverse: queue task failed");
   const queues = {
     inbox: new PostgresQueue(sql, "inbox", { concurrency: 4, onError, ...options.queue }),
-    outbox: new PostgresQueue(sql, "outbox", { concurrency: 4, onError, ...options.queue }),
+    outbox: new PostgresQueue(sql, "outbox", {
+      concurrency: 4,
+      onError,
+      ...(config.allowPrivateAddresses ? {} : { admit: publicInboxesOnly(log) }),
+      ...options.queue,
+    }),
     fanout: new PostgresQueue(sql, "fanout", { concurrency: 1, onError, ...options.queue }),
   };
   const kv = new FediverseKvStore(sql);

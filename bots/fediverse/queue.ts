@@ -28,6 +28,8 @@ export interface QueueOptions {
   /** Attempts after which a message that keeps failing is dropped. */
   maxAttempts?: number;
   onError?: (error: unknown, message: unknown) => void;
+  /** Whether a message may be handled at all, asked as a worker takes it; a refused one is dropped. */
+  admit?: (message: unknown) => Promise<boolean>;
 }
 
 function delayMs(options?: MessageQueueEnqueueOptions): number {
@@ -51,6 +53,7 @@ export class PostgresQueue implements MessageQueue {
   private readonly pollMs: number;
   private readonly maxAttempts: number;
   private readonly onError: (error: unknown, message: unknown) => void;
+  private readonly admit: (message: unknown) => Promise<boolean>;
   private readonly batches = new AsyncLocalStorage<Pending[]>();
 
   constructor(sql: Sql, name: string, options: QueueOptions = {}) {
@@ -61,6 +64,7 @@ export class PostgresQueue implements MessageQueue {
     this.pollMs = options.pollMs ?? 1_000;
     this.maxAttempts = options.maxAttempts ?? 20;
     this.onError = options.onError ?? (() => {});
+    this.admit = options.admit ?? (async () => true);
   }
 
   async enqueue(message: unknown, options?: MessageQueueEnqueueOptions): Promise<void> {
@@ -181,7 +185,7 @@ export class PostgresQueue implements MessageQueue {
         }
         wakeOne();
         try {
-          await handler(row.message);
+          if (await this.admit(row.message)) await handler(row.message);
           await this.sql`delete from fediverse_queue where id = ${row.id}`;
         } catch (error) {
           this.onError(error, row.message);
