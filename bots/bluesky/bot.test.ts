@@ -257,6 +257,57 @@ describe("chat", () => {
     expect(order.indexOf("help")).toBeGreaterThan(1);
   });
 
+  describe("in a group conversation", () => {
+    /** `owner` opens a group with the bot and `others`; each member can then write in it. */
+    async function groupOf(owner: TestUser, others: TestUser[]) {
+      const chat = owner.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+      const convo = (await chat.chat.bsky.group.createGroup({ members: [botUser.did, ...others.map((o) => o.did)], name: "movers" })).data.convo;
+      return {
+        id: convo.id,
+        async say(user: TestUser, text: string, options: { mentionBot?: boolean } = {}) {
+          const rt = new RichText({ text: options.mentionBot ? `@${botUser.handle} ${text}` : text });
+          await rt.detectFacets(user.agent);
+          await user.agent.withProxy("bsky_chat", "did:web:api.bsky.chat").chat.bsky.convo.sendMessage({
+            convoId: convo.id,
+            message: { text: rt.text, ...(rt.facets ? { facets: rt.facets } : {}) },
+          });
+          await bot.nextPoll();
+        },
+        fromBot: () => net.chat.messagesIn(convo.id).filter((m) => m.sender.did === botUser.did).map((m) => m.text),
+      };
+    }
+
+    it("answers only messages that mention it, in public terms, and sends the private part by direct message", async () => {
+      const [gus, hank] = [await net.createUser("gustave", { allowIncoming: "all" }), await net.createUser("hank")];
+      const { handles } = await knownPersonWithMatches(gus, 3);
+      await net.processAll();
+      const group = await groupOf(gus, [hank]);
+      // Talk among the members is not for the bot.
+      await group.say(gus, "status");
+      await group.say(hank, "is this thing on?");
+      expect(group.fromBot()).toEqual([]);
+      await group.say(gus, "status", { mentionBot: true });
+      const inGroup = group.fromBot().join("\n");
+      expect(inGroup).not.toBe("");
+      for (const h of handles) expect(inGroup).not.toContain(h);
+      expect(inGroup).not.toContain("Bluesky: 3");
+      const direct = net.chat.messagesBetween(botUser.did, gus.did).filter((m) => m.sender.did === botUser.did);
+      expect(direct.map((m) => m.text).join("\n")).toContain("Bluesky: 3");
+    });
+
+    it("tells a member who does not accept its messages how to open them, and puts nothing private in the group", async () => {
+      const [ivy, jules] = [await net.createUser("ivy", { allowIncoming: "all" }), await net.createUser("jules", { allowIncoming: "none" })];
+      const { handles } = await knownPersonWithMatches(jules, 2);
+      await net.processAll();
+      const group = await groupOf(ivy, [jules]);
+      await group.say(jules, "list", { mentionBot: true });
+      const inGroup = group.fromBot().join("\n");
+      expect(inGroup).toContain(`Follow @${botUser.handle}`);
+      for (const h of handles) expect(inGroup).not.toContain(h);
+      expect(net.chat.messagesBetween(botUser.did, jules.did)).toHaveLength(0);
+    });
+  });
+
   it("never answers a bot-labelled account in chat", async () => {
     const robo = await net.createUser("robochat", { bot: true });
     await net.processAll();

@@ -1,22 +1,75 @@
 /**
- * Chat: messages in chat.bsky.convo conversations with the bot are commands;
- * the answers go into the same conversation. The bot follows the chat log
- * (getLog) from a cursor saved in the database, so messages that arrive
- * while it is stopped are answered after it restarts, and each message is
- * taken on once.
+ * Chat: messages in a direct chat.bsky.convo conversation with the bot are
+ * commands; the answers go into the same conversation. In a group
+ * conversation the bot answers only messages that mention it, and treats
+ * the group as a public place: the private part of an answer goes by direct
+ * message. The bot follows the chat log (getLog) from a cursor saved in the
+ * database, so messages that arrive while it is stopped are answered after
+ * it restarts, and each message is taken on once.
  */
 import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@atproto/api";
 import type { Incoming } from "../../src/conversation/index.ts";
 import { describe, EventBusyError, isTransient } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
 import type { MentionContext } from "./mentions.ts";
+import type { Person } from "./outbox.ts";
+import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
 
 const PROFILE_TTL_MS = 10 * 60_000;
 const MAX_PAGES = 20;
+/** Conversations whose kind is remembered (a conversation's kind never changes); past this, the memory starts again. */
+const MAX_KNOWN_CONVOS = 10_000;
+
+export type ConvoKind = "direct" | "group";
 
 export interface ChatContext extends MentionContext {
   /** Senders' profiles (handle, bot label), cached for PROFILE_TTL_MS. */
   profiles: Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>;
+  /** Each conversation's kind, once looked up. */
+  convoKinds: Map<string, ConvoKind>;
+}
+
+/**
+ * Whether a conversation is a direct one, the bot and one person: only
+ * there is an answer private. Services that predate group conversations
+ * send no `kind`; then two members mean direct. Anything else is a group.
+ */
+export function convoKindOf(convo: ChatBskyConvoDefs.ConvoView): ConvoKind {
+  const type = convo.kind?.$type;
+  if (type === undefined || type === "chat.bsky.convo.defs#directConvo") return convo.members.length === 2 ? "direct" : "group";
+  return "group";
+}
+
+async function convoKind(ctx: ChatContext, convoId: string): Promise<ConvoKind> {
+  const known = ctx.convoKinds.get(convoId);
+  if (known) return known;
+  let convo: ChatBskyConvoDefs.ConvoView;
+  try {
+    convo = (await ctx.outbox.chat.chat.bsky.convo.getConvo({ convoId })).data.convo;
+  } catch (error) {
+    if (isTransient(error)) throw error;
+    // Not known for sure: treated as a group, where nothing private is said.
+    return "group";
+  }
+  if (ctx.convoKinds.size >= MAX_KNOWN_CONVOS) ctx.convoKinds.clear();
+  const kind = convoKindOf(convo);
+  ctx.convoKinds.set(convoId, kind);
+  return kind;
+}
+
+/** Whether a chat message mentions the bot: a mention facet with its DID, or its handle in the text. */
+export function mentionsBot(message: Pick<ChatBskyConvoDefs.MessageView, "text" | "facets">, bot: { did: string; handle: string }): boolean {
+  const byFacet = (message.facets ?? []).some((facet) =>
+    facet.features.some((f) => f.$type === "app.bsky.richtext.facet#mention" && (f as { did?: string }).did === bot.did),
+  );
+  if (byFacet) return true;
+  const handle = bot.handle.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(^|[^\\w@.])@${handle}(?![\\w.-])`, "iu").test(message.text);
+}
+
+/** A group answer: the engine's answer, and the pieces said in the group so far. */
+interface GroupAnswer extends PublicPlaceAnswer {
+  groupSent?: number;
 }
 
 type LogEntry = ChatBskyConvoGetLog.OutputSchema["logs"][number];
@@ -69,6 +122,9 @@ export async function pollChat(ctx: ChatContext): Promise<number> {
 
 async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBskyConvoDefs.MessageView): Promise<boolean> {
   const { state, account, log } = ctx;
+  const kind = await convoKind(ctx, convoId);
+  // Talk among a group's members is not for the bot.
+  if (kind === "group" && !mentionsBot(message, ctx.bot)) return false;
   const eventId = `chat:${convoId}:${message.id}`;
   const claim = await state.claim(account, eventId, "chat");
   if (claim.status === "done") return false;
@@ -79,33 +135,21 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
       await state.finish(account, eventId, "skipped");
       return false;
     }
-    const sender = { did: message.sender.did, handle: profile?.handle ?? null };
-    // A retry sends what the first try wrote, from where it stopped: the
-    // message is not run twice (a link code would be spent already).
-    let texts = claim.status === "resume" && Array.isArray(claim.replies) ? (claim.replies as string[]) : null;
-    let handledAs = "resumed";
-    if (!texts) {
-      const incoming: Incoming = {
-        channel: "bluesky",
-        sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: false },
-        text: message.text,
-        isPrivate: true,
-        replyTo: { convoId, messageId: message.id },
-      };
-      const outcome = await ctx.engine.handle(incoming);
-      handledAs = outcome.handledAs;
-      texts = outcome.replies.map((r) => r.text);
-      if (texts.length) await state.saveReplies(account, eventId, texts);
-    }
-    if (texts.length) {
-      const sent = await ctx.outbox.sendToConvo(convoId, texts, [sender], {
-        skip: claim.status === "resume" ? claim.sent : 0,
-        onSent: (n) => state.saveSent(account, eventId, n),
-      });
-      if (sent !== true) log.info({ convoId, reason: sent }, "Bluesky chat answer refused");
-    }
+    const sender: Person = { did: message.sender.did, handle: profile?.handle ?? null };
+    const incoming = (isPrivate: boolean): Incoming => ({
+      channel: "bluesky",
+      sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: false },
+      text: message.text,
+      isPrivate,
+      replyTo: { convoId, messageId: message.id },
+    });
+    const resumed = claim.status === "resume" ? { replies: claim.replies, sent: claim.sent } : undefined;
+    const handledAs =
+      kind === "direct"
+        ? await answerDirect(ctx, eventId, convoId, sender, () => incoming(true), resumed)
+        : await answerInGroup(ctx, eventId, convoId, sender, () => incoming(false), resumed);
     await state.finish(account, eventId, "done");
-    log.info({ convoId, handledAs }, "answered Bluesky chat message");
+    log.info({ convoId, handledAs, group: kind === "group" || undefined }, "answered Bluesky chat message");
     return true;
   } catch (error) {
     if (isTransient(error)) {
@@ -116,4 +160,54 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
     await state.finish(account, eventId, "skipped");
     return false;
   }
+}
+
+type Resumed = { replies: unknown; sent: number } | undefined;
+
+/** A direct conversation: every answer, private or not, goes into it. */
+async function answerDirect(ctx: ChatContext, eventId: string, convoId: string, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
+  const { state, account } = ctx;
+  // A retry sends what the first try wrote, from where it stopped: the
+  // message is not run twice (a link code would be spent already).
+  let texts = resumed && Array.isArray(resumed.replies) ? (resumed.replies as string[]) : null;
+  let handledAs = "resumed";
+  if (!texts) {
+    const outcome = await ctx.engine.handle(incoming());
+    handledAs = outcome.handledAs;
+    texts = outcome.replies.map((r) => r.text);
+    if (texts.length) await state.saveReplies(account, eventId, texts);
+  }
+  if (texts.length) {
+    const sent = await ctx.outbox.sendToConvo(convoId, texts, [sender], {
+      skip: resumed?.sent ?? 0,
+      onSent: (n) => state.saveSent(account, eventId, n),
+    });
+    if (sent !== true) ctx.log.info({ convoId, reason: sent }, "Bluesky chat answer refused");
+  }
+  return handledAs;
+}
+
+/** A group conversation: a public place, like a thread; the private part goes by direct message. */
+async function answerInGroup(ctx: ChatContext, eventId: string, convoId: string, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
+  const { state, account } = ctx;
+  const savedBefore = resumed?.replies;
+  let answer = savedBefore && typeof savedBefore === "object" && !Array.isArray(savedBefore) ? (savedBefore as GroupAnswer) : null;
+  if (!answer) {
+    answer = splitOutcome(await ctx.engine.handle(incoming()));
+    await state.saveReplies(account, eventId, answer);
+  }
+  const saved = answer;
+  const keep = () => state.saveReplies(account, eventId, saved);
+  const { publicTexts } = await sendPrivatePart(ctx, eventId, sender, saved, resumed?.sent ?? 0, keep);
+  if (publicTexts.length) {
+    const sent = await ctx.outbox.sendToConvo(convoId, publicTexts, [sender], {
+      skip: saved.groupSent ?? 0,
+      onSent: async (n) => {
+        saved.groupSent = n;
+        await keep();
+      },
+    });
+    if (sent !== true) ctx.log.info({ convoId, reason: sent }, "Bluesky group answer refused");
+  }
+  return saved.handledAs;
 }

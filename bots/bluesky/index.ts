@@ -137,7 +137,7 @@ export function startBlueskyBot(options: {
     liveOutbox = outbox;
     const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log };
     const mentionCtx: MentionContext = { ...base, ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}) };
-    const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>() };
+    const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>(), convoKinds: new Map() };
     let profileDone = false;
     let lastPurge = 0;
     readyResolve({ ...bot, via: session.via });

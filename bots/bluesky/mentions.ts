@@ -11,8 +11,8 @@ import type { Logger } from "../../src/logger.ts";
 import type { BlueskyState } from "../../src/store/bluesky-state.ts";
 import { describe, EventBusyError, isTransient } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
-import { openYourMessages } from "./messages.ts";
 import type { Outbox, ThreadProgress, ThreadRef } from "./outbox.ts";
+import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
 
 type Notification = AppBskyNotificationListNotifications.Notification;
 
@@ -98,22 +98,10 @@ export async function pollMentions(ctx: MentionContext): Promise<number> {
   return answered;
 }
 
-/** A mention's answer as the engine wrote it, kept with the claim until sent. */
-interface SavedAnswer {
-  privateTexts: string[];
-  publicAnswers: string[];
-  notices: string[];
-  language: string;
-  handledAs: string;
-  /** DM pieces already sent (a retry sends the rest). */
-  dmSent?: number;
-  /** The public thread's record keys and posts made so far. */
+/** A mention's answer, with the public thread's record keys and posts made so far. */
+interface SavedAnswer extends PublicPlaceAnswer {
   thread?: ThreadProgress;
 }
-
-/** `sent` phases of a mention: its DM delivered (or none needed), or refused. */
-const DM_SENT = 1;
-const DM_REFUSED = 2;
 
 async function handleMention(ctx: MentionContext, n: Notification, record: AppBskyFeedPost.Record): Promise<boolean> {
   const { state, account, log } = ctx;
@@ -138,7 +126,7 @@ async function handleMention(ctx: MentionContext, n: Notification, record: AppBs
     const sender = { did: n.author.did, handle: post.author.handle };
     // A retry sends what the first try wrote: the message is not run twice.
     let answer = claim.status === "resume" ? (claim.replies as SavedAnswer | null) : null;
-    let sent = claim.status === "resume" ? claim.sent : 0;
+    const sent = claim.status === "resume" ? claim.sent : 0;
     if (!answer) {
       const incoming: Incoming = {
         channel: "bluesky",
@@ -148,35 +136,12 @@ async function handleMention(ctx: MentionContext, n: Notification, record: AppBs
         replyTo: thread,
       };
       const outcome = await ctx.engine.handle(incoming);
-      answer = {
-        privateTexts: outcome.replies.filter((r) => r.visibility === "private").map((r) => r.text),
-        publicAnswers: outcome.replies.filter((r) => r.visibility === "public" && r.kind === "answer").map((r) => r.text),
-        notices: outcome.replies.filter((r) => r.visibility === "public" && r.kind === "notice").map((r) => r.text),
-        language: outcome.language,
-        handledAs: outcome.handledAs,
-      };
+      answer = splitOutcome(outcome);
       await state.saveReplies(account, n.uri, answer);
     }
     const saved = answer;
     const keep = () => state.saveReplies(account, n.uri, saved);
-    if (sent === 0) {
-      const dm = saved.privateTexts.length
-        ? await ctx.outbox.sendDm(sender, saved.privateTexts, {
-            skip: saved.dmSent ?? 0,
-            onSent: async (pieces) => {
-              saved.dmSent = pieces;
-              await keep();
-            },
-          })
-        : { delivered: true as const };
-      sent = dm.delivered ? DM_SENT : DM_REFUSED;
-      await state.saveSent(account, n.uri, sent);
-    }
-    const dmRefused = sent === DM_REFUSED;
-    // Public answers keep their order with the notice ("answered in private"),
-    // which becomes "how to open your messages" when the DM was refused.
-    const publicTexts = [...answer.publicAnswers, ...(dmRefused ? [] : answer.notices)];
-    if (dmRefused) publicTexts.push(openYourMessages(answer.language, ctx.bot.handle));
+    const { publicTexts, dmRefused } = await sendPrivatePart(ctx, n.uri, sender, saved, sent, keep);
     if (publicTexts.length) {
       await ctx.outbox.replyInThread(thread, publicTexts, sender, answer.language, {
         ...(saved.thread ? { saved: saved.thread } : {}),

@@ -1,9 +1,11 @@
 /**
  * A small stand-in for Bluesky's chat service (not public code): it speaks
  * the real `chat.bsky.convo.*` XRPC methods the bot uses — getConvoForMembers,
- * getConvo, listConvos, getLog, getMessages, sendMessage — and applies the
+ * getConvo, listConvos, getLog, getMessages, sendMessage, and
+ * chat.bsky.group.createGroup for group conversations — and applies the
  * recipients' `chat.bsky.actor.declaration` rules (allowIncoming all /
- * following / none; no declaration = following). Callers come through the
+ * following / none; no declaration = following) to direct messages (who
+ * may add whom to a group is not modelled: any member may be added). Callers come through the
  * PDS's atproto-proxy with a service-auth JWT, verified against their DID
  * document, exactly as the real service receives them. Listens on 127.0.0.1.
  */
@@ -25,6 +27,10 @@ interface Message {
 
 interface Convo {
   id: string;
+  kind: "direct" | "group";
+  /** A group's display name. */
+  name?: string;
+  createdAt: string;
   members: string[];
   messages: Message[];
   rev: string;
@@ -51,8 +57,10 @@ export interface ChatService {
   url: string;
   /** Every message sent, in order (for assertions). */
   messages(): Array<Message & { convoId: string }>;
-  /** Messages a member received from `fromDid`. */
+  /** The messages of the direct conversation between `a` and `b`. */
   messagesBetween(a: string, b: string): Message[];
+  /** The messages of one conversation. */
+  messagesIn(convoId: string): Message[];
   /** Number of requests per method (for assertions). */
   calls: Map<string, number>;
   close(): Promise<void>;
@@ -108,6 +116,18 @@ export async function startChatService(options: { plcUrl: string; appviewUrl: st
       id: convo.id,
       rev: convo.rev,
       members: await Promise.all(convo.members.map(profile)),
+      kind:
+        convo.kind === "direct"
+          ? { $type: "chat.bsky.convo.defs#directConvo" }
+          : {
+              $type: "chat.bsky.convo.defs#groupConvo",
+              createdAt: convo.createdAt,
+              lockStatus: "unlocked",
+              lockStatusModerationOverride: false,
+              memberCount: convo.members.length,
+              memberLimit: 100,
+              name: convo.name ?? "",
+            },
       ...(last ? { lastMessage: { $type: "chat.bsky.convo.defs#messageView", ...last } } : {}),
       muted: false,
       status: "accepted",
@@ -142,11 +162,11 @@ export async function startChatService(options: { plcUrl: string; appviewUrl: st
     async "chat.bsky.convo.getConvoForMembers"(viewer, params) {
       const members = [...new Set([viewer, ...params.getAll("members")])].sort();
       if (members.length !== 2) throw new XrpcFailure(400, "InvalidRequest", "two members expected");
-      let convo = [...convos.values()].find((c) => c.members.join() === members.join());
+      let convo = [...convos.values()].find((c) => c.kind === "direct" && c.members.join() === members.join());
       if (!convo) {
         const other = members.find((m) => m !== viewer)!;
         await checkMayMessage(viewer, other);
-        convo = { id: `convo${convos.size + 1}`, members, messages: [], rev: nextRev() };
+        convo = { id: `convo${convos.size + 1}`, kind: "direct", createdAt: new Date().toISOString(), members, messages: [], rev: nextRev() };
         convos.set(convo.id, convo);
         log.push({ rev: convo.rev, convoId: convo.id, type: "begin" });
       }
@@ -195,8 +215,9 @@ export async function startChatService(options: { plcUrl: string; appviewUrl: st
       if ([...new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(input.text)].length > 1000) {
         throw new XrpcFailure(400, "InvalidRequest", "message text too long");
       }
+      // In a direct conversation the recipient's rules apply until they have written back; a group's members may all write.
       const other = convo.members.find((m) => m !== viewer)!;
-      if (!convo.messages.some((m) => m.sender.did === other)) await checkMayMessage(viewer, other);
+      if (convo.kind === "direct" && !convo.messages.some((m) => m.sender.did === other)) await checkMayMessage(viewer, other);
       const message: Message = {
         id: `msg${++counter}`,
         rev: nextRev(),
@@ -209,6 +230,15 @@ export async function startChatService(options: { plcUrl: string; appviewUrl: st
       convo.rev = message.rev;
       log.push({ rev: message.rev, convoId: convo.id, type: "message", message });
       return { $type: "chat.bsky.convo.defs#messageView", ...message };
+    },
+    async "chat.bsky.group.createGroup"(viewer, _params, body) {
+      const wanted = Array.isArray(body.members) ? body.members.filter((m): m is string => typeof m === "string") : [];
+      if (typeof body.name !== "string" || !wanted.length) throw new XrpcFailure(400, "InvalidRequest", "members and name required");
+      const members = [...new Set([viewer, ...wanted])];
+      const convo: Convo = { id: `convo${convos.size + 1}`, kind: "group", name: body.name, createdAt: new Date().toISOString(), members, messages: [], rev: nextRev() };
+      convos.set(convo.id, convo);
+      log.push({ rev: convo.rev, convoId: convo.id, type: "begin" });
+      return { convo: await convoView(convo, viewer) };
     },
   };
 
@@ -247,7 +277,8 @@ export async function startChatService(options: { plcUrl: string; appviewUrl: st
     url: serviceUrl(),
     calls,
     messages: () => [...convos.values()].flatMap((c) => c.messages.map((m) => ({ ...m, convoId: c.id }))).sort((a, b) => a.rev.localeCompare(b.rev)),
-    messagesBetween: (a, b) => [...convos.values()].filter((c) => c.members.includes(a) && c.members.includes(b)).flatMap((c) => c.messages),
+    messagesBetween: (a, b) => [...convos.values()].filter((c) => c.kind === "direct" && c.members.includes(a) && c.members.includes(b)).flatMap((c) => c.messages),
+    messagesIn: (convoId) => [...(convos.get(convoId)?.messages ?? [])],
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,0 +1,77 @@
+/**
+ * Answers to a message written where others read it — a post mentioning the
+ * bot, or a group conversation — keep private content out of that place:
+ * it goes by direct message, and the public part says so (or, when the
+ * person does not accept the bot's messages, how to open them).
+ */
+import type { Outcome } from "../../src/conversation/index.ts";
+import type { BlueskyState } from "../../src/store/bluesky-state.ts";
+import { openYourMessages } from "./messages.ts";
+import type { Outbox, Person } from "./outbox.ts";
+
+/** An answer as the engine wrote it, kept with the event's claim until it is sent. */
+export interface PublicPlaceAnswer {
+  privateTexts: string[];
+  publicAnswers: string[];
+  notices: string[];
+  language: string;
+  handledAs: string;
+  /** DM pieces already sent (a retry sends the rest). */
+  dmSent?: number;
+}
+
+/** The `sent` phases of an event answered in a public place: its DM delivered (or none needed), or refused. */
+export const DM_SENT = 1;
+export const DM_REFUSED = 2;
+
+/** Sorts the engine's replies into what goes by DM and what may be said in public. */
+export function splitOutcome(outcome: Outcome): PublicPlaceAnswer {
+  return {
+    privateTexts: outcome.replies.filter((r) => r.visibility === "private").map((r) => r.text),
+    publicAnswers: outcome.replies.filter((r) => r.visibility === "public" && r.kind === "answer").map((r) => r.text),
+    notices: outcome.replies.filter((r) => r.visibility === "public" && r.kind === "notice").map((r) => r.text),
+    language: outcome.language,
+    handledAs: outcome.handledAs,
+  };
+}
+
+export interface PrivatePartContext {
+  outbox: Outbox;
+  state: BlueskyState;
+  account: string;
+  bot: { handle: string };
+}
+
+/**
+ * Sends the private part of `answer` to `sender` by DM, once (the phase is
+ * saved as the event's `sent`; pieces sent so far in `answer.dmSent`, saved
+ * by `keep`), and returns what may be said in public, in order: the public
+ * answers, then the notice ("answered in private") — or, when the DM was
+ * refused, how to open one's messages instead.
+ */
+export async function sendPrivatePart(
+  ctx: PrivatePartContext,
+  eventId: string,
+  sender: Person,
+  answer: PublicPlaceAnswer,
+  sentPhase: number,
+  keep: () => Promise<void>,
+): Promise<{ publicTexts: string[]; dmRefused: boolean }> {
+  let phase = sentPhase;
+  if (phase === 0) {
+    const dm = answer.privateTexts.length
+      ? await ctx.outbox.sendDm(sender, answer.privateTexts, {
+          skip: answer.dmSent ?? 0,
+          onSent: async (pieces) => {
+            answer.dmSent = pieces;
+            await keep();
+          },
+        })
+      : { delivered: true as const };
+    phase = dm.delivered ? DM_SENT : DM_REFUSED;
+    await ctx.state.saveSent(ctx.account, eventId, phase);
+  }
+  const dmRefused = phase === DM_REFUSED;
+  const publicTexts = [...answer.publicAnswers, ...(dmRefused ? [openYourMessages(answer.language, ctx.bot.handle)] : answer.notices)];
+  return { publicTexts, dmRefused };
+}
