@@ -9,6 +9,7 @@ import { createFediverseBot } from "../bots/fediverse/index.ts";
 import pkg from "../package.json" with { type: "json" };
 import { scheduleAnnouncements } from "./announce/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
+import { guardProcessFetch } from "./net/public-fetch.ts";
 import { createReconnection, routeMessages } from "./reconnect/index.ts";
 import { scheduleMaintenance } from "./maintenance.ts";
 import type { Config } from "./config.ts";
@@ -28,6 +29,11 @@ export async function runService(): Promise<void> {
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
   await service.stop();
+}
+
+/** The hosts of the services the operator configured: this one, and the Bluesky PDS, PLC and AppView. */
+export function operatorHosts(config: Config): string[] {
+  return [config.publicUrl.hostname, ...[config.bluesky.service, config.bluesky.plcUrl, config.bluesky.appviewUrl].map((url) => new URL(url).hostname)];
 }
 
 /** The HTTP port cannot be had (taken, not allowed): one sentence for the operator. */
@@ -53,6 +59,12 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   const { config, store } = services;
   const log = createLogger(config.logLevel);
   log.info({ database: config.databaseUrl ? redactUrl(services.database.url) : `embedded in ${config.dataDir}` }, "store ready");
+
+  // Every outbound request goes to public addresses only (SSRF), checked at
+  // each connection: besides the servers people name, that covers Fedify's
+  // deliveries, which follow an inbox's redirects unchecked. The operator's
+  // own services may be anywhere.
+  const unguardFetch = config.allowPrivateAddresses ? () => {} : guardProcessFetch({ trustedHosts: operatorHosts(config) });
 
   let ready = false;
   // The bots and the reconnection need each other: commands queue jobs, jobs
@@ -86,6 +98,7 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
     const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));
   }).catch(async (error: NodeJS.ErrnoException) => {
     await services.close();
+    unguardFetch();
     throw new ListenError(`Cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}).`);
   });
   fediverse.start();
@@ -123,6 +136,7 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
       await bluesky?.stop();
       await fediverse.close();
       await services.close();
+      unguardFetch();
       log.info("stopped");
     },
   };

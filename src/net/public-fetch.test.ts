@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertPublicHost, createPublicFetch, isNonPublicAddressError, NonPublicAddressError } from "./public-fetch.ts";
+import { assertPublicHost, createPublicFetch, guardProcessFetch, isNonPublicAddressError, NonPublicAddressError } from "./public-fetch.ts";
 
 let server: Server;
 let port: number;
@@ -64,5 +64,31 @@ describe("publicFetch", () => {
     await expect(assertPublicHost("localhost")).rejects.toBeInstanceOf(NonPublicAddressError);
     await expect(assertPublicHost("[::1]")).rejects.toBeInstanceOf(NonPublicAddressError);
     expect(await assertPublicHost("name.invalid")).toBe(false);
+  });
+});
+
+describe("guardProcessFetch", () => {
+  // Fedify delivers with the platform's fetch and follows an inbox's redirects itself: the guard is on every connection.
+  it("checks every connection the process's fetch makes, redirects included, and lets the operator's own hosts through", async () => {
+    const targets = [`http://127.0.0.1:${port}/internal`, `http://rebound.example:${port}/internal`, `http://[::ffff:127.0.0.1]:${port}/internal`];
+    const redirecting = createServer((req, res) => res.writeHead(307, { Location: targets[Number(req.url!.slice(1))]! }).end());
+    await new Promise<void>((resolve) => redirecting.listen(0, "127.0.0.1", resolve));
+    const redirector = `http://localhost:${(redirecting.address() as AddressInfo).port}`;
+    const before = requests;
+    const unguard = guardProcessFetch({ resolve: rebinding, trustedHosts: ["localhost"] });
+    try {
+      for (const [i, target] of targets.entries()) {
+        const error = await fetch(`${redirector}/${i}`, { method: "POST", body: "{}" }).catch((e: unknown) => e);
+        expect(isNonPublicAddressError(error), target).toBe(true);
+      }
+      // The operator's own host (here the first hop) is reached wherever it is.
+      expect((await fetch(`${redirector}/0`, { redirect: "manual" })).status).toBe(307);
+      expect(requests).toBe(before);
+    } finally {
+      unguard();
+      await new Promise<void>((resolve) => redirecting.close(() => resolve()));
+    }
+    // Undone: the process's fetch is as it was.
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe("here");
   });
 });

@@ -1,13 +1,14 @@
 /**
- * Requests to servers that people name (their Mastodon instance), which must
- * never reach this machine's own network (SSRF): every address a host
- * resolves to is checked when the connection is made, not only before, so a
- * DNS answer that changes in between (DNS rebinding) is refused too.
+ * Requests to servers that people name (their Mastodon instance, the inbox
+ * their actor names), which must never reach this machine's own network
+ * (SSRF): every address a host resolves to is checked when the connection
+ * is made, not only before, so a DNS answer that changes in between (DNS
+ * rebinding) is refused too, and so is each hop of a redirect.
  */
 import type dns from "node:dns";
 import { lookup } from "node:dns/promises";
 import net from "node:net";
-import { Agent, fetch as undiciFetch } from "undici";
+import { Agent, buildConnector, fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from "undici";
 
 /** A host that is, or resolves to, an address no public server has. */
 export class NonPublicAddressError extends Error {
@@ -63,16 +64,25 @@ export interface PublicFetchOptions {
 
 const systemResolve = (hostname: string) => lookup(hostname, { all: true, verbatim: true });
 
+export interface PublicDispatcherOptions extends PublicFetchOptions {
+  /** Hosts the operator configured (this service, their PDS, PLC, AppView): reached wherever they are. */
+  trustedHosts?: Iterable<string>;
+}
+
+const bareHost = (hostname: string) => hostname.replace(/^\[|\]$/g, "").toLowerCase();
+
 /**
- * A `fetch` whose connections only ever go to allowed addresses: the agent's
- * own lookup refuses a host when any of its answers is not public, at the
- * moment it connects. IP literals never go through a lookup, so they are
- * checked before.
+ * An undici dispatcher whose connections only ever go to allowed addresses:
+ * a name is refused when any of its answers is not public, by the lookup
+ * made for the connection itself; an IP literal (which no lookup sees) is
+ * checked before connecting. Each redirect hop is a new connection, so it
+ * is checked too, whoever follows it.
  */
-export function createPublicFetch(options: PublicFetchOptions = {}): typeof fetch {
+export function createPublicDispatcher(options: PublicDispatcherOptions = {}): Agent {
   const resolve = options.resolve ?? systemResolve;
   const isAllowed = options.isAllowed ?? isPublicAddress;
-  const connectLookup = (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback) => {
+  const trusted = new Set([...(options.trustedHosts ?? [])].map(bareHost));
+  const lookupChecked = (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback) => {
     resolve(hostname).then(
       (addresses) => {
         if (addresses.length === 0 || !addresses.every((a) => isAllowed(a.address))) {
@@ -84,16 +94,46 @@ export function createPublicFetch(options: PublicFetchOptions = {}): typeof fetc
       (error: NodeJS.ErrnoException) => callback(error, []),
     );
   };
+  const direct = buildConnector({});
+  const checked = buildConnector({ lookup: lookupChecked } as buildConnector.BuildOptions);
+  return new Agent({
+    connect(connectOptions, callback) {
+      const host = bareHost(connectOptions.hostname);
+      if (trusted.has(host)) return direct(connectOptions, callback);
+      if (net.isIP(host)) return isAllowed(host) ? direct(connectOptions, callback) : callback(new NonPublicAddressError(host), null);
+      return checked(connectOptions, callback);
+    },
+  });
+}
+
+/**
+ * Guards every `fetch` of this process — Fedify's deliveries (which follow
+ * an inbox's redirects on their own) and lookups, the Bluesky libraries —
+ * with a public dispatcher; returns how to undo it.
+ */
+export function guardProcessFetch(options: PublicDispatcherOptions = {}): () => void {
+  const previous = getGlobalDispatcher();
+  const guarded = createPublicDispatcher(options);
+  setGlobalDispatcher(guarded);
+  return () => {
+    if (getGlobalDispatcher() === guarded) setGlobalDispatcher(previous);
+    void guarded.close().catch(() => {});
+  };
+}
+
+/**
+ * A `fetch` whose connections only ever go to allowed addresses (see
+ * createPublicDispatcher).
+ */
+export function createPublicFetch(options: PublicFetchOptions = {}): typeof fetch {
   let agent: Agent | undefined;
   return async (input, init) => {
     // A Request would carry its own method, headers and body past `init`: callers give a URL.
     if (input instanceof Request) throw new TypeError("publicFetch takes a URL, not a Request.");
     const url = new URL(input);
-    const host = url.hostname.replace(/^\[|\]$/g, "");
-    if (net.isIP(host) && !isAllowed(host)) throw new TypeError("fetch failed", { cause: new NonPublicAddressError(host) });
-    agent ??= new Agent({ connect: { lookup: connectLookup } });
+    agent ??= createPublicDispatcher(options);
     // undici's own fetch: the agent comes from the same package (Node's built-in fetch may be another version).
-    // Never followed: a redirect to an IP literal would not go through the lookup.
+    // Redirects are the caller's to see and decide on (each would be checked again if followed).
     const res = await undiciFetch(url, { ...(init as object), redirect: "manual", dispatcher: agent });
     // As the platform's own Response: libraries may check `instanceof Response`.
     const response = new Response(NULL_BODY.has(res.status) ? null : (res.body as ReadableStream | null), {
