@@ -469,12 +469,19 @@ describe("answers cut off midway", () => {
   /** Fails the n-th chat message the bot sends (once), as a dropped connection would. */
   let failSendNumber = 0;
   let sends = 0;
+  /** Loses the answer to the next record the bot creates: made on the PDS, an error for the bot. */
+  let loseNextCreateAnswer = false;
 
   beforeAll(async () => {
     thirdUser = await net.createUser("thirdbot");
     const cutting: typeof globalThis.fetch = async (input, init) => {
       const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
       if (url.pathname.endsWith("/chat.bsky.convo.sendMessage") && ++sends === failSendNumber) throw new TypeError("fetch failed");
+      if (url.pathname.endsWith("/com.atproto.repo.createRecord") && loseNextCreateAnswer) {
+        loseNextCreateAnswer = false;
+        await globalThis.fetch(input, init);
+        throw new TypeError("fetch failed");
+      }
       return globalThis.fetch(input, init);
     };
     startThird = () => start({ config: { ...config, bluesky: { ...config.bluesky, handle: thirdUser.handle, appPassword: thirdUser.password } }, fetch: cutting });
@@ -514,6 +521,16 @@ describe("answers cut off midway", () => {
     const [row] = await db.sql<{ window_count: number }[]>`
       select window_count from conversation_sender where sender_key = ${senderKey({ platform: "bluesky", stableId: cut.did })}`;
     expect(row!.window_count).toBe(1);
+  });
+
+  it("posts an announcement once when the PDS's answer is lost, and returns it", async () => {
+    const text = `Lost answer ${Date.now()}: 2 people arrived on Bluesky from X.`;
+    loseNextCreateAnswer = true;
+    const uri = await third.announce(text, []);
+    expect(loseNextCreateAnswer).toBe(false);
+    const res = await thirdUser.agent.com.atproto.repo.listRecords({ repo: thirdUser.did, collection: "app.bsky.feed.post", limit: 100 });
+    const same = res.data.records.filter((r) => (r.value as AppBskyFeedPost.Record).text === text);
+    expect(same.map((r) => r.uri)).toEqual([uri]);
   });
 
   it("takes over an event whose worker died mid-answer, sending only the rest", async () => {

@@ -128,22 +128,36 @@ export class Outbox {
     return state.posted;
   }
 
-  /** A post of the bot's own (not a reply), with facets for links and for mentions of `known`. */
+  /**
+   * A post of the bot's own (not a reply), with facets for links and for
+   * mentions of `known`. Its record key is chosen here, so when the PDS's
+   * answer is lost the post is looked for before the error is believed
+   * (a caller that retried would post it twice).
+   */
   async post(text: string, known: readonly Person[]): Promise<StrongRef> {
     if (graphemeCount(text) > POST_LIMIT) throw new Error(`a post takes at most ${POST_LIMIT} graphemes`);
     const facets = facetsFor(text, known);
-    const res = await this.agent.com.atproto.repo.createRecord({
-      repo: this.agent.session!.did,
-      collection: "app.bsky.feed.post",
-      record: {
-        $type: "app.bsky.feed.post",
-        text,
-        ...(facets ? { facets } : {}),
-        ...(this.langs.length ? { langs: this.langs } : {}),
-        createdAt: new Date().toISOString(),
-      },
-    });
-    return { uri: res.data.uri, cid: res.data.cid };
+    const repo = this.agent.session!.did;
+    const rkey = TID.nextStr();
+    try {
+      const res = await this.agent.com.atproto.repo.createRecord({
+        repo,
+        collection: "app.bsky.feed.post",
+        rkey,
+        record: {
+          $type: "app.bsky.feed.post",
+          text,
+          ...(facets ? { facets } : {}),
+          ...(this.langs.length ? { langs: this.langs } : {}),
+          createdAt: new Date().toISOString(),
+        },
+      });
+      return { uri: res.data.uri, cid: res.data.cid };
+    } catch (error) {
+      const made = await this.existingPost(repo, rkey).catch(() => undefined);
+      if (made) return made;
+      throw error;
+    }
   }
 
   /** The posts of a thread answer: texts (the first mentioning `to`), and a record key for each. */
