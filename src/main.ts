@@ -9,7 +9,7 @@ import { createFediverseBot } from "../bots/fediverse/index.ts";
 import pkg from "../package.json" with { type: "json" };
 import { scheduleAnnouncements } from "./announce/index.ts";
 import { createLogger, redactUrl } from "./logger.ts";
-import { guardProcessFetch } from "./net/public-fetch.ts";
+import { createOperatorFetch, guardProcessFetch } from "./net/public-fetch.ts";
 import { createReconnection, routeMessages } from "./reconnect/index.ts";
 import { scheduleMaintenance } from "./maintenance.ts";
 import type { Config } from "./config.ts";
@@ -31,9 +31,9 @@ export async function runService(): Promise<void> {
   await service.stop();
 }
 
-/** The hosts of the services the operator configured: this one, and the Bluesky PDS, PLC and AppView. */
-export function operatorHosts(config: Config): string[] {
-  return [config.publicUrl.hostname, ...[config.bluesky.service, config.bluesky.plcUrl, config.bluesky.appviewUrl].map((url) => new URL(url).hostname)];
+/** The origins of the services the operator configured: this one, and the Bluesky PDS, PLC and AppView. */
+export function operatorOrigins(config: Config): string[] {
+  return [config.publicUrl.origin, ...[config.bluesky.service, config.bluesky.plcUrl, config.bluesky.appviewUrl].map((url) => new URL(url).origin)];
 }
 
 /** The HTTP port cannot be had (taken, not allowed): one sentence for the operator. */
@@ -64,7 +64,9 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   // each connection: besides the servers people name, that covers Fedify's
   // deliveries, which follow an inbox's redirects unchecked. The operator's
   // own services may be anywhere.
-  const unguardFetch = config.allowPrivateAddresses ? () => {} : guardProcessFetch({ trustedHosts: operatorHosts(config) });
+  const fetchGuard = config.allowPrivateAddresses ? undefined : guardProcessFetch({ trustedOrigins: operatorOrigins(config) });
+  if (fetchGuard && !fetchGuard.installed) log.warn("outbound requests go through the egress proxy (NODE_USE_ENV_PROXY): the proxy must refuse private addresses");
+  const unguardFetch = () => fetchGuard?.undo();
 
   let ready = false;
   // The bots and the reconnection need each other: commands queue jobs, jobs
@@ -105,7 +107,9 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   ready = true;
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
   log.info({ actor: fediverse.actorUri.href, acct: `@${acct}` }, "fediverse bot on");
-  bluesky = startBlueskyBot({ config, store, log, options: { ...options.bluesky, engine: { reconnect } } });
+  // The bot talks only to its own PDS (wherever its DID document puts it): the operator's, past the guard.
+  const botFetch = fetchGuard?.installed ? { fetch: createOperatorFetch() } : {};
+  bluesky = startBlueskyBot({ config, store, log, options: { ...botFetch, ...options.bluesky, engine: { reconnect } } });
   bluesky?.ready.then((b) => (blueskyHandle = b.handle), () => {});
   await reconnection.start();
   log.info("reconnection workers on");

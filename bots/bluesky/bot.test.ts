@@ -306,6 +306,40 @@ describe("chat", () => {
       for (const h of handles) expect(inGroup).not.toContain(h);
       expect(net.chat.messagesBetween(botUser.did, jules.did)).toHaveLength(0);
     });
+
+    /** While the bot is down, `member` mentions it in a new group, and a worker that died an hour ago left `saved` with its claim. */
+    async function staleGroupClaim(owner: TestUser, member: TestUser, saved: unknown, sent: number) {
+      await bot.stop();
+      const group = await groupOf(owner, [member]);
+      const rt = new RichText({ text: `@${botUser.handle} list` });
+      await rt.detectFacets(member.agent);
+      const chat = member.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+      const message = (await chat.chat.bsky.convo.sendMessage({ convoId: group.id, message: { text: rt.text, facets: rt.facets } })).data;
+      await db.sql`
+        insert into bluesky_event (account, event_id, kind, state, claimed_at, replies, sent)
+        values (${accountKey(botUser.handle)}, ${`chat:${group.id}:${message.id}`}, 'chat', 'claimed', now() - interval '1 hour', ${db.sql.json(saved as never)}, ${sent})`;
+      bot = start();
+      await bot.ready;
+      await bot.nextPoll();
+      return group;
+    }
+
+    it("finishes a group answer cut off after its DM: only the group's part goes, once", async () => {
+      const [kim, lou] = [await net.createUser("kim", { allowIncoming: "all" }), await net.createUser("lou", { allowIncoming: "all" })];
+      await net.processAll();
+      const saved = { privateTexts: ["the private part"], publicAnswers: [], notices: ["I've answered you in a private message."], language: "en", handledAs: "list" };
+      const group = await staleGroupClaim(kim, lou, saved, 1);
+      expect(group.fromBot()).toEqual(["I've answered you in a private message."]);
+      expect(net.chat.messagesBetween(botUser.did, lou.did)).toHaveLength(0);
+    });
+
+    it("sends an answer written as a private one (a list of texts) only to its sender, never into the group", async () => {
+      const [max, ned] = [await net.createUser("maxime", { allowIncoming: "all" }), await net.createUser("ned", { allowIncoming: "all" })];
+      await net.processAll();
+      const group = await staleGroupClaim(max, ned, ["1. @secret.match.test — to follow"], 0);
+      expect(group.fromBot()).toEqual([]);
+      expect(net.chat.messagesBetween(botUser.did, ned.did).map((m) => m.text)).toEqual(["1. @secret.match.test — to follow"]);
+    });
   });
 
   it("never answers a bot-labelled account in chat", async () => {

@@ -48,7 +48,8 @@ async function convoKind(ctx: ChatContext, convoId: string): Promise<ConvoKind> 
     convo = (await ctx.outbox.chat.chat.bsky.convo.getConvo({ convoId })).data.convo;
   } catch (error) {
     if (isTransient(error)) throw error;
-    // Not known for sure: treated as a group, where nothing private is said.
+    // Not known for sure: treated as a group, where nothing private is said (and only mentions are answered).
+    ctx.log.warn({ convoId, err: describe(error) }, "Bluesky conversation not found: taken for a group");
     return "group";
   }
   if (ctx.convoKinds.size >= MAX_KNOWN_CONVOS) ctx.convoKinds.clear();
@@ -144,9 +145,14 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
       replyTo: { convoId, messageId: message.id },
     });
     const resumed = claim.status === "resume" ? { replies: claim.replies, sent: claim.sent } : undefined;
+    // A resumed answer is sent the way it was written (the conversation's
+    // kind may have been unknown then): a list of texts was written as a
+    // private answer, and only ever goes to the sender.
+    const saved = resumed?.replies;
+    const answerAs = Array.isArray(saved) ? "direct" : saved && typeof saved === "object" ? "group" : kind;
     const handledAs =
-      kind === "direct"
-        ? await answerDirect(ctx, eventId, convoId, sender, () => incoming(true), resumed)
+      answerAs === "direct"
+        ? await answerDirect(ctx, eventId, kind === "direct" ? convoId : undefined, sender, () => incoming(true), resumed)
         : await answerInGroup(ctx, eventId, convoId, sender, () => incoming(false), resumed);
     await state.finish(account, eventId, "done");
     log.info({ convoId, handledAs, group: kind === "group" || undefined }, "answered Bluesky chat message");
@@ -164,8 +170,11 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
 
 type Resumed = { replies: unknown; sent: number } | undefined;
 
-/** A direct conversation: every answer, private or not, goes into it. */
-async function answerDirect(ctx: ChatContext, eventId: string, convoId: string, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
+/**
+ * A direct conversation: every answer, private or not, goes into it
+ * (`convoId`), or, without one, into the direct conversation with the sender.
+ */
+async function answerDirect(ctx: ChatContext, eventId: string, convoId: string | undefined, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
   const { state, account } = ctx;
   // A retry sends what the first try wrote, from where it stopped: the
   // message is not run twice (a link code would be spent already).
@@ -178,10 +187,10 @@ async function answerDirect(ctx: ChatContext, eventId: string, convoId: string, 
     if (texts.length) await state.saveReplies(account, eventId, texts);
   }
   if (texts.length) {
-    const sent = await ctx.outbox.sendToConvo(convoId, texts, [sender], {
-      skip: resumed?.sent ?? 0,
-      onSent: (n) => state.saveSent(account, eventId, n),
-    });
+    const progress = { skip: resumed?.sent ?? 0, onSent: (n: number) => state.saveSent(account, eventId, n) };
+    const sent = convoId
+      ? await ctx.outbox.sendToConvo(convoId, texts, [sender], progress)
+      : await ctx.outbox.sendDm(sender, texts, progress).then((dm) => (dm.delivered ? true : dm.reason));
     if (sent !== true) ctx.log.info({ convoId, reason: sent }, "Bluesky chat answer refused");
   }
   return handledAs;

@@ -1,7 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertPublicHost, createPublicFetch, guardProcessFetch, isNonPublicAddressError, NonPublicAddressError } from "./public-fetch.ts";
+import { assertPublicHost, createOperatorFetch, createPublicFetch, guardProcessFetch, isNonPublicAddressError, isPublicAddress, NonPublicAddressError } from "./public-fetch.ts";
 
 let server: Server;
 let port: number;
@@ -67,28 +68,56 @@ describe("publicFetch", () => {
   });
 });
 
+describe("isPublicAddress", () => {
+  it("refuses every range no public server lives on, and takes public ones", () => {
+    for (const address of ["127.0.0.1", "10.0.0.1", "100.64.0.1", "169.254.169.254", "::1", "::", "fe80::1", "fd00::1", "fec0::1",
+      "::ffff:10.0.0.1", "::ffff:0:7f00:1", "64:ff9b::a00:1", "64:ff9b:1::1", "2001:db8::1", "3fff::1", "5f00::1", "ff02::1"]) {
+      expect(isPublicAddress(address), address).toBe(false);
+    }
+    for (const address of ["1.1.1.1", "::ffff:8.8.8.8", "2a01:4f8::1", "2606:4700::1111"]) expect(isPublicAddress(address), address).toBe(true);
+  });
+});
+
 describe("guardProcessFetch", () => {
   // Fedify delivers with the platform's fetch and follows an inbox's redirects itself: the guard is on every connection.
-  it("checks every connection the process's fetch makes, redirects included, and lets the operator's own hosts through", async () => {
-    const targets = [`http://127.0.0.1:${port}/internal`, `http://rebound.example:${port}/internal`, `http://[::ffff:127.0.0.1]:${port}/internal`];
+  it("checks every connection the process's fetch makes, redirects included, and lets the operator's own origins through", async () => {
+    const targets = [
+      `http://127.0.0.1:${port}/internal`,
+      `http://rebound.example:${port}/internal`,
+      `http://[::ffff:127.0.0.1]:${port}/internal`,
+      // The trusted host, on another port: trust is for an origin, not a host.
+      `http://localhost:${port}/internal`,
+    ];
     const redirecting = createServer((req, res) => res.writeHead(307, { Location: targets[Number(req.url!.slice(1))]! }).end());
     await new Promise<void>((resolve) => redirecting.listen(0, "127.0.0.1", resolve));
     const redirector = `http://localhost:${(redirecting.address() as AddressInfo).port}`;
     const before = requests;
-    const unguard = guardProcessFetch({ resolve: rebinding, trustedHosts: ["localhost"] });
+    const guard = guardProcessFetch({ resolve: rebinding, trustedOrigins: [`${redirector}/some/path`] });
+    expect(guard.installed).toBe(true);
     try {
       for (const [i, target] of targets.entries()) {
         const error = await fetch(`${redirector}/${i}`, { method: "POST", body: "{}" }).catch((e: unknown) => e);
         expect(isNonPublicAddressError(error), target).toBe(true);
       }
-      // The operator's own host (here the first hop) is reached wherever it is.
+      // The operator's own origin (here the first hop) is reached wherever it is.
       expect((await fetch(`${redirector}/0`, { redirect: "manual" })).status).toBe(307);
-      expect(requests).toBe(before);
+      // And their own services' fetch goes past the guard.
+      expect(await (await createOperatorFetch()(`http://127.0.0.1:${port}/`)).text()).toBe("here");
+      expect(requests).toBe(before + 1);
     } finally {
-      unguard();
+      guard.undo();
       await new Promise<void>((resolve) => redirecting.close(() => resolve()));
     }
     // Undone: the process's fetch is as it was.
     expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe("here");
+  });
+
+  it("leaves an egress proxy in place: the proxy, not this process, connects to the targets", () => {
+    const script = `import { guardProcessFetch } from ${JSON.stringify(new URL("./public-fetch.ts", import.meta.url).href)};
+      console.log(JSON.stringify({ installed: guardProcessFetch().installed }));`;
+    const run = (env: Record<string, string>) =>
+      JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, ...env }, encoding: "utf8" })) as { installed: boolean };
+    expect(run({ NODE_USE_ENV_PROXY: "1", HTTPS_PROXY: "http://127.0.0.1:9", HTTP_PROXY: "http://127.0.0.1:9" }).installed).toBe(false);
+    expect(run({ NODE_USE_ENV_PROXY: "", HTTPS_PROXY: "", HTTP_PROXY: "" }).installed).toBe(true);
   });
 });

@@ -8,7 +8,7 @@
 import type dns from "node:dns";
 import { lookup } from "node:dns/promises";
 import net from "node:net";
-import { Agent, buildConnector, fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from "undici";
+import { Agent, buildConnector, Dispatcher1Wrapper, fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from "undici";
 
 /** A host that is, or resolves to, an address no public server has. */
 export class NonPublicAddressError extends Error {
@@ -19,8 +19,9 @@ export class NonPublicAddressError extends Error {
   }
 }
 
-// Addresses no public server lives on (loopback, private, link-local, CGNAT, documentation, multicast,
-// and IPv4-compatible IPv6 ::a.b.c.d, which covers :: and ::1).
+// Addresses no public server lives on (loopback, private, link-local and site-local, CGNAT, documentation,
+// multicast, NAT64 and SRv6 prefixes, IPv4-compatible ::a.b.c.d — which covers :: and ::1 — and
+// IPv4-translated ::ffff:0:a.b.c.d).
 // BlockList matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) against the IPv4 rules.
 const NOT_PUBLIC = new net.BlockList();
 for (const [address, prefix] of [
@@ -29,8 +30,9 @@ for (const [address, prefix] of [
   ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
 ] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv4");
 for (const [address, prefix] of [
-  ["::", 96], ["64:ff9b::", 96], ["100::", 64], ["2001::", 23], ["2001:db8::", 32],
-  ["2002::", 16], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8],
+  ["::", 96], ["::ffff:0:0:0", 96], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23],
+  ["2001:db8::", 32], ["2002::", 16], ["3fff::", 20], ["5f00::", 16], ["fc00::", 7], ["fe80::", 10],
+  ["fec0::", 10], ["ff00::", 8],
 ] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv6");
 
 /** True for an address a public server may have. */
@@ -65,11 +67,25 @@ export interface PublicFetchOptions {
 const systemResolve = (hostname: string) => lookup(hostname, { all: true, verbatim: true });
 
 export interface PublicDispatcherOptions extends PublicFetchOptions {
-  /** Hosts the operator configured (this service, their PDS, PLC, AppView): reached wherever they are. */
-  trustedHosts?: Iterable<string>;
+  /**
+   * The operator's own services (this one, the Bluesky PDS, PLC, AppView),
+   * reached wherever they are: exact origins (scheme, host and port), so a
+   * redirect to another port of the same host is still checked.
+   */
+  trustedOrigins?: Iterable<string>;
 }
 
 const bareHost = (hostname: string) => hostname.replace(/^\[|\]$/g, "").toLowerCase();
+
+/** The origin a connection is for (`https://host:port`, default ports left out as URL does). */
+function connectionOrigin(options: buildConnector.Options): string | undefined {
+  const host = bareHost(options.hostname);
+  try {
+    return new URL(`${options.protocol}//${net.isIPv6(host) ? `[${host}]` : host}${options.port ? `:${options.port}` : ""}`).origin;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * An undici dispatcher whose connections only ever go to allowed addresses:
@@ -81,7 +97,7 @@ const bareHost = (hostname: string) => hostname.replace(/^\[|\]$/g, "").toLowerC
 export function createPublicDispatcher(options: PublicDispatcherOptions = {}): Agent {
   const resolve = options.resolve ?? systemResolve;
   const isAllowed = options.isAllowed ?? isPublicAddress;
-  const trusted = new Set([...(options.trustedHosts ?? [])].map(bareHost));
+  const trusted = new Set([...(options.trustedOrigins ?? [])].map((url) => new URL(url).origin));
   const lookupChecked = (hostname: string, lookupOptions: dns.LookupOptions, callback: LookupCallback) => {
     resolve(hostname).then(
       (addresses) => {
@@ -98,27 +114,56 @@ export function createPublicDispatcher(options: PublicDispatcherOptions = {}): A
   const checked = buildConnector({ lookup: lookupChecked } as buildConnector.BuildOptions);
   return new Agent({
     connect(connectOptions, callback) {
+      const origin = connectionOrigin(connectOptions);
+      if (origin && trusted.has(origin)) return direct(connectOptions, callback);
       const host = bareHost(connectOptions.hostname);
-      if (trusted.has(host)) return direct(connectOptions, callback);
       if (net.isIP(host)) return isAllowed(host) ? direct(connectOptions, callback) : callback(new NonPublicAddressError(host), null);
       return checked(connectOptions, callback);
     },
   });
 }
 
+/** What guardProcessFetch did. */
+export interface ProcessFetchGuard {
+  /**
+   * Whether the guard is on. Off when the process sends through an egress
+   * proxy (NODE_USE_ENV_PROXY with HTTP(S)_PROXY): the proxy, not this
+   * process, connects to the targets, so the check belongs there.
+   */
+  installed: boolean;
+  /** Puts the process's previous dispatcher back. */
+  undo(): void;
+}
+
 /**
  * Guards every `fetch` of this process — Fedify's deliveries (which follow
  * an inbox's redirects on their own) and lookups, the Bluesky libraries —
- * with a public dispatcher; returns how to undo it.
+ * with a public dispatcher.
  */
-export function guardProcessFetch(options: PublicDispatcherOptions = {}): () => void {
+export function guardProcessFetch(options: PublicDispatcherOptions = {}): ProcessFetchGuard {
   const previous = getGlobalDispatcher();
+  if (/ProxyAgent$/.test(previous.constructor.name)) return { installed: false, undo: () => {} };
   const guarded = createPublicDispatcher(options);
   setGlobalDispatcher(guarded);
-  return () => {
-    if (getGlobalDispatcher() === guarded) setGlobalDispatcher(previous);
-    void guarded.close().catch(() => {});
+  return {
+    installed: true,
+    undo() {
+      // Only while it is still the one in place: another guard installed since may put this one back when it is undone.
+      if (getGlobalDispatcher() !== guarded) return;
+      setGlobalDispatcher(previous);
+      void guarded.close().catch(() => {});
+    },
   };
+}
+
+/**
+ * A `fetch` for the operator's own services (the bot's PDS, wherever its DID
+ * document puts it) on a dispatcher of its own, past the process's guard.
+ */
+export function createOperatorFetch(): typeof fetch {
+  // The platform's fetch (its Request and Response), given an undici Agent in the dispatcher interface it speaks.
+  const dispatcher = new Dispatcher1Wrapper(new Agent());
+  return (input, init) => globalThis.fetch(input, { ...init, dispatcher } as RequestInit);
 }
 
 /**

@@ -43,6 +43,8 @@ export interface BlueskyNetworkOptions {
   adminDatabaseUrl?: string;
   /** The network's database (created, dropped on close); default `bsky_<random>`. */
   databaseName?: string;
+  /** The PDS hands out each account's DID document with its sessions, as Bluesky's entryway does: clients then talk to the endpoint it names. */
+  didDocWithSession?: boolean;
 }
 
 export async function startBlueskyNetwork(options: BlueskyNetworkOptions = {}): Promise<BlueskyNetwork> {
@@ -63,7 +65,7 @@ export async function startBlueskyNetwork(options: BlueskyNetworkOptions = {}): 
     dbPostgresUrl: url.toString(),
     dbPostgresSchema: "reconnexion",
     // The chat stand-in is plain http on loopback; production proxies only to https.
-    pds: { disableSsrfProtection: true },
+    pds: { disableSsrfProtection: true, ...(options.didDocWithSession ? { enableDidDocWithSession: true } : {}) },
   });
   const chat = await startChatService({ plcUrl: network.plc.url, appviewUrl: network.bsky.url, pdsUrl: network.pds.url });
 
