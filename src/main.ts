@@ -65,7 +65,7 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   // deliveries, which follow an inbox's redirects unchecked. The operator's
   // own services may be anywhere.
   const fetchGuard = config.allowPrivateAddresses ? undefined : guardProcessFetch({ trustedOrigins: operatorOrigins(config) });
-  if (fetchGuard && !fetchGuard.installed) log.warn("outbound requests go through the egress proxy (NODE_USE_ENV_PROXY): the proxy must refuse private addresses");
+  if (fetchGuard?.viaProxy) log.warn("outbound requests go through the egress proxy (NODE_USE_ENV_PROXY): it must refuse private addresses itself; hosts in NO_PROXY are checked here");
   const unguardFetch = () => fetchGuard?.undo();
 
   let ready = false;
@@ -108,7 +108,7 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
   log.info({ actor: fediverse.actorUri.href, acct: `@${acct}` }, "fediverse bot on");
   // The bot talks only to its own PDS (wherever its DID document puts it): the operator's, past the guard.
-  const botFetch = fetchGuard?.installed ? { fetch: createOperatorFetch() } : {};
+  const botFetch = fetchGuard ? { fetch: createOperatorFetch() } : {};
   bluesky = startBlueskyBot({ config, store, log, options: { ...botFetch, ...options.bluesky, engine: { reconnect } } });
   bluesky?.ready.then((b) => (blueskyHandle = b.handle), () => {});
   await reconnection.start();

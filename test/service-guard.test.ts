@@ -11,11 +11,19 @@ import { CLI, ROOT } from "./harness/cli.ts";
 import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "./harness/database.ts";
 import { freePort } from "./harness/fediverse-bot.ts";
-import { until } from "./harness/wait.ts";
+import { until as untilDone } from "./harness/wait.ts";
 
 let net: BlueskyNetwork;
 let db: TestDatabase;
 let child: ChildProcess | undefined;
+let output = "";
+
+/** Waits as `until` does; a wait that fails shows what the service logged. */
+async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs?: number, stepMs?: number): Promise<T> {
+  return untilDone(what, fn, timeoutMs, stepMs).catch((error: Error) => {
+    throw new Error(`${error.message}; the service logged:\n${output}`);
+  });
+}
 
 beforeAll(async () => {
   [net, db] = await Promise.all([startBlueskyNetwork({ didDocWithSession: true }), createTestDatabase()]);
@@ -38,7 +46,6 @@ it("answers on Bluesky with the outbound guard on, the PDS on a private address 
   expect(new URL(net.pdsUrl).hostname).toBe("localhost");
   const service = net.pdsUrl.replace("//localhost:", "//127.0.0.1:");
   const port = await freePort();
-  let output = "";
   child = spawn(process.execPath, [CLI, "start"], {
     cwd: ROOT,
     env: {
@@ -88,4 +95,4 @@ it("answers on Bluesky with the outbound guard on, the PDS on a private address 
   expect(answers.map((m) => m.text).join("\n")).toMatch(/help|Hi/i);
   expect(output).not.toContain("egress proxy");
   expect(output).not.toContain("ENONPUBLIC");
-});
+}, 180_000);

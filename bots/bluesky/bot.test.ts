@@ -333,6 +333,25 @@ describe("chat", () => {
       expect(net.chat.messagesBetween(botUser.did, lou.did)).toHaveLength(0);
     });
 
+    it("finishes, in a direct conversation, an answer written for a public place (its kind unknown then) without running the message again", async () => {
+      const olga = await net.createUser("olga", { allowIncoming: "all" });
+      await net.processAll();
+      await bot.stop();
+      const chat = olga.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+      const convo = (await chat.chat.bsky.convo.getConvoForMembers({ members: [botUser.did] })).data.convo;
+      const message = (await chat.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text: "link ABCD-EFGH" } })).data;
+      // Two of three DM pieces were out when the worker died; nothing was said in the conversation yet.
+      const saved = { privateTexts: ["piece A", "piece B", "piece C"], publicAnswers: [], notices: ["I've answered you in a private message."], language: "en", handledAs: "link", dmSent: 2 };
+      await db.sql`
+        insert into bluesky_event (account, event_id, kind, state, claimed_at, replies, sent)
+        values (${accountKey(botUser.handle)}, ${`chat:${convo.id}:${message.id}`}, 'chat', 'claimed', now() - interval '1 hour', ${db.sql.json(saved)}, 0)`;
+      bot = start();
+      await bot.ready;
+      await bot.nextPoll();
+      const answers = net.chat.messagesBetween(botUser.did, olga.did).filter((m) => m.sender.did === botUser.did).map((m) => m.text);
+      expect(answers).toEqual(["piece C", "I've answered you in a private message."]);
+    });
+
     it("sends an answer written as a private one (a list of texts) only to its sender, never into the group", async () => {
       const [max, ned] = [await net.createUser("maxime", { allowIncoming: "all" }), await net.createUser("ned", { allowIncoming: "all" })];
       await net.processAll();

@@ -1,8 +1,12 @@
-import { execFileSync } from "node:child_process";
-import { createServer, type Server } from "node:http";
+import { execFile } from "node:child_process";
+import { createServer, request, type Server } from "node:http";
+import { connect, type Socket } from "node:net";
+import { promisify } from "node:util";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertPublicHost, createOperatorFetch, createPublicFetch, guardProcessFetch, isNonPublicAddressError, isPublicAddress, NonPublicAddressError } from "./public-fetch.ts";
+
+const execFileAsync = promisify(execFile);
 
 let server: Server;
 let port: number;
@@ -93,7 +97,6 @@ describe("guardProcessFetch", () => {
     const redirector = `http://localhost:${(redirecting.address() as AddressInfo).port}`;
     const before = requests;
     const guard = guardProcessFetch({ resolve: rebinding, trustedOrigins: [`${redirector}/some/path`] });
-    expect(guard.installed).toBe(true);
     try {
       for (const [i, target] of targets.entries()) {
         const error = await fetch(`${redirector}/${i}`, { method: "POST", body: "{}" }).catch((e: unknown) => e);
@@ -112,12 +115,44 @@ describe("guardProcessFetch", () => {
     expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe("here");
   });
 
-  it("leaves an egress proxy in place: the proxy, not this process, connects to the targets", () => {
+  it("keeps an egress proxy: requests go through it (wherever it is), and hosts it leaves out (NO_PROXY) are checked here", async () => {
+    // A proxy on loopback that takes every request to this test's server, tunnelled (CONNECT) or forwarded.
+    const proxy = createServer((req, res) => {
+      const upstream = request({ host: "127.0.0.1", port, path: "/", method: req.method }, (answer) => answer.pipe(res));
+      req.pipe(upstream);
+    });
+    proxy.on("connect", (_req, client: Socket) => {
+      const upstream = connect(port, "127.0.0.1", () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        upstream.pipe(client).pipe(upstream);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     const script = `import { guardProcessFetch } from ${JSON.stringify(new URL("./public-fetch.ts", import.meta.url).href)};
-      console.log(JSON.stringify({ installed: guardProcessFetch().installed }));`;
-    const run = (env: Record<string, string>) =>
-      JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, ...env }, encoding: "utf8" })) as { installed: boolean };
-    expect(run({ NODE_USE_ENV_PROXY: "1", HTTPS_PROXY: "http://127.0.0.1:9", HTTP_PROXY: "http://127.0.0.1:9" }).installed).toBe(false);
-    expect(run({ NODE_USE_ENV_PROXY: "", HTTPS_PROXY: "", HTTP_PROXY: "" }).installed).toBe(true);
+      const guard = guardProcessFetch();
+      const outcome = (p) => p.then((r) => r.text(), (e) => "refused: " + (e.cause?.code ?? e.message));
+      const direct = await outcome(fetch(process.env.DIRECT_URL));
+      const proxied = await outcome(fetch("http://public.example/"));
+      console.log(JSON.stringify({ viaProxy: guard.viaProxy, direct, proxied }));`;
+    const run = async (env: Record<string, string>) => {
+      const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, DIRECT_URL: `http://127.0.0.1:${port}/`, ...env } });
+      return JSON.parse(stdout) as { viaProxy: boolean; direct: string; proxied: string };
+    };
+    try {
+      const before = requests;
+      expect(await run({ NODE_USE_ENV_PROXY: "1", HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: "127.0.0.1" })).toEqual({
+        viaProxy: true,
+        direct: "refused: ENONPUBLIC",
+        proxied: "here",
+      });
+      expect(requests).toBe(before + 1);
+      const unproxied = await run({ NODE_USE_ENV_PROXY: "", HTTP_PROXY: "", HTTPS_PROXY: "", NO_PROXY: "" });
+      expect(unproxied).toMatchObject({ viaProxy: false, direct: "refused: ENONPUBLIC" });
+      expect(unproxied.proxied).not.toBe("here");
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });

@@ -8,7 +8,7 @@
 import type dns from "node:dns";
 import { lookup } from "node:dns/promises";
 import net from "node:net";
-import { Agent, buildConnector, Dispatcher1Wrapper, fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from "undici";
+import { Agent, buildConnector, type Dispatcher, Dispatcher1Wrapper, EnvHttpProxyAgent, fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from "undici";
 
 /** A host that is, or resolves to, an address no public server has. */
 export class NonPublicAddressError extends Error {
@@ -88,13 +88,32 @@ function connectionOrigin(options: buildConnector.Options): string | undefined {
 }
 
 /**
+ * Whether this process sends through an egress proxy: Node puts one in
+ * place at start when NODE_USE_ENV_PROXY is set with HTTP(S)_PROXY.
+ */
+function egressProxy(): boolean {
+  return /ProxyAgent$/.test(getGlobalDispatcher().constructor.name);
+}
+
+/**
+ * A dispatcher whose own connections are made by `connect`: through the
+ * process's egress proxy when it has one (the proxy then connects to the
+ * targets; hosts in NO_PROXY are still connected to here), else directly.
+ */
+function dispatcherWith(connect?: buildConnector.connector): Dispatcher {
+  const options = connect ? { connect } : {};
+  return egressProxy() ? new EnvHttpProxyAgent(options) : new Agent(options);
+}
+
+/**
  * An undici dispatcher whose connections only ever go to allowed addresses:
  * a name is refused when any of its answers is not public, by the lookup
  * made for the connection itself; an IP literal (which no lookup sees) is
  * checked before connecting. Each redirect hop is a new connection, so it
- * is checked too, whoever follows it.
+ * is checked too, whoever follows it. Behind an egress proxy, the proxy
+ * connects to the targets: refusing private addresses is its job then.
  */
-export function createPublicDispatcher(options: PublicDispatcherOptions = {}): Agent {
+export function createPublicDispatcher(options: PublicDispatcherOptions = {}): Dispatcher {
   const resolve = options.resolve ?? systemResolve;
   const isAllowed = options.isAllowed ?? isPublicAddress;
   const trusted = new Set([...(options.trustedOrigins ?? [])].map((url) => new URL(url).origin));
@@ -112,25 +131,19 @@ export function createPublicDispatcher(options: PublicDispatcherOptions = {}): A
   };
   const direct = buildConnector({});
   const checked = buildConnector({ lookup: lookupChecked } as buildConnector.BuildOptions);
-  return new Agent({
-    connect(connectOptions, callback) {
-      const origin = connectionOrigin(connectOptions);
-      if (origin && trusted.has(origin)) return direct(connectOptions, callback);
-      const host = bareHost(connectOptions.hostname);
-      if (net.isIP(host)) return isAllowed(host) ? direct(connectOptions, callback) : callback(new NonPublicAddressError(host), null);
-      return checked(connectOptions, callback);
-    },
+  return dispatcherWith((connectOptions, callback) => {
+    const origin = connectionOrigin(connectOptions);
+    if (origin && trusted.has(origin)) return direct(connectOptions, callback);
+    const host = bareHost(connectOptions.hostname);
+    if (net.isIP(host)) return isAllowed(host) ? direct(connectOptions, callback) : callback(new NonPublicAddressError(host), null);
+    return checked(connectOptions, callback);
   });
 }
 
 /** What guardProcessFetch did. */
 export interface ProcessFetchGuard {
-  /**
-   * Whether the guard is on. Off when the process sends through an egress
-   * proxy (NODE_USE_ENV_PROXY with HTTP(S)_PROXY): the proxy, not this
-   * process, connects to the targets, so the check belongs there.
-   */
-  installed: boolean;
+  /** Whether requests go through an egress proxy (which must then refuse private addresses itself). */
+  viaProxy: boolean;
   /** Puts the process's previous dispatcher back. */
   undo(): void;
 }
@@ -142,11 +155,11 @@ export interface ProcessFetchGuard {
  */
 export function guardProcessFetch(options: PublicDispatcherOptions = {}): ProcessFetchGuard {
   const previous = getGlobalDispatcher();
-  if (/ProxyAgent$/.test(previous.constructor.name)) return { installed: false, undo: () => {} };
+  const viaProxy = egressProxy();
   const guarded = createPublicDispatcher(options);
   setGlobalDispatcher(guarded);
   return {
-    installed: true,
+    viaProxy,
     undo() {
       // Only while it is still the one in place: another guard installed since may put this one back when it is undone.
       if (getGlobalDispatcher() !== guarded) return;
@@ -161,8 +174,8 @@ export function guardProcessFetch(options: PublicDispatcherOptions = {}): Proces
  * document puts it) on a dispatcher of its own, past the process's guard.
  */
 export function createOperatorFetch(): typeof fetch {
-  // The platform's fetch (its Request and Response), given an undici Agent in the dispatcher interface it speaks.
-  const dispatcher = new Dispatcher1Wrapper(new Agent());
+  // The platform's fetch (its Request and Response), given an undici dispatcher in the interface it speaks.
+  const dispatcher = new Dispatcher1Wrapper(dispatcherWith());
   return (input, init) => globalThis.fetch(input, { ...init, dispatcher } as RequestInit);
 }
 
@@ -171,7 +184,7 @@ export function createOperatorFetch(): typeof fetch {
  * createPublicDispatcher).
  */
 export function createPublicFetch(options: PublicFetchOptions = {}): typeof fetch {
-  let agent: Agent | undefined;
+  let agent: Dispatcher | undefined;
   return async (input, init) => {
     // A Request would carry its own method, headers and body past `init`: callers give a URL.
     if (input instanceof Request) throw new TypeError("publicFetch takes a URL, not a Request.");
