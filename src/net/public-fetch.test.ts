@@ -75,10 +75,15 @@ describe("publicFetch", () => {
 describe("isPublicAddress", () => {
   it("refuses every range no public server lives on, and takes public ones", () => {
     for (const address of ["127.0.0.1", "10.0.0.1", "100.64.0.1", "169.254.169.254", "::1", "::", "fe80::1", "fd00::1", "fec0::1",
-      "::ffff:10.0.0.1", "::ffff:0:7f00:1", "64:ff9b::a00:1", "64:ff9b:1::1", "2001:db8::1", "3fff::1", "5f00::1", "ff02::1"]) {
+      "::ffff:10.0.0.1", "::ffff:0:7f00:1", "64:ff9b:1::1", "2001:db8::1", "3fff::1", "5f00::1", "ff02::1"]) {
       expect(isPublicAddress(address), address).toBe(false);
     }
     for (const address of ["1.1.1.1", "::ffff:8.8.8.8", "2a01:4f8::1", "2606:4700::1111"]) expect(isPublicAddress(address), address).toBe(true);
+  });
+
+  it("judges a NAT64 address (the well-known prefix) by the IPv4 server it stands for", () => {
+    for (const address of ["64:ff9b::808:808", "64:ff9b::8.8.8.8", "64:ff9b:0:0:0:0:101:101"]) expect(isPublicAddress(address), address).toBe(true);
+    for (const address of ["64:ff9b::a00:1", "64:ff9b::10.0.0.1", "64:ff9b::7f00:1", "64:ff9b::", "64:ff9b::a9fe:a9fe"]) expect(isPublicAddress(address), address).toBe(false);
   });
 });
 

@@ -20,8 +20,8 @@ export class NonPublicAddressError extends Error {
 }
 
 // Addresses no public server lives on (loopback, private, link-local and site-local, CGNAT, documentation,
-// multicast, NAT64 and SRv6 prefixes, IPv4-compatible ::a.b.c.d — which covers :: and ::1 — and
-// IPv4-translated ::ffff:0:a.b.c.d).
+// multicast, local-use NAT64 and SRv6 prefixes, IPv4-compatible ::a.b.c.d — which covers :: and ::1 —
+// and IPv4-translated ::ffff:0:a.b.c.d). The well-known NAT64 prefix is judged by the IPv4 address it carries.
 // BlockList matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) against the IPv4 rules.
 const NOT_PUBLIC = new net.BlockList();
 for (const [address, prefix] of [
@@ -30,15 +30,36 @@ for (const [address, prefix] of [
   ["198.51.100.0", 24], ["203.0.113.0", 24], ["224.0.0.0", 4], ["240.0.0.0", 4],
 ] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv4");
 for (const [address, prefix] of [
-  ["::", 96], ["::ffff:0:0:0", 96], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23],
+  ["::", 96], ["::ffff:0:0:0", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001::", 23],
   ["2001:db8::", 32], ["2002::", 16], ["3fff::", 20], ["5f00::", 16], ["fc00::", 7], ["fe80::", 10],
   ["fec0::", 10], ["ff00::", 8],
 ] as const) NOT_PUBLIC.addSubnet(address, prefix, "ipv6");
+
+const NAT64 = new net.BlockList();
+NAT64.addSubnet("64:ff9b::", 96, "ipv6");
+
+/** The IPv4 address in an IPv6 address's last 32 bits (written as hextets or dotted). */
+function embeddedIPv4(ipv6: string): string {
+  let text = ipv6;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail] = text.split("::");
+  const front = head ? head.split(":") : [];
+  const back = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length).fill("0"), ...back];
+  const [high = 0, low = 0] = groups.slice(6).map((g) => Number.parseInt(g, 16));
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+}
 
 /** True for an address a public server may have. */
 export function isPublicAddress(address: string): boolean {
   const family = net.isIP(address);
   if (family === 0) return false;
+  // An IPv6-only host reaches IPv4 servers through NAT64 (DNS64 answers): the server is what counts.
+  if (family === 6 && NAT64.check(address, "ipv6")) return isPublicAddress(embeddedIPv4(address));
   return !NOT_PUBLIC.check(address, family === 4 ? "ipv4" : "ipv6");
 }
 
