@@ -98,22 +98,11 @@ export class Outbox {
       // After a crash or a lost answer, the next post may already exist.
       let made = resuming && i === state.posted.length ? await this.existingPost(repo, rkey) : undefined;
       if (!made) {
-        const facets = facetsFor(text, [to]);
         try {
-          const res = await this.agent.com.atproto.repo.createRecord({
-            repo,
-            collection: "app.bsky.feed.post",
-            rkey,
-            record: {
-              $type: "app.bsky.feed.post",
-              text,
-              ...(facets ? { facets } : {}),
-              reply: { root: ref.root, parent },
-              ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}),
-              createdAt: new Date().toISOString(),
-            },
+          made = await this.createPost(repo, rkey, text, [to], {
+            reply: { root: ref.root, parent },
+            ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}),
           });
-          made = { uri: res.data.uri, cid: res.data.cid };
         } catch (error) {
           // Refused because the key is taken: another worker that took the
           // answer over posted it. Anything else is a real failure.
@@ -136,28 +125,33 @@ export class Outbox {
    */
   async post(text: string, known: readonly Person[]): Promise<StrongRef> {
     if (graphemeCount(text) > POST_LIMIT) throw new Error(`a post takes at most ${POST_LIMIT} graphemes`);
-    const facets = facetsFor(text, known);
     const repo = this.agent.session!.did;
     const rkey = TID.nextStr();
     try {
-      const res = await this.agent.com.atproto.repo.createRecord({
-        repo,
-        collection: "app.bsky.feed.post",
-        rkey,
-        record: {
-          $type: "app.bsky.feed.post",
-          text,
-          ...(facets ? { facets } : {}),
-          ...(this.langs.length ? { langs: this.langs } : {}),
-          createdAt: new Date().toISOString(),
-        },
-      });
-      return { uri: res.data.uri, cid: res.data.cid };
+      return await this.createPost(repo, rkey, text, known, this.langs.length ? { langs: this.langs } : {});
     } catch (error) {
       const made = await this.existingPost(repo, rkey).catch(() => undefined);
       if (made) return made;
       throw error;
     }
+  }
+
+  /** Creates a post at `rkey` in `repo`, with facets for links and for mentions of `known`. */
+  private async createPost(
+    repo: string,
+    rkey: string,
+    text: string,
+    known: readonly Person[],
+    fields: { reply?: { root: StrongRef; parent: StrongRef }; langs?: string[] },
+  ): Promise<StrongRef> {
+    const facets = facetsFor(text, known);
+    const res = await this.agent.com.atproto.repo.createRecord({
+      repo,
+      collection: "app.bsky.feed.post",
+      rkey,
+      record: { $type: "app.bsky.feed.post", text, ...(facets ? { facets } : {}), ...fields, createdAt: new Date().toISOString() },
+    });
+    return { uri: res.data.uri, cid: res.data.cid };
   }
 
   /** The posts of a thread answer: texts (the first mentioning `to`), and a record key for each. */
