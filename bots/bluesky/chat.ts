@@ -11,7 +11,7 @@ import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@
 import type { Incoming } from "../../src/conversation/index.ts";
 import { describe, EventBusyError, isTransient } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
-import type { MentionContext } from "./mentions.ts";
+import { mentions, type MentionContext } from "./mentions.ts";
 import type { Person } from "./outbox.ts";
 import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
 
@@ -60,10 +60,7 @@ async function convoKind(ctx: ChatContext, convoId: string): Promise<ConvoKind> 
 
 /** Whether a chat message mentions the bot: a mention facet with its DID, or its handle in the text. */
 export function mentionsBot(message: Pick<ChatBskyConvoDefs.MessageView, "text" | "facets">, bot: { did: string; handle: string }): boolean {
-  const byFacet = (message.facets ?? []).some((facet) =>
-    facet.features.some((f) => f.$type === "app.bsky.richtext.facet#mention" && (f as { did?: string }).did === bot.did),
-  );
-  if (byFacet) return true;
+  if (mentions(message, bot.did)) return true;
   const handle = bot.handle.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   return new RegExp(`(^|[^\\w@.])@${handle}(?![\\w.-])`, "iu").test(message.text);
 }

@@ -37,8 +37,8 @@ export interface MentionContext {
   pageSize?: number;
 }
 
-/** Whether a post's facets mention `did`. */
-export function mentions(record: AppBskyFeedPost.Record, did: string): boolean {
+/** Whether a post's (or a chat message's) facets mention `did`. */
+export function mentions(record: Pick<AppBskyFeedPost.Record, "facets">, did: string): boolean {
   return (record.facets ?? []).some((facet) =>
     facet.features.some((f) => f.$type === "app.bsky.richtext.facet#mention" && (f as { did?: string }).did === did),
   );
