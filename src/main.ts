@@ -15,6 +15,7 @@ import { scheduleMaintenance } from "./maintenance.ts";
 import type { Config } from "./config.ts";
 import { openServices } from "./services.ts";
 import { createWebApp } from "./web/app.ts";
+import { archiveRoutes } from "./web/archive.ts";
 import { homePage } from "./web/home.ts";
 
 /** Runs the service until SIGINT or SIGTERM. */
@@ -94,7 +95,9 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
     blueskyHandle: () => blueskyHandle,
     defaultLanguage: config.defaultLanguage,
   });
-  const app = createWebApp({ store, log, ready: () => ready, routes: [home, fediverse.middleware, ...reconnection.routes] });
+  // The upload page reads its own request body (before Fedify's middleware sees the request).
+  const archivePage = archiveRoutes({ store, sql: services.database.sql, config, log });
+  const app = createWebApp({ store, log, ready: () => ready, routes: [home, archivePage, fediverse.middleware, ...reconnection.routes] });
   const server = await new Promise<Server>((resolve, reject) => {
     // Express 5 hands a failed listen (EADDRINUSE…) to this callback.
     const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));

@@ -3,7 +3,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
-import { allText, blueskySender, fediverseSender, makeWorld, privateText, unique, type World } from "./testing.ts";
+import { allText, blueskySender, fediverseSender, makeWorld, privateText, publicText, unique, type World } from "./testing.ts";
 import { senderKey } from "../store/conversation-state.ts";
 import type { Sender } from "./incoming.ts";
 
@@ -120,6 +120,33 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
     expect(text).toContain(`@${r.bsky.handle}`);
     expect(text).toContain(`@${r.fedi.handle}`);
     expect(text).toContain(words.marks.toFollow);
+  });
+
+  it("archive gives a private one-time upload link; a stranger becomes a person with this account", async () => {
+    const stranger = blueskySender(unique("uploader"));
+    // The same word in both languages; the answer follows the saved or default language.
+    const out = await w.send(stranger, "archive");
+    expect(out.replies.every((x) => x.visibility === "private")).toBe(true);
+    const url = /https?:\/\/\S+\/archive\/[A-Za-z0-9_-]{32}/.exec(allText(out))?.[0];
+    expect(url).toBeDefined();
+    expect(url!.startsWith(w.config.publicUrl.origin)).toBe(true);
+    const identity = await w.store.identities.find({ platform: "bluesky", stableId: stranger.stableId });
+    expect(identity?.verifiedBy).toBe("dm");
+    const grant = await w.store.webLinks.peek(url!.split("/").pop()!, "archive");
+    expect(grant).toMatchObject({ personId: identity!.personId, identityId: identity!.id });
+    // A known person's link is for their own account, and asking twice makes no second person.
+    if (lang === "fr") await w.send(stranger, "langue fr");
+    const again = await w.send(stranger, "archive");
+    expect(again.language).toBe(lang);
+    expect(allText(again)).toMatch(/\/archive\//);
+    expect((await w.store.identities.find({ platform: "bluesky", stableId: stranger.stableId }))?.personId).toBe(identity!.personId);
+  });
+
+  it("archive asked in public answers in private only", async () => {
+    const r = await registered();
+    const out = await w.send(r.fedi, "archive", { isPrivate: false, html: true });
+    expect(publicText(out)).not.toMatch(/\/archive\//);
+    expect(privateText(out)).toMatch(/\/archive\/[A-Za-z0-9_-]{32}/);
   });
 
   it("status from an unknown sender gets the welcome", async () => {

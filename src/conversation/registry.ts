@@ -22,7 +22,8 @@ export type CommandId =
   | "notify"
   | "language"
   | "stop"
-  | "forget";
+  | "forget"
+  | "archive";
 
 export interface Command {
   id: CommandId;

@@ -1,12 +1,13 @@
 /**
- * One-time links sent by DM (authorize an account, download an export).
+ * One-time links sent by DM (authorize an account, download an export,
+ * upload an X archive).
  * The token is in the link only; the database keeps its SHA-256, so a copy
  * of the database opens nothing.
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Queryable } from "./types.ts";
 
-export type WebLinkPurpose = "connect" | "export";
+export type WebLinkPurpose = "connect" | "export" | "archive";
 
 export interface WebLinkGrant {
   personId: number;

@@ -94,6 +94,7 @@ export const en: Locale = {
     auto: { words: ["auto"], args: "on|off", summary: "follow newcomers you followed on X automatically" },
     stop: { words: ["stop", "unsubscribe"], args: "", summary: "I never write to you first again" },
     forget: { words: ["forget"], args: "", summary: "delete everything I know about you (asks to confirm)" },
+    archive: { words: ["archive"], args: "", summary: "a private link to upload your X archive: I find whom you followed there" },
   },
   m: {
     platformName,
@@ -107,7 +108,7 @@ export const en: Locale = {
     intro:
       "Hi! I'm reconnexion: I find the people you followed on X who are now on Bluesky or Mastodon, and tell you when more arrive.",
     welcome: (platform) =>
-      `Hi! I'm reconnexion: I find the people you followed on X who are now on Bluesky or Mastodon. I don't know this ${platformName[platform]} account yet. To be known: ask the registration platform for a code and send it to me in a private message as \`link <code>\`, or, if I already know another of your accounts, send \`link @this-account\` from there.`,
+      `Hi! I'm reconnexion: I find the people you followed on X who are now on Bluesky or Mastodon. I don't know this ${platformName[platform]} account yet. To be known: send me \`archive\` to upload your X archive, or ask the registration platform for a code and send it to me in a private message as \`link <code>\`, or, if I already know another of your accounts, send \`link @this-account\` from there.`,
     aboutYou: ({ platforms, matches }) => {
       const known = platforms.map((p) => platformName[p]).join(", ");
       const found = matches.map((m) => `${m.total} on ${platformName[m.platform]}`).join(", ");
@@ -141,6 +142,8 @@ export const en: Locale = {
       `Your code: ${code}\nSend \`${command} ${code}\` to me from @${handle} on ${platformName[platform]} within ${minutes} minutes. It works once, and only from that account.`,
     linkXRefused:
       "An X account can't be linked by name: anyone could type one. It comes from the registration platform or from your X archive.",
+    archiveLink: ({ url, hours }) =>
+      `Upload your X archive here (the .zip X sent you, or just its files data/account.js, data/following.js and data/follower.js): ${url}\nThe link is yours alone and works for ${hours} hours. I only read whom you followed and who followed you.`,
     linkSameAccount: "That's the account you are writing from.",
     linkAlreadyYours: (handle) => `@${handle} is already linked to you.`,
     linkPlatformTaken: (platform, handle, unlinkCommand) =>
@@ -252,6 +255,17 @@ export const en: Locale = {
     exportTitle: "Your following list for Mastodon",
     exportIntro: (n) => `${n} accounts you followed on X are on the fediverse. Download the file, then in Mastodon: Preferences → Import and export → Import, type "Following list". This link works once.`,
     exportButton: "Download following_accounts.csv",
+    archiveTitle: "Your X archive",
+    archiveIntro: "Choose the .zip X sent you (Settings → Your account → Download an archive of your data), or just its files data/account.js, data/following.js and data/follower.js. reconnexion reads only whom you followed and who followed you, and keeps nothing else.",
+    archiveLabel: "Archive (.zip) or its data files (.js)",
+    archiveButton: "Upload",
+    archiveLinkInvalid: (command) => `This link has expired or was already used. Ask the bot again: send it \`${command}\` in a private message.`,
+    archiveNothing: "No archive came with the form: choose the .zip, or the data/account.js, data/following.js and data/follower.js files.",
+    archiveTooLarge: (mb) => `That is more than ${mb} MB. Upload just the files data/account.js, data/following.js and data/follower.js from inside the archive.`,
+    archiveRefused: (detail) => `This could not be read as an X archive, and nothing was kept. ${detail}`,
+    archiveDoneTitle: "Archive received",
+    archiveDone: ({ username, followings, followers, found, listCommand }) =>
+      `${username ? `@${username}: ` : ""}${followings} accounts you followed on X and ${followers} who followed you. Of the people you followed, ${found.bluesky} are on ${platformName.bluesky} and ${found.fediverse} on ${platformName.fediverse}. Send the bot \`${listCommand}\` to see them.`,
     privacy: "reconnexion keeps this permission encrypted, uses it only to follow the accounts you asked for, and deletes it when you send `forget`.",
   },
 };

@@ -96,6 +96,7 @@ export const fr: Locale = {
     auto: { words: ["auto"], args: "oui|non", summary: "suivre automatiquement les personnes que vous suiviez sur X quand elles arrivent" },
     stop: { words: ["stop", "arrêt", "arrêter"], args: "", summary: "je ne vous écris plus jamais le premier" },
     forget: { words: ["oublier", "oublie-moi"], args: "", summary: "effacer tout ce que je sais de vous (demande confirmation)" },
+    archive: { words: ["archive"], args: "", summary: "un lien privé pour déposer votre archive X : j’y retrouve qui vous suiviez" },
   },
   m: {
     platformName,
@@ -109,7 +110,7 @@ export const fr: Locale = {
     intro:
       "Bonjour ! Je suis reconnexion : je retrouve les personnes que vous suiviez sur X et qui sont maintenant sur Bluesky ou Mastodon, et je vous préviens quand d’autres arrivent.",
     welcome: (platform) =>
-      `Bonjour ! Je suis reconnexion : je retrouve les personnes que vous suiviez sur X et qui sont maintenant sur Bluesky ou Mastodon. Je ne connais pas encore ce compte ${platformName[platform]}. Pour vous faire connaître : demandez un code à la plateforme d’inscription et envoyez-le-moi en message privé sous la forme \`lier <code>\`, ou, si je connais déjà un autre de vos comptes, envoyez \`lier @ce-compte\` depuis celui-là.`,
+      `Bonjour ! Je suis reconnexion : je retrouve les personnes que vous suiviez sur X et qui sont maintenant sur Bluesky ou Mastodon. Je ne connais pas encore ce compte ${platformName[platform]}. Pour vous faire connaître : envoyez-moi \`archive\` pour déposer votre archive X, ou demandez un code à la plateforme d’inscription et envoyez-le-moi en message privé sous la forme \`lier <code>\`, ou, si je connais déjà un autre de vos comptes, envoyez \`lier @ce-compte\` depuis celui-là.`,
     aboutYou: ({ platforms, matches }) => {
       const known = platforms.map((p) => platformName[p]).join(", ");
       const found = matches.map((m) => `${m.total} sur ${platformName[m.platform]}`).join(", ");
@@ -144,6 +145,8 @@ export const fr: Locale = {
       `Votre code : ${code}\nEnvoyez-moi \`${command} ${code}\` depuis @${handle} sur ${platformName[platform]} dans les ${minutes} minutes. Il ne sert qu’une fois, et seulement depuis ce compte.`,
     linkXRefused:
       "Un compte X ne peut pas être lié par son nom : n’importe qui pourrait le taper. Il vient de la plateforme d’inscription ou de votre archive X.",
+    archiveLink: ({ url, hours }) =>
+      `Déposez votre archive X ici (le .zip envoyé par X, ou seulement ses fichiers data/account.js, data/following.js et data/follower.js) : ${url}\nCe lien n’est qu’à vous et vaut ${hours} heures. Je n’y lis que qui vous suiviez et qui vous suivait.`,
     linkSameAccount: "C’est le compte depuis lequel vous m’écrivez.",
     linkAlreadyYours: (handle) => `@${handle} est déjà lié à vous.`,
     linkPlatformTaken: (platform, handle, unlinkCommand) =>
@@ -257,6 +260,17 @@ export const fr: Locale = {
     exportTitle: "Votre liste d’abonnements pour Mastodon",
     exportIntro: (n) => `${n} comptes que vous suiviez sur X sont sur le fédivers. Téléchargez le fichier, puis dans Mastodon : Préférences → Import et export → Importer, type « Liste d’abonnements ». Ce lien ne sert qu’une fois.`,
     exportButton: "Télécharger following_accounts.csv",
+    archiveTitle: "Votre archive X",
+    archiveIntro: "Choisissez le .zip envoyé par X (Paramètres → Votre compte → Télécharger une archive de vos données), ou seulement ses fichiers data/account.js, data/following.js et data/follower.js. reconnexion n’y lit que qui vous suiviez et qui vous suivait, et ne garde rien d’autre.",
+    archiveLabel: "Archive (.zip) ou ses fichiers de données (.js)",
+    archiveButton: "Déposer",
+    archiveLinkInvalid: (command) => `Ce lien a expiré ou a déjà servi. Redemandez-le au bot : envoyez-lui \`${command}\` en message privé.`,
+    archiveNothing: "Aucune archive n’accompagnait le formulaire : choisissez le .zip, ou les fichiers data/account.js, data/following.js et data/follower.js.",
+    archiveTooLarge: (mb) => `C’est plus de ${mb} Mo. Déposez seulement les fichiers data/account.js, data/following.js et data/follower.js pris dans l’archive.`,
+    archiveRefused: (detail) => `Impossible de lire cela comme une archive X ; rien n’a été gardé. ${detail}`,
+    archiveDoneTitle: "Archive reçue",
+    archiveDone: ({ username, followings, followers, found, listCommand }) =>
+      `${username ? `@${username} : ` : ""}${followings} comptes suivis sur X et ${followers} qui vous suivaient. Parmi les personnes que vous suiviez, ${found.bluesky} sont sur ${platformName.bluesky} et ${found.fediverse} sur ${platformName.fediverse}. Envoyez \`${listCommand}\` au bot pour les voir.`,
     privacy: "reconnexion garde cette autorisation chiffrée, ne s’en sert que pour suivre les comptes que vous avez demandés, et l’efface quand vous envoyez `oublier`.",
   },
 };

@@ -79,6 +79,8 @@ export interface Messages {
   linkCodeCreated(facts: { code: string; handle: string; platform: TargetPlatform; minutes: number; command: string }): string;
   linkXRefused: string;
   linkSameAccount: string;
+  /** The `archive` answer: a one-time link to the upload page. */
+  archiveLink(facts: { url: string; hours: number }): string;
   linkAlreadyYours(handle: string): string;
   linkPlatformTaken(platform: TargetPlatform, handle: string, unlinkCommand: string): string;
   linkTooManyCodes: string;
@@ -177,6 +179,17 @@ export interface WebMessages {
   exportTitle: string;
   exportIntro(count: number): string;
   exportButton: string;
+  /** The X archive upload page (the `archive` command's link). */
+  archiveTitle: string;
+  archiveIntro: string;
+  archiveLabel: string;
+  archiveButton: string;
+  archiveLinkInvalid(command: string): string;
+  archiveNothing: string;
+  archiveTooLarge(megabytes: number): string;
+  archiveRefused(detail: string): string;
+  archiveDoneTitle: string;
+  archiveDone(facts: { username: string | null; followings: number; followers: number; found: Record<TargetPlatform, number>; listCommand: string }): string;
   /** The service's front page: what the bot does, and where to write to it. */
   homeIntro: string;
   homeWhere: string;

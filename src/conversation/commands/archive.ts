@@ -1,0 +1,49 @@
+/**
+ * `archive`: a private one-time link to the page where the person uploads
+ * their X archive (src/web/archive.ts). Someone the bot does not know yet
+ * becomes a person with the account they write from, as `link @handle`
+ * makes them; the archive then claims their X account (for their own
+ * matching only: an archive proves nothing to others).
+ */
+import { IdentityTakenError } from "../../store/index.ts";
+import { tell } from "../context.ts";
+import type { Command } from "../registry.ts";
+
+/** How long an upload link works. */
+export const ARCHIVE_LINK_HOURS = 24;
+
+export const archive: Command = {
+  id: "archive",
+  needsPerson: false,
+  async run(ctx) {
+    const { sender } = ctx;
+    let personId = ctx.person?.person.id;
+    // The account written from (a person has one per platform).
+    let identityId = ctx.person?.identities.find((i) => i.platform === sender.platform)?.id;
+    if (personId === undefined || identityId === undefined) {
+      try {
+        const created = await ctx.store.transaction(async (s) => {
+          const person = await s.people.create();
+          const identity = await s.identities.attach(person.id, {
+            platform: sender.platform,
+            stableId: sender.stableId,
+            handle: sender.handle,
+            apiBase: sender.apiBase ?? null,
+            verifiedBy: "dm",
+          });
+          return { personId: person.id, identityId: identity.id };
+        });
+        ({ personId, identityId } = created);
+      } catch (error) {
+        if (error instanceof IdentityTakenError || (error as { code?: unknown } | null)?.code === "23505") {
+          return [tell(ctx.locale.m.linkAccountTaken)];
+        }
+        throw error;
+      }
+      ctx.effect({ type: "identity-recorded", personId });
+    }
+    const token = await ctx.store.webLinks.create("archive", personId, identityId, ARCHIVE_LINK_HOURS * 3600);
+    const url = ctx.secret(new URL(`/archive/${token}`, ctx.config.publicUrl).href);
+    return [tell(ctx.locale.m.archiveLink({ url, hours: ARCHIVE_LINK_HOURS }))];
+  },
+};

@@ -1,0 +1,139 @@
+/**
+ * The X archive upload page, over real HTTP on loopback with a real
+ * PostgreSQL: archives built the way X builds them, sent as a browser's
+ * multipart form sends them.
+ */
+import { readFile } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../config.ts";
+import type { Logger } from "../logger.ts";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { registerPerson } from "../../test/harness/graph.ts";
+import { archiveFiles, writeArchiveZip } from "../../test/harness/x-archive.ts";
+import { createWebApp } from "./app.ts";
+import { archiveRoutes } from "./archive.ts";
+
+let db: TestDatabase;
+let server: Server;
+let base: string;
+const MAX_UPLOAD = 64 * 1024;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const config = loadConfig({ DEFAULT_LANGUAGE: "en" });
+  const log = pino({ level: "silent" }) as unknown as Logger;
+  const app = createWebApp({ store: db.store, ready: () => true, routes: [archiveRoutes({ store: db.store, sql: db.sql, config, log, maxUploadBytes: MAX_UPLOAD })] });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  await db?.drop();
+});
+
+/** A person who wrote to the bot from Bluesky (no X account yet), and an upload link for them. */
+let nextId = 0;
+async function newcomerWithLink(language?: string) {
+  const n = ++nextId;
+  const person = await db.store.people.create(language ? { language } : {});
+  const identity = await db.store.identities.attach(person.id, { platform: "bluesky", stableId: `did:plc:uploader${n}`, handle: `uploader${n}.test`, verifiedBy: "dm" });
+  const token = await db.store.webLinks.create("archive", person.id, identity.id, 3600);
+  return { personId: person.id, url: `${base}/archive/${token}` };
+}
+
+function form(files: Array<{ name: string; body: Buffer | string }>): FormData {
+  const data = new FormData();
+  for (const f of files) data.append("archive", new Blob([f.body]), f.name);
+  return data;
+}
+
+const upload = (url: string, files: Array<{ name: string; body: Buffer | string }>) => fetch(url, { method: "POST", body: form(files) });
+
+async function xIdentityOf(personId: number) {
+  const [row] = await db.sql<{ x_id: string; handle: string; verified_by: string }[]>`
+    select x_id::text, handle, verified_by from identity where person_id = ${personId} and platform = 'x'`;
+  return row;
+}
+
+describe("the archive upload page", () => {
+  it("takes an X archive's zip: the X account is claimed by archive, its follows are in, a followed person on Bluesky is found; the link is then used up", async () => {
+    // Someone the uploader followed on X, registered with Bluesky.
+    await registerPerson(db.store, "5550001", { platform: "bluesky", stableId: "did:plc:followed1", handle: "followed1.test" }, "followed_x");
+    const { personId, url } = await newcomerWithLink();
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    const text = await page.text();
+    expect(text).toContain('enctype="multipart/form-data"');
+    expect(page.headers.get("cache-control")).toBe("no-store");
+
+    const zip = await writeArchiveZip(path.join(tmpdir(), `upload-${process.pid}.zip`), { accountId: "5550100", username: "uploader_x", followings: ["5550001", "5550002"], followers: ["5550003"] });
+    const res = await upload(url, [{ name: "twitter-2026-11-24-abc.zip", body: await readFile(zip) }]);
+    const done = await res.text();
+    expect(res.status, done).toBe(200);
+    expect(done).toContain("Archive received");
+    expect(done).toContain("@uploader_x: 2 accounts you followed on X and 1 who followed you. Of the people you followed, 1 are on Bluesky");
+    expect(await xIdentityOf(personId)).toEqual({ x_id: "5550100", handle: "uploader_x", verified_by: "archive" });
+    const edges = await db.sql`select 1 from x_follow where follower = 5550100`;
+    expect(edges).toHaveLength(2);
+    expect((await db.store.matches.counts(personId)).bluesky.total).toBe(1);
+
+    // Used up: the page and the form say to ask again.
+    const again = await upload(url, [{ name: "again.zip", body: await readFile(zip) }]);
+    expect(again.status).toBe(410);
+    expect(await again.text()).toContain("send it <code>archive</code>");
+    expect((await fetch(url)).status).toBe(410);
+  });
+
+  it("takes the data files alone (account.js, following.js, follower.js), in the person's language", async () => {
+    const { personId, url } = await newcomerWithLink("fr");
+    const files = archiveFiles({ accountId: "5550200", username: "files_x", followings: ["5550001"], followers: [] });
+    const res = await upload(url, ["data/account.js", "data/following.js", "data/follower.js"].map((name) => ({ name: path.basename(name), body: files.get(name)! })));
+    const done = await res.text();
+    expect(res.status, done).toBe(200);
+    expect(done).toContain("Archive reçue");
+    expect((await xIdentityOf(personId))?.verified_by).toBe("archive");
+  });
+
+  it("refuses a broken zip in one sentence naming the file, keeps nothing, and leaves the link usable", async () => {
+    const { personId, url } = await newcomerWithLink();
+    const res = await upload(url, [{ name: "my-archive.zip", body: Buffer.concat([Buffer.from("PK\x03\x04"), Buffer.alloc(2000, 1)]) }]);
+    const body = await res.text();
+    expect(res.status).toBe(400);
+    expect(body).toContain("could not be read as an X archive, and nothing was kept");
+    expect(body).toContain("my-archive.zip");
+    expect(body).not.toContain(tmpdir());
+    expect(await xIdentityOf(personId)).toBeUndefined();
+    expect((await fetch(url)).status).toBe(200);
+  });
+
+  it("refuses an upload over the size cap, a form without an archive, and files that are no archive", async () => {
+    const { personId, url } = await newcomerWithLink();
+    const big = await upload(url, [{ name: "huge.zip", body: Buffer.alloc(MAX_UPLOAD + 1, 0) }]);
+    expect(big.status).toBe(413);
+    expect(await big.text()).toContain("more than 0 MB");
+    const none = await upload(url, [{ name: "notes.txt", body: "hello" }]);
+    expect(none.status).toBe(400);
+    expect(await none.text()).toContain("No archive came with the form");
+    const notArchive = await upload(url, [{ name: "following.js", body: "alert('hi')" }]);
+    expect(notArchive.status).toBe(400);
+    expect(await xIdentityOf(personId)).toBeUndefined();
+  });
+
+  it("answers an unknown or malformed link with a page saying to ask again", async () => {
+    for (const token of ["A".repeat(32), "not-a-token", "..%2F..%2Fetc"]) {
+      const res = await fetch(`${base}/archive/${token}`);
+      expect(res.status, token).toBe(410);
+    }
+    const post = await upload(`${base}/archive/${"B".repeat(32)}`, [{ name: "x.zip", body: "PK" }]);
+    expect(post.status).toBe(410);
+  });
+});

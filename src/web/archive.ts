@@ -1,0 +1,183 @@
+/**
+ * The page behind the `archive` command's one-time link:
+ *
+ *   GET  /archive/:token   a form: the X archive's .zip, or its data files
+ *   POST /archive/:token   the upload (multipart), imported for the link's
+ *                          person; the link is used up once it is in
+ *
+ * The upload is streamed to a temporary folder (never held in memory) with
+ * a size cap, then read by the same importer as `reconnexion import archive`
+ * (streamed, all-or-nothing, zip bombs refused); the folder is removed
+ * whatever happens. The X account an archive names is claimed by archive
+ * only: it serves the uploader's own matching, never others'.
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import busboy from "busboy";
+import { Router, type Request, type Response } from "express";
+import type { Sql } from "postgres";
+import type { Config } from "../config.ts";
+import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import { importArchive } from "../import/archive.ts";
+import { ImportError } from "../import/types.ts";
+import type { Logger } from "../logger.ts";
+import type { Store } from "../store/index.ts";
+import { html, prose, sendPage, type SafeHtml } from "./html.ts";
+
+export interface ArchiveUploadContext {
+  store: Store;
+  sql: Sql;
+  config: Config;
+  log: Logger;
+  /** The largest upload taken, in bytes (default 1 GiB: an archive with its media can be larger; its data files are small). */
+  maxUploadBytes?: number;
+}
+
+const DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024;
+/** Files taken from one form: the zip, or the data files (following.js and follower.js may come in parts). */
+const MAX_FILES = 40;
+
+/** What the form brought: where it was saved, and the names the person gave. */
+interface Upload {
+  folder: string;
+  zips: { saved: string; name: string }[];
+  dataFiles: number;
+  tooLarge: boolean;
+}
+
+class UploadError extends Error {}
+
+/** Saves the form's files under `folder`: a .zip as is, .js files as `data/<name>`; anything else is refused. */
+async function receive(req: Request, folder: string, maxBytes: number): Promise<Upload> {
+  const upload: Upload = { folder, zips: [], dataFiles: 0, tooLarge: false };
+  await mkdir(path.join(folder, "data"));
+  const parser = busboy({ headers: req.headers, limits: { files: MAX_FILES, fileSize: maxBytes, fields: 0, parts: MAX_FILES } });
+  const writes: Promise<void>[] = [];
+  parser.on("file", (_field, stream, info) => {
+    // Only the base name, and only safe characters: the name never leaves the folder.
+    const name = path.basename(info.filename ?? "").replace(/[^A-Za-z0-9._-]/g, "_");
+    let target: string | undefined;
+    if (/\.zip$/i.test(name)) {
+      target = path.join(folder, `upload-${upload.zips.length}.zip`);
+      upload.zips.push({ saved: target, name });
+    } else if (/\.js$/i.test(name)) {
+      target = path.join(folder, "data", name);
+      upload.dataFiles++;
+    }
+    stream.on("limit", () => (upload.tooLarge = true));
+    if (!target) {
+      stream.resume();
+      return;
+    }
+    writes.push(pipeline(stream, createWriteStream(target)));
+  });
+  parser.on("filesLimit", () => (upload.tooLarge = true));
+  parser.on("partsLimit", () => (upload.tooLarge = true));
+  await pipeline(req, parser).catch((error: unknown) => {
+    throw new UploadError(error instanceof Error ? error.message : String(error));
+  });
+  await Promise.all(writes);
+  return upload;
+}
+
+export function archiveRoutes(ctx: ArchiveUploadContext): Router {
+  const router = Router();
+  const maxBytes = ctx.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
+
+  async function localeFor(req: Request, personId: number | undefined): Promise<Locale> {
+    const person = personId === undefined ? undefined : await ctx.store.people.get(personId);
+    return (
+      findLocale(person?.language) ??
+      findLocale(req.acceptsLanguages(...Object.keys(LOCALES)) || undefined) ??
+      findLocale(ctx.config.defaultLanguage)!
+    );
+  }
+
+  function page(res: Response, locale: Locale, title: string, body: SafeHtml, status = 200): void {
+    sendPage(res, { lang: locale.code, title, status, body: html`<h1>${title}</h1>${body}` });
+  }
+
+  function invalid(res: Response, locale: Locale): void {
+    const command = locale.commands.archive.words[0]!;
+    page(res, locale, locale.web.archiveTitle, html`<p>${prose(locale.web.archiveLinkInvalid(command))}</p>`, 410);
+  }
+
+  function form(locale: Locale, error?: SafeHtml): SafeHtml {
+    return html`${error ? html`<p class="error">${error}</p>` : ""}<p>${prose(locale.web.archiveIntro)}</p>
+      <form method="post" enctype="multipart/form-data">
+        <label for="archive">${locale.web.archiveLabel}</label>
+        <input id="archive" type="file" name="archive" accept=".zip,.js" multiple required>
+        <p><button type="submit">${locale.web.archiveButton}</button></p>
+      </form>`;
+  }
+
+  router.get("/archive/:token", async (req, res) => {
+    const grant = await ctx.store.webLinks.peek(req.params.token, "archive");
+    const locale = await localeFor(req, grant?.personId);
+    if (!grant) return invalid(res, locale);
+    page(res, locale, locale.web.archiveTitle, form(locale));
+  });
+
+  router.post("/archive/:token", async (req, res) => {
+    const token = req.params.token;
+    const grant = await ctx.store.webLinks.peek(token, "archive");
+    const locale = await localeFor(req, grant?.personId);
+    if (!grant) {
+      req.resume();
+      return invalid(res, locale);
+    }
+    const refuse = (status: number, message: string) => page(res, locale, locale.web.archiveTitle, form(locale, prose(message)), status);
+    const folder = await mkdtemp(path.join(tmpdir(), "reconnexion-archive-"));
+    try {
+      let upload: Upload;
+      try {
+        upload = await receive(req, folder, maxBytes);
+      } catch (error) {
+        if (!(error instanceof UploadError)) throw error;
+        return refuse(400, locale.web.archiveNothing);
+      }
+      if (upload.tooLarge) return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
+      if (upload.zips.length + upload.dataFiles === 0) return refuse(400, locale.web.archiveNothing);
+      // One zip, or the data files; a zip is read as it came.
+      const input = upload.zips.length === 1 && upload.dataFiles === 0 ? upload.zips[0]!.saved : folder;
+      if (upload.zips.length > 1 || (upload.zips.length === 1 && upload.dataFiles > 0)) return refuse(400, locale.web.archiveNothing);
+      let summary;
+      try {
+        summary = await importArchive(ctx.sql, input, { personId: grant.personId });
+      } catch (error) {
+        if (!(error instanceof ImportError)) throw error;
+        // The reader's sentence, with the names the person gave instead of ours.
+        let detail = error.message;
+        for (const zip of upload.zips) detail = detail.replaceAll(zip.saved, zip.name);
+        detail = detail.replaceAll(`${folder}${path.sep}`, "").replaceAll(folder, locale.web.archiveLabel);
+        ctx.log.info({ person: grant.personId, reason: detail }, "archive upload refused");
+        return refuse(400, locale.web.archiveRefused(detail));
+      }
+      if (!(await ctx.store.webLinks.consume(token, "archive"))) return invalid(res, locale);
+      const counts = await ctx.store.matches.counts(grant.personId);
+      const found = { bluesky: counts.bluesky.total, fediverse: counts.fediverse.total };
+      ctx.log.info({ person: grant.personId, followings: summary.followings, followers: summary.followers }, "archive uploaded");
+      page(
+        res,
+        locale,
+        locale.web.archiveDoneTitle,
+        html`<p>${prose(
+          locale.web.archiveDone({
+            username: summary.xUsername,
+            followings: summary.followings,
+            followers: summary.followers,
+            found,
+            listCommand: locale.commands.list.words[0]!,
+          }),
+        )}</p>`,
+      );
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  return router;
+}
