@@ -3,7 +3,7 @@
  * PostgreSQL: archives built the way X builds them, sent as a browser's
  * multipart form sends them.
  */
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,13 +21,16 @@ import { archiveRoutes } from "./archive.ts";
 let db: TestDatabase;
 let server: Server;
 let base: string;
+let uploadDir: string;
 const MAX_UPLOAD = 64 * 1024;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   const config = loadConfig({ DEFAULT_LANGUAGE: "en" });
   const log = pino({ level: "silent" }) as unknown as Logger;
-  const app = createWebApp({ store: db.store, ready: () => true, routes: [archiveRoutes({ store: db.store, sql: db.sql, config, log, maxUploadBytes: MAX_UPLOAD })] });
+  uploadDir = await mkdtemp(path.join(tmpdir(), "archive-uploads-"));
+  const routes = archiveRoutes({ store: db.store, sql: db.sql, config, log, maxUploadBytes: MAX_UPLOAD, uploadDir });
+  const app = createWebApp({ store: db.store, ready: () => true, routes: [routes] });
   server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
   });
@@ -38,6 +41,7 @@ afterAll(async () => {
   server?.closeAllConnections();
   await new Promise((resolve) => server?.close(resolve));
   await db?.drop();
+  if (uploadDir) await rm(uploadDir, { recursive: true, force: true });
 });
 
 /** A person who wrote to the bot from Bluesky (no X account yet), and an upload link for them. */
@@ -110,7 +114,7 @@ describe("the archive upload page", () => {
     expect(res.status).toBe(400);
     expect(body).toContain("could not be read as an X archive, and nothing was kept");
     expect(body).toContain("my-archive.zip");
-    expect(body).not.toContain(tmpdir());
+    expect(body).not.toContain(uploadDir);
     expect(await xIdentityOf(personId)).toBeUndefined();
     expect((await fetch(url)).status).toBe(200);
   });
@@ -126,6 +130,34 @@ describe("the archive upload page", () => {
     const notArchive = await upload(url, [{ name: "following.js", body: "alert('hi')" }]);
     expect(notArchive.status).toBe(400);
     expect(await xIdentityOf(personId)).toBeUndefined();
+  });
+
+  it("takes one upload at a time per link, and leaves nothing behind in its folder", async () => {
+    const { url } = await newcomerWithLink();
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const boundary = "slowboundary";
+    const encoder = new TextEncoder();
+    const slowBody = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(encoder.encode(`--${boundary}\r\nContent-Disposition: form-data; name="archive"; filename="slow.zip"\r\nContent-Type: application/zip\r\n\r\nPK`));
+        await finished;
+        controller.enqueue(encoder.encode(`\r\n--${boundary}--\r\n`));
+        controller.close();
+      },
+    });
+    const slow = fetch(url, { method: "POST", body: slowBody, headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` }, duplex: "half" } as RequestInit);
+    // The first upload is being read: a second one on the same link waits its turn.
+    let second: Response | undefined;
+    for (let i = 0; i < 50 && second?.status !== 429; i++) {
+      second = await upload(url, [{ name: "x.zip", body: "PK" }]);
+      if (second.status !== 429) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(second!.status).toBe(429);
+    expect(second!.headers.get("retry-after")).toBe("30");
+    finish();
+    expect((await slow).status).toBe(400);
+    expect(await readdir(uploadDir)).toEqual([]);
   });
 
   it("answers an unknown or malformed link with a page saying to ask again", async () => {

@@ -5,15 +5,15 @@
  *   POST /archive/:token   the upload (multipart), imported for the link's
  *                          person; the link is used up once it is in
  *
- * The upload is streamed to a temporary folder (never held in memory) with
- * a size cap, then read by the same importer as `reconnexion import archive`
+ * The upload is streamed to a temporary folder under DATA_DIR (never held
+ * in memory) with a size cap, one upload at a time per link and a few at
+ * once in all, then read by the same importer as `reconnexion import archive`
  * (streamed, all-or-nothing, zip bombs refused); the folder is removed
  * whatever happens. The X account an archive names is claimed by archive
  * only: it serves the uploader's own matching, never others'.
  */
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import busboy from "busboy";
@@ -34,6 +34,10 @@ export interface ArchiveUploadContext {
   log: Logger;
   /** The largest upload taken, in bytes (default 1 GiB: an archive with its media can be larger; its data files are small). */
   maxUploadBytes?: number;
+  /** Where uploads are kept while they are read (default `DATA_DIR/uploads`: on disk, not in a tmpfs). */
+  uploadDir?: string;
+  /** Uploads read at once, over all links (default 4); one at a time per link. */
+  maxConcurrentUploads?: number;
 }
 
 const DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024;
@@ -86,6 +90,10 @@ async function receive(req: Request, folder: string, maxBytes: number): Promise<
 export function archiveRoutes(ctx: ArchiveUploadContext): Router {
   const router = Router();
   const maxBytes = ctx.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
+  const uploadDir = ctx.uploadDir ?? path.join(ctx.config.dataDir, "uploads");
+  const maxConcurrent = ctx.maxConcurrentUploads ?? 4;
+  // Uploads under way, by link: disk and CPU stay bounded whatever the senders do.
+  const inFlight = new Set<string>();
 
   async function localeFor(req: Request, personId: number | undefined): Promise<Locale> {
     const person = personId === undefined ? undefined : await ctx.store.people.get(personId);
@@ -121,6 +129,45 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
     page(res, locale, locale.web.archiveTitle, form(locale));
   });
 
+  /** Reads and imports one upload into `folder`; returns the reply, sent once the folder is gone. */
+  async function accept(req: Request, res: Response, token: string, personId: number, locale: Locale, folder: string): Promise<() => void> {
+    const refuse = (status: number, message: string) => () => page(res, locale, locale.web.archiveTitle, form(locale, prose(message)), status);
+    let upload: Upload;
+    try {
+      upload = await receive(req, folder, maxBytes);
+    } catch (error) {
+      if (!(error instanceof UploadError)) throw error;
+      return refuse(400, locale.web.archiveNothing);
+    }
+    if (upload.tooLarge) return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
+    // One zip, read as it came, or the data files.
+    const oneZip = upload.zips.length === 1 && upload.dataFiles === 0;
+    if (!oneZip && (upload.zips.length > 0 || upload.dataFiles === 0)) return refuse(400, locale.web.archiveNothing);
+    let summary;
+    try {
+      summary = await importArchive(ctx.sql, oneZip ? upload.zips[0]!.saved : folder, { personId });
+    } catch (error) {
+      if (!(error instanceof ImportError)) throw error;
+      // The reader's sentence, with the names the person gave instead of ours.
+      let detail = error.message;
+      for (const zip of upload.zips) detail = detail.replaceAll(zip.saved, zip.name);
+      detail = detail.replaceAll(`${folder}${path.sep}`, "").replaceAll(folder, locale.web.archiveLabel);
+      ctx.log.info({ person: personId, reason: detail }, "archive upload refused");
+      return refuse(400, locale.web.archiveRefused(detail));
+    }
+    if (!(await ctx.store.webLinks.consume(token, "archive"))) return () => invalid(res, locale);
+    const counts = await ctx.store.matches.counts(personId);
+    ctx.log.info({ person: personId, followings: summary.followings, followers: summary.followers }, "archive uploaded");
+    const done = locale.web.archiveDone({
+      username: summary.xUsername,
+      followings: summary.followings,
+      followers: summary.followers,
+      found: { bluesky: counts.bluesky.total, fediverse: counts.fediverse.total },
+      listCommand: locale.commands.list.words[0]!,
+    });
+    return () => page(res, locale, locale.web.archiveDoneTitle, html`<p>${prose(done)}</p>`);
+  }
+
   router.post("/archive/:token", async (req, res) => {
     const token = req.params.token;
     const grant = await ctx.store.webLinks.peek(token, "archive");
@@ -129,54 +176,25 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
       req.resume();
       return invalid(res, locale);
     }
-    const refuse = (status: number, message: string) => page(res, locale, locale.web.archiveTitle, form(locale, prose(message)), status);
-    const folder = await mkdtemp(path.join(tmpdir(), "reconnexion-archive-"));
-    try {
-      let upload: Upload;
-      try {
-        upload = await receive(req, folder, maxBytes);
-      } catch (error) {
-        if (!(error instanceof UploadError)) throw error;
-        return refuse(400, locale.web.archiveNothing);
-      }
-      if (upload.tooLarge) return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
-      if (upload.zips.length + upload.dataFiles === 0) return refuse(400, locale.web.archiveNothing);
-      // One zip, or the data files; a zip is read as it came.
-      const input = upload.zips.length === 1 && upload.dataFiles === 0 ? upload.zips[0]!.saved : folder;
-      if (upload.zips.length > 1 || (upload.zips.length === 1 && upload.dataFiles > 0)) return refuse(400, locale.web.archiveNothing);
-      let summary;
-      try {
-        summary = await importArchive(ctx.sql, input, { personId: grant.personId });
-      } catch (error) {
-        if (!(error instanceof ImportError)) throw error;
-        // The reader's sentence, with the names the person gave instead of ours.
-        let detail = error.message;
-        for (const zip of upload.zips) detail = detail.replaceAll(zip.saved, zip.name);
-        detail = detail.replaceAll(`${folder}${path.sep}`, "").replaceAll(folder, locale.web.archiveLabel);
-        ctx.log.info({ person: grant.personId, reason: detail }, "archive upload refused");
-        return refuse(400, locale.web.archiveRefused(detail));
-      }
-      if (!(await ctx.store.webLinks.consume(token, "archive"))) return invalid(res, locale);
-      const counts = await ctx.store.matches.counts(grant.personId);
-      const found = { bluesky: counts.bluesky.total, fediverse: counts.fediverse.total };
-      ctx.log.info({ person: grant.personId, followings: summary.followings, followers: summary.followers }, "archive uploaded");
-      page(
-        res,
-        locale,
-        locale.web.archiveDoneTitle,
-        html`<p>${prose(
-          locale.web.archiveDone({
-            username: summary.xUsername,
-            followings: summary.followings,
-            followers: summary.followers,
-            found,
-            listCommand: locale.commands.list.words[0]!,
-          }),
-        )}</p>`,
-      );
-    } finally {
-      await rm(folder, { recursive: true, force: true });
+    if (inFlight.has(token) || inFlight.size >= maxConcurrent) {
+      req.resume();
+      res.set("Retry-After", "30");
+      return page(res, locale, locale.web.archiveTitle, form(locale, prose(locale.web.archiveBusy)), 429);
     }
+    inFlight.add(token);
+    let reply: () => void;
+    try {
+      await mkdir(uploadDir, { recursive: true });
+      const folder = await mkdtemp(path.join(uploadDir, "archive-"));
+      try {
+        reply = await accept(req, res, token, grant.personId, locale, folder);
+      } finally {
+        await rm(folder, { recursive: true, force: true });
+      }
+    } finally {
+      inFlight.delete(token);
+    }
+    reply();
   });
 
   return router;

@@ -263,6 +263,7 @@ export const en: Locale = {
     archiveNothing: "No archive came with the form: choose the .zip, or the data/account.js, data/following.js and data/follower.js files.",
     archiveTooLarge: (mb) => `That is more than ${mb} MB. Upload just the files data/account.js, data/following.js and data/follower.js from inside the archive.`,
     archiveRefused: (detail) => `This could not be read as an X archive, and nothing was kept. ${detail}`,
+    archiveBusy: "An upload is already under way. Try again in a moment.",
     archiveDoneTitle: "Archive received",
     archiveDone: ({ username, followings, followers, found, listCommand }) =>
       `${username ? `@${username}: ` : ""}${followings} accounts you followed on X and ${followers} who followed you. Of the people you followed, ${found.bluesky} are on ${platformName.bluesky} and ${found.fediverse} on ${platformName.fediverse}. Send the bot \`${listCommand}\` to see them.`,

@@ -268,6 +268,7 @@ export const fr: Locale = {
     archiveNothing: "Aucune archive n’accompagnait le formulaire : choisissez le .zip, ou les fichiers data/account.js, data/following.js et data/follower.js.",
     archiveTooLarge: (mb) => `C’est plus de ${mb} Mo. Déposez seulement les fichiers data/account.js, data/following.js et data/follower.js pris dans l’archive.`,
     archiveRefused: (detail) => `Impossible de lire cela comme une archive X ; rien n’a été gardé. ${detail}`,
+    archiveBusy: "Un dépôt est déjà en cours. Réessayez dans un instant.",
     archiveDoneTitle: "Archive reçue",
     archiveDone: ({ username, followings, followers, found, listCommand }) =>
       `${username ? `@${username} : ` : ""}${followings} comptes suivis sur X et ${followers} qui vous suivaient. Parmi les personnes que vous suiviez, ${found.bluesky} sont sur ${platformName.bluesky} et ${found.fediverse} sur ${platformName.fediverse}. Envoyez \`${listCommand}\` au bot pour les voir.`,

@@ -188,6 +188,7 @@ export interface WebMessages {
   archiveNothing: string;
   archiveTooLarge(megabytes: number): string;
   archiveRefused(detail: string): string;
+  archiveBusy: string;
   archiveDoneTitle: string;
   archiveDone(facts: { username: string | null; followings: number; followers: number; found: Record<TargetPlatform, number>; listCommand: string }): string;
   /** The service's front page: what the bot does, and where to write to it. */
