@@ -127,6 +127,9 @@ describe("the archive upload page", () => {
     const none = await upload(url, [{ name: "notes.txt", body: "hello" }]);
     expect(none.status).toBe(400);
     expect(await none.text()).toContain("No archive came with the form");
+    const notForm = await fetch(url, { method: "POST", body: "archive=nothing", headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+    expect(notForm.status).toBe(400);
+    expect(await notForm.text()).toContain("No archive came with the form");
     const notArchive = await upload(url, [{ name: "following.js", body: "alert('hi')" }]);
     expect(notArchive.status).toBe(400);
     expect(await xIdentityOf(personId)).toBeUndefined();
@@ -157,6 +160,29 @@ describe("the archive upload page", () => {
     expect(second!.headers.get("retry-after")).toBe("30");
     finish();
     expect((await slow).status).toBe(400);
+    expect(await readdir(uploadDir)).toEqual([]);
+  });
+
+  it("survives a sender who goes away mid-upload: the link's slot is free again and nothing is left behind", async () => {
+    const { url } = await newcomerWithLink();
+    const boundary = "cutboundary";
+    const abort = new AbortController();
+    const cut = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="archive"; filename="cut.zip"\r\nContent-Type: application/zip\r\n\r\nPK${"x".repeat(1000)}`));
+        setTimeout(() => abort.abort(), 100);
+      },
+    });
+    await fetch(url, { method: "POST", body: cut, headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` }, duplex: "half", signal: abort.signal } as RequestInit).catch(() => undefined);
+    // The server notices, lets go of the link, and removes what it had written.
+    let next: Response | undefined;
+    for (let i = 0; i < 100; i++) {
+      next = await upload(url, [{ name: "x.zip", body: "PK" }]);
+      if (next.status !== 429) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(next!.status).toBe(400);
+    for (let i = 0; i < 100 && (await readdir(uploadDir)).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await readdir(uploadDir)).toEqual([]);
   });
 

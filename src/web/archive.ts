@@ -58,8 +58,18 @@ class UploadError extends Error {}
 async function receive(req: Request, folder: string, maxBytes: number): Promise<Upload> {
   const upload: Upload = { folder, zips: [], dataFiles: 0, tooLarge: false };
   await mkdir(path.join(folder, "data"));
-  const parser = busboy({ headers: req.headers, limits: { files: MAX_FILES, fileSize: maxBytes, fields: 0, parts: MAX_FILES } });
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({ headers: req.headers, limits: { files: MAX_FILES, fileSize: maxBytes, fields: 0, parts: MAX_FILES } });
+  } catch (error) {
+    // Not a multipart form at all.
+    req.resume();
+    throw new UploadError(error instanceof Error ? error.message : String(error));
+  }
   const writes: Promise<void>[] = [];
+  const files: NodeJS.ReadableStream[] = [];
+  // A file cut off (the sender went away) fails its write: noted here, never left unhandled.
+  let writeFailure: unknown;
   parser.on("file", (_field, stream, info) => {
     // Only the base name, and only safe characters: the name never leaves the folder.
     const name = path.basename(info.filename ?? "").replace(/[^A-Za-z0-9._-]/g, "_");
@@ -71,19 +81,25 @@ async function receive(req: Request, folder: string, maxBytes: number): Promise<
       target = path.join(folder, "data", name);
       upload.dataFiles++;
     }
+    files.push(stream);
     stream.on("limit", () => (upload.tooLarge = true));
     if (!target) {
       stream.resume();
       return;
     }
-    writes.push(pipeline(stream, createWriteStream(target)));
+    writes.push(pipeline(stream, createWriteStream(target)).catch((error: unknown) => void (writeFailure ??= error)));
   });
   parser.on("filesLimit", () => (upload.tooLarge = true));
   parser.on("partsLimit", () => (upload.tooLarge = true));
-  await pipeline(req, parser).catch((error: unknown) => {
-    throw new UploadError(error instanceof Error ? error.message : String(error));
-  });
+  const parsed = await pipeline(req, parser).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  // A form cut off leaves its last file open: close it, so its write ends.
+  if (parsed) for (const file of files) (file as unknown as { destroy(error?: Error): void }).destroy(new Error("upload cut off"));
   await Promise.all(writes);
+  const failure = parsed ?? writeFailure;
+  if (failure) throw new UploadError(failure instanceof Error ? failure.message : String(failure));
   return upload;
 }
 
