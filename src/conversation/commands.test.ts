@@ -320,6 +320,16 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
   });
 });
 
+describe("archive", () => {
+  it("gives at most 5 upload links an hour", async () => {
+    const sender = fediverseSender(unique("manylinks"));
+    for (let i = 0; i < 5; i++) expect(privateText(await w.send(sender, "archive"))).toMatch(/\/archive\//);
+    const sixth = await w.send(sender, "archive");
+    expect(allText(sixth)).not.toMatch(/\/archive\//);
+    expect(allText(sixth)).toContain("several upload links");
+  });
+});
+
 describe("forget", () => {
   it("needs the confirmation from the same account, in time", async () => {
     let now = new Date();

@@ -23,6 +23,14 @@ export interface ArchiveImportOptions {
   /** Whose archive it is, when only a following.js/follower.js is given. */
   xAccountId?: string;
   limits?: ArchiveLimits;
+  /**
+   * Sent by the person through the upload page, not by the operator: an
+   * archive proves nothing (anyone can write one), so it may not claim an
+   * X account the store already knows follows of from other data (that
+   * would read them), nor give a person a second X account, and its
+   * follower.js is left out (those edges only ever serve other people).
+   */
+  selfService?: boolean;
 }
 
 interface AccountInfo {
@@ -50,7 +58,7 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
     if (account && options.xAccountId && options.xAccountId !== account.accountId) {
       throw new ImportError(input, undefined, `belongs to X account ${account.accountId}, not ${options.xAccountId}.`);
     }
-    const dataFiles = source.files.filter((f) => f.kind !== "account");
+    const dataFiles = source.files.filter((f) => f.kind === "following" || (f.kind === "follower" && !options.selfService));
     const totalBytes = dataFiles.reduce((n, f) => n + f.size, 0);
 
     const result = await sql.begin(async (tx) => {
@@ -72,6 +80,14 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
       } else {
         personId = (await people.create()).id;
         personCreated = true;
+      }
+      if (options.selfService && existing?.personId !== personId) {
+        const otherX = (await identities.listForPerson(personId)).find((i) => i.platform === "x");
+        if (otherX) throw new ImportError(input, undefined, `names X account ${accountId}, but you already have X account ${otherX.handle ? `@${otherX.handle}` : otherX.stableId}: one X account per person.`);
+        const [known] = await tx`select 1 from x_follow where follower = ${accountId}::bigint limit 1`;
+        if (known) {
+          throw new ImportError(input, undefined, `names X account ${accountId}, which the store already knows from other data: only the registration platform can confirm it is yours.`);
+        }
       }
       try {
         await identities.attach(personId, {

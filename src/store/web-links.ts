@@ -54,6 +54,13 @@ export class WebLinks {
     return row && { personId: row.person_id, identityId: row.identity_id, expiresAt: row.expires_at };
   }
 
+  /** Links of `purpose` made for a person since `since` (a rate limit). */
+  async countSince(personId: number, purpose: WebLinkPurpose, since: Date): Promise<number> {
+    const [row] = await this.db<{ n: number }[]>`
+      select count(*)::int as n from web_link where person_id = ${personId} and purpose = ${purpose} and created_at > ${since}`;
+    return row?.n ?? 0;
+  }
+
   /** Drops expired and used links (maintenance). */
   async purge(): Promise<number> {
     const result = await this.db`delete from web_link where expires_at < now() - interval '1 day' or used_at < now() - interval '1 day'`;

@@ -54,6 +54,12 @@ async function newcomerWithLink(language?: string) {
   return { personId: person.id, url: `${base}/archive/${token}` };
 }
 
+/** Another upload link for a person. */
+async function newLinkFor(personId: number): Promise<string> {
+  const [identity] = await db.store.identities.listForPerson(personId);
+  return `${base}/archive/${await db.store.webLinks.create("archive", personId, identity!.id, 3600)}`;
+}
+
 function form(files: Array<{ name: string; body: Buffer | string }>): FormData {
   const data = new FormData();
   for (const f of files) data.append("archive", new Blob([f.body]), f.name);
@@ -79,12 +85,12 @@ describe("the archive upload page", () => {
     expect(text).toContain('enctype="multipart/form-data"');
     expect(page.headers.get("cache-control")).toBe("no-store");
 
-    const zip = await writeArchiveZip(path.join(tmpdir(), `upload-${process.pid}.zip`), { accountId: "5550100", username: "uploader_x", followings: ["5550001", "5550002"], followers: ["5550003"] });
+    const zip = await writeArchiveZip(path.join(await mkdtemp(path.join(tmpdir(), "archive-zip-")), "archive.zip"), { accountId: "5550100", username: "uploader_x", followings: ["5550001", "5550002"], followers: ["5550003"] });
     const res = await upload(url, [{ name: "twitter-2026-11-24-abc.zip", body: await readFile(zip) }]);
     const done = await res.text();
     expect(res.status, done).toBe(200);
     expect(done).toContain("Archive received");
-    expect(done).toContain("@uploader_x: 2 accounts you followed on X and 1 who followed you. Of the people you followed, 1 are on Bluesky");
+    expect(done).toContain("@uploader_x: 2 accounts you followed on X. Found here so far — Bluesky: 1, Mastodon (fediverse): 0.");
     expect(await xIdentityOf(personId)).toEqual({ x_id: "5550100", handle: "uploader_x", verified_by: "archive" });
     const edges = await db.sql`select 1 from x_follow where follower = 5550100`;
     expect(edges).toHaveLength(2);
@@ -95,6 +101,7 @@ describe("the archive upload page", () => {
     expect(again.status).toBe(410);
     expect(await again.text()).toContain("send it <code>archive</code>");
     expect((await fetch(url)).status).toBe(410);
+    await rm(path.dirname(zip), { recursive: true, force: true });
   });
 
   it("takes the data files alone (account.js, following.js, follower.js), in the person's language", async () => {
@@ -124,12 +131,25 @@ describe("the archive upload page", () => {
     const big = await upload(url, [{ name: "huge.zip", body: Buffer.alloc(MAX_UPLOAD + 1, 0) }]);
     expect(big.status).toBe(413);
     expect(await big.text()).toContain("more than 0 MB");
+    // Without a declared length, the whole request is counted as it comes: two files each under the cap, over it together.
+    const boundary = "bigboundary";
+    const part = (name: string) => `--${boundary}\r\nContent-Disposition: form-data; name="archive"; filename="${name}"\r\n\r\n${"y".repeat(MAX_UPLOAD * 0.6)}\r\n`;
+    const chunks = [part("following.js"), part("follower.js"), `--${boundary}--\r\n`];
+    const streamed = await fetch(url, {
+      method: "POST",
+      body: new ReadableStream({ pull(c) { const next = chunks.shift(); if (next) c.enqueue(new TextEncoder().encode(next)); else c.close(); } }),
+      headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` },
+      duplex: "half",
+    } as RequestInit);
+    expect(streamed.status).toBe(413);
     const none = await upload(url, [{ name: "notes.txt", body: "hello" }]);
     expect(none.status).toBe(400);
     expect(await none.text()).toContain("No archive came with the form");
-    const notForm = await fetch(url, { method: "POST", body: "archive=nothing", headers: { "Content-Type": "application/x-www-form-urlencoded" } });
-    expect(notForm.status).toBe(400);
-    expect(await notForm.text()).toContain("No archive came with the form");
+    for (const type of ["text/plain", "application/json", "multipart/form-data", "application/x-www-form-urlencoded"]) {
+      const notForm = await fetch(url, { method: "POST", body: "archive=nothing", headers: { "Content-Type": type } });
+      expect(notForm.status, type).toBe(400);
+      expect(await notForm.text()).toContain("No archive came with the form");
+    }
     const notArchive = await upload(url, [{ name: "following.js", body: "alert('hi')" }]);
     expect(notArchive.status).toBe(400);
     expect(await xIdentityOf(personId)).toBeUndefined();
@@ -184,6 +204,37 @@ describe("the archive upload page", () => {
     expect(next!.status).toBe(400);
     for (let i = 0; i < 100 && (await readdir(uploadDir)).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await readdir(uploadDir)).toEqual([]);
+  });
+
+  it("survives a form cut off inside a file it does not keep (the service goes on)", async () => {
+    const { url } = await newcomerWithLink();
+    const body = `--ZZ\r\nContent-Disposition: form-data; name="archive"; filename="photo.jpg"\r\n\r\nabcdef`;
+    const res = await fetch(url, { method: "POST", body, headers: { "Content-Type": "multipart/form-data; boundary=ZZ" } });
+    expect(res.status).toBe(400);
+    expect((await fetch(url)).status).toBe(200);
+  });
+
+  it("lets nobody claim an X account the store already knows from other data, nor a second X account; follower.js is not taken from a page", async () => {
+    // What registered people's data says X account 5550300 follows: not for whoever names it to read.
+    await db.sql`insert into x_follow values (5550300, 5550001)`;
+    const { personId, url } = await newcomerWithLink();
+    const files = (accountId: string) => archiveFiles({ accountId, username: "claimer", followings: [], followers: ["5550001"] });
+    const send = (accountId: string) =>
+      upload(url, ["data/account.js", "data/following.js", "data/follower.js"].map((name) => ({ name: path.basename(name), body: files(accountId).get(name)! })));
+    const claimed = await send("5550300");
+    expect(claimed.status).toBe(400);
+    expect(await claimed.text()).toContain("registration platform");
+    expect(await xIdentityOf(personId)).toBeUndefined();
+    expect((await db.store.matches.counts(personId)).bluesky.total).toBe(0);
+
+    // A fresh account is taken, without the followers it lists (they only ever serve other people).
+    expect((await send("5550301")).status).toBe(200);
+    expect(await db.sql`select 1 from x_follow where followed = 5550301`).toHaveLength(0);
+    // One X account per person.
+    const { url: second } = { url: (await newLinkFor(personId)) };
+    const other = await upload(second, ["data/account.js", "data/following.js"].map((name) => ({ name: path.basename(name), body: files("5550302").get(name)! })));
+    expect(other.status).toBe(400);
+    expect(await other.text()).toContain("already");
   });
 
   it("answers an unknown or malformed link with a page saying to ask again", async () => {

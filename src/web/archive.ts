@@ -13,14 +13,16 @@
  * only: it serves the uploader's own matching, never others'.
  */
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import busboy from "busboy";
 import { Router, type Request, type Response } from "express";
 import type { Sql } from "postgres";
 import type { Config } from "../config.ts";
 import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import { DEFAULT_LIMITS, type ArchiveLimits } from "../archive/source.ts";
 import { importArchive } from "../import/archive.ts";
 import { ImportError } from "../import/types.ts";
 import type { Logger } from "../logger.ts";
@@ -32,7 +34,7 @@ export interface ArchiveUploadContext {
   sql: Sql;
   config: Config;
   log: Logger;
-  /** The largest upload taken, in bytes (default 1 GiB: an archive with its media can be larger; its data files are small). */
+  /** The largest upload taken, in bytes (default 512 MiB: a whole archive with its media can be larger; its data files are small). */
   maxUploadBytes?: number;
   /** Where uploads are kept while they are read (default `DATA_DIR/uploads`: on disk, not in a tmpfs). */
   uploadDir?: string;
@@ -40,7 +42,9 @@ export interface ArchiveUploadContext {
   maxConcurrentUploads?: number;
 }
 
-const DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024;
+const DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024;
+/** What an uploaded archive's data files may weigh (150,000 followings take ~20 MB). */
+const UPLOAD_LIMITS: ArchiveLimits = { ...DEFAULT_LIMITS, maxFileBytes: 64 * 1024 * 1024 };
 /** Files taken from one form: the zip, or the data files (following.js and follower.js may come in parts). */
 const MAX_FILES = 40;
 
@@ -54,7 +58,11 @@ interface Upload {
 
 class UploadError extends Error {}
 
-/** Saves the form's files under `folder`: a .zip as is, .js files as `data/<name>`; anything else is refused. */
+/**
+ * Saves the form's files under `folder`: a .zip as is, .js files as
+ * `data/<name>`; anything else is read past. Stops reading, marked too
+ * large, once the whole request passes `maxBytes`.
+ */
 async function receive(req: Request, folder: string, maxBytes: number): Promise<Upload> {
   const upload: Upload = { folder, zips: [], dataFiles: 0, tooLarge: false };
   await mkdir(path.join(folder, "data"));
@@ -63,14 +71,17 @@ async function receive(req: Request, folder: string, maxBytes: number): Promise<
     parser = busboy({ headers: req.headers, limits: { files: MAX_FILES, fileSize: maxBytes, fields: 0, parts: MAX_FILES } });
   } catch (error) {
     // Not a multipart form at all.
-    req.resume();
     throw new UploadError(error instanceof Error ? error.message : String(error));
   }
   const writes: Promise<void>[] = [];
-  const files: NodeJS.ReadableStream[] = [];
-  // A file cut off (the sender went away) fails its write: noted here, never left unhandled.
-  let writeFailure: unknown;
+  const files: Readable[] = [];
+  // A file cut off (the sender went away, the form ended early) fails: noted here, never left unhandled.
+  let failure: unknown;
+  const fail = (error: unknown) => void (failure ??= error);
   parser.on("file", (_field, stream, info) => {
+    stream.on("error", fail);
+    files.push(stream);
+    stream.on("limit", () => (upload.tooLarge = true));
     // Only the base name, and only safe characters: the name never leaves the folder.
     const name = path.basename(info.filename ?? "").replace(/[^A-Za-z0-9._-]/g, "_");
     let target: string | undefined;
@@ -81,26 +92,47 @@ async function receive(req: Request, folder: string, maxBytes: number): Promise<
       target = path.join(folder, "data", name);
       upload.dataFiles++;
     }
-    files.push(stream);
-    stream.on("limit", () => (upload.tooLarge = true));
     if (!target) {
       stream.resume();
       return;
     }
-    writes.push(pipeline(stream, createWriteStream(target)).catch((error: unknown) => void (writeFailure ??= error)));
+    // `wx`: two files of one name are a refusal, not a mix of both.
+    writes.push(pipeline(stream, createWriteStream(target, { flags: "wx" })).catch(fail));
   });
   parser.on("filesLimit", () => (upload.tooLarge = true));
   parser.on("partsLimit", () => (upload.tooLarge = true));
-  const parsed = await pipeline(req, parser).then(
+  // The whole request counts, not each file: past the cap, reading stops.
+  let total = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      total += chunk.length;
+      if (total > maxBytes) {
+        upload.tooLarge = true;
+        done(new UploadError("too large"));
+      } else done(null, chunk);
+    },
+  });
+  const parsed = await pipeline(req, counted, parser).then(
     () => undefined,
     (error: unknown) => error,
   );
   // A form cut off leaves its last file open: close it, so its write ends.
-  if (parsed) for (const file of files) (file as unknown as { destroy(error?: Error): void }).destroy(new Error("upload cut off"));
+  if (parsed) for (const file of files) file.destroy(new Error("upload cut off"));
   await Promise.all(writes);
-  const failure = parsed ?? writeFailure;
-  if (failure) throw new UploadError(failure instanceof Error ? failure.message : String(failure));
+  if (upload.tooLarge) return upload;
+  const failed = parsed ?? failure;
+  if (failed) throw new UploadError(failed instanceof Error ? failed.message : String(failed));
   return upload;
+}
+
+/** Removes upload folders older than an hour (a request never lasts that long). */
+async function sweepStale(uploadDir: string): Promise<void> {
+  const entries = await readdir(uploadDir).catch(() => [] as string[]);
+  for (const entry of entries.filter((e) => e.startsWith("archive-"))) {
+    const folder = path.join(uploadDir, entry);
+    const info = await stat(folder).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > 3600_000) await rm(folder, { recursive: true, force: true });
+  }
 }
 
 export function archiveRoutes(ctx: ArchiveUploadContext): Router {
@@ -108,8 +140,10 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
   const maxBytes = ctx.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
   const uploadDir = ctx.uploadDir ?? path.join(ctx.config.dataDir, "uploads");
   const maxConcurrent = ctx.maxConcurrentUploads ?? 4;
-  // Uploads under way, by link: disk and CPU stay bounded whatever the senders do.
-  const inFlight = new Set<string>();
+  // Uploads under way, by person: disk and CPU stay bounded whatever the senders do.
+  const inFlight = new Set<number>();
+  // What a process that died mid-upload left behind.
+  void sweepStale(uploadDir).catch((error: unknown) => ctx.log.warn({ err: error }, "archive uploads: could not sweep old folders"));
 
   async function localeFor(req: Request, personId: number | undefined): Promise<Locale> {
     const person = personId === undefined ? undefined : await ctx.store.people.get(personId);
@@ -155,13 +189,18 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
       if (!(error instanceof UploadError)) throw error;
       return refuse(400, locale.web.archiveNothing);
     }
-    if (upload.tooLarge) return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
+    if (upload.tooLarge) {
+      res.set("Connection", "close");
+      return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
+    }
     // One zip, read as it came, or the data files.
     const oneZip = upload.zips.length === 1 && upload.dataFiles === 0;
     if (!oneZip && (upload.zips.length > 0 || upload.dataFiles === 0)) return refuse(400, locale.web.archiveNothing);
+    // Forgotten (`forget`) while the upload came in: the link went with the person.
+    if (!(await ctx.store.people.get(personId))) return () => invalid(res, locale);
     let summary;
     try {
-      summary = await importArchive(ctx.sql, oneZip ? upload.zips[0]!.saved : folder, { personId });
+      summary = await importArchive(ctx.sql, oneZip ? upload.zips[0]!.saved : folder, { personId, selfService: true, limits: UPLOAD_LIMITS });
     } catch (error) {
       if (!(error instanceof ImportError)) throw error;
       // The reader's sentence, with the names the person gave instead of ours.
@@ -171,13 +210,13 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
       ctx.log.info({ person: personId, reason: detail }, "archive upload refused");
       return refuse(400, locale.web.archiveRefused(detail));
     }
-    if (!(await ctx.store.webLinks.consume(token, "archive"))) return () => invalid(res, locale);
+    // In: the link is used up (had it expired meanwhile, the archive is in all the same).
+    await ctx.store.webLinks.consume(token, "archive");
     const counts = await ctx.store.matches.counts(personId);
     ctx.log.info({ person: personId, followings: summary.followings, followers: summary.followers }, "archive uploaded");
     const done = locale.web.archiveDone({
       username: summary.xUsername,
       followings: summary.followings,
-      followers: summary.followers,
       found: { bluesky: counts.bluesky.total, fediverse: counts.fediverse.total },
       listCommand: locale.commands.list.words[0]!,
     });
@@ -189,15 +228,19 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
     const grant = await ctx.store.webLinks.peek(token, "archive");
     const locale = await localeFor(req, grant?.personId);
     if (!grant) {
-      req.resume();
+      res.set("Connection", "close");
       return invalid(res, locale);
     }
-    if (inFlight.has(token) || inFlight.size >= maxConcurrent) {
-      req.resume();
-      res.set("Retry-After", "30");
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > maxBytes) {
+      res.set("Connection", "close");
+      return page(res, locale, locale.web.archiveTitle, form(locale, prose(locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))))), 413);
+    }
+    if (inFlight.has(grant.personId) || inFlight.size >= maxConcurrent) {
+      res.set({ "Retry-After": "30", Connection: "close" });
       return page(res, locale, locale.web.archiveTitle, form(locale, prose(locale.web.archiveBusy)), 429);
     }
-    inFlight.add(token);
+    inFlight.add(grant.personId);
     let reply: () => void;
     try {
       await mkdir(uploadDir, { recursive: true });
@@ -208,7 +251,7 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
         await rm(folder, { recursive: true, force: true });
       }
     } finally {
-      inFlight.delete(token);
+      inFlight.delete(grant.personId);
     }
     reply();
   });

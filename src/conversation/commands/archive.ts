@@ -6,11 +6,13 @@
  * matching only: an archive proves nothing to others).
  */
 import { IdentityTakenError } from "../../store/index.ts";
-import { tell } from "../context.ts";
+import { say, tell } from "../context.ts";
 import type { Command } from "../registry.ts";
 
 /** How long an upload link works. */
 export const ARCHIVE_LINK_HOURS = 24;
+/** Upload links a person may ask for in an hour. */
+export const ARCHIVE_LINKS_PER_HOUR = 5;
 
 export const archive: Command = {
   id: "archive",
@@ -42,6 +44,8 @@ export const archive: Command = {
       }
       ctx.effect({ type: "identity-recorded", personId });
     }
+    const since = new Date(ctx.now.getTime() - 3600_000);
+    if ((await ctx.store.webLinks.countSince(personId, "archive", since)) >= ARCHIVE_LINKS_PER_HOUR) return [say(ctx.locale.m.archiveTooManyLinks)];
     const token = await ctx.store.webLinks.create("archive", personId, identityId, ARCHIVE_LINK_HOURS * 3600);
     const url = ctx.secret(new URL(`/archive/${token}`, ctx.config.publicUrl).href);
     return [tell(ctx.locale.m.archiveLink({ url, hours: ARCHIVE_LINK_HOURS }))];

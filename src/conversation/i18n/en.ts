@@ -143,7 +143,8 @@ export const en: Locale = {
     linkXRefused:
       "An X account can't be linked by name: anyone could type one. It comes from the registration platform or from your X archive.",
     archiveLink: ({ url, hours }) =>
-      `Upload your X archive here (the .zip X sent you, or just its files data/account.js, data/following.js and data/follower.js): ${url}\nThe link is yours alone and works for ${hours} hours. I only read whom you followed and who followed you.`,
+      `Upload your X archive here — just its files data/account.js and data/following.js are enough (or the whole .zip X sent you): ${url}\nThe link is yours alone and works for ${hours} hours. I only read whom you followed.`,
+    archiveTooManyLinks: "You've asked for several upload links this hour: use the last one, or try again later.",
     linkSameAccount: "That's the account you are writing from.",
     linkAlreadyYours: (handle) => `@${handle} is already linked to you.`,
     linkPlatformTaken: (platform, handle, unlinkCommand) =>
@@ -256,7 +257,7 @@ export const en: Locale = {
     exportIntro: (n) => `${n} accounts you followed on X are on the fediverse. Download the file, then in Mastodon: Preferences → Import and export → Import, type "Following list". This link works once.`,
     exportButton: "Download following_accounts.csv",
     archiveTitle: "Your X archive",
-    archiveIntro: "Choose the .zip X sent you (Settings → Your account → Download an archive of your data), or just its files data/account.js, data/following.js and data/follower.js. reconnexion reads only whom you followed and who followed you, and keeps nothing else.",
+    archiveIntro: "Choose the files data/account.js and data/following.js from your X archive (Settings → Your account → Download an archive of your data), or the whole .zip if it is small. reconnexion reads only whom you followed, and keeps nothing else.",
     archiveLabel: "Archive (.zip) or its data files (.js)",
     archiveButton: "Upload",
     archiveLinkInvalid: (command) => `This link has expired or was already used. Ask the bot again: send it \`${command}\` in a private message.`,
@@ -265,8 +266,8 @@ export const en: Locale = {
     archiveRefused: (detail) => `This could not be read as an X archive, and nothing was kept. ${detail}`,
     archiveBusy: "An upload is already under way. Try again in a moment.",
     archiveDoneTitle: "Archive received",
-    archiveDone: ({ username, followings, followers, found, listCommand }) =>
-      `${username ? `@${username}: ` : ""}${followings} accounts you followed on X and ${followers} who followed you. Of the people you followed, ${found.bluesky} are on ${platformName.bluesky} and ${found.fediverse} on ${platformName.fediverse}. Send the bot \`${listCommand}\` to see them.`,
+    archiveDone: ({ username, followings, found, listCommand }) =>
+      `${username ? `@${username}: ` : ""}${accounts(followings)} you followed on X. Found here so far — ${platformName.bluesky}: ${found.bluesky}, ${platformName.fediverse}: ${found.fediverse}. Send the bot \`${listCommand}\` to see them.`,
     privacy: "reconnexion keeps this permission encrypted, uses it only to follow the accounts you asked for, and deletes it when you send `forget`.",
   },
 };

@@ -146,7 +146,8 @@ export const fr: Locale = {
     linkXRefused:
       "Un compte X ne peut pas être lié par son nom : n’importe qui pourrait le taper. Il vient de la plateforme d’inscription ou de votre archive X.",
     archiveLink: ({ url, hours }) =>
-      `Déposez votre archive X ici (le .zip envoyé par X, ou seulement ses fichiers data/account.js, data/following.js et data/follower.js) : ${url}\nCe lien n’est qu’à vous et vaut ${hours} heures. Je n’y lis que qui vous suiviez et qui vous suivait.`,
+      `Déposez votre archive X ici — ses fichiers data/account.js et data/following.js suffisent (ou le .zip entier envoyé par X) : ${url}\nCe lien n’est qu’à vous et vaut ${hours} heures. Je n’y lis que qui vous suiviez.`,
+    archiveTooManyLinks: "Vous avez demandé plusieurs liens de dépôt cette heure-ci : servez-vous du dernier, ou réessayez plus tard.",
     linkSameAccount: "C’est le compte depuis lequel vous m’écrivez.",
     linkAlreadyYours: (handle) => `@${handle} est déjà lié à vous.`,
     linkPlatformTaken: (platform, handle, unlinkCommand) =>
@@ -261,7 +262,7 @@ export const fr: Locale = {
     exportIntro: (n) => `${n} comptes que vous suiviez sur X sont sur le fédivers. Téléchargez le fichier, puis dans Mastodon : Préférences → Import et export → Importer, type « Liste d’abonnements ». Ce lien ne sert qu’une fois.`,
     exportButton: "Télécharger following_accounts.csv",
     archiveTitle: "Votre archive X",
-    archiveIntro: "Choisissez le .zip envoyé par X (Paramètres → Votre compte → Télécharger une archive de vos données), ou seulement ses fichiers data/account.js, data/following.js et data/follower.js. reconnexion n’y lit que qui vous suiviez et qui vous suivait, et ne garde rien d’autre.",
+    archiveIntro: "Choisissez les fichiers data/account.js et data/following.js de votre archive X (Paramètres → Votre compte → Télécharger une archive de vos données), ou le .zip entier s’il est petit. reconnexion n’y lit que qui vous suiviez, et ne garde rien d’autre.",
     archiveLabel: "Archive (.zip) ou ses fichiers de données (.js)",
     archiveButton: "Déposer",
     archiveLinkInvalid: (command) => `Ce lien a expiré ou a déjà servi. Redemandez-le au bot : envoyez-lui \`${command}\` en message privé.`,
@@ -270,8 +271,8 @@ export const fr: Locale = {
     archiveRefused: (detail) => `Impossible de lire cela comme une archive X ; rien n’a été gardé. ${detail}`,
     archiveBusy: "Un dépôt est déjà en cours. Réessayez dans un instant.",
     archiveDoneTitle: "Archive reçue",
-    archiveDone: ({ username, followings, followers, found, listCommand }) =>
-      `${username ? `@${username} : ` : ""}${followings} comptes suivis sur X et ${followers} qui vous suivaient. Parmi les personnes que vous suiviez, ${found.bluesky} sont sur ${platformName.bluesky} et ${found.fediverse} sur ${platformName.fediverse}. Envoyez \`${listCommand}\` au bot pour les voir.`,
+    archiveDone: ({ username, followings, found, listCommand }) =>
+      `${username ? `@${username} : ` : ""}${accounts(followings)} suivis sur X. Retrouvés ici pour l’instant — ${platformName.bluesky} : ${found.bluesky}, ${platformName.fediverse} : ${found.fediverse}. Envoyez \`${listCommand}\` au bot pour les voir.`,
     privacy: "reconnexion garde cette autorisation chiffrée, ne s’en sert que pour suivre les comptes que vous avez demandés, et l’efface quand vous envoyez `oublier`.",
   },
 };

@@ -81,6 +81,7 @@ export interface Messages {
   linkSameAccount: string;
   /** The `archive` answer: a one-time link to the upload page. */
   archiveLink(facts: { url: string; hours: number }): string;
+  archiveTooManyLinks: string;
   linkAlreadyYours(handle: string): string;
   linkPlatformTaken(platform: TargetPlatform, handle: string, unlinkCommand: string): string;
   linkTooManyCodes: string;
@@ -190,7 +191,7 @@ export interface WebMessages {
   archiveRefused(detail: string): string;
   archiveBusy: string;
   archiveDoneTitle: string;
-  archiveDone(facts: { username: string | null; followings: number; followers: number; found: Record<TargetPlatform, number>; listCommand: string }): string;
+  archiveDone(facts: { username: string | null; followings: number; found: Record<TargetPlatform, number>; listCommand: string }): string;
   /** The service's front page: what the bot does, and where to write to it. */
   homeIntro: string;
   homeWhere: string;
