@@ -6,11 +6,12 @@
  *                          person; the link is used up once it is in
  *
  * The upload is streamed to a temporary folder under DATA_DIR (never held
- * in memory) with a size cap, one upload at a time per link and a few at
+ * in memory) with a size cap, one upload at a time per person and a few at
  * once in all, then read by the same importer as `reconnexion import archive`
- * (streamed, all-or-nothing, zip bombs refused); the folder is removed
- * whatever happens. The X account an archive names is claimed by archive
- * only: it serves the uploader's own matching, never others'.
+ * (streamed, all-or-nothing, zip bombs refused) in its self-service mode;
+ * the folder is removed before the answer. The X account an archive names
+ * is claimed by archive only: it serves the uploader's own matching, never
+ * others'.
  */
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
@@ -38,7 +39,7 @@ export interface ArchiveUploadContext {
   maxUploadBytes?: number;
   /** Where uploads are kept while they are read (default `DATA_DIR/uploads`: on disk, not in a tmpfs). */
   uploadDir?: string;
-  /** Uploads read at once, over all links (default 4); one at a time per link. */
+  /** Uploads read at once, over all people (default 4); one at a time per person. */
   maxConcurrentUploads?: number;
 }
 
