@@ -38,6 +38,17 @@ interface AccountInfo {
   username: string | null;
 }
 
+/**
+ * An X account the archive may not claim. The operator is told why; a
+ * person on the upload page gets one answer for every reason, so the page
+ * cannot be used to learn which X accounts the store knows.
+ */
+function claimRefused(input: string, accountId: string, why: string, options: ArchiveImportOptions): ImportError {
+  return options.selfService
+    ? new ImportError(input, undefined, `names X account ${accountId}, which cannot be attached to you from an upload: only the registration platform can confirm it is yours.`)
+    : new ImportError(input, undefined, `is the archive of X account ${accountId}, which ${why}.`);
+}
+
 export async function importArchive(sql: Sql, input: string, options: ArchiveImportOptions = {}): Promise<ArchiveImportSummary> {
   const progress = options.progress ?? silentProgress;
   const started = performance.now();
@@ -71,7 +82,7 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
       let personCreated = false;
       if (existing) {
         if (options.personId !== undefined && existing.personId !== options.personId && existing.verifiedBy !== "archive") {
-          throw new ImportError(input, undefined, `is the archive of X account ${accountId}, which belongs to another person.`);
+          throw claimRefused(input, accountId, "belongs to another person", options);
         }
         personId = options.personId ?? existing.personId;
       } else if (options.personId !== undefined) {
@@ -86,7 +97,7 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
         if (otherX) throw new ImportError(input, undefined, `names X account ${accountId}, but you already have X account ${otherX.handle ? `@${otherX.handle}` : otherX.stableId}: one X account per person.`);
         const [known] = await tx`select 1 from x_follow where follower = ${accountId}::bigint limit 1`;
         if (known) {
-          throw new ImportError(input, undefined, `names X account ${accountId}, which the store already knows from other data: only the registration platform can confirm it is yours.`);
+          throw claimRefused(input, accountId, "is already known from other data", options);
         }
       }
       try {
@@ -98,7 +109,7 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
         });
       } catch (error) {
         if (error instanceof IdentityTakenError) {
-          throw new ImportError(input, undefined, `is the archive of X account ${accountId}, which belongs to another person.`);
+          throw claimRefused(input, accountId, "belongs to another person", options);
         }
         throw error;
       }

@@ -237,6 +237,31 @@ describe("the archive upload page", () => {
     expect(await other.text()).toContain("already");
   });
 
+  it("frees the person's slot when a file cannot be written (two files of one name, a name too long for the disk)", async () => {
+    // A cap large enough for a file to outrun its failed write.
+    const log = pino({ level: "silent" }) as unknown as Logger;
+    const roomy = createWebApp({ store: db.store, ready: () => true, routes: [archiveRoutes({ store: db.store, sql: db.sql, config: loadConfig({}), log, maxUploadBytes: 4 * 1024 * 1024, uploadDir })] });
+    const other = await new Promise<Server>((resolve) => {
+      const s = roomy.listen(0, "127.0.0.1", () => resolve(s));
+    });
+    try {
+      const { url: onBase } = await newcomerWithLink();
+      const url = onBase.replace(base, `http://127.0.0.1:${(other.address() as AddressInfo).port}`);
+      // The server stops reading there: the sender sees the 400, or the connection closed under its upload.
+      const outcome = (res: Promise<Response>) => res.then((r) => r.status, () => "closed");
+      const twice = [{ name: "following.js", body: "x" }, { name: "following.js", body: "y".repeat(300_000) }];
+      expect([400, "closed"]).toContain(await outcome(upload(url, twice)));
+      const longName = [{ name: `${"n".repeat(300)}.js`, body: "z".repeat(300_000) }];
+      expect([400, "closed"]).toContain(await outcome(upload(url, longName)));
+      // Not stuck: the next upload is read (and refused for what it is, not as busy).
+      expect((await upload(url, [{ name: "x.zip", body: "PK" }])).status).toBe(400);
+      expect(await readdir(uploadDir)).toEqual([]);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
   it("answers an unknown or malformed link with a page saying to ask again", async () => {
     for (const token of ["A".repeat(32), "not-a-token", "..%2F..%2Fetc"]) {
       const res = await fetch(`${base}/archive/${token}`);

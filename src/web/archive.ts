@@ -98,7 +98,13 @@ async function receive(req: Request, folder: string, maxBytes: number): Promise<
       return;
     }
     // `wx`: two files of one name are a refusal, not a mix of both.
-    writes.push(pipeline(stream, createWriteStream(target, { flags: "wx" })).catch(fail));
+    // A write that fails leaves its file unread: the whole form stops there, or it would never end.
+    writes.push(
+      pipeline(stream, createWriteStream(target, { flags: "wx" })).catch((error: unknown) => {
+        fail(error);
+        parser.destroy(error instanceof Error ? error : new Error(String(error)));
+      }),
+    );
   });
   parser.on("filesLimit", () => (upload.tooLarge = true));
   parser.on("partsLimit", () => (upload.tooLarge = true));
@@ -182,7 +188,11 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
 
   /** Reads and imports one upload into `folder`; returns the reply, sent once the folder is gone. */
   async function accept(req: Request, res: Response, token: string, personId: number, locale: Locale, folder: string): Promise<() => void> {
-    const refuse = (status: number, message: string) => () => page(res, locale, locale.web.archiveTitle, form(locale, prose(message)), status);
+    // A refused form may not have been read to its end: the connection is not kept for another request.
+    const refuse = (status: number, message: string) => () => {
+      res.set("Connection", "close");
+      page(res, locale, locale.web.archiveTitle, form(locale, prose(message)), status);
+    };
     let upload: Upload;
     try {
       upload = await receive(req, folder, maxBytes);
@@ -191,7 +201,6 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
       return refuse(400, locale.web.archiveNothing);
     }
     if (upload.tooLarge) {
-      res.set("Connection", "close");
       return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
     }
     // One zip, read as it came, or the data files.
