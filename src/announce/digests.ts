@@ -47,7 +47,9 @@ export interface DigestRun {
 /** Sends this run's digests; safe to run on several replicas at once. */
 export async function sendArrivalDigests(options: DigestOptions): Promise<DigestRun> {
   const { store, batch = 500 } = options;
-  const tick = options.tick ?? (options.now ?? (() => new Date()))();
+  // Without a tick, "up to now" includes this whole millisecond: PostgreSQL stamps matches to the
+  // microsecond, a Date only to the millisecond, and a match made just before would be left out.
+  const tick = options.tick ?? new Date((options.now ?? (() => new Date()))().getTime() + 1);
   const run: DigestRun = { sent: 0, undelivered: 0, skipped: await store.arrivals.skipUnwanted(), failed: 0 };
   let after = 0;
   for (;;) {
