@@ -22,13 +22,14 @@ import busboy from "busboy";
 import { Router, type Request, type Response } from "express";
 import type { Sql } from "postgres";
 import type { Config } from "../config.ts";
-import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import type { Locale } from "../conversation/i18n/index.ts";
 import { DEFAULT_LIMITS, type ArchiveLimits } from "../archive/source.ts";
 import { importArchive } from "../import/archive.ts";
 import { ImportError } from "../import/types.ts";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/index.ts";
-import { html, prose, sendPage, type SafeHtml } from "./html.ts";
+import { html, prose, type SafeHtml } from "./html.ts";
+import { linkPageLocale, sendLinkPage } from "./link-page.ts";
 
 export interface ArchiveUploadContext {
   store: Store;
@@ -152,18 +153,8 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
   // What a process that died mid-upload left behind.
   void sweepStale(uploadDir).catch((error: unknown) => ctx.log.warn({ err: error }, "archive uploads: could not sweep old folders"));
 
-  async function localeFor(req: Request, personId: number | undefined): Promise<Locale> {
-    const person = personId === undefined ? undefined : await ctx.store.people.get(personId);
-    return (
-      findLocale(person?.language) ??
-      findLocale(req.acceptsLanguages(...Object.keys(LOCALES)) || undefined) ??
-      findLocale(ctx.config.defaultLanguage)!
-    );
-  }
-
-  function page(res: Response, locale: Locale, title: string, body: SafeHtml, status = 200): void {
-    sendPage(res, { lang: locale.code, title, status, body: html`<h1>${title}</h1>${body}` });
-  }
+  const localeFor = (req: Request, personId: number | undefined) => linkPageLocale(ctx.store, ctx.config.defaultLanguage, req, personId);
+  const page = sendLinkPage;
 
   function invalid(res: Response, locale: Locale): void {
     const command = locale.commands.archive.words[0]!;

@@ -16,12 +16,13 @@
  */
 import express, { Router, type Request, type Response } from "express";
 import type { Config } from "../config.ts";
-import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import { findLocale, type Locale } from "../conversation/i18n/index.ts";
 import type { Logger } from "../logger.ts";
 import type { Identity, Store, TargetPlatform } from "../store/index.ts";
 import type { WebLinkGrant } from "../store/web-links.ts";
 import type { BlueskyAppPasswordAuthorization, MastodonAuthorization } from "../reconnect/types.ts";
-import { html, prose, renderPage, sendPage, type SafeHtml } from "./html.ts";
+import { html, prose, renderPage, type SafeHtml } from "./html.ts";
+import { linkPageLocale, sendLinkPage } from "./link-page.ts";
 
 /** What the pages need from the Bluesky side (src/reconnect/bluesky). */
 export interface BlueskyConnect {
@@ -73,18 +74,8 @@ export function connectRoutes(ctx: ConnectContext): Router {
     return { grant, identity: identity as Identity & { platform: TargetPlatform }, locale };
   }
 
-  async function localeOf(req: Request, grant: WebLinkGrant | undefined): Promise<Locale> {
-    const person = grant && (await ctx.store.people.get(grant.personId));
-    return (
-      findLocale(person?.language) ??
-      findLocale(req.acceptsLanguages(...Object.keys(LOCALES)) || undefined) ??
-      findLocale(ctx.config.defaultLanguage)!
-    );
-  }
-
-  function page(res: Response, locale: Locale, title: string, body: SafeHtml, status = 200): void {
-    sendPage(res, { lang: locale.code, title, status, body: html`<h1>${title}</h1>${body}` });
-  }
+  const localeOf = (req: Request, grant: WebLinkGrant | undefined) => linkPageLocale(ctx.store, ctx.config.defaultLanguage, req, grant?.personId);
+  const page = sendLinkPage;
 
   /** Stores the authorization, uses the link up, tells the person; the "done" page. */
   async function finish(

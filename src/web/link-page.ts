@@ -1,0 +1,23 @@
+/**
+ * What the pages behind one-time links share: the language a page is shown
+ * in, and its layout (a title, then the body).
+ */
+import type { Request, Response } from "express";
+import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import type { Store } from "../store/index.ts";
+import { html, sendPage, type SafeHtml } from "./html.ts";
+
+/** The person's saved language, else the browser's, else `defaultLanguage`. */
+export async function linkPageLocale(store: Store, defaultLanguage: string, req: Request, personId: number | undefined): Promise<Locale> {
+  const person = personId === undefined ? undefined : await store.people.get(personId);
+  return (
+    findLocale(person?.language) ??
+    findLocale(req.acceptsLanguages(...Object.keys(LOCALES)) || undefined) ??
+    findLocale(defaultLanguage)!
+  );
+}
+
+/** A page titled `title` in `locale`'s language. */
+export function sendLinkPage(res: Response, locale: Locale, title: string, body: SafeHtml, status = 200): void {
+  sendPage(res, { lang: locale.code, title, status, body: html`<h1>${title}</h1>${body}` });
+}
