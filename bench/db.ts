@@ -66,9 +66,10 @@ export async function dropDatabase(server: BenchServer, name: string): Promise<v
 export async function freshDatabase(server: BenchServer, name: string): Promise<Sql> {
   await dropDatabase(server, name);
   await server.admin.unsafe(`create database "${name}"`);
-  const sql = connect(server.urlFor(name));
-  await migrate(sql);
-  return sql;
+  // Migrated on a connection of its own: the pool must open knowing the schema's types (openDatabase).
+  const migrator = connect(server.urlFor(name), { max: 1 });
+  await migrate(migrator).finally(() => migrator.end({ timeout: 5 }));
+  return connect(server.urlFor(name));
 }
 
 export interface GraphMeta {

@@ -54,15 +54,22 @@ export async function openDatabase(options: {
     url = server.url;
     stopServer = server.stop;
   }
-  const sql = connect(url);
   let migrationsApplied: number[] = [];
-  try {
-    if (options.migrate !== false) migrationsApplied = await migrate(sql);
-  } catch (error) {
-    await sql.end({ timeout: 5 });
-    await stopServer();
-    throw error;
+  if (options.migrate !== false) {
+    // On a connection of their own: postgres.js learns the array types a
+    // connection may send when it opens, so the service's connections must
+    // open after the migrations created theirs (match_state[] and the like).
+    const migrator = connect(url, { max: 1 });
+    try {
+      migrationsApplied = await migrate(migrator);
+    } catch (error) {
+      await stopServer();
+      throw error;
+    } finally {
+      await migrator.end({ timeout: 5 });
+    }
   }
+  const sql = connect(url);
   return {
     sql,
     url,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
-import { connect, migrate } from "./database.ts";
+import { connect, migrate, openDatabase } from "./database.ts";
 import { IdentityTakenError, type Store } from "./index.ts";
 import { Matches } from "./matches.ts";
 
@@ -31,6 +31,22 @@ describe("migrations", () => {
     const rows = await db.sql`select version from schema_migration`;
     expect(rows.length).toBeGreaterThan(0);
     await Promise.all(conns.map((c) => c.end()));
+  });
+
+  it("leave the service's connections knowing the types they created (an enum array as a parameter)", async () => {
+    // postgres.js learns array types when a connection opens: one opened
+    // before the migrations would not know match_state[] and send a filter
+    // by one state as a bare word ("malformed array literal").
+    const fresh = await createTestDatabase({ migrate: false });
+    const opened = await openDatabase({ databaseUrl: fresh.url, dataDir: "unused" });
+    try {
+      expect(opened.migrationsApplied.length).toBeGreaterThan(0);
+      const page = await new Matches(opened.sql).list(1, "bluesky", { states: ["failed"] });
+      expect(page.total).toBe(0);
+    } finally {
+      await opened.close();
+      await fresh.drop();
+    }
   });
 });
 

@@ -24,8 +24,13 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   await admin.unsafe(`create database ${name}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
+  if (options.migrate !== false) {
+    // As the service does (openDatabase): the pool opens after the schema exists.
+    const migrator = connect(url.toString(), { max: 1 });
+    await migrate(migrator);
+    await migrator.end({ timeout: 5 });
+  }
   const sql = connect(url.toString());
-  if (options.migrate !== false) await migrate(sql);
   return {
     url: url.toString(),
     sql,
