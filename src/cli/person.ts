@@ -101,8 +101,10 @@ export interface PersonReport {
     verifiedBy: string;
     authorization: AuthorizationInfo | null;
   }[];
-  /** X accounts the person follows, as the store's edges say. */
+  /** X accounts the person follows, as the store's edges and their uploaded archive say. */
   followedOnX: number;
+  /** The X archive the person uploaded themselves (unverified: serves their own matching only). */
+  upload: { xAccountId: string; xUsername: string | null; followings: number; uploadedAt: Date } | null;
   matches: MatchCounts;
   /** Open jobs and the latest finished one, per platform. */
   jobs: (Pick<ReconnectJob, "id" | "platform" | "state" | "reason" | "createdAt" | "finishedAt"> & { targets: JobCounts })[];
@@ -112,9 +114,10 @@ export interface PersonReport {
 export async function personReport(store: Store, personId: number): Promise<PersonReport> {
   const view = await store.personView(personId);
   if (!view) throw new PersonRefError(`No person ${personId} in the store.`);
-  const [authorizations, followedOnX, matches, jobs] = await Promise.all([
+  const [authorizations, followedOnX, upload, matches, jobs] = await Promise.all([
     store.authorizations.describeForPerson(personId),
     store.people.followingCount(personId),
+    store.uploadedArchives.get(personId),
     store.matches.counts(personId),
     store.reconnectJobs.recentFor(personId),
   ]);
@@ -131,6 +134,7 @@ export async function personReport(store: Store, personId: number): Promise<Pers
       authorization: authorizations.get(i.id) ?? null,
     })),
     followedOnX,
+    upload: upload ? { xAccountId: upload.xAccountId, xUsername: upload.xUsername, followings: upload.followings, uploadedAt: upload.uploadedAt } : null,
     matches,
     jobs: await Promise.all(
       jobs.map(async (j) => ({
@@ -165,6 +169,10 @@ export function formatPersonReport(r: PersonReport): string {
       }),
     ),
   );
+  if (r.upload) {
+    const u = r.upload;
+    lines.push(`uploaded archive: X account ${u.xUsername ? `@${u.xUsername} ` : ""}${u.xAccountId} (unverified), ${u.followings.toLocaleString("en-US")} follows, ${day(u.uploadedAt)}`);
+  }
   lines.push(`follows on X: ${r.followedOnX.toLocaleString("en-US")} accounts`, "matches");
   lines.push(...table(Object.entries(r.matches).map(([platform, c]) => [platform, ...MATCH_STATES.map((st) => `${st.replace("_", " ")} ${c[st]}`), `total ${c.total}`])));
   lines.push("reconnection jobs");

@@ -6,6 +6,7 @@ export function formatStats(stats: StoreStats): string {
   const rows: [string, string][] = [
     ["people", n(stats.people)],
     ["X follow edges", n(stats.edges)],
+    ["uploaded archives", n(stats.uploadedArchives)],
   ];
   for (const [platform, c] of Object.entries(stats.identities)) {
     rows.push([`${platform} identities`, `${n(c.total)}  (platform ${n(c.platform)}, dm ${n(c.dm)}, archive ${n(c.archive)})`]);

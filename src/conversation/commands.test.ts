@@ -6,6 +6,11 @@ import { createTestDatabase, type TestDatabase } from "../../test/harness/databa
 import { allText, blueskySender, fediverseSender, makeWorld, privateText, publicText, unique, type World } from "./testing.ts";
 import { senderKey } from "../store/conversation-state.ts";
 import type { Sender } from "./incoming.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { importArchive } from "../import/archive.ts";
+import { writeArchiveFolder } from "../../test/harness/x-archive.ts";
 
 let db: TestDatabase;
 let w: World;
@@ -321,6 +326,31 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
 });
 
 describe("archive", () => {
+  it("status shows the archive a person uploaded, and `unlink x` takes it away with what it found", async () => {
+    const target = unique("found");
+    const tx = String(nextX++);
+    await w.person([{ platform: "x", stableId: tx }, { platform: "bluesky", stableId: `did:plc:${target}`, handle: `${target}.test` }]);
+    const sender = blueskySender(unique("uploader"));
+    await w.send(sender, "archive");
+    const personId = (await w.store.identities.find({ platform: "bluesky", stableId: sender.stableId }))!.personId;
+    const folder = await writeArchiveFolder(await mkdtemp(path.join(tmpdir(), "upload-")), { accountId: String(nextX++), username: "my_old_x", followings: [tx, String(nextX++)] });
+    await importArchive(db.sql, folder, { personId, selfService: true });
+    await rm(folder, { recursive: true, force: true });
+
+    const status = privateText(await w.send(sender, "status"));
+    expect(status).toContain("The X archive you uploaded (@my_old_x): 2 accounts followed");
+    expect(status).toContain("Bluesky: 1");
+    await w.store.people.updateSettings(personId, { language: "fr" });
+    expect(privateText(await w.send(sender, "statut"))).toContain("L’archive X que vous avez déposée (@my_old_x) : 2 comptes suivis");
+
+    const out = await w.send(sender, "délier x");
+    expect(out.effects).toContainEqual({ type: "unlinked", personId, platform: "x" });
+    expect(await w.store.uploadedArchives.get(personId)).toBeUndefined();
+    expect((await w.store.matches.counts(personId)).bluesky.total).toBe(0);
+    expect(privateText(await w.send(sender, "statut"))).not.toContain("archive X");
+    expect(allText(await w.send(sender, "délier x"))).toContain("aucun compte X");
+  });
+
   it("gives at most 5 upload links an hour", async () => {
     const sender = fediverseSender(unique("manylinks"));
     for (let i = 0; i < 5; i++) expect(privateText(await w.send(sender, "archive"))).toMatch(/\/archive\//);

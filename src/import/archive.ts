@@ -14,6 +14,7 @@ import { isXAccountId, normalizeXUsername } from "../store/handles.ts";
 import { Identities, IdentityTakenError } from "../store/identities.ts";
 import { Matches } from "../store/matches.ts";
 import { People } from "../store/people.ts";
+import { UploadedArchives } from "../store/uploaded-archives.ts";
 import { ImportError, silentProgress, type ArchiveImportSummary, type Progress } from "./types.ts";
 
 export interface ArchiveImportOptions {
@@ -24,11 +25,12 @@ export interface ArchiveImportOptions {
   xAccountId?: string;
   limits?: ArchiveLimits;
   /**
-   * Sent by the person through the upload page, not by the operator: an
-   * archive proves nothing (anyone can write one), so it may not claim an
-   * X account the store already knows follows of from other data (that
-   * would read them), nor give a person a second X account, and its
-   * follower.js is left out (those edges only ever serve other people).
+   * Sent by person `personId` through the upload page, not by the operator:
+   * an archive proves nothing (anyone can write one), so it claims no X
+   * account and stays out of the shared graph. Its follows become the
+   * person's uploaded archive (src/store/uploaded-archives.ts), replacing an
+   * earlier one, for their own matching only; its follower.js is left out
+   * (those edges would only ever serve other people).
    */
   selfService?: boolean;
 }
@@ -36,17 +38,6 @@ export interface ArchiveImportOptions {
 interface AccountInfo {
   accountId: string;
   username: string | null;
-}
-
-/**
- * An X account the archive may not claim. The operator is told why; a
- * person on the upload page gets one answer for every reason, so the page
- * cannot be used to learn which X accounts the store knows.
- */
-function claimRefused(input: string, accountId: string, why: string, options: ArchiveImportOptions): ImportError {
-  return options.selfService
-    ? new ImportError(input, undefined, `names X account ${accountId}, which cannot be attached to you from an upload: only the registration platform can confirm it is yours.`)
-    : new ImportError(input, undefined, `is the archive of X account ${accountId}, which ${why}.`);
 }
 
 export async function importArchive(sql: Sql, input: string, options: ArchiveImportOptions = {}): Promise<ArchiveImportSummary> {
@@ -74,45 +65,9 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
 
     const result = await sql.begin(async (tx) => {
       await tx`set local synchronous_commit = off`;
-      const people = new People(tx);
-      const identities = new Identities(tx);
-      // Whose archive: the person holding this X id, else the uploader, else someone new.
-      const existing = await identities.find({ platform: "x", stableId: accountId });
-      let personId: number;
-      let personCreated = false;
-      if (existing) {
-        if (options.personId !== undefined && existing.personId !== options.personId && existing.verifiedBy !== "archive") {
-          throw claimRefused(input, accountId, "belongs to another person", options);
-        }
-        personId = options.personId ?? existing.personId;
-      } else if (options.personId !== undefined) {
-        if (!(await people.get(options.personId))) throw new ImportError(input, undefined, `--person ${options.personId}: no such person in the store.`);
-        personId = options.personId;
-      } else {
-        personId = (await people.create()).id;
-        personCreated = true;
-      }
-      if (options.selfService && existing?.personId !== personId) {
-        const otherX = (await identities.listForPerson(personId)).find((i) => i.platform === "x");
-        if (otherX) throw new ImportError(input, undefined, `names X account ${accountId}, but you already have X account ${otherX.handle ? `@${otherX.handle}` : otherX.stableId}: one X account per person.`);
-        const [known] = await tx`select 1 from x_follow where follower = ${accountId}::bigint limit 1`;
-        if (known) {
-          throw claimRefused(input, accountId, "is already known from other data", options);
-        }
-      }
-      try {
-        await identities.attach(personId, {
-          platform: "x",
-          stableId: accountId,
-          handle: account?.username ?? null,
-          verifiedBy: "archive",
-        });
-      } catch (error) {
-        if (error instanceof IdentityTakenError) {
-          throw claimRefused(input, accountId, "belongs to another person", options);
-        }
-        throw error;
-      }
+      const { personId, personCreated } = options.selfService
+        ? { personId: await uploader(tx, input, accountId, options), personCreated: false }
+        : await claimant(tx, input, accountId, account?.username ?? null, options);
 
       await tx`create temporary table archive_edge (follower bigint not null, followed bigint not null) on commit drop`;
       progress.phase("reading", totalBytes);
@@ -133,10 +88,20 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
         bytesBefore += file.size;
       }
       progress.phase("merging");
-      const added = await mergeEdges(tx, accountId);
-      progress.phase("matching");
       const matches = new Matches(tx);
-      const matchesAdded = (await matches.refreshForFollowers([personId])) + (await matches.refreshForTargets([personId]));
+      let added: number;
+      let matchesAdded: number;
+      if (options.selfService) {
+        added = await new UploadedArchives(tx).replace(personId, { xAccountId: accountId, xUsername: account?.username ?? null }, "archive_edge");
+        progress.phase("matching");
+        // What an earlier upload alone found, and this one no longer lists, goes.
+        await matches.prune([personId]);
+        matchesAdded = await matches.refreshForFollowers([personId]);
+      } else {
+        added = await mergeEdges(tx, accountId);
+        progress.phase("matching");
+        matchesAdded = (await matches.refreshForFollowers([personId])) + (await matches.refreshForTargets([personId]));
+      }
       progress.end();
       return { personId, personCreated, edgesAdded: added, matchesAdded, ...counts };
     });
@@ -155,6 +120,64 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
   } finally {
     await source.close();
   }
+}
+
+/**
+ * Whose archive, for the operator: the person holding its X account, else
+ * `options.personId`, else someone new; the account is claimed for them
+ * (verified by archive: their own matching only, until the registry or a
+ * DM confirms it).
+ */
+async function claimant(
+  tx: postgres.TransactionSql<{}>,
+  input: string,
+  accountId: string,
+  username: string | null,
+  options: ArchiveImportOptions,
+): Promise<{ personId: number; personCreated: boolean }> {
+  const people = new People(tx);
+  const identities = new Identities(tx);
+  const existing = await identities.find({ platform: "x", stableId: accountId });
+  let personId: number;
+  let personCreated = false;
+  if (existing) {
+    if (options.personId !== undefined && existing.personId !== options.personId && existing.verifiedBy !== "archive") {
+      throw new ImportError(input, undefined, `is the archive of X account ${accountId}, which belongs to another person.`);
+    }
+    personId = options.personId ?? existing.personId;
+  } else if (options.personId !== undefined) {
+    if (!(await people.get(options.personId))) throw new ImportError(input, undefined, `--person ${options.personId}: no such person in the store.`);
+    personId = options.personId;
+  } else {
+    personId = (await people.create()).id;
+    personCreated = true;
+  }
+  try {
+    await identities.attach(personId, { platform: "x", stableId: accountId, handle: username, verifiedBy: "archive" });
+  } catch (error) {
+    if (error instanceof IdentityTakenError) {
+      throw new ImportError(input, undefined, `is the archive of X account ${accountId}, which belongs to another person.`);
+    }
+    throw error;
+  }
+  return { personId, personCreated };
+}
+
+/**
+ * Whose upload: the person who sent it. It claims nothing, so whichever X
+ * account it names is taken as theirs to match from; only one that differs
+ * from an X account the person already has is refused (a wrong file, most
+ * likely), naming only their own account.
+ */
+async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountId: string, options: ArchiveImportOptions): Promise<number> {
+  const personId = options.personId;
+  if (personId === undefined) throw new Error("An uploaded archive needs the person who sent it (options.personId).");
+  if (!(await new People(tx).get(personId))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
+  const ownX = (await new Identities(tx).listForPerson(personId)).find((i) => i.platform === "x" && i.stableId !== accountId);
+  if (ownX) {
+    throw new ImportError(input, undefined, `is the archive of X account ${accountId}, but yours is ${ownX.handle ? `@${ownX.handle}` : ownX.stableId}: upload that account's archive.`);
+  }
+  return personId;
 }
 
 /**

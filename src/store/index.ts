@@ -19,6 +19,7 @@ import { ReconnectJobs } from "./reconnect-jobs.ts";
 import type { SecretBox } from "./secrets.ts";
 import { storeStats, type StoreStats } from "./stats.ts";
 import type { Identity, IdentityRef, Person, Queryable } from "./types.ts";
+import { UploadedArchives } from "./uploaded-archives.ts";
 import { WebLinks } from "./web-links.ts";
 import { WriteBudgets } from "./write-budget.ts";
 
@@ -28,6 +29,7 @@ export type { MatchCounts, MatchEntry, MatchPage } from "./matches.ts";
 export type { StoreStats } from "./stats.ts";
 export type { JobCounts, JobState, JobTarget, ReconnectJob, RecordedOutcome, TargetOutcome } from "./reconnect-jobs.ts";
 export type { WebLinkGrant, WebLinkPurpose } from "./web-links.ts";
+export type { UploadedArchive } from "./uploaded-archives.ts";
 
 export interface PersonView {
   person: Person;
@@ -50,6 +52,7 @@ export class Store {
   readonly mastodonApps: MastodonApps;
   readonly blueskyOAuth: BlueskyOAuthStore;
   readonly writeBudgets: WriteBudgets;
+  readonly uploadedArchives: UploadedArchives;
 
   readonly db: Queryable;
   readonly box: SecretBox;
@@ -72,6 +75,7 @@ export class Store {
     this.mastodonApps = new MastodonApps(db, box);
     this.blueskyOAuth = new BlueskyOAuthStore(db, box);
     this.writeBudgets = new WriteBudgets(db);
+    this.uploadedArchives = new UploadedArchives(db);
   }
 
   /** Runs `fn` in one transaction (or inside the current one). */
@@ -117,6 +121,15 @@ export class Store {
       await s.identities.remove(identityId);
       await s.matches.prune([identity.personId]);
       return true;
+    });
+  }
+
+  /** Deletes the person's uploaded X archive and the pending matches that rested on it. */
+  async removeUpload(personId: number): Promise<boolean> {
+    return this.transaction(async (s) => {
+      const removed = await s.uploadedArchives.remove(personId);
+      if (removed) await s.matches.prune([personId]);
+      return removed;
     });
   }
 

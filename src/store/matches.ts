@@ -53,42 +53,68 @@ export class Matches {
 
   /**
    * Adds the matches these people have as followers (after they registered,
-   * linked an X identity or imported an archive). Returns rows added.
+   * linked an X identity or uploaded an archive): from their X identities'
+   * edges in the shared graph, and from their own uploaded archive. Returns
+   * rows added.
    */
   async refreshForFollowers(personIds: readonly number[]): Promise<number> {
     if (personIds.length === 0) return 0;
-    const result = await this.db`
+    const ids = personIds as number[];
+    const fromGraph = await this.db`
       insert into match (person_id, platform, target_person_id, notified_at)
-      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival()}
+      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`p.created_at`)}
       from identity p
       join x_follow e on e.follower = p.x_id
       join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
       join identity t on t.person_id = xt.person_id
         and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
-      where p.person_id = any(${personIds as number[]}::int[]) and p.x_id is not null
+      where p.person_id = any(${ids}::int[]) and p.x_id is not null
         and xt.person_id <> p.person_id
       on conflict do nothing`;
-    return result.count;
+    const fromUploads = await this.db`
+      insert into match (person_id, platform, target_person_id, notified_at)
+      select distinct u.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`a.uploaded_at`)}
+      from uploaded_archive a
+      join uploaded_follow u on u.person_id = a.person_id
+      join identity xt on xt.x_id = u.followed and xt.verified_by <> 'archive'
+      join identity t on t.person_id = xt.person_id
+        and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
+      where a.person_id = any(${ids}::int[]) and xt.person_id <> a.person_id
+      on conflict do nothing`;
+    return fromGraph.count + fromUploads.count;
   }
 
   /**
    * Adds the matches that point at these people (after they became verified
-   * on X and on Bluesky or the fediverse): the fan-out of an arrival.
+   * on X and on Bluesky or the fediverse): the fan-out of an arrival, to the
+   * people whose X identities or uploaded archives followed them.
    */
   async refreshForTargets(personIds: readonly number[]): Promise<number> {
     if (personIds.length === 0) return 0;
-    const result = await this.db`
+    const ids = personIds as number[];
+    const fromGraph = await this.db`
       insert into match (person_id, platform, target_person_id, notified_at)
-      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival()}
+      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`p.created_at`)}
       from identity xt
       join x_follow e on e.followed = xt.x_id
       join identity p on p.x_id = e.follower
       join identity t on t.person_id = xt.person_id
         and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
-      where xt.person_id = any(${personIds as number[]}::int[]) and xt.x_id is not null
+      where xt.person_id = any(${ids}::int[]) and xt.x_id is not null
         and xt.verified_by <> 'archive' and p.person_id <> xt.person_id
       on conflict do nothing`;
-    return result.count;
+    const fromUploads = await this.db`
+      insert into match (person_id, platform, target_person_id, notified_at)
+      select distinct u.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`a.uploaded_at`)}
+      from identity xt
+      join uploaded_follow u on u.followed = xt.x_id
+      join uploaded_archive a on a.person_id = u.person_id
+      join identity t on t.person_id = xt.person_id
+        and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
+      where xt.person_id = any(${ids}::int[]) and xt.x_id is not null
+        and xt.verified_by <> 'archive' and u.person_id <> xt.person_id
+      on conflict do nothing`;
+    return fromGraph.count + fromUploads.count;
   }
 
   /**
@@ -148,14 +174,15 @@ export class Matches {
   }
 
   /**
-   * `match.notified_at` for a new match of follower identity `p` to target
-   * identities `xt` (X) and `t` (platform): untold (null) only when the
-   * target arrived after the follower joined, i.e. news for the arrival
-   * digests (src/store/arrivals.ts); else told already, so the next digest
-   * run has nothing to update (a first registry load makes millions).
+   * `match.notified_at` for a new match to target identities `xt` (X) and
+   * `t` (platform) of a follower who came at `followerSince` (their X
+   * identity, or their upload): untold (null) only when the target arrived
+   * after that, i.e. news for the arrival digests (src/store/arrivals.ts);
+   * else told already, so the next digest run has nothing to update (a
+   * first registry load makes millions).
    */
-  private toldUnlessArrival() {
-    return this.db`case when greatest(xt.verified_at, t.verified_at) > p.created_at then null else now() end`;
+  private toldUnlessArrival(followerSince: postgres.PendingQuery<postgres.Row[]>) {
+    return this.db`case when greatest(xt.verified_at, t.verified_at) > ${followerSince} then null else now() end`;
   }
 
   /** The matches the edges of `table` make: (person_id, platform, target_person_id), distinct. */
@@ -202,10 +229,11 @@ export class Matches {
       where (m.person_id = any(${personIds as number[]}::int[]) or m.target_person_id = any(${personIds as number[]}::int[]))
         and m.state = 'pending'
         and not exists (
-          select 1 from identity p
-          join x_follow e on e.follower = p.x_id
-          join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
-          where p.person_id = m.person_id and xt.person_id = m.target_person_id
+          select 1 from identity xt
+          where xt.person_id = m.target_person_id and xt.x_id is not null and xt.verified_by <> 'archive'
+            and (exists (select 1 from identity p join x_follow e on e.follower = p.x_id and e.followed = xt.x_id
+                         where p.person_id = m.person_id)
+              or exists (select 1 from uploaded_follow u where u.person_id = m.person_id and u.followed = xt.x_id))
             and exists (select 1 from identity t where t.person_id = m.target_person_id
                           and t.platform = m.platform and t.verified_by <> 'archive'))`;
     return result.count;
@@ -308,15 +336,19 @@ export class Matches {
   }
 
   /**
-   * The registered people who followed an X account, excluding its owner.
-   * Probes the x_id index once per follower, so the cost follows the
-   * account's follower count, not the number of registered people.
+   * The registered people who followed an X account (by their X identity or
+   * their uploaded archive), excluding its owner. Probes the x_id index once
+   * per follower, so the cost follows the account's follower count, not the
+   * number of registered people.
    */
   async registeredFollowersOf(xAccountId: string): Promise<number[]> {
     const rows = await this.db<{ person_id: number }[]>`
-      select distinct person_id from identity
+      select person_id from identity
       where x_id = any(array(select follower from x_follow where followed = ${xAccountId}::bigint))
-        and person_id is distinct from (select person_id from identity where x_id = ${xAccountId}::bigint)`;
+      union
+      select person_id from uploaded_follow where followed = ${xAccountId}::bigint
+      except
+      select person_id from identity where x_id = ${xAccountId}::bigint`;
     return rows.map((r) => r.person_id);
   }
 

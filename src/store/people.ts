@@ -1,5 +1,6 @@
 /** People and their settings; merging two people into one; forgetting one. */
 import type { Person, PersonSettings, Queryable } from "./types.ts";
+import { UploadedArchives } from "./uploaded-archives.ts";
 
 interface PersonRow {
   id: number;
@@ -59,8 +60,8 @@ export class People {
 
   /**
    * Deletes everything about a person: identities, settings, matches both
-   * ways, codes, authorizations (by cascade), and the X follow edges that are
-   * theirs (their own followings). Run inside a transaction.
+   * ways, codes, authorizations, uploaded archives (by cascade), and the X
+   * follow edges that are theirs (their own followings). Run inside a transaction.
    */
   async delete(id: number): Promise<boolean> {
     await this.db`
@@ -70,11 +71,14 @@ export class People {
     return result.count > 0;
   }
 
-  /** How many X accounts the person's X identities follow (their edges in the store). */
+  /** How many X accounts the person followed: their X identities' edges and their uploaded archive's. */
   async followingCount(id: number): Promise<number> {
     const [row] = await this.db<{ n: number }[]>`
-      select count(*)::float8 as n from x_follow f join identity i on f.follower = i.x_id
-      where i.person_id = ${id} and i.x_id is not null`;
+      select count(*)::float8 as n from (
+        select f.followed from x_follow f join identity i on f.follower = i.x_id
+        where i.person_id = ${id} and i.x_id is not null
+        union
+        select followed from uploaded_follow where person_id = ${id}) f`;
     return row?.n ?? 0;
   }
 
@@ -136,6 +140,7 @@ export class People {
       where d.target_person_id = ${dropId} and d.notified_at is not null
         and k.target_person_id = ${keepId} and k.platform = d.platform and k.person_id = d.person_id and k.notified_at is null`;
     await this.mergeReconnections(keepId, dropId);
+    await new UploadedArchives(this.db).merge(keepId, dropId);
     await this.db`delete from person where id = ${dropId}`;
   }
 

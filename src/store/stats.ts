@@ -5,6 +5,8 @@ import { MATCH_STATES, PLATFORMS } from "./types.ts";
 export interface StoreStats {
   people: number;
   edges: number;
+  /** X archives people uploaded themselves (kept apart from the shared graph). */
+  uploadedArchives: number;
   /** Per platform: total and by verification. */
   identities: Record<Platform, { total: number } & Record<Verification, number>>;
   /** Per match state, and the total. */
@@ -17,11 +19,12 @@ export interface StoreStats {
  *   /metrics, scraped every few seconds.
  */
 export async function storeStats(db: Queryable, options: { estimateEdges?: boolean } = {}): Promise<StoreStats> {
-  const [[people], [edges], identityRows, matchRows] = await Promise.all([
+  const [[people], [edges], [uploads], identityRows, matchRows] = await Promise.all([
     db<{ n: number }[]>`select count(*)::int as n from person`,
     options.estimateEdges
       ? db<{ n: string }[]>`select greatest(reltuples, 0)::bigint as n from pg_class where oid = 'x_follow'::regclass`
       : db<{ n: string }[]>`select count(*) as n from x_follow`,
+    db<{ n: number }[]>`select count(*)::int as n from uploaded_archive`,
     db<{ platform: Platform; verified_by: Verification; n: number }[]>`
       select platform, verified_by, count(*)::int as n from identity group by 1, 2`,
     db<{ state: MatchState; n: number }[]>`select state, count(*)::int as n from match group by 1`,
@@ -41,5 +44,5 @@ export async function storeStats(db: Queryable, options: { estimateEdges?: boole
     matches[r.state] = r.n;
     matches.total += r.n;
   }
-  return { people: people!.n, edges: Number(edges!.n), identities, matches };
+  return { people: people!.n, edges: Number(edges!.n), uploadedArchives: uploads!.n, identities, matches };
 }

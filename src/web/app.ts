@@ -62,6 +62,9 @@ export async function metricsText(store: Store): Promise<string> {
     "# HELP reconnexion_x_follow_edges X follow edges in the store (planner estimate).",
     "# TYPE reconnexion_x_follow_edges gauge",
     `reconnexion_x_follow_edges ${stats.edges}`,
+    "# HELP reconnexion_uploaded_archives X archives people uploaded themselves.",
+    "# TYPE reconnexion_uploaded_archives gauge",
+    `reconnexion_uploaded_archives ${stats.uploadedArchives}`,
     "# HELP reconnexion_identities Identities by platform and verification.",
     "# TYPE reconnexion_identities gauge",
   ];

@@ -3,7 +3,7 @@
  * PostgreSQL: archives built the way X builds them, sent as a browser's
  * multipart form sends them.
  */
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -17,6 +17,8 @@ import { registerPerson } from "../../test/harness/graph.ts";
 import { archiveFiles, writeArchiveZip } from "../../test/harness/x-archive.ts";
 import { createWebApp } from "./app.ts";
 import { archiveRoutes } from "./archive.ts";
+import { importArchive } from "../import/archive.ts";
+import { importEdges } from "../import/edges.ts";
 
 let db: TestDatabase;
 let server: Server;
@@ -74,8 +76,14 @@ async function xIdentityOf(personId: number) {
   return row;
 }
 
+/** The data files of an archive, as a browser sends the ones a person picked. */
+function dataFiles(archive: Parameters<typeof archiveFiles>[0], names = ["data/account.js", "data/following.js", "data/follower.js"]) {
+  const files = archiveFiles(archive);
+  return names.map((name) => ({ name: path.basename(name), body: files.get(name)! }));
+}
+
 describe("the archive upload page", () => {
-  it("takes an X archive's zip: the X account is claimed by archive, its follows are in, a followed person on Bluesky is found; the link is then used up", async () => {
+  it("takes an X archive's zip: its follows are kept as the person's own (no X account claimed, nothing in the shared graph), a followed person on Bluesky is found; the link is then used up", async () => {
     // Someone the uploader followed on X, registered with Bluesky.
     await registerPerson(db.store, "5550001", { platform: "bluesky", stableId: "did:plc:followed1", handle: "followed1.test" }, "followed_x");
     const { personId, url } = await newcomerWithLink();
@@ -91,9 +99,9 @@ describe("the archive upload page", () => {
     expect(res.status, done).toBe(200);
     expect(done).toContain("Archive received");
     expect(done).toContain("@uploader_x: 2 accounts you followed on X. Found here so far — Bluesky: 1, Mastodon (fediverse): 0.");
-    expect(await xIdentityOf(personId)).toEqual({ x_id: "5550100", handle: "uploader_x", verified_by: "archive" });
-    const edges = await db.sql`select 1 from x_follow where follower = 5550100`;
-    expect(edges).toHaveLength(2);
+    expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550100", xUsername: "uploader_x", followings: 2 });
+    expect(await xIdentityOf(personId)).toBeUndefined();
+    expect(await db.sql`select 1 from x_follow where follower = 5550100 or followed = 5550100`).toHaveLength(0);
     expect((await db.store.matches.counts(personId)).bluesky.total).toBe(1);
 
     // Used up: the page and the form say to ask again.
@@ -111,7 +119,7 @@ describe("the archive upload page", () => {
     const done = await res.text();
     expect(res.status, done).toBe(200);
     expect(done).toContain("Archive reçue");
-    expect((await xIdentityOf(personId))?.verified_by).toBe("archive");
+    expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550200", followings: 1 });
   });
 
   it("refuses a broken zip in one sentence naming the file, keeps nothing, and leaves the link usable", async () => {
@@ -214,27 +222,57 @@ describe("the archive upload page", () => {
     expect((await fetch(url)).status).toBe(200);
   });
 
-  it("lets nobody claim an X account the store already knows from other data, nor a second X account; follower.js is not taken from a page", async () => {
-    // What registered people's data says X account 5550300 follows: not for whoever names it to read.
-    await db.sql`insert into x_follow values (5550300, 5550001)`;
+  it("claims no X account: naming one the store knows reads none of its data, nor do the operator's later imports of it; follower.js is not taken", async () => {
+    // What other data says X account 5550300 follows: not for whoever names it to read.
+    const seen = await registerPerson(db.store, "5550310", { platform: "bluesky", stableId: "did:plc:seen310", handle: "seen310.test" });
+    await db.sql`insert into x_follow values (5550300, 5550310)`;
     const { personId, url } = await newcomerWithLink();
-    const files = (accountId: string) => archiveFiles({ accountId, username: "claimer", followings: [], followers: ["5550001"] });
-    const send = (accountId: string) =>
-      upload(url, ["data/account.js", "data/following.js", "data/follower.js"].map((name) => ({ name: path.basename(name), body: files(accountId).get(name)! })));
-    const claimed = await send("5550300");
-    expect(claimed.status).toBe(400);
-    expect(await claimed.text()).toContain("registration platform");
+    const named = await upload(url, dataFiles({ accountId: "5550300", username: "claimer", followings: [], followers: ["5550310"] }));
+    expect(named.status, await named.text()).toBe(200);
+    expect(await xIdentityOf(personId)).toBeUndefined();
+    expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550300", followings: 0 });
+    expect((await db.store.matches.counts(personId)).bluesky.total).toBe(0);
+    // follower.js serves only other people: not taken from a page.
+    expect(await db.sql`select 1 from x_follow where followed = 5550300`).toHaveLength(0);
+
+    // Later, the operator loads that account's edges and its archive: they reach its owner, never the uploader.
+    const later = await registerPerson(db.store, "5550311", { platform: "bluesky", stableId: "did:plc:later311", handle: "later311.test" });
+    const edgesFile = path.join(uploadDir, "..", `edges-${personId}.csv`);
+    await writeFile(edgesFile, "follower_x_id,followed_x_id\n5550300,5550311\n");
+    await importEdges(db.sql, edgesFile);
+    await rm(edgesFile);
+    const zip = await writeArchiveZip(path.join(await mkdtemp(path.join(tmpdir(), "archive-zip-")), "owner.zip"), { accountId: "5550300", username: "owner", followings: ["5550310"], followers: [] });
+    const owner = await importArchive(db.sql, zip);
+    await rm(path.dirname(zip), { recursive: true, force: true });
+    expect(owner.personCreated).toBe(true);
+    expect(owner.personId).not.toBe(personId);
     expect(await xIdentityOf(personId)).toBeUndefined();
     expect((await db.store.matches.counts(personId)).bluesky.total).toBe(0);
+    expect((await db.store.matches.counts(owner.personId)).bluesky.total).toBe(2);
+    expect([seen.personId, later.personId]).toHaveLength(2);
+  });
 
-    // A fresh account is taken, without the followers it lists (they only ever serve other people).
-    expect((await send("5550301")).status).toBe(200);
-    expect(await db.sql`select 1 from x_follow where followed = 5550301`).toHaveLength(0);
-    // One X account per person.
-    const { url: second } = { url: (await newLinkFor(personId)) };
-    const other = await upload(second, ["data/account.js", "data/following.js"].map((name) => ({ name: path.basename(name), body: files("5550302").get(name)! })));
+  it("replaces an earlier upload with a newer one; refuses an archive of another X account than the person's own", async () => {
+    const first = await registerPerson(db.store, "5550401", { platform: "bluesky", stableId: "did:plc:first401", handle: "first401.test" });
+    const second = await registerPerson(db.store, "5550402", { platform: "bluesky", stableId: "did:plc:second402", handle: "second402.test" });
+    const { personId, url } = await newcomerWithLink();
+    expect((await upload(url, dataFiles({ accountId: "5550490", username: "x5550490", followings: ["5550401"], followers: [] }))).status).toBe(200);
+    // The right file after a wrong one (or a newer archive): it replaces the first whole.
+    expect((await upload(await newLinkFor(personId), dataFiles({ accountId: "5550491", username: "x5550491", followings: ["5550402"], followers: [] }))).status).toBe(200);
+    expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550491", followings: 1 });
+    const pending = await db.store.matches.list(personId, "bluesky");
+    expect(pending.entries.map((e) => e.targetPersonId)).toEqual([second.personId]);
+    expect(first.personId).toBeGreaterThan(0);
+
+    // Someone registered with X account 5550403 may upload that account's archive, and no other.
+    const registered = await registerPerson(db.store, "5550403", { platform: "bluesky", stableId: "did:plc:own403", handle: "own403.test" }, "own403");
+    const link = async () => `${base}/archive/${await db.store.webLinks.create("archive", registered.personId, registered.identityId, 3600)}`;
+    const other = await upload(await link(), dataFiles({ accountId: "5550404", username: "x5550404", followings: ["5550401"], followers: [] }));
     expect(other.status).toBe(400);
-    expect(await other.text()).toContain("already");
+    expect(await other.text()).toContain("@own403");
+    expect(await db.store.uploadedArchives.get(registered.personId)).toBeUndefined();
+    expect((await upload(await link(), dataFiles({ accountId: "5550403", username: "x5550403", followings: ["5550401"], followers: [] }))).status).toBe(200);
+    expect((await db.store.matches.counts(registered.personId)).bluesky.total).toBe(1);
   });
 
   it("frees the person's slot when a file cannot be written (two files of one name, a name too long for the disk)", async () => {

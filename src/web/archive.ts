@@ -9,9 +9,9 @@
  * in memory) with a size cap, one upload at a time per person and a few at
  * once in all, then read by the same importer as `reconnexion import archive`
  * (streamed, all-or-nothing, zip bombs refused) in its self-service mode;
- * the folder is removed before the answer. The X account an archive names
- * is claimed by archive only: it serves the uploader's own matching, never
- * others'.
+ * the folder is removed before the answer. An upload claims no X account:
+ * its follows are kept apart as the uploader's own (uploaded_archive), for
+ * their matching only, and a later upload replaces them.
  */
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";

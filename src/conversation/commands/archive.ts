@@ -2,8 +2,8 @@
  * `archive`: a private one-time link to the page where the person uploads
  * their X archive (src/web/archive.ts). Someone the bot does not know yet
  * becomes a person with the account they write from, as `link @handle`
- * makes them; the archive then claims their X account (for their own
- * matching only: an archive proves nothing to others).
+ * makes them; the archive's follows then serve their own matching (an
+ * archive proves nothing, so it claims no X account: src/store/uploaded-archives.ts).
  */
 import { IdentityTakenError } from "../../store/index.ts";
 import { say, tell } from "../context.ts";

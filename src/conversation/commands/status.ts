@@ -8,8 +8,9 @@ export const status: Command = {
   needsPerson: true,
   async run(ctx) {
     const { person, identities } = ctx.person!;
-    const counts = await ctx.store.matches.counts(person.id);
+    const [counts, upload] = await Promise.all([ctx.store.matches.counts(person.id), ctx.store.uploadedArchives.get(person.id)]);
     for (const i of identities) if (i.handle) ctx.secret(i.handle);
+    if (upload?.xUsername) ctx.secret(upload.xUsername);
     const jobs = [];
     for (const job of await ctx.store.reconnectJobs.recentFor(person.id)) {
       // A wait is the network's limits, or a pause after the server failed.
@@ -20,6 +21,7 @@ export const status: Command = {
       tell(
         [ctx.locale.m.status({
           identities: identities.map((i) => ({ platform: i.platform, handle: i.handle, verifiedBy: i.verifiedBy })),
+          upload: upload ? { xUsername: upload.xUsername, followings: upload.followings } : null,
           counts,
           language: person.language,
           languageName: findLocale(person.language)?.name ?? null,

@@ -20,17 +20,20 @@ export const unlink: Command = {
     if (!platform) return [say(locale.m.usage(registry.usage("unlink", locale)))];
     const { person, identities } = ctx.person!;
     const detach = identities.filter((i) => i.platform === platform);
-    if (detach.length === 0) return [tell(locale.m.unlinkNothing(platform))];
+    // An uploaded X archive goes with `unlink x` too: it is the person's X data.
+    const upload = platform === "x" ? await ctx.store.uploadedArchives.get(person.id) : undefined;
+    if (detach.length === 0 && !upload) return [tell(locale.m.unlinkNothing(platform))];
     const forget = registry.word("forget", locale);
     if (detach.length === identities.length) return [tell(locale.m.unlinkLastIdentity(forget))];
     // Left with only X, the person could neither be reached nor ask to be forgotten.
-    if (!identities.some((i) => i.platform !== platform && i.platform !== "x")) return [tell(locale.m.unlinkLastReachable(forget))];
+    if (detach.length > 0 && !identities.some((i) => i.platform !== platform && i.platform !== "x")) return [tell(locale.m.unlinkLastReachable(forget))];
     // A job running from this account would go on with what the run holds in
     // memory (an app password logs in again); X's follows chose every job's targets.
     const stopped = await ctx.store.reconnectJobs.cancelOpen(person.id, platform === "x" ? undefined : [platform]);
     // Tokens die at their servers too, not only here.
     const { hadAppPassword } = await revokeAtServers(ctx, person.id, detach);
     for (const identity of detach) await ctx.store.unlink(identity.id);
+    if (upload) await ctx.store.removeUpload(person.id);
     ctx.effect({ type: "unlinked", personId: person.id, platform });
     return [
       tell(locale.m.unlinked(platform)),

@@ -11,6 +11,9 @@ function status(f: StatusFacts): string {
     const how = i.verifiedBy === "archive" ? " (claimed by an archive, not verified)" : "";
     lines.push(`• ${platformName[i.platform]}: ${i.handle ? `@${i.handle}` : "(no handle known)"}${how}`);
   }
+  if (f.upload) {
+    lines.push(`• The X archive you uploaded${f.upload.xUsername ? ` (@${f.upload.xUsername})` : ""}: ${plural(f.upload.followings, "account", "accounts")} followed`);
+  }
   lines.push("", "People you followed on X who are here:");
   for (const p of ["bluesky", "fediverse"] as const) {
     const c = f.counts[p];

@@ -12,6 +12,10 @@ function status(f: StatusFacts): string {
     const how = i.verifiedBy === "archive" ? " (revendiqué par une archive, non vérifié)" : "";
     lines.push(`• ${platformName[i.platform]} : ${i.handle ? `@${i.handle}` : "(identifiant inconnu)"}${how}`);
   }
+  if (f.upload) {
+    const n = f.upload.followings;
+    lines.push(`• L’archive X que vous avez déposée${f.upload.xUsername ? ` (@${f.upload.xUsername})` : ""} : ${n} ${n > 1 ? "comptes suivis" : "compte suivi"}`);
+  }
   lines.push("", "Les personnes que vous suiviez sur X et qui sont ici :");
   for (const p of ["bluesky", "fediverse"] as const) {
     const c = f.counts[p];

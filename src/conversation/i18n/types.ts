@@ -21,6 +21,8 @@ export type Keyword = "on" | "off" | "all" | "confirm" | "bluesky" | "fediverse"
 
 export interface StatusFacts {
   identities: { platform: Platform; handle: string | null; verifiedBy: Verification }[];
+  /** The X archive the person uploaded (src/store/uploaded-archives.ts), if any. */
+  upload: { xUsername: string | null; followings: number } | null;
   counts: MatchCounts;
   language: string | null;
   languageName: string | null;
