@@ -343,12 +343,13 @@ export class Matches {
    */
   async registeredFollowersOf(xAccountId: string): Promise<number[]> {
     const rows = await this.db<{ person_id: number }[]>`
+      with owner as (select person_id from identity where x_id = ${xAccountId}::bigint)
       select person_id from identity
       where x_id = any(array(select follower from x_follow where followed = ${xAccountId}::bigint))
+        and person_id is distinct from (select person_id from owner)
       union
-      select person_id from uploaded_follow where followed = ${xAccountId}::bigint
-      except
-      select person_id from identity where x_id = ${xAccountId}::bigint`;
+      select person_id from uploaded_follow
+      where followed = ${xAccountId}::bigint and person_id is distinct from (select person_id from owner)`;
     return rows.map((r) => r.person_id);
   }
 
