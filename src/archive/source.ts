@@ -8,6 +8,7 @@ import { open as openFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import yauzl from "yauzl";
+import type { ArchiveProblem } from "./problem.ts";
 
 export type ArchiveFileKind = "account" | "following" | "follower";
 
@@ -44,10 +45,12 @@ export const DEFAULT_LIMITS: ArchiveLimits = {
 export class ArchiveError extends Error {
   readonly file: string;
   readonly line: number | undefined;
-  constructor(file: string, message: string, line?: number) {
+  readonly problem: ArchiveProblem;
+  constructor(file: string, message: string, problem: ArchiveProblem, line?: number) {
     super(message);
     this.file = file;
     this.line = line;
+    this.problem = problem;
   }
 }
 
@@ -70,7 +73,7 @@ function capped(stream: Readable, max: number, name: string): Readable {
   const guard = new Transform({
     transform(chunk: Buffer, _enc, callback) {
       seen += chunk.length;
-      if (seen > max) callback(new ArchiveError(name, `is larger than ${Math.round(max / 1048576)} MB — far more than any X archive data file.`));
+      if (seen > max) callback(new ArchiveError(name, `is larger than ${Math.round(max / 1048576)} MB — far more than any X archive data file.`, { kind: "too-large", mb: Math.round(max / 1048576) }));
       else callback(null, chunk);
     },
   });
@@ -84,10 +87,10 @@ export async function openArchiveSource(input: string, limits: ArchiveLimits = D
   try {
     info = await stat(input);
   } catch {
-    throw new ArchiveError(input, "cannot be read (no such file or folder, or no permission).");
+    throw new ArchiveError(input, "cannot be read (no such file or folder, or no permission).", { kind: "not-archive" });
   }
   if (info.isDirectory()) return openFolder(input, limits);
-  if (!info.isFile()) throw new ArchiveError(input, "is not a file or a folder.");
+  if (!info.isFile()) throw new ArchiveError(input, "is not a file or a folder.", { kind: "not-archive" });
   const head = Buffer.alloc(4);
   const handle = await openFile(input, "r");
   try {
@@ -101,6 +104,7 @@ export async function openArchiveSource(input: string, limits: ArchiveLimits = D
     throw new ArchiveError(
       input,
       "is not an X archive: give the .zip X sent you, its unpacked folder, or a data file such as following.js.",
+      { kind: "not-archive" },
     );
   }
   return { files: [diskFile(input, path.basename(input), info.size, limits)], close: async () => {} };
@@ -114,7 +118,7 @@ function diskFile(file: string, name: string, size: number, limits: ArchiveLimit
     size,
     async open() {
       if (size > limits.maxFileBytes) {
-        throw new ArchiveError(name, `is larger than ${Math.round(limits.maxFileBytes / 1048576)} MB — far more than any X archive data file.`);
+        throw new ArchiveError(name, `is larger than ${Math.round(limits.maxFileBytes / 1048576)} MB — far more than any X archive data file.`, { kind: "too-large", mb: Math.round(limits.maxFileBytes / 1048576) });
       }
       return capped(createReadStream(file, { highWaterMark: 1 << 20 }), limits.maxFileBytes, name);
     },
@@ -139,20 +143,20 @@ async function openFolder(folder: string, limits: ArchiveLimits): Promise<Archiv
     }
     if (files.length > 0) return { files: ordered(files), close: async () => {} };
   }
-  throw new ArchiveError(folder, "holds no X archive data (no data/account.js, following.js or follower.js).");
+  throw new ArchiveError(folder, "holds no X archive data (no data/account.js, following.js or follower.js).", { kind: "not-archive" });
 }
 
 function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
   return new Promise((resolve, reject) => {
     yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false }, (error, zip) => {
       if (error || !zip) {
-        reject(new ArchiveError(file, `is not a complete zip file (${error?.message ?? "unreadable"}); it may be truncated or damaged.`));
+        reject(new ArchiveError(file, `is not a complete zip file (${error?.message ?? "unreadable"}); it may be truncated or damaged.`, { kind: "damaged" }));
         return;
       }
       const files: ArchiveFile[] = [];
       const fail = (e: Error) => {
         zip.close();
-        reject(e instanceof ArchiveError ? e : new ArchiveError(file, `is a damaged zip file (${e.message}).`));
+        reject(e instanceof ArchiveError ? e : new ArchiveError(file, `is a damaged zip file (${e.message}).`, { kind: "damaged" }));
       };
       zip.on("error", fail);
       zip.on("entry", (entry: yauzl.Entry) => {
@@ -160,10 +164,10 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
         if (kind && !entry.fileName.endsWith("/")) {
           const name = entry.fileName;
           if (entry.uncompressedSize > limits.maxFileBytes) {
-            return fail(new ArchiveError(name, `is larger than ${Math.round(limits.maxFileBytes / 1048576)} MB once unpacked — far more than any X archive data file.`));
+            return fail(new ArchiveError(name, `is larger than ${Math.round(limits.maxFileBytes / 1048576)} MB once unpacked — far more than any X archive data file.`, { kind: "too-large", mb: Math.round(limits.maxFileBytes / 1048576) }));
           }
           if (entry.uncompressedSize > 1024 * 1024 && entry.uncompressedSize > entry.compressedSize * limits.maxCompressionRatio) {
-            return fail(new ArchiveError(name, "is compressed beyond any real data file (a zip bomb?)."));
+            return fail(new ArchiveError(name, "is compressed beyond any real data file (a zip bomb?).", { kind: "zip-bomb" }));
           }
           files.push({
             name,
@@ -172,7 +176,7 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
             open: () =>
               new Promise<Readable>((res, rej) =>
                 zip.openReadStream(entry, (e, stream) => {
-                  if (e || !stream) rej(new ArchiveError(name, `cannot be unpacked (${e?.message ?? "unreadable"}).`));
+                  if (e || !stream) rej(new ArchiveError(name, `cannot be unpacked (${e?.message ?? "unreadable"}).`, { kind: "damaged" }));
                   else res(capped(stream, limits.maxFileBytes, name));
                 }),
               ),
@@ -183,7 +187,7 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
       zip.on("end", () => {
         if (files.length === 0) {
           zip.close();
-          reject(new ArchiveError(file, "is a zip file but not an X archive (no data/account.js, following.js or follower.js inside)."));
+          reject(new ArchiveError(file, "is a zip file but not an X archive (no data/account.js, following.js or follower.js inside).", { kind: "not-archive" }));
         } else {
           resolve({ files: ordered(files), close: async () => zip.close() });
         }

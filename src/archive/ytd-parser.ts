@@ -8,12 +8,15 @@
  * nesting) and hands it to `JSON.parse`, so memory holds one element at a
  * time whatever the file's size.
  */
+import type { ArchiveProblem } from "./problem.ts";
 
 export class YtdFormatError extends Error {
   readonly line: number;
-  constructor(line: number, message: string) {
+  readonly problem: ArchiveProblem;
+  constructor(line: number, message: string, problem: ArchiveProblem = { kind: "bad-content" }) {
     super(message);
     this.line = line;
+    this.problem = problem;
   }
 }
 
@@ -126,7 +129,7 @@ export class YtdScanner {
       throw new YtdFormatError(1, "does not start like an X archive data file (window.YTD.<name>.part0 = [).");
     }
     if (this.state !== enum_.done) {
-      throw new YtdFormatError(this.line, "ends before its list is closed (the file is truncated).");
+      throw new YtdFormatError(this.line, "ends before its list is closed (the file is truncated).", { kind: "damaged" });
     }
   }
 }

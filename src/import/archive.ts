@@ -54,9 +54,9 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
     const account = accountFile ? await readAccount(accountFile) : undefined;
     const accountId = account?.accountId ?? options.xAccountId;
     if (!accountId) {
-      throw new ImportError(input, undefined, "has no data/account.js, so it does not say whose archive it is (give the whole archive, or --x-id).");
+      throw new ImportError(input, undefined, "has no data/account.js, so it does not say whose archive it is (give the whole archive, or --x-id).", { kind: "no-account" });
     }
-    if (!isXAccountId(accountId)) throw new ImportError(input, undefined, `names an invalid X account id "${accountId}".`);
+    if (!isXAccountId(accountId)) throw new ImportError(input, undefined, `names an invalid X account id "${accountId}".`, { kind: "bad-account" });
     if (account && options.xAccountId && options.xAccountId !== account.accountId) {
       throw new ImportError(input, undefined, `belongs to X account ${account.accountId}, not ${options.xAccountId}.`);
     }
@@ -175,7 +175,8 @@ async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountI
   if (!(await new People(tx).get(personId))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
   const ownX = (await new Identities(tx).listForPerson(personId)).find((i) => i.platform === "x" && i.stableId !== accountId);
   if (ownX) {
-    throw new ImportError(input, undefined, `is the archive of X account ${accountId}, but yours is ${ownX.handle ? `@${ownX.handle}` : ownX.stableId}: upload that account's archive.`);
+    const yours = ownX.handle ? `@${ownX.handle}` : ownX.stableId!;
+    throw new ImportError(input, undefined, `is the archive of X account ${accountId}, but yours is ${yours}: upload that account's archive.`, { kind: "other-account", yours });
   }
   return personId;
 }
@@ -233,7 +234,7 @@ async function* edgeRows(
       const entry = (element as Record<string, unknown>)[kind] as { accountId?: unknown } | undefined;
       const id = entry && typeof entry === "object" ? entry.accountId : undefined;
       if (typeof id !== "string" || !isXAccountId(id)) {
-        throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`);
+        throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`, { kind: "bad-content" });
       }
       if (id === accountId) continue; // nobody follows themselves on X: a wrong --x-id, or a damaged file
       batch += kind === "following" ? `${accountId}\t${id}\n` : `${id}\t${accountId}\n`;
@@ -269,7 +270,7 @@ async function readAccount(file: ArchiveFile): Promise<AccountInfo> {
   } catch (error) {
     throw asImportError(error, file.name);
   }
-  throw new ImportError(file.name, undefined, "has no account entry with an accountId.");
+  throw new ImportError(file.name, undefined, "has no account entry with an accountId.", { kind: "bad-account" });
 }
 
 /**
@@ -278,10 +279,10 @@ async function readAccount(file: ArchiveFile): Promise<AccountInfo> {
  */
 function asImportError(error: unknown, file: string): unknown {
   if (error instanceof ImportError) return error;
-  if (error instanceof ArchiveError) return new ImportError(error.file, error.line, error.message);
-  if (error instanceof YtdFormatError) return new ImportError(file, error.line, error.message);
+  if (error instanceof ArchiveError) return new ImportError(error.file, error.line, error.message, error.problem);
+  if (error instanceof YtdFormatError) return new ImportError(file, error.line, error.message, error.problem);
   if (error instanceof postgres.PostgresError || !(error instanceof Error)) return error;
   // zlib and yauzl report damage in the stream itself (bad deflate data, a
   // size that does not match the header, a file cut short).
-  return new ImportError(file, undefined, `cannot be unpacked (${error.message}); the archive may be truncated or damaged.`);
+  return new ImportError(file, undefined, `cannot be unpacked (${error.message}); the archive may be truncated or damaged.`, { kind: "damaged" });
 }

@@ -1,4 +1,5 @@
 /** What every import reports, and how it shows progress. */
+import type { ArchiveProblem } from "../archive/problem.ts";
 
 /** Receives progress; the CLI draws it on a terminal, tests ignore it. */
 export interface Progress {
@@ -11,15 +12,20 @@ export interface Progress {
 
 export const silentProgress: Progress = { phase() {}, tick() {}, end() {} };
 
-/** A bad input: one sentence naming the file (and line when there is one). */
+/**
+ * A bad input: one sentence naming the file (and line when there is one);
+ * for an archive, also what is wrong in words for the person who sent it.
+ */
 export class ImportError extends Error {
   readonly file: string;
   readonly line: number | undefined;
-  constructor(file: string, line: number | undefined, message: string) {
+  readonly problem: ArchiveProblem | undefined;
+  constructor(file: string, line: number | undefined, message: string, problem?: ArchiveProblem) {
     super(`${file}${line === undefined ? "" : `, line ${line}`}: ${message}`);
     this.name = "ImportError";
     this.file = file;
     this.line = line;
+    this.problem = problem;
   }
 }
 

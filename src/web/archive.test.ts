@@ -127,11 +127,26 @@ describe("the archive upload page", () => {
     const res = await upload(url, [{ name: "my-archive.zip", body: Buffer.concat([Buffer.from("PK\x03\x04"), Buffer.alloc(2000, 1)]) }]);
     const body = await res.text();
     expect(res.status).toBe(400);
-    expect(body).toContain("could not be read as an X archive, and nothing was kept");
-    expect(body).toContain("my-archive.zip");
+    expect(body).toContain("my-archive.zip is damaged or cut short: download your archive from X again. Nothing was kept.");
     expect(body).not.toContain(uploadDir);
     expect(await xIdentityOf(personId)).toBeUndefined();
     expect((await fetch(url)).status).toBe(200);
+  });
+
+  it("says what is wrong in the person's language: a file that is no data file, a line X would not write, account.js missing", async () => {
+    const { personId, url } = await newcomerWithLink("fr");
+    const good = archiveFiles({ accountId: "5550600", username: "fr_x", followings: ["5550001", "5550002"], followers: [] });
+    const notData = await upload(url, [{ name: "account.js", body: good.get("data/account.js")! }, { name: "following.js", body: "alert('hi')" }]);
+    expect(notData.status).toBe(400);
+    expect(await notData.text()).toContain("following.js, ligne 1 n’est pas écrit comme X écrit les fichiers de ses archives. Rien n’a été gardé.");
+    const broken = good.get("data/following.js")!.replace('"accountId" : "5550002"', '"accountId" : 5550002,,');
+    const badLine = await upload(url, [{ name: "account.js", body: good.get("data/account.js")! }, { name: "following.js", body: broken }]);
+    const badText = await badLine.text();
+    expect(badLine.status).toBe(400);
+    expect(badText).toMatch(/following\.js, ligne \d+ n’est pas écrit comme X/);
+    const noAccount = await upload(url, [{ name: "following.js", body: good.get("data/following.js")! }]);
+    expect(await noAccount.text()).toContain("Il manque data/account.js");
+    expect(await db.store.uploadedArchives.get(personId)).toBeUndefined();
   });
 
   it("refuses an upload over the size cap, a form without an archive, and files that are no archive", async () => {

@@ -204,12 +204,13 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
       summary = await importArchive(ctx.sql, oneZip ? upload.zips[0]!.saved : folder, { personId, selfService: true, limits: UPLOAD_LIMITS });
     } catch (error) {
       if (!(error instanceof ImportError)) throw error;
-      // The reader's sentence, with the names the person gave instead of ours.
-      let detail = error.message;
-      for (const zip of upload.zips) detail = detail.replaceAll(zip.saved, zip.name);
-      detail = detail.replaceAll(`${folder}${path.sep}`, "").replaceAll(folder, locale.web.archiveLabel);
-      ctx.log.info({ person: personId, reason: detail }, "archive upload refused");
-      return refuse(400, locale.web.archiveRefused(detail));
+      // The names the person gave instead of ours: in the page, and in the reader's sentence for the log.
+      const given = (text: string) => {
+        for (const zip of upload.zips) text = text.replaceAll(zip.saved, zip.name);
+        return text.replaceAll(`${folder}${path.sep}`, "").replaceAll(folder, locale.web.archiveLabel);
+      };
+      ctx.log.info({ person: personId, reason: given(error.message) }, "archive upload refused");
+      return refuse(400, locale.web.archiveRefused(error.problem, given(error.file), error.line));
     }
     // In: the link is used up (had it expired meanwhile, the archive is in all the same).
     await ctx.store.webLinks.consume(token, "archive");

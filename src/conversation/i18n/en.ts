@@ -1,5 +1,6 @@
 /** English. */
 import type { JobCounts } from "../../store/index.ts";
+import type { ArchiveProblem } from "../../archive/problem.ts";
 import type { Locale, StatusFacts } from "./types.ts";
 
 const platformName = { x: "X", bluesky: "Bluesky", fediverse: "Mastodon (fediverse)" } as const;
@@ -28,6 +29,30 @@ function status(f: StatusFacts): string {
     `Settings: language ${f.languageName ?? "detected from your messages"}, notifications ${onOff(f.notify)}, automatic reconnection ${onOff(f.autoReconnect)}, public announcement of your arrival ${onOff(f.announceMe)}.`,
   );
   return lines.join("\n");
+}
+
+/** What is wrong with an uploaded archive, for the person who sent it. */
+function archiveProblem(problem: ArchiveProblem | undefined, file: string, line: number | undefined): string {
+  const where = line === undefined ? file : `${file}, line ${line}`;
+  switch (problem?.kind) {
+    case "not-archive":
+      return `${file} is not an X archive: choose the .zip X sent you, or its files data/account.js and data/following.js.`;
+    case "no-account":
+      return "data/account.js is missing: it says whose archive this is. Choose it too.";
+    case "bad-account":
+      return `${file} does not name a valid X account.`;
+    case "other-account":
+      return `This is the archive of another X account than yours (${problem.yours}): upload that account's archive.`;
+    case "too-large":
+      return `${file} is larger than ${problem.mb} MB once unpacked — far more than any X archive data file.`;
+    case "zip-bomb":
+      return `${file} is compressed far beyond any real archive file.`;
+    case "damaged":
+      return `${where} is damaged or cut short: download your archive from X again.`;
+    case "bad-content":
+    case undefined:
+      return `${where} is not written the way X writes its archive files.`;
+  }
 }
 
 const reasonNames: Record<string, string> = {
@@ -266,7 +291,7 @@ export const en: Locale = {
     archiveLinkInvalid: (command) => `This link has expired or was already used. Ask the bot again: send it \`${command}\` in a private message.`,
     archiveNothing: "No archive came with the form: choose the .zip, or the data/account.js, data/following.js and data/follower.js files.",
     archiveTooLarge: (mb) => `That is more than ${mb} MB. Upload just the files data/account.js, data/following.js and data/follower.js from inside the archive.`,
-    archiveRefused: (detail) => `This could not be read as an X archive, and nothing was kept. ${detail}`,
+    archiveRefused: (problem, file, line) => `${archiveProblem(problem, file, line)} Nothing was kept.`,
     archiveBusy: "An upload is already under way. Try again in a moment.",
     archiveDoneTitle: "Archive received",
     archiveDone: ({ username, followings, found, listCommand }) =>

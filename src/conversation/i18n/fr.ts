@@ -1,5 +1,6 @@
 /** Français. */
 import type { JobCounts } from "../../store/index.ts";
+import type { ArchiveProblem } from "../../archive/problem.ts";
 import type { Locale, StatusFacts } from "./types.ts";
 
 const platformName = { x: "X", bluesky: "Bluesky", fediverse: "Mastodon (fédivers)" } as const;
@@ -30,6 +31,30 @@ function status(f: StatusFacts): string {
     `Réglages : langue ${f.languageName ?? "détectée dans vos messages"}, notifications ${onOff(f.notify)}, reconnexion automatique ${onOffM(f.autoReconnect)}, annonce publique de votre arrivée ${onOffM(f.announceMe)}.`,
   );
   return lines.join("\n");
+}
+
+/** Ce qui ne va pas dans une archive déposée, pour la personne qui l’a envoyée. */
+function archiveProblem(problem: ArchiveProblem | undefined, file: string, line: number | undefined): string {
+  const where = line === undefined ? file : `${file}, ligne ${line}`;
+  switch (problem?.kind) {
+    case "not-archive":
+      return `${file} n’est pas une archive X : choisissez le .zip envoyé par X, ou ses fichiers data/account.js et data/following.js.`;
+    case "no-account":
+      return "Il manque data/account.js : c’est lui qui dit à qui est l’archive. Choisissez-le aussi.";
+    case "bad-account":
+      return `${file} ne désigne aucun compte X valide.`;
+    case "other-account":
+      return `C’est l’archive d’un autre compte X que le vôtre (${problem.yours}) : déposez l’archive de ce compte-là.`;
+    case "too-large":
+      return `${file} dépasse ${problem.mb} Mo une fois décompressé — bien plus que tout fichier de données d’une archive X.`;
+    case "zip-bomb":
+      return `${file} est compressé bien au-delà de tout vrai fichier d’archive.`;
+    case "damaged":
+      return `${where} est abîmé ou incomplet : téléchargez à nouveau votre archive depuis X.`;
+    case "bad-content":
+    case undefined:
+      return `${where} n’est pas écrit comme X écrit les fichiers de ses archives.`;
+  }
 }
 
 const reasonNames: Record<string, string> = {
@@ -272,7 +297,7 @@ export const fr: Locale = {
     archiveLinkInvalid: (command) => `Ce lien a expiré ou a déjà servi. Redemandez-le au bot : envoyez-lui \`${command}\` en message privé.`,
     archiveNothing: "Aucune archive n’accompagnait le formulaire : choisissez le .zip, ou les fichiers data/account.js, data/following.js et data/follower.js.",
     archiveTooLarge: (mb) => `C’est plus de ${mb} Mo. Déposez seulement les fichiers data/account.js, data/following.js et data/follower.js pris dans l’archive.`,
-    archiveRefused: (detail) => `Impossible de lire cela comme une archive X ; rien n’a été gardé. ${detail}`,
+    archiveRefused: (problem, file, line) => `${archiveProblem(problem, file, line)} Rien n’a été gardé.`,
     archiveBusy: "Un dépôt est déjà en cours. Réessayez dans un instant.",
     archiveDoneTitle: "Archive reçue",
     archiveDone: ({ username, followings, found, listCommand }) =>

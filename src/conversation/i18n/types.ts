@@ -5,6 +5,7 @@
  */
 import type { JobCounts, JobState, MatchCounts, MatchState, Platform, TargetPlatform, Verification } from "../../store/index.ts";
 import type { CommandId } from "../registry.ts";
+import type { ArchiveProblem } from "../../archive/problem.ts";
 
 /** How a command reads in one language. */
 export interface CommandText {
@@ -190,7 +191,8 @@ export interface WebMessages {
   archiveLinkInvalid(command: string): string;
   archiveNothing: string;
   archiveTooLarge(megabytes: number): string;
-  archiveRefused(detail: string): string;
+  /** An upload refused, nothing kept: `problem` is what is wrong, in `file` (the name the person gave) at `line`. */
+  archiveRefused(problem: ArchiveProblem | undefined, file: string, line: number | undefined): string;
   archiveBusy: string;
   archiveDoneTitle: string;
   archiveDone(facts: { username: string | null; followings: number; found: Record<TargetPlatform, number>; listCommand: string }): string;
