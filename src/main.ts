@@ -106,6 +106,12 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
     unguardFetch();
     throw new ListenError(`Cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}).`);
   });
+  // Node cuts every request at 5 minutes; an archive of 512 MiB from a slow
+  // home connection takes longer. A request may take 30 minutes, but a
+  // connection that sends nothing for 2 minutes is closed (a stalled or
+  // slow-drip client), and headers still have Node's 60 seconds.
+  server.requestTimeout = 30 * 60_000;
+  server.timeout = 2 * 60_000;
   fediverse.start();
   ready = true;
   log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
