@@ -123,7 +123,7 @@ export function buildProgram(): Command {
   program
     .command("forget <person>")
     .description("delete everything about one person (an erasure request), as their `forget` DM does: accounts, settings, matches, " +
-      "their X follow edges, conversation state; authorizations are revoked at their servers first. <person>: " + PERSON_FORMS)
+      "their X follow edges and uploaded archive, conversation state; authorizations are revoked at their servers first. <person>: " + PERSON_FORMS)
     .option("--yes", "delete; without it, shows who would be deleted and deletes nothing")
     .action((ref: string, options: { yes?: boolean }) =>
       withServices(async ({ store, config, database }) => {

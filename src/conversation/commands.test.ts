@@ -345,6 +345,7 @@ describe("archive", () => {
 
     const out = await w.send(sender, "délier x");
     expect(out.effects).toContainEqual({ type: "unlinked", personId, platform: "x" });
+    expect(privateText(out)).toBe("L’archive X que vous aviez déposée est effacée, avec les comptes qu’elle avait trouvés et dont vous n’aviez rien fait.");
     expect(await w.store.uploadedArchives.get(personId)).toBeUndefined();
     expect((await w.store.matches.counts(personId)).bluesky.total).toBe(0);
     expect(privateText(await w.send(sender, "statut"))).not.toContain("archive X");

@@ -172,7 +172,8 @@ async function claimant(
 async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountId: string, options: ArchiveImportOptions): Promise<number> {
   const personId = options.personId;
   if (personId === undefined) throw new Error("An uploaded archive needs the person who sent it (options.personId).");
-  if (!(await new People(tx).get(personId))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
+  // Held until the upload is in: a merge or a `forget` of the person meanwhile waits for it.
+  if (!(await new People(tx).lockForUpdate(personId))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
   const ownX = (await new Identities(tx).listForPerson(personId)).find((i) => i.platform === "x" && i.stableId !== accountId);
   if (ownX) {
     const yours = ownX.handle ? `@${ownX.handle}` : ownX.stableId!;

@@ -220,9 +220,12 @@ async function seed(databaseUrl: string, dir: string, accounts: Map<string, Sand
   await writeFile(edgesFile, `${edges.join("\n")}\n`);
 
   // The service migrates on start; the imports need the schema first.
+  // Migrated first on a connection of its own, as openDatabase does: the
+  // importers' connections then know the schema's types.
+  const migrator = connect(databaseUrl, { max: 1 });
+  await migrate(migrator).finally(() => migrator.end({ timeout: 5 }));
   const sql = connect(databaseUrl, { max: 2 });
   try {
-    await migrate(sql);
     await importRegistry(sql, registryFile);
     await importEdges(sql, edgesFile);
   } finally {

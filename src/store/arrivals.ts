@@ -6,9 +6,9 @@
  * A match is news to its person when the target *arrived* — got the X
  * identity and the platform identity the match rests on, verified (not
  * from an archive; `verified_at`) — after the person joined with their own
- * X identity. Matches made by the person's own
- * registration, an archive they imported, or an edge load about people who
- * were already here are not arrivals: they are marked told without a word
+ * X identity or uploaded their archive, whichever came first. Matches made
+ * by the person's own registration, an archive they imported, or an edge
+ * load about people who were already here are not arrivals: they are marked told without a word
  * (the person sees them through `status` and `list`).
  */
 import type { Queryable, TargetPlatform } from "./types.ts";
@@ -73,7 +73,8 @@ export class Arrivals {
       where c.state = 'pending'
         and (select max(i.verified_at) from identity i
              where i.person_id = c.target_person_id and i.platform in ('x', c.platform) and i.verified_by <> 'archive')
-          > (select min(x.created_at) from identity x where x.person_id = ${personId} and x.platform = 'x')
+          > least((select min(x.created_at) from identity x where x.person_id = ${personId} and x.platform = 'x'),
+                  (select a.uploaded_at from uploaded_archive a where a.person_id = ${personId}))
         and not exists (
           select 1 from person p
           join identity mine on mine.person_id = p.id and mine.platform = c.platform

@@ -61,12 +61,10 @@ export async function openDatabase(options: {
     // open after the migrations created theirs (match_state[] and the like).
     const migrator = connect(url, { max: 1 });
     try {
-      migrationsApplied = await migrate(migrator);
+      migrationsApplied = await migrate(migrator).finally(() => migrator.end({ timeout: 5 }));
     } catch (error) {
       await stopServer();
       throw error;
-    } finally {
-      await migrator.end({ timeout: 5 });
     }
   }
   const sql = connect(url);

@@ -59,6 +59,16 @@ export class People {
   }
 
   /**
+   * Holds the person's row until the transaction ends, so that a merge or
+   * a `forget` waits for what is being written for them. False when they
+   * are no longer in the store. Inside a transaction.
+   */
+  async lockForUpdate(id: number): Promise<boolean> {
+    const rows = await this.db`select 1 from person where id = ${id} for update`;
+    return rows.length > 0;
+  }
+
+  /**
    * Deletes everything about a person: identities, settings, matches both
    * ways, codes, authorizations, uploaded archives (by cascade), and the X
    * follow edges that are theirs (their own followings). Run inside a transaction.
@@ -99,6 +109,9 @@ export class People {
    */
   async merge(keepId: number, dropId: number): Promise<void> {
     if (keepId === dropId) return;
+    // Both held first, in id order: an upload under way for either (which
+    // holds its person, lockForUpdate) lands before they merge, not lost.
+    await this.db`select id from person where id in (${keepId}, ${dropId}) order by id for update`;
     await this.db`
       update person k set
         language = coalesce(k.language, d.language),

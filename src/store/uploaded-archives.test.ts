@@ -63,6 +63,8 @@ describe("uploaded archives", () => {
     const [match] = await db.sql<{ notified_at: Date | null }[]>`
       select notified_at from match where person_id = ${uploader} and target_person_id = ${later}`;
     expect(match?.notified_at).toBeNull();
+    // The next arrival digest tells them; what was here at the upload is not news.
+    expect(await store.arrivals.claim(uploader, new Date())).toEqual([{ platform: "bluesky", targetPersonId: later, handle: null }]);
   });
 
   it("claim nothing: what other data says about the X account named never reaches the uploader", async () => {
@@ -87,18 +89,48 @@ describe("uploaded archives", () => {
     const c = await registered("1203");
     const uploader = await newcomer();
     await upload(uploader, "1290", ["1201", "1202"]);
+    expect(await pendingTargets(uploader)).toEqual([a, b]);
     await store.matches.setState(uploader, "bluesky", b, "followed");
     await upload(uploader, "1291", ["1203"]);
     expect(await pendingTargets(uploader)).toEqual([c]);
     expect((await store.matches.list(uploader, "bluesky", { states: ["followed"] })).entries.map((e) => e.targetPersonId)).toEqual([b]);
     expect(await store.uploadedArchives.get(uploader)).toMatchObject({ xAccountId: "1291", followings: 1 });
-    expect(a).toBeGreaterThan(0);
 
     // Removed (`unlink x`): its pending matches go with it.
     expect(await store.removeUpload(uploader)).toBe(true);
     expect(await pendingTargets(uploader)).toEqual([]);
     expect(await store.uploadedArchives.get(uploader)).toBeUndefined();
     expect(await store.removeUpload(uploader)).toBe(false);
+  });
+
+  it("are not lost to a merge of their person while the upload is under way", async () => {
+    const a = await registered("1401");
+    const keep = await newcomer();
+    const drop = await newcomer();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let replaced!: () => void;
+    const inserted = new Promise<void>((resolve) => (replaced = resolve));
+    // The importer's transaction: the person held from its start, the upload in, not yet committed.
+    const uploading = store.transaction(async (s) => {
+      expect(await s.people.lockForUpdate(drop)).toBe(true);
+      await s.db`create temporary table upload_edge (followed bigint not null) on commit drop`;
+      await s.db`insert into upload_edge values (1401)`;
+      await s.uploadedArchives.replace(drop, { xAccountId: "1490", xUsername: null }, "upload_edge");
+      await s.matches.refreshForFollowers([drop]);
+      replaced();
+      await held;
+    });
+    await inserted;
+    const merging = store.mergePeople(keep, drop);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    release();
+    await uploading;
+    await merging;
+    expect(await store.uploadedArchives.get(keep)).toMatchObject({ xAccountId: "1490", followings: 1 });
+    expect(await pendingTargets(keep)).toEqual([a]);
+    // Once merged away, the person cannot be held for an upload any more.
+    expect(await store.transaction((s) => s.people.lockForUpdate(drop))).toBe(false);
   });
 
   it("follow their person through a merge, the follows of both kept, and go with `forget`", async () => {

@@ -133,17 +133,44 @@ describe("the archive upload page", () => {
     expect((await fetch(url)).status).toBe(200);
   });
 
+  it("answers an upload that takes long to read after it came in, whatever the server's idle timeout", async () => {
+    const { personId, url } = await newcomerWithLink();
+    server.timeout = 300;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    // Something else writing for this person holds them: the import waits, saying nothing on the connection.
+    const holder = db.store.transaction(async (s) => {
+      await s.people.lockForUpdate(personId);
+      locked();
+      await held;
+    });
+    try {
+      await lockTaken;
+      const sending = upload(url, dataFiles({ accountId: "5550700", username: "slow_x", followings: ["5550001"], followers: [] }));
+      setTimeout(release, 1000);
+      const res = await sending;
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain("Archive received");
+    } finally {
+      release();
+      await holder;
+      server.timeout = 0;
+    }
+  });
+
   it("says what is wrong in the person's language: a file that is no data file, a line X would not write, account.js missing", async () => {
     const { personId, url } = await newcomerWithLink("fr");
     const good = archiveFiles({ accountId: "5550600", username: "fr_x", followings: ["5550001", "5550002"], followers: [] });
     const notData = await upload(url, [{ name: "account.js", body: good.get("data/account.js")! }, { name: "following.js", body: "alert('hi')" }]);
     expect(notData.status).toBe(400);
-    expect(await notData.text()).toContain("following.js, ligne 1 n’est pas écrit comme X écrit les fichiers de ses archives. Rien n’a été gardé.");
+    expect(await notData.text()).toContain("following.js (ligne 1) n’est pas écrit comme X écrit les fichiers de ses archives. Rien n’a été gardé.");
     const broken = good.get("data/following.js")!.replace('"accountId" : "5550002"', '"accountId" : 5550002,,');
     const badLine = await upload(url, [{ name: "account.js", body: good.get("data/account.js")! }, { name: "following.js", body: broken }]);
     const badText = await badLine.text();
     expect(badLine.status).toBe(400);
-    expect(badText).toMatch(/following\.js, ligne \d+ n’est pas écrit comme X/);
+    expect(badText).toMatch(/following\.js \(ligne \d+\) n’est pas écrit comme X/);
     const noAccount = await upload(url, [{ name: "following.js", body: good.get("data/following.js")! }]);
     expect(await noAccount.text()).toContain("Il manque data/account.js");
     expect(await db.store.uploadedArchives.get(personId)).toBeUndefined();
@@ -263,8 +290,8 @@ describe("the archive upload page", () => {
     expect(owner.personId).not.toBe(personId);
     expect(await xIdentityOf(personId)).toBeUndefined();
     expect((await db.store.matches.counts(personId)).bluesky.total).toBe(0);
-    expect((await db.store.matches.counts(owner.personId)).bluesky.total).toBe(2);
-    expect([seen.personId, later.personId]).toHaveLength(2);
+    const ownerMatches = (await db.store.matches.list(owner.personId, "bluesky")).entries.map((e) => e.targetPersonId);
+    expect(ownerMatches.sort()).toEqual([seen.personId, later.personId].sort());
   });
 
   it("replaces an earlier upload with a newer one; refuses an archive of another X account than the person's own", async () => {
@@ -272,12 +299,12 @@ describe("the archive upload page", () => {
     const second = await registerPerson(db.store, "5550402", { platform: "bluesky", stableId: "did:plc:second402", handle: "second402.test" });
     const { personId, url } = await newcomerWithLink();
     expect((await upload(url, dataFiles({ accountId: "5550490", username: "x5550490", followings: ["5550401"], followers: [] }))).status).toBe(200);
+    expect((await db.store.matches.list(personId, "bluesky")).entries.map((e) => e.targetPersonId)).toEqual([first.personId]);
     // The right file after a wrong one (or a newer archive): it replaces the first whole.
     expect((await upload(await newLinkFor(personId), dataFiles({ accountId: "5550491", username: "x5550491", followings: ["5550402"], followers: [] }))).status).toBe(200);
     expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550491", followings: 1 });
     const pending = await db.store.matches.list(personId, "bluesky");
     expect(pending.entries.map((e) => e.targetPersonId)).toEqual([second.personId]);
-    expect(first.personId).toBeGreaterThan(0);
 
     // Someone registered with X account 5550403 may upload that account's archive, and no other.
     const registered = await registerPerson(db.store, "5550403", { platform: "bluesky", stableId: "did:plc:own403", handle: "own403.test" }, "own403");

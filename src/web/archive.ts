@@ -194,6 +194,9 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
     if (upload.tooLarge) {
       return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
     }
+    // All in: reading it says nothing on the connection for a while, which
+    // the server's idle timeout (src/main.ts) must not take for a stalled client.
+    req.socket.setTimeout(0);
     // One zip, read as it came, or the data files.
     const oneZip = upload.zips.length === 1 && upload.dataFiles === 0;
     if (!oneZip && (upload.zips.length > 0 || upload.dataFiles === 0)) return refuse(400, locale.web.archiveNothing);
@@ -204,13 +207,16 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
       summary = await importArchive(ctx.sql, oneZip ? upload.zips[0]!.saved : folder, { personId, selfService: true, limits: UPLOAD_LIMITS });
     } catch (error) {
       if (!(error instanceof ImportError)) throw error;
+      // Merged into another person or forgotten just now: this link is theirs no more.
+      if (!(await ctx.store.people.get(personId))) return () => invalid(res, locale);
       // The names the person gave instead of ours: in the page, and in the reader's sentence for the log.
       const given = (text: string) => {
         for (const zip of upload.zips) text = text.replaceAll(zip.saved, zip.name);
         return text.replaceAll(`${folder}${path.sep}`, "").replaceAll(folder, locale.web.archiveLabel);
       };
       ctx.log.info({ person: personId, reason: given(error.message) }, "archive upload refused");
-      return refuse(400, locale.web.archiveRefused(error.problem, given(error.file), error.line));
+      // The folder stands for the files as a whole.
+      return refuse(400, locale.web.archiveRefused(error.problem, error.file === folder ? undefined : given(error.file), error.line));
     }
     // In: the link is used up (had it expired meanwhile, the archive is in all the same).
     await ctx.store.webLinks.consume(token, "archive");

@@ -36,7 +36,8 @@ export const unlink: Command = {
     if (upload) await ctx.store.removeUpload(person.id);
     ctx.effect({ type: "unlinked", personId: person.id, platform });
     return [
-      tell(locale.m.unlinked(platform)),
+      ...(detach.length > 0 ? [tell(locale.m.unlinked(platform))] : []),
+      ...(upload ? [tell(locale.m.unlinkedUpload)] : []),
       ...(stopped > 0 ? [tell(locale.m.unlinkStoppedJobs(stopped))] : []),
       ...(hadAppPassword ? [tell(locale.m.forgetAppPassword)] : []),
     ];

@@ -32,21 +32,22 @@ function status(f: StatusFacts): string {
 }
 
 /** What is wrong with an uploaded archive, for the person who sent it. */
-function archiveProblem(problem: ArchiveProblem | undefined, file: string, line: number | undefined): string {
-  const where = line === undefined ? file : `${file}, line ${line}`;
+function archiveProblem(problem: ArchiveProblem | undefined, file: string | undefined, line: number | undefined): string {
+  const what = file ?? "What you sent";
+  const where = line === undefined ? what : `${what} (line ${line})`;
   switch (problem?.kind) {
     case "not-archive":
-      return `${file} is not an X archive: choose the .zip X sent you, or its files data/account.js and data/following.js.`;
+      return `${what} is not an X archive: choose the .zip X sent you, or its files data/account.js and data/following.js.`;
     case "no-account":
       return "data/account.js is missing: it says whose archive this is. Choose it too.";
     case "bad-account":
-      return `${file} does not name a valid X account.`;
+      return "data/account.js does not name a valid X account.";
     case "other-account":
       return `This is the archive of another X account than yours (${problem.yours}): upload that account's archive.`;
     case "too-large":
-      return `${file} is larger than ${problem.mb} MB once unpacked — far more than any X archive data file.`;
+      return `${what} is larger than ${problem.mb} MB — far more than any X archive data file.`;
     case "zip-bomb":
-      return `${file} is compressed far beyond any real archive file.`;
+      return `${what} is compressed far beyond any real archive file.`;
     case "damaged":
       return `${where} is damaged or cut short: download your archive from X again.`;
     case "bad-content":
@@ -169,7 +170,7 @@ export const en: Locale = {
     linkCodeCreated: ({ code, handle, platform, minutes, command }) =>
       `Your code: ${code}\nSend \`${command} ${code}\` to me from @${handle} on ${platformName[platform]} within ${minutes} minutes. It works once, and only from that account.`,
     linkXRefused:
-      "An X account can't be linked by name: anyone could type one. It comes from the registration platform or from your X archive.",
+      "An X account can't be linked by name: anyone could type one. It comes only from the registration platform — or send `archive` to upload your X archive: I find whom you followed there.",
     archiveLink: ({ url, hours }) =>
       `Upload your X archive here — just its files data/account.js and data/following.js are enough (or the whole .zip X sent you): ${url}\nThe link is yours alone and works for ${hours} hours. I only read whom you followed.`,
     archiveTooManyLinks: "You've asked for several upload links this hour: use the last one, or try again later.",
@@ -187,6 +188,7 @@ export const en: Locale = {
     linkAlreadyDone: "These accounts are already joined.",
     linkAccountTaken: "This account already belongs to someone else here; I can't link it.",
     unlinked: (platform) => `Your ${platformName[platform]} account is detached.`,
+    unlinkedUpload: "The X archive you uploaded is deleted, with the accounts it found that you had not acted on.",
     unlinkStoppedJobs: (count) =>
       `${count === 1 ? "The reconnection under way that depended on it is" : `The ${count} reconnections under way that depended on it are`} stopped; the follows already made stay.`,
     unlinkNothing: (platform) => `You have no ${platformName[platform]} account linked.`,
@@ -289,8 +291,8 @@ export const en: Locale = {
     archiveLabel: "Archive (.zip) or its data files (.js)",
     archiveButton: "Upload",
     archiveLinkInvalid: (command) => `This link has expired or was already used. Ask the bot again: send it \`${command}\` in a private message.`,
-    archiveNothing: "No archive came with the form: choose the .zip, or the data/account.js, data/following.js and data/follower.js files.",
-    archiveTooLarge: (mb) => `That is more than ${mb} MB. Upload just the files data/account.js, data/following.js and data/follower.js from inside the archive.`,
+    archiveNothing: "No archive came with the form: choose the .zip, or the data/account.js and data/following.js files.",
+    archiveTooLarge: (mb) => `That is more than ${mb} MB. Upload just the files data/account.js and data/following.js from inside the archive.`,
     archiveRefused: (problem, file, line) => `${archiveProblem(problem, file, line)} Nothing was kept.`,
     archiveBusy: "An upload is already under way. Try again in a moment.",
     archiveDoneTitle: "Archive received",

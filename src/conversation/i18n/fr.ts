@@ -34,21 +34,22 @@ function status(f: StatusFacts): string {
 }
 
 /** Ce qui ne va pas dans une archive déposée, pour la personne qui l’a envoyée. */
-function archiveProblem(problem: ArchiveProblem | undefined, file: string, line: number | undefined): string {
-  const where = line === undefined ? file : `${file}, ligne ${line}`;
+function archiveProblem(problem: ArchiveProblem | undefined, file: string | undefined, line: number | undefined): string {
+  const what = file ?? "Ce que vous avez envoyé";
+  const where = line === undefined ? what : `${what} (ligne ${line})`;
   switch (problem?.kind) {
     case "not-archive":
-      return `${file} n’est pas une archive X : choisissez le .zip envoyé par X, ou ses fichiers data/account.js et data/following.js.`;
+      return `${what} n’est pas une archive X : choisissez le .zip envoyé par X, ou ses fichiers data/account.js et data/following.js.`;
     case "no-account":
       return "Il manque data/account.js : c’est lui qui dit à qui est l’archive. Choisissez-le aussi.";
     case "bad-account":
-      return `${file} ne désigne aucun compte X valide.`;
+      return "data/account.js ne désigne aucun compte X valide.";
     case "other-account":
       return `C’est l’archive d’un autre compte X que le vôtre (${problem.yours}) : déposez l’archive de ce compte-là.`;
     case "too-large":
-      return `${file} dépasse ${problem.mb} Mo une fois décompressé — bien plus que tout fichier de données d’une archive X.`;
+      return `${what} dépasse ${problem.mb} Mo — bien plus que tout fichier de données d’une archive X.`;
     case "zip-bomb":
-      return `${file} est compressé bien au-delà de tout vrai fichier d’archive.`;
+      return `${what} est compressé bien au-delà de tout vrai fichier d’archive.`;
     case "damaged":
       return `${where} est abîmé ou incomplet : téléchargez à nouveau votre archive depuis X.`;
     case "bad-content":
@@ -173,7 +174,7 @@ export const fr: Locale = {
     linkCodeCreated: ({ code, handle, platform, minutes, command }) =>
       `Votre code : ${code}\nEnvoyez-moi \`${command} ${code}\` depuis @${handle} sur ${platformName[platform]} dans les ${minutes} minutes. Il ne sert qu’une fois, et seulement depuis ce compte.`,
     linkXRefused:
-      "Un compte X ne peut pas être lié par son nom : n’importe qui pourrait le taper. Il vient de la plateforme d’inscription ou de votre archive X.",
+      "Un compte X ne peut pas être lié par son nom : n’importe qui pourrait le taper. Il ne vient que de la plateforme d’inscription — ou envoyez `archive` pour déposer votre archive X : j’y retrouve qui vous suiviez.",
     archiveLink: ({ url, hours }) =>
       `Déposez votre archive X ici — ses fichiers data/account.js et data/following.js suffisent (ou le .zip entier envoyé par X) : ${url}\nCe lien n’est qu’à vous et vaut ${hours} heures. Je n’y lis que qui vous suiviez.`,
     archiveTooManyLinks: "Vous avez demandé plusieurs liens de dépôt cette heure-ci : servez-vous du dernier, ou réessayez plus tard.",
@@ -192,6 +193,7 @@ export const fr: Locale = {
     linkAlreadyDone: "Ces comptes sont déjà réunis.",
     linkAccountTaken: "Ce compte appartient déjà à quelqu’un d’autre ici : je ne peux pas le lier.",
     unlinked: (platform) => `Votre compte ${platformName[platform]} est détaché.`,
+    unlinkedUpload: "L’archive X que vous aviez déposée est effacée, avec les comptes qu’elle avait trouvés et dont vous n’aviez rien fait.",
     unlinkStoppedJobs: (count) =>
       `${count === 1 ? "La reconnexion en cours qui en dépendait est arrêtée" : `Les ${count} reconnexions en cours qui en dépendaient sont arrêtées`} ; les abonnements déjà faits restent.`,
     unlinkLastReachable: (forgetCommand) =>
@@ -295,8 +297,8 @@ export const fr: Locale = {
     archiveLabel: "Archive (.zip) ou ses fichiers de données (.js)",
     archiveButton: "Déposer",
     archiveLinkInvalid: (command) => `Ce lien a expiré ou a déjà servi. Redemandez-le au bot : envoyez-lui \`${command}\` en message privé.`,
-    archiveNothing: "Aucune archive n’accompagnait le formulaire : choisissez le .zip, ou les fichiers data/account.js, data/following.js et data/follower.js.",
-    archiveTooLarge: (mb) => `C’est plus de ${mb} Mo. Déposez seulement les fichiers data/account.js, data/following.js et data/follower.js pris dans l’archive.`,
+    archiveNothing: "Aucune archive n’accompagnait le formulaire : choisissez le .zip, ou les fichiers data/account.js et data/following.js.",
+    archiveTooLarge: (mb) => `C’est plus de ${mb} Mo. Déposez seulement les fichiers data/account.js et data/following.js pris dans l’archive.`,
     archiveRefused: (problem, file, line) => `${archiveProblem(problem, file, line)} Rien n’a été gardé.`,
     archiveBusy: "Un dépôt est déjà en cours. Réessayez dans un instant.",
     archiveDoneTitle: "Archive reçue",

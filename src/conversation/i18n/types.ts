@@ -96,6 +96,8 @@ export interface Messages {
   linkAccountTaken: string;
 
   unlinked(platform: Platform): string;
+  /** `unlink x` deleted the X archive the person uploaded. */
+  unlinkedUpload: string;
   /** After `unlink`: the reconnections under way that it stopped. */
   unlinkStoppedJobs(count: number): string;
   unlinkNothing(platform: Platform): string;
@@ -191,8 +193,11 @@ export interface WebMessages {
   archiveLinkInvalid(command: string): string;
   archiveNothing: string;
   archiveTooLarge(megabytes: number): string;
-  /** An upload refused, nothing kept: `problem` is what is wrong, in `file` (the name the person gave) at `line`. */
-  archiveRefused(problem: ArchiveProblem | undefined, file: string, line: number | undefined): string;
+  /**
+   * An upload refused, nothing kept: `problem` is what is wrong, in `file`
+   * (the name the person gave; undefined: the files as a whole) at `line`.
+   */
+  archiveRefused(problem: ArchiveProblem | undefined, file: string | undefined, line: number | undefined): string;
   archiveBusy: string;
   archiveDoneTitle: string;
   archiveDone(facts: { username: string | null; followings: number; found: Record<TargetPlatform, number>; listCommand: string }): string;
