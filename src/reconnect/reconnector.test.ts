@@ -133,7 +133,8 @@ describe("Reconnector", () => {
     const { job } = await db.store.reconnectJobs.open(p.personId, "fediverse", "all", p.targets, p.identity.id);
     expect(job.state).toBe("queued");
     await until("the rescan to run it", async () => (await db.store.reconnectJobs.get(job.id))?.state === "needs_authorization", 15_000, 200);
-    expect(sent.some((m) => m.to === p.identity.id && /\/connect\/[A-Za-z0-9_-]{32}/.test(m.text))).toBe(true);
+    // The pause is recorded first, then the person is asked (a moment later).
+    await until("the person to be asked to authorize", async () => sent.some((m) => m.to === p.identity.id && /\/connect\/[A-Za-z0-9_-]{32}/.test(m.text)), 5_000, 50);
   });
 
   it("keeps an authorization given again while a run held the expired one, and runs with it instead of asking again", async () => {
