@@ -15,6 +15,7 @@ import type { Logger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { registerPerson } from "../../test/harness/graph.ts";
 import { archiveFiles, writeArchiveZip } from "../../test/harness/x-archive.ts";
+import { until } from "../../test/harness/wait.ts";
 import { createWebApp } from "./app.ts";
 import { archiveRoutes } from "./archive.ts";
 import { importArchive } from "../import/archive.ts";
@@ -220,14 +221,11 @@ describe("the archive upload page", () => {
       },
     });
     const slow = fetch(url, { method: "POST", body: slowBody, headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` }, duplex: "half" } as RequestInit);
-    // The first upload is being read: a second one on the same link waits its turn.
-    let second: Response | undefined;
-    for (let i = 0; i < 50 && second?.status !== 429; i++) {
-      second = await upload(url, [{ name: "x.zip", body: "PK" }]);
-      if (second.status !== 429) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(second!.status).toBe(429);
-    expect(second!.headers.get("retry-after")).toBe("30");
+    // The first upload is being read (its folder is there): a second one on the same link waits its turn.
+    await until("the first upload to be under way", async () => (await readdir(uploadDir)).length > 0, 30_000, 20);
+    const second = await upload(url, [{ name: "x.zip", body: "PK" }]);
+    expect(second.status).toBe(429);
+    expect(second.headers.get("retry-after")).toBe("30");
     finish();
     expect((await slow).status).toBe(400);
     expect(await readdir(uploadDir)).toEqual([]);
@@ -245,15 +243,12 @@ describe("the archive upload page", () => {
     });
     await fetch(url, { method: "POST", body: cut, headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` }, duplex: "half", signal: abort.signal } as RequestInit).catch(() => undefined);
     // The server notices, lets go of the link, and removes what it had written.
-    let next: Response | undefined;
-    for (let i = 0; i < 100; i++) {
-      next = await upload(url, [{ name: "x.zip", body: "PK" }]);
-      if (next.status !== 429) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(next!.status).toBe(400);
-    for (let i = 0; i < 100 && (await readdir(uploadDir)).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await readdir(uploadDir)).toEqual([]);
+    const next = await until("the link's slot to be free", async () => {
+      const res = await upload(url, [{ name: "x.zip", body: "PK" }]);
+      return res.status === 429 ? undefined : res;
+    }, 30_000, 50);
+    expect(next.status).toBe(400);
+    await until("the cut upload's folder to be gone", async () => (await readdir(uploadDir)).length === 0, 30_000, 50);
   });
 
   it("survives a form cut off inside a file it does not keep (the service goes on)", async () => {
