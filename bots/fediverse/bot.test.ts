@@ -183,8 +183,7 @@ describe("follows and account changes", () => {
     expect(((await res.json()) as { totalItems: number }).totalItems).toBe(1);
     const undo = { "@context": "https://www.w3.org/ns/activitystreams", id: `${fol.actorId}#follows/1/undo`, type: "Undo", actor: fol.actorId, object: follow };
     expect((await fol.post(bot.inbox, undo)).status).toBeLessThan(300);
-    for (let i = 0; i < 50 && (await db.store.fediverse.followerCount()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await db.store.fediverse.followerCount()).toBe(0);
+    await until("the follower to be gone", async () => (await db.store.fediverse.followerCount()) === 0, 30_000, 50);
   });
 
   it("refuses a Move to someone else's account: the target is read from its own server, and an activity's id must be on its actor's server", async () => {
@@ -229,13 +228,12 @@ describe("follows and account changes", () => {
     expect((await eve.post(bot.sharedInbox, del)).status).toBeLessThan(300);
     const delIvy = { ...del, id: `${ivy.actorId}#delete`, actor: ivy.actorId, object: ivy.actorId };
     expect((await ivy.post(bot.sharedInbox, delIvy)).status).toBeLessThan(300);
-    for (let i = 0; i < 60; i++) {
+    await until("the Move and the Deletes to be handled", async () => {
       const moved = await db.store.identities.find({ platform: "fediverse", stableId: newDave.actorId });
       const gone = !(await db.store.identities.find({ platform: "fediverse", stableId: eve.actorId }));
       const ivyGone = !(await db.store.identities.find({ platform: "fediverse", stableId: ivy.actorId }));
-      if (moved && gone && ivyGone && !(await db.store.people.get(p2.id))) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return moved && gone && ivyGone && !(await db.store.people.get(p2.id));
+    }, 30_000, 50);
     const moved = await db.store.identities.find({ platform: "fediverse", stableId: newDave.actorId });
     expect(moved?.personId).toBe(p1.id);
     expect(moved?.handle).toBe(newDave.acct);

@@ -52,8 +52,7 @@ it("delivers, after a restart, a reply queued before it", async () => {
   const first = await startBot(db, port, { workers: "inbox" });
   const ref = { actorId: first.actorId, acct: `reconnexion@127.0.0.1:${port}` };
   expect((await bob.post(first.inbox, createNote("mastodon", bob, ref, "help"))).status).toBe(202);
-  for (let i = 0; i < 100 && (await first.bot.queues.inbox.depth()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-  expect(await first.bot.queues.inbox.depth()).toBe(0);
+  await until("the inbox queue to be worked through", async () => (await first.bot.queues.inbox.depth()) === 0, 30_000, 50);
   const queued = (await first.bot.queues.outbox.depth()) + (await first.bot.queues.fanout.depth());
   expect(queued).toBeGreaterThan(0);
   await first.stop();
