@@ -2,7 +2,9 @@
  * `reconnexion import archive <zip|folder|file>`: a real X archive. The
  * account comes from data/account.js; followings and followers stream from
  * their (possibly split) data files straight into COPY, one entry in memory
- * at a time. Everything lands in one transaction.
+ * at a time. Everything lands in one transaction. Sent by a person through
+ * the upload page (`selfService`), the follows become that person's uploaded
+ * archive instead, apart from the shared graph (src/store/uploaded-archives.ts).
  */
 import { Readable } from "node:stream";
 import postgres from "postgres";
