@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import yazl from "yazl";
@@ -17,7 +17,10 @@ beforeAll(async () => {
   db = await createTestDatabase();
   dir = await mkdtemp(path.join(os.tmpdir(), "archive-test-"));
 });
-afterAll(() => db.drop());
+afterAll(async () => {
+  await db.drop();
+  await rm(dir, { recursive: true, force: true });
+});
 
 const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => String(from + i));
 

@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +13,10 @@ beforeAll(async () => {
   db = await createTestDatabase();
   dir = await mkdtemp(path.join(os.tmpdir(), "registry-test-"));
 });
-afterAll(() => db.drop());
+afterAll(async () => {
+  await db.drop();
+  await rm(dir, { recursive: true, force: true });
+});
 
 const HEADER = REGISTRY_COLUMNS.join(",");
 let n = 0;

@@ -82,6 +82,17 @@ export async function startSandboxWorld(options: {
   };
   try {
     const { startBlueskyNetwork, startMastodonInstance } = await loadNetworks();
+    // One folder for everything temporary the sandbox makes — its CSV files,
+    // and the local PDSs' data, which dev-env puts in the system's temporary
+    // folder and never removes — deleted when it stops.
+    const dir = await mkdtemp(path.join(tmpdir(), "reconnexion-sandbox-"));
+    const previousTmp = process.env.TMPDIR;
+    process.env.TMPDIR = dir;
+    closers.push(async () => {
+      if (previousTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = previousTmp;
+      await rm(dir, { recursive: true, force: true });
+    });
 
     let serverUrl = options.databaseUrl;
     if (!serverUrl) {
@@ -143,8 +154,6 @@ export async function startSandboxWorld(options: {
     });
 
     options.progress("loading the sandbox's people and their X follows through the real imports");
-    const dir = await mkdtemp(path.join(tmpdir(), "reconnexion-sandbox-"));
-    closers.push(() => rm(dir, { recursive: true, force: true }));
     await seed(databaseUrl.toString(), dir, accounts);
 
     options.progress("starting the service");
