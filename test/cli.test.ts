@@ -58,12 +58,14 @@ describe("reconnexion CLI", () => {
     expect(json).toMatchObject({
       people: 3,
       edges: 6,
+      uploadedArchives: 0,
       identities: { x: { total: 3, platform: 2, archive: 1 }, bluesky: { total: 1 }, fediverse: { total: 1 } },
     });
     expect(json.matches.total).toBe(4);
     const table = await runCli(["stats"], { env });
     expect(table.stdout).toMatch(/^people\s+3$/m);
     expect(table.stdout).toMatch(/^X follow edges\s+6$/m);
+    expect(table.stdout).toMatch(/^uploaded archives\s+0$/m);
   });
 
   it("ends bad input with one sentence naming file and line, and exit code 1", async () => {

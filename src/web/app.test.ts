@@ -40,7 +40,9 @@ describe("web endpoints", () => {
   });
 
   it("serve store gauges in Prometheus format", async () => {
+    await db.sql`insert into uploaded_archive (person_id, x_id) select id, 42 from person limit 1`;
     const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/^reconnexion_uploaded_archives 1$/m);
     expect(text).toMatch(/^reconnexion_people 1$/m);
     expect(text).toMatch(/^reconnexion_x_follow_edges 2$/m);
     expect(text).toMatch(/^reconnexion_identities\{platform="x",verified_by="platform"\} 1$/m);
