@@ -22,7 +22,7 @@ export const BOT_SUMMARY =
   "Écrivez-moi en message privé : <code>aide</code>.</p>" +
   "<p>🇬🇧 I find the accounts you followed on X here and on Bluesky, and can follow them for you. " +
   "Send me a direct message: <code>help</code>.</p>" +
-  "<p>Bot — automated account.</p>";
+  "<p>Bot — compte automatisé. / Bot — automated account.</p>";
 
 const FOLLOWERS_PAGE = 100;
 

@@ -77,7 +77,7 @@ describe("link @handle, then link <code> from the other account", () => {
     expect(view?.person).toMatchObject({ language: "fr", notify: false });
     expect((await w.store.matches.counts(pa)).bluesky.followed).toBe(1);
     expect(await w.store.people.get(pb)).toBeUndefined();
-    expect(allText(await w.send(b, "lier @" + a.handle))).toContain("déjà lié");
+    expect(allText(await w.send(b, "lier @" + a.handle))).toContain("déjà l’un de vos comptes liés");
   });
 
   it("lets a newcomer start from the unknown account", async () => {

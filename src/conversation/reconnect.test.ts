@@ -174,7 +174,7 @@ describe("auto, status and list failed", () => {
     expect(failed).toContain(`@${targets[1]!.acct}`);
     expect(failed).toContain("(not found)");
     expect(failed).not.toContain(targets[0]!.acct);
-    const fr = privateText(await world.send(me, "liste echecs bluesky"));
+    const fr = privateText(await world.send(me, "liste échecs bluesky"));
     expect(fr).toMatch(/No failed reconnection on Bluesky|Aucune reconnexion en échec sur Bluesky/);
   });
 

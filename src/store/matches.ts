@@ -59,29 +59,8 @@ export class Matches {
    */
   async refreshForFollowers(personIds: readonly number[]): Promise<number> {
     if (personIds.length === 0) return 0;
-    const ids = personIds as number[];
-    const fromGraph = await this.db`
-      insert into match (person_id, platform, target_person_id, notified_at)
-      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`p.created_at`)}
-      from identity p
-      join x_follow e on e.follower = p.x_id
-      join identity xt on xt.x_id = e.followed and xt.verified_by <> 'archive'
-      join identity t on t.person_id = xt.person_id
-        and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
-      where p.person_id = any(${ids}::int[]) and p.x_id is not null
-        and xt.person_id <> p.person_id
-      on conflict do nothing`;
-    const fromUploads = await this.db`
-      insert into match (person_id, platform, target_person_id, notified_at)
-      select distinct u.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`a.uploaded_at`)}
-      from uploaded_archive a
-      join uploaded_follow u on u.person_id = a.person_id
-      join identity xt on xt.x_id = u.followed and xt.verified_by <> 'archive'
-      join identity t on t.person_id = xt.person_id
-        and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
-      where a.person_id = any(${ids}::int[]) and xt.person_id <> a.person_id
-      on conflict do nothing`;
-    return fromGraph.count + fromUploads.count;
+    const mine = this.db`f.person_id = any(${personIds as number[]}::int[])`;
+    return (await this.addMatches(this.graphFollows(), mine)) + (await this.addMatches(this.uploadedFollows(), mine));
   }
 
   /**
@@ -91,30 +70,41 @@ export class Matches {
    */
   async refreshForTargets(personIds: readonly number[]): Promise<number> {
     if (personIds.length === 0) return 0;
-    const ids = personIds as number[];
-    const fromGraph = await this.db`
+    const theirs = this.db`xt.person_id = any(${personIds as number[]}::int[])`;
+    return (await this.addMatches(this.graphFollows(), theirs)) + (await this.addMatches(this.uploadedFollows(), theirs));
+  }
+
+  /** Who followed whom on X by the shared graph: (person_id, followed, since) for each person's X identity. */
+  private graphFollows() {
+    return this.db`
+      select p.person_id, e.followed, p.created_at as since
+      from identity p join x_follow e on e.follower = p.x_id`;
+  }
+
+  /** Who followed whom on X by the archives people uploaded: (person_id, followed, since). */
+  private uploadedFollows() {
+    return this.db`
+      select u.person_id, u.followed, a.uploaded_at as since
+      from uploaded_follow u join uploaded_archive a on a.person_id = u.person_id`;
+  }
+
+  /**
+   * Inserts the matches that `follows` (person_id, followed, since) make
+   * with verified people, restricted by `where` (on follows `f` or the
+   * target's X identity `xt`); a plain subquery, so the planner joins it as
+   * if written inline and drives it from the restricted side's index.
+   */
+  private async addMatches(follows: postgres.PendingQuery<postgres.Row[]>, where: postgres.PendingQuery<postgres.Row[]>): Promise<number> {
+    const result = await this.db`
       insert into match (person_id, platform, target_person_id, notified_at)
-      select distinct p.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`p.created_at`)}
-      from identity xt
-      join x_follow e on e.followed = xt.x_id
-      join identity p on p.x_id = e.follower
+      select distinct f.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`f.since`)}
+      from (${follows}) f
+      join identity xt on xt.x_id = f.followed and xt.verified_by <> 'archive'
       join identity t on t.person_id = xt.person_id
         and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
-      where xt.person_id = any(${ids}::int[]) and xt.x_id is not null
-        and xt.verified_by <> 'archive' and p.person_id <> xt.person_id
+      where ${where} and xt.person_id <> f.person_id
       on conflict do nothing`;
-    const fromUploads = await this.db`
-      insert into match (person_id, platform, target_person_id, notified_at)
-      select distinct u.person_id, t.platform, xt.person_id, ${this.toldUnlessArrival(this.db`a.uploaded_at`)}
-      from identity xt
-      join uploaded_follow u on u.followed = xt.x_id
-      join uploaded_archive a on a.person_id = u.person_id
-      join identity t on t.person_id = xt.person_id
-        and t.platform in ('bluesky', 'fediverse') and t.verified_by <> 'archive'
-      where xt.person_id = any(${ids}::int[]) and xt.x_id is not null
-        and xt.verified_by <> 'archive' and u.person_id <> xt.person_id
-      on conflict do nothing`;
-    return fromGraph.count + fromUploads.count;
+    return result.count;
   }
 
   /**

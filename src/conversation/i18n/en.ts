@@ -284,7 +284,7 @@ export const en: Locale = {
     doneTitle: "All set",
     done: (platform) => `Your ${platformName[platform]} account is authorized. You can close this page: the bot will message you.`,
     exportTitle: "Your following list for Mastodon",
-    exportIntro: (n) => `${n} accounts you followed on X are on the fediverse. Download the file, then in Mastodon: Preferences → Import and export → Import, type "Following list". This link works once.`,
+    exportIntro: (n) => `${n === 1 ? "1 account you followed on X is" : `${n} accounts you followed on X are`} on the fediverse. Download the file, then in Mastodon: Preferences → Import and export → Import, type "Following list". This link works once.`,
     exportButton: "Download following_accounts.csv",
     archiveTitle: "Your X archive",
     archiveIntro: "Choose the files data/account.js and data/following.js from your X archive (Settings → Your account → Download an archive of your data), or the whole .zip if it is small. reconnexion reads only whom you followed, and keeps nothing else.",

@@ -73,7 +73,7 @@ const accounts = (n: number) => plural(n, "compte", "comptes");
 function tally(c: JobCounts): string {
   const parts = [plural(c.followed, "suivi", "suivis")];
   if (c.requested) parts.push(`${c.requested} en attente d’acceptation (comptes verrouillés)`);
-  parts.push(`${c.already_following} déjà suivis`);
+  parts.push(plural(c.already_following, "déjà suivi", "déjà suivis"));
   const missing = c.not_found + c.gone;
   if (missing) parts.push(plural(missing, "introuvable", "introuvables"));
   if (c.blocked) parts.push(plural(c.blocked, "bloqué", "bloqués"));
@@ -110,7 +110,7 @@ export const fr: Locale = {
     bluesky: ["bluesky", "bsky"],
     fediverse: ["mastodon", "fedivers", "fediverse", "fedi"],
     x: ["x", "twitter"],
-    failed: ["echecs", "echec", "echoues"],
+    failed: ["échecs", "échec", "échoués"],
   },
   commands: {
     help: { words: ["aide", "bonjour", "salut", "coucou", "?"], args: "", summary: "qui je suis, ce que je sais de vous, les commandes" },
@@ -179,7 +179,7 @@ export const fr: Locale = {
       `Déposez votre archive X ici — ses fichiers data/account.js et data/following.js suffisent (ou le .zip entier envoyé par X) : ${url}\nCe lien n’est qu’à vous et vaut ${hours} heures. Je n’y lis que qui vous suiviez.`,
     archiveTooManyLinks: "Vous avez demandé plusieurs liens de dépôt cette heure-ci : servez-vous du dernier, ou réessayez plus tard.",
     linkSameAccount: "C’est le compte depuis lequel vous m’écrivez.",
-    linkAlreadyYours: (handle) => `@${handle} est déjà lié à vous.`,
+    linkAlreadyYours: (handle) => `@${handle} est déjà l’un de vos comptes liés.`,
     linkPlatformTaken: (platform, handle, unlinkCommand) =>
       `Vous avez déjà un compte ${platformName[platform]} lié (@${handle}). Envoyez d’abord \`${unlinkCommand}\` pour le remplacer.`,
     linkTooManyCodes: "Vous avez demandé beaucoup de codes en peu de temps. Réessayez dans une heure.",
@@ -208,18 +208,18 @@ export const fr: Locale = {
     stopped:
       "Entendu : je ne vous écrirai plus jamais le premier (notifications, reconnexion automatique et annonce publique de votre arrivée désactivées). Vous pouvez toujours me demander ce que vous voulez.",
     stoppedJobs: (count, reconnectCommand) =>
-      `${count === 1 ? "Votre reconnexion en cours est arrêtée" : `Vos ${count} reconnexions en cours sont arrêtées`} aussi ; les abonnements déjà faits restent. \`${reconnectCommand}\` la relance quand vous voulez.`,
+      `${count === 1 ? "Votre reconnexion en cours est arrêtée" : `Vos ${count} reconnexions en cours sont arrêtées`} aussi ; les abonnements déjà faits restent. \`${reconnectCommand}\` ${count === 1 ? "la" : "les"} relance quand vous voulez.`,
     forgetAsk: (confirmCommand, minutes) =>
       `Cela efface tout ce que je sais de vous : comptes, correspondances, réglages. C’est irréversible. Pour continuer, envoyez \`${confirmCommand}\` dans les ${minutes} minutes.`,
     forgetDone: "C’est fait : j’ai effacé tout ce que je savais de vous. Au revoir !",
     forgetAppPassword:
-      "Vous m’aviez donné un mot de passe d’application Bluesky : j’ai fermé sa session. Pour plus de sûreté, supprimez le mot de passe lui-même dans Bluesky (Réglages → Confidentialité et sécurité → Mots de passe d’application).",
+      "Vous m’aviez donné un mot de passe d’application Bluesky : j’ai fermé sa session. Pour plus de sûreté, supprimez le mot de passe lui-même dans Bluesky (Paramètres → Confidentialité et sécurité → Mots de passe d’application).",
     forgetNoRequest: (forgetCommand) => `Rien à confirmer : envoyez d’abord \`${forgetCommand}\`.`,
     forgetUnknown: "Je ne sais rien de vous : il n’y a rien à effacer.",
   },
   r: {
     queued: (platform, total, added) =>
-      `C’est parti : je suis ${accounts(total)} pour vous sur ${platformName[platform]}${added < total ? ` (dont ${added} ajoutés à l’instant)` : ""}. Vous recevrez un bilan à la fin ; \`statut\` montre l’avancement.`,
+      `C’est parti : je suis ${accounts(total)} pour vous sur ${platformName[platform]}${added < total ? ` (dont ${plural(added, "ajouté", "ajoutés")} à l’instant)` : ""}. Vous recevrez un bilan à la fin ; \`statut\` montre l’avancement.`,
     nothing: (platform) => `Personne à suivre sur ${platformName[platform]} : toutes les personnes que vous suiviez sur X et qui y sont sont déjà suivies ou ignorées.`,
     noFailures: (platform) => `Aucune reconnexion en échec sur ${platformName[platform]}.`,
     noAccount: (platform, linkCommand) =>
@@ -279,7 +279,7 @@ export const fr: Locale = {
     blueskyIntro: (handle) => `Autorisez reconnexion à suivre, depuis @${handle}, les personnes que vous suiviez sur X. Il ne peut que créer des abonnements ; vous pouvez révoquer l’accès à tout moment.`,
     blueskyOAuthButton: "Se connecter avec Bluesky",
     appPasswordTitle: "Ou utilisez un mot de passe d’application",
-    appPasswordHelp: "Créez-en un dans Bluesky : Réglages → Confidentialité et sécurité → Mots de passe d’application. Jamais votre mot de passe principal.",
+    appPasswordHelp: "Créez-en un dans Bluesky : Paramètres → Confidentialité et sécurité → Mots de passe d’application. Jamais votre mot de passe principal.",
     appPasswordLabel: "Mot de passe d’application (xxxx-xxxx-xxxx-xxxx)",
     appPasswordSubmit: "Autoriser",
     appPasswordRefused: "Ce mot de passe d’application a été refusé. Vérifiez-le (format xxxx-xxxx-xxxx-xxxx) et réessayez.",
@@ -290,7 +290,7 @@ export const fr: Locale = {
     doneTitle: "C’est fait",
     done: (platform) => `Votre compte ${platformName[platform]} est autorisé. Vous pouvez fermer cette page : le bot va vous écrire.`,
     exportTitle: "Votre liste d’abonnements pour Mastodon",
-    exportIntro: (n) => `${n} comptes que vous suiviez sur X sont sur le fédivers. Téléchargez le fichier, puis dans Mastodon : Préférences → Import et export → Importer, type « Liste d’abonnements ». Ce lien ne sert qu’une fois.`,
+    exportIntro: (n) => `${n > 1 ? `${n} comptes que vous suiviez sur X sont` : `${n} compte que vous suiviez sur X est`} sur le fédivers. Téléchargez le fichier, puis dans Mastodon : Préférences → Import et export → Importer, type « Liste d’abonnements ». Ce lien ne sert qu’une fois.`,
     exportButton: "Télécharger following_accounts.csv",
     archiveTitle: "Votre archive X",
     archiveIntro: "Choisissez les fichiers data/account.js et data/following.js de votre archive X (Paramètres → Votre compte → Télécharger une archive de vos données), ou le .zip entier s’il est petit. reconnexion n’y lit que qui vous suiviez, et ne garde rien d’autre.",
@@ -303,7 +303,7 @@ export const fr: Locale = {
     archiveBusy: "Un dépôt est déjà en cours. Réessayez dans un instant.",
     archiveDoneTitle: "Archive reçue",
     archiveDone: ({ username, followings, found, listCommand }) =>
-      `${username ? `@${username} : ` : ""}${accounts(followings)} suivis sur X. Retrouvés ici pour l’instant — ${platformName.bluesky} : ${found.bluesky}, ${platformName.fediverse} : ${found.fediverse}. Envoyez \`${listCommand}\` au bot pour les voir.`,
+      `${username ? `@${username} : ` : ""}${plural(followings, "compte suivi", "comptes suivis")} sur X. Retrouvés ici pour l’instant — ${platformName.bluesky} : ${found.bluesky}, ${platformName.fediverse} : ${found.fediverse}. Envoyez \`${listCommand}\` au bot pour les voir.`,
     privacy: "reconnexion garde cette autorisation chiffrée, ne s’en sert que pour suivre les comptes que vous avez demandés, et l’efface quand vous envoyez `oublier`.",
   },
 };
