@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { importArchive } from "../import/archive.ts";
+import { localeFor } from "../reconnect/locale.ts";
 import { writeArchiveFolder } from "../../test/harness/x-archive.ts";
 
 let db: TestDatabase;
@@ -381,13 +382,30 @@ describe("forget", () => {
 });
 
 describe("language choice", () => {
-  it("follows the message when nothing is saved, and the default otherwise", async () => {
+  it("follows the message when nothing is saved, else the language last written in, else the default", async () => {
     const r = await registered();
     expect((await w.send(r.bsky, "aide")).language).toBe("fr");
     expect((await w.send(r.bsky, "help")).language).toBe("en");
-    expect((await w.send(r.bsky, "stop")).language).toBe(w.config.defaultLanguage);
+    // `stop` is a word of both languages: the one last written in answers.
     const fr = makeWorld(db, { config: (await import("./testing.ts")).testConfig({ DEFAULT_LANGUAGE: "fr" }) });
-    expect((await fr.send(r.bsky, "stop")).language).toBe("fr");
+    expect((await fr.send(r.bsky, "stop")).language).toBe("en");
+    // Someone who has written nothing telling yet gets the default.
+    const stranger = await registered();
+    expect((await w.send(stranger.bsky, "stop")).language).toBe(w.config.defaultLanguage);
+    expect((await fr.send(stranger.bsky, "stop")).language).toBe("fr");
+  });
+
+  it("writes first (reports, digests) in the language the person last wrote in, unless they chose one", async () => {
+    const r = await registered();
+    const unprompted = async () => (await localeFor(w.store, r.personId, { defaultLanguage: "en" })).code;
+    expect(await unprompted()).toBe("en");
+    await w.send(r.bsky, "aide");
+    expect(await unprompted()).toBe("fr");
+    await w.send(r.bsky, "help");
+    expect(await unprompted()).toBe("en");
+    await w.send(r.bsky, "langue fr");
+    await w.send(r.bsky, "help");
+    expect(await unprompted()).toBe("fr");
   });
 
   it("a saved language wins over the message", async () => {

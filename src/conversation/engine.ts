@@ -67,7 +67,10 @@ export class ConversationEngine {
     let start = 0;
     while (start < tokens.length && isNoise(tokens[start]!)) start++;
     const match = start < tokens.length ? this.registry.find(tokens[start]!) : undefined;
-    let locale = chooseLocale(person?.person.language, detectLanguage(tokens, match), config.defaultLanguage);
+    const detected = detectLanguage(tokens, match);
+    // A message that tells nothing (`stop`, a code) is answered in the language last written in.
+    let locale = chooseLocale(person?.person.language, detected ?? person?.person.writtenLanguage, config.defaultLanguage);
+    if (person && detected && detected !== person.person.writtenLanguage) await store.people.noteWrittenLanguage(person.person.id, detected);
 
     const answer = (handledAs: string, parts: Part[], secrets: ReadonlySet<string> = new Set()): Outcome => ({
       replies: route(parts, {

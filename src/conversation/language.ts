@@ -56,6 +56,19 @@ export function detectLanguage(
 }
 
 /** Saved setting, else detected, else the default (which must be a locale). */
-export function chooseLocale(saved: string | null | undefined, detected: string | undefined, fallback: string): Locale {
+export function chooseLocale(saved: string | null | undefined, detected: string | null | undefined, fallback: string): Locale {
   return findLocale(saved) ?? findLocale(detected) ?? findLocale(fallback) ?? LOCALES.en!;
+}
+
+/**
+ * The language to write to a person in, unprompted (reports, digests,
+ * pages): the one they chose, else the one they last wrote in, else
+ * `otherwise` (a browser's language), else the default.
+ */
+export function personLocale(
+  person: { language: string | null; writtenLanguage: string | null } | undefined,
+  fallback: string,
+  otherwise?: string,
+): Locale {
+  return findLocale(person?.language) ?? findLocale(person?.writtenLanguage) ?? findLocale(otherwise) ?? findLocale(fallback) ?? LOCALES.en!;
 }

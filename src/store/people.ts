@@ -5,6 +5,7 @@ import { UploadedArchives } from "./uploaded-archives.ts";
 interface PersonRow {
   id: number;
   language: string | null;
+  written_language: string | null;
   notify: boolean;
   auto_reconnect: boolean;
   announce_me: boolean;
@@ -16,6 +17,7 @@ export function toPerson(r: PersonRow): Person {
   return {
     id: r.id,
     language: r.language,
+    writtenLanguage: r.written_language,
     notify: r.notify,
     autoReconnect: r.auto_reconnect,
     announceMe: r.announce_me,
@@ -56,6 +58,11 @@ export class People {
       where id = ${id}
       returning *`;
     return row && toPerson(row);
+  }
+
+  /** Notes the language the person just wrote in (a no-op when it is the one noted). */
+  async noteWrittenLanguage(id: number, language: string): Promise<void> {
+    await this.db`update person set written_language = ${language} where id = ${id} and written_language is distinct from ${language}`;
   }
 
   /**
@@ -115,6 +122,7 @@ export class People {
     await this.db`
       update person k set
         language = coalesce(k.language, d.language),
+        written_language = coalesce(k.written_language, d.written_language),
         notify = k.notify and d.notify,
         auto_reconnect = k.auto_reconnect or d.auto_reconnect,
         announce_me = k.announce_me and d.announce_me,

@@ -34,6 +34,8 @@ export interface PersonSettings {
 
 export interface Person extends PersonSettings {
   id: number;
+  /** The language they last wrote to the bots in (detected), when any. */
+  writtenLanguage: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

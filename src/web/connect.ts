@@ -16,7 +16,8 @@
  */
 import express, { Router, type Request, type Response } from "express";
 import type { Config } from "../config.ts";
-import { findLocale, type Locale } from "../conversation/i18n/index.ts";
+import type { Locale } from "../conversation/i18n/index.ts";
+import { personLocale } from "../conversation/language.ts";
 import type { Logger } from "../logger.ts";
 import type { Identity, Store, TargetPlatform } from "../store/index.ts";
 import type { WebLinkGrant } from "../store/web-links.ts";
@@ -265,7 +266,7 @@ export function blueskyOAuthCompleted(ctx: ConnectContext & { revoke(did: string
     const grant = await ctx.store.webLinks.peek(token, "connect");
     const identity = grant && (await ctx.store.identities.get(grant.identityId));
     const person = grant && (await ctx.store.people.get(grant.personId));
-    const locale = findLocale(person?.language) ?? findLocale(ctx.config.defaultLanguage)!;
+    const locale = personLocale(person, ctx.config.defaultLanguage);
     const show = (title: string, body: SafeHtml) => renderPage({ lang: locale.code, title, body: html`<h1>${title}</h1>${body}` });
     // The client has already stored this session for the DID, in place of any
     // earlier one: when the flow does not count, revoke it, unless a working

@@ -3,18 +3,15 @@
  * in, and its layout (a title, then the body).
  */
 import type { Request, Response } from "express";
-import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import { LOCALES, type Locale } from "../conversation/i18n/index.ts";
+import { personLocale } from "../conversation/language.ts";
 import type { Store } from "../store/index.ts";
 import { html, sendPage, type SafeHtml } from "./html.ts";
 
-/** The person's saved language, else the browser's, else `defaultLanguage`. */
+/** The person's saved language, else the one they write in, else the browser's, else `defaultLanguage`. */
 export async function linkPageLocale(store: Store, defaultLanguage: string, req: Request, personId: number | undefined): Promise<Locale> {
   const person = personId === undefined ? undefined : await store.people.get(personId);
-  return (
-    findLocale(person?.language) ??
-    findLocale(req.acceptsLanguages(...Object.keys(LOCALES)) || undefined) ??
-    findLocale(defaultLanguage)!
-  );
+  return personLocale(person, defaultLanguage, req.acceptsLanguages(...Object.keys(LOCALES)) || undefined);
 }
 
 /** A page titled `title` in `locale`'s language. */
