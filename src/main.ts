@@ -97,7 +97,7 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   });
   // The upload page reads its own request body (before Fedify's middleware sees the request).
   const archivePage = archiveRoutes({ store, sql: services.database.sql, config, log });
-  const app = createWebApp({ store, log, ready: () => ready, routes: [home, archivePage, fediverse.middleware, ...reconnection.routes] });
+  const app = createWebApp({ store, log, ready: () => ready, defaultLanguage: config.defaultLanguage, routes: [home, archivePage, fediverse.middleware, ...reconnection.routes] });
   const server = await new Promise<Server>((resolve, reject) => {
     // Express 5 hands a failed listen (EADDRINUSE…) to this callback.
     const s = app.listen(config.port, config.host, (error?: Error) => (error ? reject(error) : resolve(s)));

@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import type { RequestHandler } from "express";
+import express, { type RequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { createWebApp } from "./app.ts";
@@ -21,7 +21,8 @@ beforeAll(async () => {
     if (req.path !== "/boom") return next();
     throw new Error("secret detail at /internal/path.ts:42");
   };
-  server = createWebApp({ store: db.store, ready: () => ready, routes: [failing] }).listen(0, "127.0.0.1");
+  const tinyForm = express.Router().post("/tiny-form", express.urlencoded({ extended: false, limit: "1kb" }), (_req, res) => void res.send("ok"));
+  server = createWebApp({ store: db.store, ready: () => ready, routes: [failing, tinyForm], defaultLanguage: "fr" }).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -49,10 +50,35 @@ describe("web endpoints", () => {
     expect(text).toMatch(/^reconnexion_matches\{state="pending"\} 0$/m);
   });
 
-  it("answer an unhandled error with a plain 500, never a stack trace", async () => {
-    const r = await fetch(`${base}/boom`);
-    expect(r.status).toBe(500);
-    expect(await r.text()).toBe("Internal error\n");
+  it("answer an unhandled error with a 500 page in the browser's language, never a stack trace", async () => {
+    const page = await fetch(`${base}/boom`, { headers: { Accept: "text/html", "Accept-Language": "fr-FR,fr;q=0.9" } });
+    expect(page.status).toBe(500);
+    const text = await page.text();
+    expect(text).toContain('<html lang="fr"');
+    expect(text).toContain("Un problème de notre côté");
+    expect(text).not.toContain("secret detail");
+    // Machines get a plain line, in the default language's absence of any.
+    const plain = await fetch(`${base}/boom`, { headers: { Accept: "application/activity+json" } });
+    expect([plain.status, await plain.text()]).toEqual([500, "Internal error\n"]);
+  });
+
+  it("answer a path nobody serves with a translated page pointing home (a browser), or a plain 404", async () => {
+    const page = await fetch(`${base}/nowhere`, { headers: { Accept: "text/html", "Accept-Language": "en" } });
+    expect(page.status).toBe(404);
+    const text = await page.text();
+    expect(text).toContain("Nothing here");
+    expect(text).toContain('href="/"');
+    expect(text).not.toContain("Cannot GET");
+    const fallback = await fetch(`${base}/nowhere`, { headers: { Accept: "text/html" } });
+    expect(await fallback.text()).toContain('<html lang="fr"');
+    const plain = await fetch(`${base}/nowhere`, { headers: { Accept: "application/json" } });
+    expect([plain.status, await plain.text()]).toEqual([404, "Not found\n"]);
+  });
+
+  it("keep the status of a request refused before any route (a body over its limit)", async () => {
+    const r = await fetch(`${base}/tiny-form`, { method: "POST", body: "x=" + "y".repeat(10_000), headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "text/html", "Accept-Language": "en" } });
+    expect(r.status).toBe(413);
+    expect(await r.text()).toContain("could not be read");
   });
 });
 

@@ -5,6 +5,10 @@
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import type { Logger } from "../logger.ts";
 import type { Store } from "../store/index.ts";
+import type { Locale } from "../conversation/i18n/index.ts";
+import { personLocale } from "../conversation/language.ts";
+import { html, sendPage, type SafeHtml } from "./html.ts";
+import { browserLanguage } from "./link-page.ts";
 
 export interface WebContext {
   store: Store;
@@ -13,6 +17,8 @@ export interface WebContext {
   /** Routes mounted by the bots (the fediverse bot's Fedify middleware…). */
   routes?: RequestHandler[];
   log?: Logger;
+  /** The language of error pages when the browser asks for none we speak (DEFAULT_LANGUAGE). */
+  defaultLanguage?: string;
 }
 
 export function createWebApp(ctx: WebContext): Express {
@@ -43,13 +49,34 @@ export function createWebApp(ctx: WebContext): Express {
   });
 
   for (const route of ctx.routes ?? []) app.use(route);
-  // Last: an error no route handled gets a plain 500, never a stack trace.
-  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
-    ctx.log?.error({ err: error instanceof Error ? error.message : String(error) }, "web: unhandled error");
+  // A person following a stale or mistyped address gets a page in their
+  // language; a machine, a plain line.
+  app.use((req: Request, res: Response) => {
+    answerError(req, res, 404, ctx.defaultLanguage, (l) => [l.web.notFoundTitle, html`<p>${l.web.notFound}</p><p><a href="/">reconnexion</a></p>`], "Not found");
+  });
+  // Last: an error no route handled — a refusal of the request itself
+  // (a body over its limit) keeps its status; the rest is a 500, never a stack trace.
+  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+    const status = (error as { status?: unknown } | null)?.status;
+    const refused = typeof status === "number" && status >= 400 && status < 500;
+    if (!refused) ctx.log?.error({ err: error instanceof Error ? error.message : String(error) }, "web: unhandled error");
     if (res.headersSent) return next(error);
-    res.status(500).type("text/plain").set("Cache-Control", "no-store").send("Internal error\n");
+    if (refused) answerError(req, res, status, ctx.defaultLanguage, (l) => [l.web.errorTitle, html`<p>${l.web.badRequest}</p>`], "Bad request");
+    else answerError(req, res, 500, ctx.defaultLanguage, (l) => [l.web.errorTitle, html`<p>${l.web.internalError}</p>`], "Internal error");
   });
   return app;
+}
+
+/** An error page in the browser's language (else `defaultLanguage`), or for a machine `plain`. */
+function answerError(req: Request, res: Response, status: number, defaultLanguage: string | undefined, page: (locale: Locale) => [string, SafeHtml], plain: string): void {
+  res.set("Cache-Control", "no-store");
+  if (req.accepts(["text/plain", "text/html"]) !== "text/html") {
+    res.status(status).type("text/plain").send(`${plain}\n`);
+    return;
+  }
+  const locale = personLocale(undefined, defaultLanguage ?? "fr", browserLanguage(req));
+  const [title, body] = page(locale);
+  sendPage(res, { lang: locale.code, title, status, body: html`<h1>${title}</h1>${body}` });
 }
 
 /** Store gauges in Prometheus' text format. */

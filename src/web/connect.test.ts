@@ -12,7 +12,9 @@ import { loadConfig } from "../config.ts";
 import type { Logger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { registerPerson } from "../../test/harness/graph.ts";
-import { blueskyOAuthCompleted, type ConnectContext } from "./connect.ts";
+import type { AddressInfo } from "node:net";
+import { createWebApp } from "./app.ts";
+import { blueskyOAuthCompleted, connectRoutes, type ConnectContext } from "./connect.ts";
 
 let db: TestDatabase;
 let revoked: string[];
@@ -59,5 +61,29 @@ describe("Bluesky OAuth callback", () => {
     // The link still works for pia herself.
     expect(await complete({ did: pia.did, state: link })).toContain("is authorized");
     expect((await db.store.authorizations.get(pia.identityId))?.kind).toBe("bluesky-oauth");
+  });
+});
+
+describe("the connect page", () => {
+  it("sends a form posted for another kind of account (a stale tab) back to the link's own page", async () => {
+    const pia = await blueskyPerson("91101");
+    const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
+    const ctx = {
+      store: db.store,
+      config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
+      log: pino({ level: "silent" }) as unknown as Logger,
+      onAuthorized: async () => undefined,
+      bluesky: {},
+      mastodon: {},
+    } as unknown as ConnectContext;
+    const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/connect/${link}/mastodon`, { method: "POST", redirect: "manual" });
+      expect(res.status).toBe(303);
+      expect(res.headers.get("location")).toBe(`/connect/${link}`);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -11,7 +11,14 @@ import { html, sendPage, type SafeHtml } from "./html.ts";
 /** The person's saved language, else the one they write in, else the browser's, else `defaultLanguage`. */
 export async function linkPageLocale(store: Store, defaultLanguage: string, req: Request, personId: number | undefined): Promise<Locale> {
   const person = personId === undefined ? undefined : await store.people.get(personId);
-  return personLocale(person, defaultLanguage, req.acceptsLanguages(...Object.keys(LOCALES)) || undefined);
+  return personLocale(person, defaultLanguage, browserLanguage(req));
+}
+
+/** The language the browser prefers among ours; none when it names none (or says `*`: any will do). */
+export function browserLanguage(req: Request): string | undefined {
+  const header = req.headers["accept-language"]?.trim();
+  if (!header || header === "*") return undefined;
+  return req.acceptsLanguages(...Object.keys(LOCALES)) || undefined;
 }
 
 /** A page titled `title` in `locale`'s language. */

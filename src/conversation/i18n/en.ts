@@ -269,6 +269,11 @@ export const en: Locale = {
     homeIntro: "I find the accounts you followed on X that are now on the fediverse (Mastodon…) or Bluesky, and I can follow them for you. Everything happens in private messages: send me `help`.",
     homeWhere: "Write to me at:",
 
+    notFoundTitle: "Nothing here",
+    notFound: "There is nothing at this address. The front page says what reconnexion does and where to write to it.",
+    errorTitle: "Error",
+    badRequest: "This request could not be read (too large, or malformed).",
+    internalError: "Something went wrong on our side: please try again in a moment.",
     linkInvalid: "This link has expired or was already used. Ask the bot again: send it `reconnect` in a private message.",
     blueskyIntro: (handle) => `Let reconnexion follow, from @${handle}, the people you followed on X. It can only create follows; you can revoke it at any time.`,
     blueskyOAuthButton: "Sign in with Bluesky",

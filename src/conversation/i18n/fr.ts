@@ -275,6 +275,11 @@ export const fr: Locale = {
     homeIntro: "Je retrouve les comptes que vous suiviez sur X et qui sont maintenant sur le fédivers (Mastodon…) ou Bluesky, et je peux les suivre à votre place. Tout se passe en messages privés : envoyez-moi `aide`.",
     homeWhere: "Écrivez-moi à :",
 
+    notFoundTitle: "Rien ici",
+    notFound: "Il n’y a rien à cette adresse. La page d’accueil dit ce que fait reconnexion et où lui écrire.",
+    errorTitle: "Erreur",
+    badRequest: "Cette requête n’a pas pu être lue (trop grande, ou mal formée).",
+    internalError: "Un problème de notre côté : réessayez dans un moment.",
     linkInvalid: "Ce lien a expiré ou a déjà servi. Redemandez au bot : envoyez-lui `reconnecter` en message privé.",
     blueskyIntro: (handle) => `Autorisez reconnexion à suivre, depuis @${handle}, les personnes que vous suiviez sur X. Il ne peut que créer des abonnements ; vous pouvez révoquer l’accès à tout moment.`,
     blueskyOAuthButton: "Se connecter avec Bluesky",

@@ -168,6 +168,13 @@ export interface AnnounceMessages {
 export interface WebMessages {
   title: string;
   linkInvalid: string;
+  /** Any page: an address nothing serves (with a link to the front page after it). */
+  notFoundTitle: string;
+  notFound: string;
+  /** Any page: a request refused before it was read (too large, malformed), or our own failure. */
+  errorTitle: string;
+  badRequest: string;
+  internalError: string;
   blueskyIntro(handle: string): string;
   blueskyOAuthButton: string;
   appPasswordTitle: string;
