@@ -97,7 +97,7 @@ export function createReconnection(options: {
   const routes: RequestHandler[] = [connectRoutes(connect)];
   if (blueskyOAuth) {
     const oauth = blueskyOAuth;
-    routes.push(oauth.router(blueskyOAuthCompleted({ ...connect, revoke: (did) => oauth.revoke(did) })));
+    routes.push(oauth.router(blueskyOAuthCompleted({ ...connect, revoke: (did) => oauth.revoke(did) }), { defaultLanguage: config.defaultLanguage }));
   }
   return {
     reconnector,

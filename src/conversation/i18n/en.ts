@@ -274,6 +274,13 @@ export const en: Locale = {
     errorTitle: "Error",
     badRequest: "This request could not be read (too large, or malformed).",
     internalError: "Something went wrong on our side: please try again in a moment.",
+    blueskyOAuthTitle: "Bluesky authorization",
+    blueskyOAuthProblem: {
+      declined: "You declined the authorization. Nothing was changed. You can start again from the bot whenever you like.",
+      expired: "This authorization link has expired or was already used. Ask the bot for a new one.",
+      failed: "Bluesky could not complete the authorization. Please start again from the bot.",
+      internal: "Something went wrong on our side while saving your authorization. Please start again from the bot in a moment.",
+    },
     linkInvalid: "This link has expired or was already used. Ask the bot again: send it `reconnect` in a private message.",
     blueskyIntro: (handle) => `Let reconnexion follow, from @${handle}, the people you followed on X. It can only create follows; you can revoke it at any time.`,
     blueskyOAuthButton: "Sign in with Bluesky",

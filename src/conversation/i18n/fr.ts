@@ -280,6 +280,13 @@ export const fr: Locale = {
     errorTitle: "Erreur",
     badRequest: "Cette requête n’a pas pu être lue (trop grande, ou mal formée).",
     internalError: "Un problème de notre côté : réessayez dans un moment.",
+    blueskyOAuthTitle: "Autorisation Bluesky",
+    blueskyOAuthProblem: {
+      declined: "Vous avez refusé l’autorisation. Rien n’a été modifié. Vous pouvez recommencer depuis le bot quand vous voulez.",
+      expired: "Ce lien d’autorisation a expiré ou a déjà servi. Demandez-en un nouveau au bot.",
+      failed: "Bluesky n’a pas pu terminer l’autorisation. Recommencez depuis le bot, s’il vous plaît.",
+      internal: "Un problème est survenu chez nous en enregistrant votre autorisation. Recommencez depuis le bot dans un moment.",
+    },
     linkInvalid: "Ce lien a expiré ou a déjà servi. Redemandez au bot : envoyez-lui `reconnecter` en message privé.",
     blueskyIntro: (handle) => `Autorisez reconnexion à suivre, depuis @${handle}, les personnes que vous suiviez sur X. Il ne peut que créer des abonnements ; vous pouvez révoquer l’accès à tout moment.`,
     blueskyOAuthButton: "Se connecter avec Bluesky",

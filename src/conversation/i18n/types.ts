@@ -168,6 +168,9 @@ export interface AnnounceMessages {
 export interface WebMessages {
   title: string;
   linkInvalid: string;
+  /** Where Bluesky's sign-in comes back when it did not work: declined, link expired, Bluesky failed, our failure. */
+  blueskyOAuthTitle: string;
+  blueskyOAuthProblem: Record<"declined" | "expired" | "failed" | "internal", string>;
   /** Any page: an address nothing serves (with a link to the front page after it). */
   notFoundTitle: string;
   notFound: string;

@@ -28,7 +28,11 @@ import {
   type OAuthClientMetadataInput,
   type OAuthSession,
 } from "@atproto/oauth-client-node";
-import { Router, type Request } from "express";
+import { Router } from "express";
+import type { Locale } from "../../conversation/i18n/index.ts";
+import { personLocale } from "../../conversation/language.ts";
+import { html, renderPage } from "../../web/html.ts";
+import { browserLanguage } from "../../web/link-page.ts";
 import type { BlueskyOAuthStore, PrivateJwk } from "../../store/bluesky-oauth.ts";
 import { AuthorizationExpiredError } from "../types.ts";
 import {
@@ -268,7 +272,7 @@ export class BlueskyOAuth {
    * The HTTP side: client metadata, public keys and the callback, which
    * stores the session then shows the page `onAuthorized` returns.
    */
-  router(onAuthorized: (result: BlueskyAuthorized) => Promise<string>): Router {
+  router(onAuthorized: (result: BlueskyAuthorized) => Promise<string>, options: { defaultLanguage?: string } = {}): Router {
     const router = Router();
     router.get(CLIENT_METADATA_PATH, async (_req, res) => {
       try {
@@ -289,18 +293,19 @@ export class BlueskyOAuth {
     router.get(CALLBACK_PATH, async (req, res) => {
       // The URL carries a code: keep it out of caches and referrers.
       res.set({ "cache-control": "no-store", "referrer-policy": "no-referrer" });
-      const lang = pageLanguage(req);
+      // Nothing here says whose link it was: the browser's language, else the default.
+      const locale = personLocale(undefined, options.defaultLanguage ?? "fr", browserLanguage(req));
       let result: BlueskyAuthorized;
       try {
         result = await this.callback(new URLSearchParams(req.originalUrl.split("?")[1] ?? ""));
       } catch (error) {
-        res.status(400).type("html").send(errorPage(lang, callbackProblem(error)));
+        res.status(400).type("html").send(errorPage(locale, callbackProblem(error)));
         return;
       }
       try {
         res.type("html").send(await onAuthorized(result));
       } catch {
-        res.status(500).type("html").send(errorPage(lang, "internal"));
+        res.status(500).type("html").send(errorPage(locale, "internal"));
       }
     });
     return router;
@@ -317,33 +322,8 @@ function callbackProblem(error: unknown): Problem {
   return "failed";
 }
 
-function pageLanguage(req: Request): "fr" | "en" {
-  return /^\s*fr\b/i.test(req.get("accept-language") ?? "") ? "fr" : "en";
-}
-
-const MESSAGES: Record<"fr" | "en", Record<Problem, string> & { title: string }> = {
-  en: {
-    title: "Bluesky authorization",
-    declined: "You declined the authorization. Nothing was changed. You can start again from the bot whenever you like.",
-    expired: "This authorization link has expired or was already used. Ask the bot for a new one.",
-    failed: "Bluesky could not complete the authorization. Please start again from the bot.",
-    internal: "Your Bluesky account was authorized, but something went wrong on our side. Please try again later.",
-  },
-  fr: {
-    title: "Autorisation Bluesky",
-    declined: "Vous avez refusé l’autorisation. Rien n’a été modifié. Vous pouvez recommencer depuis le bot quand vous voulez.",
-    expired: "Ce lien d’autorisation a expiré ou a déjà servi. Demandez-en un nouveau au bot.",
-    failed: "Bluesky n’a pas pu terminer l’autorisation. Recommencez depuis le bot, s’il vous plaît.",
-    internal: "Votre compte Bluesky a bien été autorisé, mais un problème est survenu chez nous. Réessayez plus tard.",
-  },
-};
-
 /** A short page without details: no stack, no token, nothing from the request. */
-function errorPage(lang: "fr" | "en", problem: Problem): string {
-  const m = MESSAGES[lang];
-  return `<!doctype html>
-<html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${m.title}</title></head>
-<body><main><h1>${m.title}</h1><p>${m[problem]}</p></main></body></html>
-`;
+function errorPage(locale: Locale, problem: Problem): string {
+  const title = locale.web.blueskyOAuthTitle;
+  return renderPage({ lang: locale.code, title, body: html`<h1>${title}</h1><p>${locale.web.blueskyOAuthProblem[problem]}</p>` });
 }
