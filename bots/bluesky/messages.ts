@@ -1,8 +1,10 @@
 /**
  * The few words the Bluesky bot says on its own (not answers: those come
- * from src/conversation): its profile description, and what a public reply
- * says when the private answer could not be delivered.
+ * from src/conversation): its profile description (both languages, one
+ * text), and what a public reply says when the private answer could not be
+ * delivered (from the locale of the answer).
  */
+import { findLocale, LOCALES } from "../../src/conversation/i18n/index.ts";
 
 /** Bump when the profile text changes, so running bots rewrite it once. */
 export const PROFILE_VERSION = 1;
@@ -13,7 +15,5 @@ export const PROFILE_DESCRIPTION =
 
 /** The public reply when the answer is private and the person does not accept messages from the bot. */
 export function openYourMessages(language: string, botHandle: string): string {
-  return language === "fr"
-    ? `Ma réponse est privée, mais vous n'acceptez pas mes messages. Suivez @${botHandle}, ou autorisez les messages de tout le monde (Paramètres › Confidentialité › Messages), puis écrivez-moi à nouveau.`
-    : `My answer is private, but you don't accept messages from me. Follow @${botHandle}, or allow messages from everyone (Settings › Privacy › Chat), then write to me again.`;
+  return (findLocale(language) ?? LOCALES.en!).m.openYourMessages(botHandle);
 }

@@ -63,6 +63,8 @@ export interface Messages {
 
   hint: string;
   slowDown: string;
+  /** Bluesky, in public: the answer is private, and the person does not accept the bot's messages. */
+  openYourMessages(botHandle: string): string;
   tooLong(maxCharacters: number): string;
   usage(usage: string): string;
 
