@@ -692,6 +692,8 @@ describe("public announcements", () => {
     const post = (await botPosts()).find((p) => p.uri === uri)!;
     expect(post.value.text).toBe(text);
     expect(post.value.reply).toBeUndefined();
+    // Tagged with the language it is written in (DEFAULT_LANGUAGE), for feeds and translation.
+    expect(post.value.langs).toEqual(["en"]);
     const mentions = (post.value.facets ?? []).flatMap((f) => f.features).filter((f) => f.$type === "app.bsky.richtext.facet#mention");
     expect(mentions).toEqual([expect.objectContaining({ did: welcomed.did })]);
     await expect(bot.announce("x".repeat(301), [])).rejects.toThrow(/300 graphemes/);

@@ -133,7 +133,8 @@ export function startBlueskyBot(options: {
       bot: { ...botNamesFrom(config), blueskyHandle: bot.handle },
       botStableIds: [bot.did, ...(opts.engine?.botStableIds ?? [])],
     });
-    const outbox = new Outbox(session.agent);
+    // Posts the bot writes on its own (announcements) are in DEFAULT_LANGUAGE; replies carry their own.
+    const outbox = new Outbox(session.agent, { langs: [config.defaultLanguage] });
     liveOutbox = outbox;
     const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log };
     const mentionCtx: MentionContext = { ...base, ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}) };
