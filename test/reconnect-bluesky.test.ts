@@ -290,9 +290,18 @@ describe("reconnect on Bluesky", () => {
     });
     // Carol's DID is what the login uses: mallory's app password does not open it.
     expect(res.status).toBe(400);
+    expect(await res.text()).toContain("Bluesky did not accept this app password for this account.");
     const [row] = await db.sql`select 1 from account_authorization a join identity i on i.id = a.identity_id where i.stable_id = ${carol.user.did}`;
     expect(row).toBeUndefined();
     expect((await fetch(link)).status).toBe(200); // still usable by carol
+    // A main password is refused before anything leaves, and said so.
+    const main = await authorizeWithAppPassword(link, "carol-password");
+    expect([main.status, main.text.includes("This is not an app password")]).toEqual([400, true]);
+    // Five refusals on one link, then it takes no more.
+    for (let i = 0; i < 3; i++) await authorizeWithAppPassword(link, "aaaa-bbbb-cccc-dddd");
+    const sixth = await authorizeWithAppPassword(link, await appPassword(carol.user));
+    expect(sixth.status).toBe(429);
+    expect(sixth.text).toContain("Too many app passwords were refused on this link");
   });
 
   it("pauses when the app password is revoked, and asks again by DM", async () => {

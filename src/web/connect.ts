@@ -22,6 +22,7 @@ import type { Logger } from "../logger.ts";
 import type { Identity, Store, TargetPlatform } from "../store/index.ts";
 import type { WebLinkGrant } from "../store/web-links.ts";
 import type { BlueskyAppPasswordAuthorization, MastodonAuthorization } from "../reconnect/types.ts";
+import { BlueskyLoginError } from "../reconnect/bluesky/app-password.ts";
 import { html, prose, renderPage, type SafeHtml } from "./html.ts";
 import { linkPageLocale, sendLinkPage } from "./link-page.ts";
 
@@ -157,15 +158,16 @@ export function connectRoutes(ctx: ConnectContext): Router {
     if (tries.size > 10_000) tries.clear();
     tries.set(token, attempts);
     if (attempts > APP_PASSWORD_TRIES) {
-      page(res, locale, locale.web.title, html`<p class="error">${prose(locale.web.linkInvalid)}</p>`, 429);
+      page(res, locale, locale.web.title, html`<p class="error">${prose(locale.web.appPasswordTooManyTries(locale.commands.reconnect.words[0]!))}</p>`, 429);
       return;
     }
     let auth: BlueskyAppPasswordAuthorization;
     try {
       auth = await ctx.bluesky.loginWithAppPassword({ identifier: identity.stableId!, appPassword });
-    } catch {
-      page(res, locale, locale.web.title, html`<p class="error">${locale.web.appPasswordRefused}</p>
-        <p><a href="/connect/${token}">←</a></p>`, 400);
+    } catch (error) {
+      if (!(error instanceof BlueskyLoginError)) return failed(res, locale, error, "Bluesky app password");
+      page(res, locale, locale.web.title, html`<p class="error">${locale.web.appPasswordProblem[error.problem]}</p>
+        <p><a href="/connect/${token}">←</a></p>`, error.problem === "rate_limited" ? 429 : error.problem === "unreachable" ? 502 : 400);
       return;
     }
     if (auth.did !== identity.stableId) {

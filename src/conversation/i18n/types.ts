@@ -186,7 +186,10 @@ export interface WebMessages {
   appPasswordHelp: string;
   appPasswordLabel: string;
   appPasswordSubmit: string;
-  appPasswordRefused: string;
+  /** Why an app password did not open the account (BlueskyLoginError's problem). */
+  appPasswordProblem: Record<"not_app_password" | "wrong_password" | "unknown_account" | "account_unavailable" | "rate_limited" | "unreachable", string>;
+  /** Too many wrong app passwords on one link. */
+  appPasswordTooManyTries(command: string): string;
   mastodonIntro(acct: string, instance: string): string;
   mastodonButton(instance: string): string;
   wrongAccount(expected: string): string;
