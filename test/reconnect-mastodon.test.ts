@@ -573,6 +573,14 @@ describe("reconnect on Mastodon", () => {
     const bare = new URL("/connect/mastodon/callback", origin);
     bare.search = new URLSearchParams({ state: new URL(link).pathname.split("/").pop()!, code: "x" }).toString();
     expect((await fetch(bare)).status).toBe(410);
+    // Frank says no on his instance: it sends him back with access_denied, which the page says as it is.
+    const start = await fetch(new URL(`${new URL(link).pathname}/mastodon`, link), { method: "POST", redirect: "manual" });
+    const state = new URL(start.headers.get("location")!).searchParams.get("state")!;
+    const denied = new URL("/connect/mastodon/callback", origin);
+    denied.search = new URLSearchParams({ error: "access_denied", error_description: "The resource owner or authorization server denied the request.", state }).toString();
+    const deniedPage = await fetch(denied);
+    expect(deniedPage.status).toBe(400);
+    expect(await deniedPage.text()).toContain("You declined the authorization. Nothing was changed.");
     // The link still works for frank himself.
     expect((await fetch(link)).status).toBe(200);
     await authorizeAs(frank, link);

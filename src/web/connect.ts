@@ -196,7 +196,9 @@ export function connectRoutes(ctx: ConnectContext): Router {
     if (!opened) return;
     const { identity, locale } = opened;
     if (identity.platform !== "fediverse" || !code) {
-      page(res, locale, locale.web.title, html`<p class="error">${locale.web.failed}</p>`, 400);
+      // The person said no on their instance (OAuth's access_denied): nothing failed.
+      const declined = req.query.error === "access_denied";
+      page(res, locale, locale.web.title, html`<p class="error">${declined ? locale.web.oauthProblem.declined : locale.web.failed}</p>`, 400);
       return;
     }
     const instance = instanceOf(identity);

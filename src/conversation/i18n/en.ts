@@ -277,7 +277,7 @@ export const en: Locale = {
     badRequest: "This request could not be read (too large, or malformed).",
     internalError: "Something went wrong on our side: please try again in a moment.",
     blueskyOAuthTitle: "Bluesky authorization",
-    blueskyOAuthProblem: {
+    oauthProblem: {
       declined: "You declined the authorization. Nothing was changed. You can start again from the bot whenever you like.",
       expired: "This authorization link has expired or was already used. Ask the bot for a new one.",
       failed: "Bluesky could not complete the authorization. Please start again from the bot.",

@@ -283,7 +283,7 @@ export const fr: Locale = {
     badRequest: "Cette requête n’a pas pu être lue (trop grande, ou mal formée).",
     internalError: "Un problème de notre côté : réessayez dans un moment.",
     blueskyOAuthTitle: "Autorisation Bluesky",
-    blueskyOAuthProblem: {
+    oauthProblem: {
       declined: "Vous avez refusé l’autorisation. Rien n’a été modifié. Vous pouvez recommencer depuis le bot quand vous voulez.",
       expired: "Ce lien d’autorisation a expiré ou a déjà servi. Demandez-en un nouveau au bot.",
       failed: "Bluesky n’a pas pu terminer l’autorisation. Recommencez depuis le bot, s’il vous plaît.",

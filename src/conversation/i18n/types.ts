@@ -170,9 +170,9 @@ export interface AnnounceMessages {
 export interface WebMessages {
   title: string;
   linkInvalid: string;
-  /** Where Bluesky's sign-in comes back when it did not work: declined, link expired, Bluesky failed, our failure. */
+  /** Where a sign-in (Bluesky, Mastodon) comes back when it did not work: declined, link expired, the server failed, our failure. */
   blueskyOAuthTitle: string;
-  blueskyOAuthProblem: Record<"declined" | "expired" | "failed" | "internal", string>;
+  oauthProblem: Record<"declined" | "expired" | "failed" | "internal", string>;
   /** Any page: an address nothing serves (with a link to the front page after it). */
   notFoundTitle: string;
   notFound: string;

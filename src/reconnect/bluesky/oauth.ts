@@ -325,5 +325,5 @@ function callbackProblem(error: unknown): Problem {
 /** A short page without details: no stack, no token, nothing from the request. */
 function errorPage(locale: Locale, problem: Problem): string {
   const title = locale.web.blueskyOAuthTitle;
-  return renderPage({ lang: locale.code, title, body: html`<h1>${title}</h1><p>${locale.web.blueskyOAuthProblem[problem]}</p>` });
+  return renderPage({ lang: locale.code, title, body: html`<h1>${title}</h1><p>${locale.web.oauthProblem[problem]}</p>` });
 }
