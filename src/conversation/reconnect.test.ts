@@ -159,20 +159,22 @@ describe("auto, status and list failed", () => {
   });
 
   it("status shows the job; list failed shows what did not work, with why", async () => {
-    const { personId, me, targets } = await personWithMatches(3);
+    const { personId, me, targets } = await personWithMatches(4);
     await world.send(me, "reconnect");
     const { job } = await jobOf(personId, "fediverse");
     await db.store.transaction((s) =>
       s.reconnectJobs.record(job!, [
         { personId: targets[0]!.personId, outcome: "followed" },
         { personId: targets[1]!.personId, outcome: "not_found" },
+        { personId: targets[3]!.personId, outcome: "failed", reason: "follow_limit" },
       ]),
     );
     const status = privateText(await world.send(me, "status"));
-    expect(status).toContain("Reconnection on Mastodon (fediverse): waiting for your authorization — 2/3: 1 followed");
+    expect(status).toContain("Reconnection on Mastodon (fediverse): waiting for your authorization — 3/4: 1 followed");
     const failed = privateText(await world.send(me, "list failed"));
     expect(failed).toContain(`@${targets[1]!.acct}`);
     expect(failed).toContain("(not found)");
+    expect(failed).toMatch(new RegExp(`@${targets[3]!.acct} .*— failed \\(your server's limit on follows was reached\\)`));
     expect(failed).not.toContain(targets[0]!.acct);
     const fr = privateText(await world.send(me, "liste échecs bluesky"));
     expect(fr).toMatch(/No failed reconnection on Bluesky|Aucune reconnexion en échec sur Bluesky/);

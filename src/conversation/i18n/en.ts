@@ -63,8 +63,17 @@ const reasonNames: Record<string, string> = {
   failed: "error",
   requested: "request pending",
 };
-/** `gone: suspended` → `account deleted or suspended`; unknown codes are shown as they are. */
-const reasonText = (reason: string) => reasonNames[reason.split(":")[0]!] ?? reason;
+/** Details worth telling apart from their outcome (`failed: follow_limit`). */
+const reasonDetails: Record<string, string> = {
+  follow_limit: "your server's limit on follows was reached",
+  self: "it is your own account",
+  moved: "the account moved",
+};
+/** `failed: follow_limit` → its detail's name, else the outcome's (`gone: suspended` → `account deleted or suspended`). */
+const reasonText = (reason: string) => {
+  const [outcome, detail] = reason.split(":").map((s) => s.trim());
+  return (detail && reasonDetails[detail]) || reasonNames[outcome!] || reason;
+};
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 const accounts = (n: number) => plural(n, "account", "accounts");
 

@@ -65,8 +65,17 @@ const reasonNames: Record<string, string> = {
   failed: "erreur",
   requested: "demande en attente",
 };
-/** `gone: suspended` → `compte supprimé ou suspendu` ; les codes inconnus s’affichent tels quels. */
-const reasonText = (reason: string) => reasonNames[reason.split(":")[0]!] ?? reason;
+/** Les détails qui méritent d’être distingués de leur issue (`failed: follow_limit`). */
+const reasonDetails: Record<string, string> = {
+  follow_limit: "limite d’abonnements de votre serveur atteinte",
+  self: "c’est votre propre compte",
+  moved: "le compte a déménagé",
+};
+/** `failed: follow_limit` → le nom du détail, sinon celui de l’issue (`gone: suspended` → `compte supprimé ou suspendu`). */
+const reasonText = (reason: string) => {
+  const [outcome, detail] = reason.split(":").map((s) => s.trim());
+  return (detail && reasonDetails[detail]) || reasonNames[outcome!] || reason;
+};
 const plural = (n: number, one: string, many: string) => `${n} ${n > 1 ? many : one}`;
 const accounts = (n: number) => plural(n, "compte", "comptes");
 
