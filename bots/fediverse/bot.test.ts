@@ -48,6 +48,19 @@ function expectDirectReply(note: ReceivedNote, user: FediUser, noteId: string): 
 }
 
 describe("the actor", () => {
+  it("answers a browser opening its URL with 406, and goes on serving (the 404 page must not answer first)", async () => {
+    for (const accept of ["text/html", "*/*"]) {
+      const page = await fetch(bot.actorId, { headers: { Accept: accept } });
+      expect(page.status, accept).toBe(406);
+      await page.text();
+    }
+    expect((await fetch(bot.actorId, { method: "HEAD", headers: { Accept: "text/html" } })).status).toBe(406);
+    await new Promise((r) => setTimeout(r, 100));
+    const actor = await fetch(bot.actorId, { headers: { Accept: "application/activity+json" } });
+    expect(actor.status).toBe(200);
+    expect((await fetch(new URL("/nowhere", bot.actorId), { headers: { Accept: "text/html" } })).status).toBe(404);
+  });
+
   it("is a Service with keys, inboxes, outbox, followers, icon; found by WebFinger and NodeInfo", async () => {
     const res = await fetch(bot.actorId, { headers: { Accept: "application/activity+json" } });
     expect(res.status).toBe(200);

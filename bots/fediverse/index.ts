@@ -9,8 +9,8 @@
  */
 import { createFederation, type Federation } from "@fedify/fedify";
 import { isActor } from "@fedify/vocab";
-import { integrateFederation } from "@fedify/express";
 import type { RequestHandler } from "express";
+import { fedifyMiddleware } from "./express.ts";
 import { ConversationEngine, type EngineContext } from "../../src/conversation/index.ts";
 import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
@@ -110,7 +110,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     ...(options.claimLeaseSeconds !== undefined ? { claimLeaseSeconds: options.claimLeaseSeconds } : {}),
   });
 
-  const fedify = integrateFederation(federation, () => undefined);
+  const fedify = fedifyMiddleware(federation);
   const middleware: RequestHandler = (req, res, next) => {
     if (req.method === "GET" && req.path === ICON_PATH) {
       res.type("image/png").set("Cache-Control", "public, max-age=86400").send(iconPng());
