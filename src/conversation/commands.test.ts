@@ -385,8 +385,8 @@ describe("language choice", () => {
   it("follows the message when nothing is saved, else the language last written in, else the default", async () => {
     const r = await registered();
     expect((await w.send(r.bsky, "aide")).language).toBe("fr");
-    expect((await w.send(r.bsky, "help")).language).toBe("en");
-    // `stop` is a word of both languages: the one last written in answers.
+    expect((await w.send(r.bsky, "list failed")).language).toBe("en");
+    // `stop` is a word of both languages: the one last written in (two words' evidence) answers.
     const fr = makeWorld(db, { config: (await import("./testing.ts")).testConfig({ DEFAULT_LANGUAGE: "fr" }) });
     expect((await fr.send(r.bsky, "stop")).language).toBe("en");
     // Someone who has written nothing telling yet gets the default.
@@ -399,12 +399,15 @@ describe("language choice", () => {
     const r = await registered();
     const unprompted = async () => (await localeFor(w.store, r.personId, { defaultLanguage: "en" })).code;
     expect(await unprompted()).toBe("en");
-    await w.send(r.bsky, "aide");
+    await w.send(r.bsky, "liste échecs");
     expect(await unprompted()).toBe("fr");
+    // One word is not enough to change it (`hello`, `ignore` are said in French too).
     await w.send(r.bsky, "help");
+    expect(await unprompted()).toBe("fr");
+    await w.send(r.bsky, "list failed");
     expect(await unprompted()).toBe("en");
     await w.send(r.bsky, "langue fr");
-    await w.send(r.bsky, "help");
+    await w.send(r.bsky, "list failed");
     expect(await unprompted()).toBe("fr");
   });
 

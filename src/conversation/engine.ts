@@ -13,7 +13,7 @@ import { COMMANDS } from "./commands/index.ts";
 import { botNamesFrom, DEFAULT_LIMITS, say, type CommandContext, type EngineContext, type Limits, type Part } from "./context.ts";
 import type { Locale } from "./i18n/index.ts";
 import type { Effect, Incoming, Outcome } from "./incoming.ts";
-import { chooseLocale, detectLanguage } from "./language.ts";
+import { chooseLocale, confidentLanguage, detectLanguage } from "./language.ts";
 import { parseMessage, type BotNames } from "./parse.ts";
 import { route } from "./privacy.ts";
 import { isMuted, mayHint, rateLimit, rawTooLong } from "./protection.ts";
@@ -70,7 +70,9 @@ export class ConversationEngine {
     const detected = detectLanguage(tokens, match);
     // A message that tells nothing (`stop`, a code) is answered in the language last written in.
     let locale = chooseLocale(person?.person.language, detected ?? person?.person.writtenLanguage, config.defaultLanguage);
-    if (person && detected && detected !== person.person.writtenLanguage) await store.people.noteWrittenLanguage(person.person.id, detected);
+    // Remembered for what the bots send on their own only on two words' evidence.
+    const written = person && detected ? confidentLanguage(tokens) : undefined;
+    if (person && written && written !== person.person.writtenLanguage) await store.people.noteWrittenLanguage(person.person.id, written);
 
     const answer = (handledAs: string, parts: Part[], secrets: ReadonlySet<string> = new Set()): Outcome => ({
       replies: route(parts, {

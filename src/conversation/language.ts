@@ -38,6 +38,15 @@ export function detectLanguage(
   locales: readonly Locale[] = Object.values(LOCALES),
 ): string | undefined {
   if (match?.languages.length === 1) return match.languages[0];
+  return confidentLanguage(tokens, 1, locales);
+}
+
+/**
+ * The language at least `evidence` words (or characters) of the message
+ * point to, and more than to any other — what is worth remembering of a
+ * person: one word (`hello`, `ignore` in a French sentence) is not.
+ */
+export function confidentLanguage(tokens: readonly string[], evidence = 2, locales: readonly Locale[] = Object.values(LOCALES)): string | undefined {
   const scores = locales.map((locale) => {
     const vocab = vocabularyOf(locale);
     let score = 0;
@@ -51,7 +60,7 @@ export function detectLanguage(
   });
   scores.sort((a, b) => b.score - a.score);
   const [best, second] = scores;
-  if (!best || best.score === 0 || (second && second.score === best.score)) return undefined;
+  if (!best || best.score < evidence || (second && second.score === best.score)) return undefined;
   return best.code;
 }
 

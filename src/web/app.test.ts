@@ -73,6 +73,9 @@ describe("web endpoints", () => {
     expect(await fallback.text()).toContain('<html lang="fr"');
     const plain = await fetch(`${base}/nowhere`, { headers: { Accept: "application/json" } });
     expect([plain.status, await plain.text()]).toEqual([404, "Not found\n"]);
+    // What Mastodon sends when it fetches an object: never HTML.
+    const mastodon = await fetch(`${base}/nowhere`, { headers: { Accept: 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams", text/html;q=0.1' } });
+    expect(await mastodon.text()).toBe("Not found\n");
   });
 
   it("keep the status of a request refused before any route (a body over its limit)", async () => {

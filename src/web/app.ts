@@ -70,7 +70,8 @@ export function createWebApp(ctx: WebContext): Express {
 /** An error page in the browser's language (else `defaultLanguage`), or for a machine `plain`. */
 function answerError(req: Request, res: Response, status: number, defaultLanguage: string | undefined, page: (locale: Locale) => [string, SafeHtml], plain: string): void {
   res.set("Cache-Control", "no-store");
-  if (req.accepts(["text/plain", "text/html"]) !== "text/html") {
+  // HTML only when it is what the client prefers: ActivityPub servers list text/html last.
+  if (req.accepts(["text/plain", "application/activity+json", "application/ld+json", "application/json", "text/html"]) !== "text/html") {
     res.status(status).type("text/plain").send(`${plain}\n`);
     return;
   }

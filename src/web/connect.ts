@@ -153,11 +153,9 @@ export function connectRoutes(ctx: ConnectContext): Router {
     if (!opened || opened.identity.platform !== "bluesky") return void (opened && res.redirect(303, `/connect/${req.params.token}`));
     const { identity, locale } = opened;
     const appPassword = typeof req.body?.appPassword === "string" ? req.body.appPassword.trim() : "";
-    const attempts = (tries.get(token) ?? 0) + 1;
-    // Links are few and short-lived: a bound keeps a flood of junk tokens from growing the map.
-    if (tries.size > 10_000) tries.clear();
-    tries.set(token, attempts);
-    if (attempts > APP_PASSWORD_TRIES) {
+    // Only wrong passwords count: a server out of reach is nobody's try.
+    const attempts = tries.get(token) ?? 0;
+    if (attempts >= APP_PASSWORD_TRIES) {
       page(res, locale, locale.web.title, html`<p class="error">${prose(locale.web.appPasswordTooManyTries(locale.commands.reconnect.words[0]!))}</p>`, 429);
       return;
     }
@@ -166,6 +164,11 @@ export function connectRoutes(ctx: ConnectContext): Router {
       auth = await ctx.bluesky.loginWithAppPassword({ identifier: identity.stableId!, appPassword });
     } catch (error) {
       if (!(error instanceof BlueskyLoginError)) return failed(res, locale, error, "Bluesky app password");
+      if (error.problem === "wrong_password" || error.problem === "not_app_password") {
+        // Links are few and short-lived: a bound keeps a flood of junk tokens from growing the map.
+        if (tries.size > 10_000) tries.clear();
+        tries.set(token, attempts + 1);
+      }
       page(res, locale, locale.web.title, html`<p class="error">${locale.web.appPasswordProblem[error.problem]}</p>
         <p><a href="/connect/${token}">←</a></p>`, error.problem === "rate_limited" ? 429 : error.problem === "unreachable" ? 502 : 400);
       return;

@@ -22,7 +22,7 @@ export default async function setup(project: TestProject) {
   await mkdir(dir, { recursive: true, mode: 0o755 });
   // Test workers start after this and take it from the environment.
   const tmp = path.join(dir, "tmp");
-  await mkdir(tmp);
+  await mkdir(tmp, { recursive: true });
   const previousTmp = process.env.TMPDIR;
   process.env.TMPDIR = tmp;
   const cleanUp = async () => {
