@@ -288,7 +288,7 @@ export const en: Locale = {
     blueskyOAuthTitle: "Bluesky authorization",
     oauthProblem: {
       declined: "You declined the authorization. Nothing was changed. You can start again from the bot whenever you like.",
-      expired: "This authorization link has expired or was already used. Ask the bot for a new one.",
+      expired: "This authorization link has expired or was already used. Ask the bot for a new link.",
       failed: "Bluesky could not complete the authorization. Please start again from the bot.",
       internal: "Something went wrong on our side while saving your authorization. Please start again from the bot in a moment.",
     },
@@ -307,7 +307,7 @@ export const en: Locale = {
       rate_limited: "Bluesky says there were too many attempts. Wait a few minutes, then try again.",
       unreachable: "Your Bluesky server could not be reached. Try again in a moment.",
     },
-    appPasswordTooManyTries: (command) => `Too many app passwords were refused on this link. Ask the bot for a new one: send it \`${command}\` in a private message.`,
+    appPasswordTooManyTries: (command) => `Too many app passwords were refused on this link. Ask the bot for a new link: send it \`${command}\` in a private message.`,
     mastodonIntro: (acct, instance) => `Let reconnexion follow, from @${acct}, the people you followed on X. You'll authorize it on ${instance}; it only asks to read and create follows.`,
     mastodonButton: (instance) => `Authorize on ${instance}`,
     wrongAccount: (expected) => `You authorized another account. Sign in as @${expected} and try again.`,
