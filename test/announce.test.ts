@@ -137,6 +137,10 @@ describe("public announcements", () => {
     expect(body).toContain("Welcome to the 3 people who just arrived on Mastodon (fediverse) from X, among them @carla!");
     expect(body).not.toMatch(/dora|enzo|welcome\.example/);
     expect(note.mentions.map((m) => m.href)).toEqual([carla.actorId]);
+    // A public post, unlike a DM, carries its signatures: relays and boosts pass it on.
+    const wire = server.postedActivity(note.activityId!);
+    expect(wire).toHaveProperty("signature");
+    expect(wire).toHaveProperty("proof");
 
     const posted: string[] = [];
     const recording: AnnouncementPoster = { post: async (t) => (posted.push(t), "at://did:plc:bot/app.bsky.feed.post/1") };

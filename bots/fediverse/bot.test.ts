@@ -45,6 +45,13 @@ function expectDirectReply(note: ReceivedNote, user: FediUser, noteId: string): 
   expect(note.mentions).toContainEqual({ href: user.actorId, name: expect.stringContaining(`@${user.name}@`) });
   expect(note.content).toMatch(new RegExp(`^<p><span class="h-card"[^>]*><a href="[^"]+" class="u-url mention">@<span>${user.name}</span></a></span> `));
   expect(note.inReplyTo).toBe(noteId);
+  // On the wire: to the user's own inbox, HTTP-signed, and nothing in the
+  // body that would let a receiver prove to others what the bot told them.
+  const wire = user.server.posted.find((p) => p.body.id === note.activityId);
+  expect(wire).toMatchObject({ path: `/users/${user.name}/inbox`, signed: true });
+  expect(Object.keys(wire!.body)).not.toContain("signature");
+  expect(Object.keys(wire!.body)).not.toContain("proof");
+  expect(Object.keys(wire!.body.object as object)).not.toContain("proof");
 }
 
 describe("the actor", () => {

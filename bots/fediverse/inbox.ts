@@ -19,6 +19,7 @@ import { confirmAcct, type AcctOptions } from "./acct.ts";
 import { INBOX_PATH, SHARED_INBOX_PATH } from "./actor.ts";
 import { TtlCache } from "./cache.ts";
 import { audienceOf, contentOf } from "./message.ts";
+import type { DirectDelivery } from "./direct.ts";
 import { sendReplies } from "./send.ts";
 
 export interface InboxOptions {
@@ -36,6 +37,8 @@ export interface InboxOptions {
    * own document cache), dropped on the actor's Update, Delete or Move.
    */
   actors?: TtlCache<Actor>;
+  /** Queues the replies (direct messages). */
+  delivery: DirectDelivery;
   /** Runs `fn` with the outbox queue's enqueues gathered into one statement, through `sql` (a transaction). */
   batchOutbox: <T>(fn: () => Promise<T>, sql: Queryable) => Promise<T>;
   /** How long an unanswered claim on a note holds before another delivery takes it over (default 120 s). */
@@ -193,7 +196,7 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
     if (texts.length) await store.fediverse.saveReplies(noteId, texts);
   }
   const replies = texts;
-  const send = () => sendReplies(ctx, { username, recipient: author, acct, inReplyTo: object.id!, texts: replies });
+  const send = () => sendReplies(ctx, { username, delivery: options.delivery, recipient: author, acct, inReplyTo: object.id!, texts: replies });
   // Queued and marked answered in one transaction: a worker dying in between
   // leaves neither, and the next delivery sends them — once.
   const sent = await store.transaction(async (s) => {

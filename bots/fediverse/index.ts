@@ -19,6 +19,7 @@ import type { Store } from "../../src/store/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { setupActor } from "./actor.ts";
 import { publishNote } from "./announce.ts";
+import { DirectDelivery } from "./direct.ts";
 import { sendReplies } from "./send.ts";
 import { TtlCache } from "./cache.ts";
 import { ICON_PATH, iconPng } from "./icon.ts";
@@ -91,8 +92,10 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
 
   const actorUri = new URL(`/users/${username}`, origin);
   const engine = new ConversationEngine({ ...options.engine, store, config, botStableIds: [actorUri.href] });
+  const delivery = new DirectDelivery(queues.outbox, username);
   setupInbox(federation, {
     username,
+    delivery,
     store,
     engine,
     log,
@@ -130,7 +133,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
       const ctx = federation.createContext(new URL(origin), undefined);
       const actor = await ctx.lookupObject(actorUri).catch(() => null);
       if (!actor || !isActor(actor)) return false;
-      return (await sendReplies(ctx, { username, recipient: actor, acct, texts })) > 0;
+      return (await sendReplies(ctx, { username, delivery, recipient: actor, acct, texts })) > 0;
     },
     async announce(text, named) {
       return publishNote(federation.createContext(new URL(origin), undefined), { username, text, named });

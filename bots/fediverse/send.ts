@@ -1,21 +1,23 @@
 /**
  * Sending the bot's answer: each piece a direct Note — addressed to the
  * sender only (no Public, no followers), mentioning them (tag and text),
- * `inReplyTo` their message — wrapped in a Create and queued through
- * Fedify (retried with back-off), in order.
+ * `inReplyTo` their message — wrapped in a Create and queued for
+ * Fedify's outbox (retried with back-off), in order, without signatures in
+ * the body (see direct.ts).
  */
 import type { Context } from "@fedify/fedify";
 import { Create, Mention, Note, type Actor } from "@fedify/vocab";
 import { Temporal } from "@js-temporal/polyfill";
 import { randomUUID } from "node:crypto";
+import type { DirectDelivery } from "./direct.ts";
 import { mentionName, splitForNotes, toHtml, type Recipient } from "./reply.ts";
 
 export async function sendReplies(
   ctx: Context<void>,
-  options: { username: string; recipient: Actor; acct: string | null; inReplyTo?: URL; texts: readonly string[] },
+  options: { username: string; delivery: DirectDelivery; recipient: Actor; acct: string | null; inReplyTo?: URL; texts: readonly string[] },
 ): Promise<number> {
   const { recipient } = options;
-  if (!recipient.id) return 0;
+  if (!recipient.id || !recipient.inboxId) return 0;
   const to: Recipient = {
     id: recipient.id.href,
     url: recipient.url instanceof URL ? recipient.url.href : null,
@@ -38,12 +40,8 @@ export async function sendReplies(
       published,
       sensitive: false,
     });
-    await ctx.sendActivity(
-      { identifier: options.username },
-      recipient,
-      new Create({ id: new URL(`${id.href}/activity`), actor: botId, to: recipient.id, object: note, published }),
-      { orderingKey: recipient.id.href },
-    );
+    const create = new Create({ id: new URL(`${id.href}/activity`), actor: botId, to: recipient.id, object: note, published });
+    await options.delivery.send(ctx, recipient, create, recipient.id.href);
   }
   return pieces.length;
 }

@@ -162,6 +162,13 @@ export class FediServer {
   readonly users = new Map<string, FediUser>();
   /** Public notes that reached the shared inbox (a bot's posts to its followers). */
   readonly publicNotes: ReceivedNote[] = [];
+  /** Every JSON body POSTed to this server, as it came over the wire (before Fedify checks it). */
+  readonly posted: { path: string; signed: boolean; body: Record<string, unknown> }[] = [];
+
+  /** The body of the activity `id` as it was POSTed here (undefined if it never came). */
+  postedActivity(id: string): Record<string, unknown> | undefined {
+    return this.posted.find((p) => p.body.id === id)?.body;
+  }
   /** Called after an `Accept` reached one of the users (e.g. a test Mastodon instance flipping a follow request). */
   onAccept?: (user: FediUser, accept: Record<string, unknown>) => void | Promise<void>;
   /** Errors met while auto-accepting follows (kept for assertions rather than thrown into Fedify). */
@@ -232,6 +239,14 @@ export async function startFediServer(options: {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = chunks.length ? Buffer.concat(chunks) : undefined;
+    if (req.method === "POST" && body) {
+      try {
+        const json = JSON.parse(body.toString("utf8")) as unknown;
+        if (json && typeof json === "object") server.posted.push({ path: req.url ?? "", signed: "signature" in req.headers || "signature-input" in req.headers, body: json as Record<string, unknown> });
+      } catch {
+        // Not JSON: Fedify answers it.
+      }
+    }
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
     const request = new Request(`http://${req.headers.host}${req.url}`, { method: req.method!, headers, ...(body ? { body } : {}) });
