@@ -56,6 +56,11 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
   };
   federation
     .setInboxListeners(INBOX_PATH, SHARED_INBOX_PATH)
+    // With a queue, Fedify checks and records that an activity was handled
+    // in the queue's worker, under a key its check on receipt never matches
+    // (@fedify/fedify 2.3): that check was a wasted query per message.
+    // Handled-once stays the worker's (and, for notes, ours: claimNote).
+    .withIdempotency(() => null)
     .on(Create, (ctx, create) => onCreate(ctx, create, options))
     .on(Follow, async (ctx, follow) => {
       const target = ctx.parseUri(follow.objectId);

@@ -11,36 +11,64 @@
  * `created` when a key is written again, so a refreshed entry expires as
  * early as the first one. Here a write restarts its entry's time to live,
  * and expired rows are swept at most once per `sweepEveryMs`; `get` and
- * `list` never return an expired entry either way.
+ * `list` never return an expired entry either way. A `null` value is
+ * stored as a JSON null (Fedify records one for a key it could not fetch;
+ * as an SQL NULL it broke the insert).
+ *
+ * Remote actors' public keys (read for every signed request) are also kept
+ * in this process's memory for a few minutes, written through: a key that
+ * changed is seen when a signature fails with the remembered one, as Fedify
+ * then fetches the key again and stores it.
  */
 import type { KvKey, KvStore, KvStoreListEntry, KvStoreSetOptions } from "@fedify/fedify";
 import { PostgresKvStore } from "@fedify/postgres";
 import type { Sql } from "../../src/store/database.ts";
+import { TtlCache } from "./cache.ts";
 
 export const KV_TABLE = "fedify_kv_v2";
+
+/** Key prefixes kept in memory too (Fedify's cache of remote public keys). */
+const REMEMBERED: readonly (readonly string[])[] = [["_fedify", "publicKey"]];
 
 export class FediverseKvStore extends PostgresKvStore implements KvStore {
   private readonly db: Sql;
   private readonly sweepEveryMs: number;
   private nextSweep = 0;
+  private readonly memory: TtlCache<unknown>;
 
-  constructor(sql: Sql, options: { sweepEveryMs?: number } = {}) {
+  constructor(sql: Sql, options: { sweepEveryMs?: number; memoryTtlMs?: number } = {}) {
     super(sql as never, { tableName: KV_TABLE });
     this.db = sql;
     this.sweepEveryMs = options.sweepEveryMs ?? 60_000;
+    this.memory = new TtlCache({ ttlMs: options.memoryTtlMs ?? 5 * 60_000, maxEntries: 10_000 });
+  }
+
+  override async get<T = unknown>(key: KvKey): Promise<T | undefined> {
+    const remembered = rememberedKey(key);
+    if (remembered === undefined) return super.get<T>(key);
+    const value = this.memory.get(remembered);
+    if (value !== undefined) return value as T;
+    const stored = await super.get<T>(key);
+    if (stored !== undefined) this.memory.set(remembered, stored);
+    return stored;
   }
 
   override async set(key: KvKey, value: unknown, options?: KvStoreSetOptions): Promise<void> {
+    const remembered = rememberedKey(key);
+    if (remembered !== undefined) this.memory.delete(remembered);
     await this.initialize();
     const ttl = options?.ttl == null ? null : options.ttl.toString();
     await this.db`
       insert into fedify_kv_v2 (key, value, ttl)
-      values (${[...key]}::text[], ${this.db.json(value as never)}, ${ttl}::interval)
+      values (${[...key]}::text[], ${value == null ? this.db`'null'::jsonb` : this.db.json(value as never)}, ${ttl}::interval)
       on conflict (key) do update set value = excluded.value, ttl = excluded.ttl, created = current_timestamp`;
+    if (remembered !== undefined) this.memory.set(remembered, value);
     await this.sweep();
   }
 
   override async delete(key: KvKey): Promise<void> {
+    const remembered = rememberedKey(key);
+    if (remembered !== undefined) this.memory.delete(remembered);
     await this.initialize();
     await this.db`delete from fedify_kv_v2 where key = ${[...key]}::text[]`;
     await this.sweep();
@@ -64,4 +92,10 @@ export class FediverseKvStore extends PostgresKvStore implements KvStore {
       order by key`;
     for (const row of rows) yield { key: row.key as unknown as KvKey, value: row.value };
   }
+}
+
+/** The memory key for `key` if its prefix is one kept in memory. */
+function rememberedKey(key: KvKey): string | undefined {
+  const remembered = REMEMBERED.some((prefix) => prefix.every((part, i) => key[i] === part));
+  return remembered ? JSON.stringify(key) : undefined;
 }

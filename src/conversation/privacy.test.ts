@@ -9,7 +9,7 @@ import { Reconnector } from "../reconnect/reconnector.ts";
 import { say, tell } from "./context.ts";
 import { LOCALES } from "./i18n/index.ts";
 import type { Outcome, Sender } from "./incoming.ts";
-import { REPLY_LIMITS, route, splitText } from "./privacy.ts";
+import { graphemeCount, REPLY_LIMITS, route, splitText } from "./privacy.ts";
 import { blueskySender, fediverseSender, makeWorld, testConfig, unique, type World } from "./testing.ts";
 
 let db: TestDatabase;
@@ -158,5 +158,15 @@ describe("routing", () => {
     expect(pieces.join("\n")).toBe(text);
     expect(splitText("x".repeat(650), 300).map((p) => p.length)).toEqual([300, 300, 50]);
     expect(splitText("👩‍👩‍👧".repeat(5), 2)).toEqual(["👩‍👩‍👧👩‍👩‍👧", "👩‍👩‍👧👩‍👩‍👧", "👩‍👩‍👧"]);
+    expect(splitText("e\u0301".repeat(5), 2)).toEqual(["e\u0301e\u0301", "e\u0301e\u0301", "e\u0301"]);
+  });
+
+  it("counts graphemes as a segmenter does, on the short path for plain text too", () => {
+    const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+    const samples = [
+      "", "Vous suiviez 1 234 comptes sur X ; 56 sont ici.", "« Déjà suivis » — l’état…", "tab\there",
+      "e\u0301te\u0301", "a\u200db", "👋 salut", "🇫🇷", "日本語", "ﾊﾟ", "x\r\ny", "مرحبا\u200f", "1\ufe0f\u20e3",
+    ];
+    for (const text of samples) expect(graphemeCount(text), JSON.stringify(text)).toBe([...segmenter.segment(text)].length);
   });
 });

@@ -22,9 +22,14 @@ export const REPLY_LIMITS: Record<TargetPlatform, Record<Visibility, number>> = 
 
 const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 const graphemes = (text: string) => [...segmenter.segment(text)].map((s) => s.segment);
+// One code unit per grapheme: Latin letters (precomposed accents included),
+// common punctuation; no combining marks, joiners, selectors or surrogates.
+// Most replies are this, and segmenting them was a visible cost per message.
+const ONE_UNIT_GRAPHEMES = /^[\t\x20-\x7e\u00a0-\u02ff\u2010-\u2027\u2030-\u205e\u20ac]*$/;
 
 /** Length as Bluesky and Mastodon count it: in graphemes. */
 export function graphemeCount(text: string): number {
+  if (ONE_UNIT_GRAPHEMES.test(text)) return text.length;
   let n = 0;
   for (const _ of segmenter.segment(text)) n++;
   return n;
@@ -33,27 +38,36 @@ export function graphemeCount(text: string): number {
 /** Splits a text into pieces of at most `limit` graphemes, at line breaks when it can. */
 export function splitText(text: string, limit: number): string[] {
   const pieces: string[] = [];
-  let current: string[] = [];
+  let current = "";
+  let size = 0; // graphemes in `current`, line breaks included
   const flush = () => {
-    if (current.length) pieces.push(current.join("").trim());
-    current = [];
+    const piece = current.trim();
+    if (piece !== "") pieces.push(piece);
+    current = "";
+    size = 0;
   };
   for (const line of text.split("\n")) {
-    const chars = graphemes(line);
-    const separator = current.length ? 1 : 0;
-    if (current.length + separator + chars.length > limit) flush();
-    if (chars.length > limit) {
+    const length = graphemeCount(line);
+    const separator = size > 0 ? 1 : 0;
+    if (size + separator + length > limit) flush();
+    if (length > limit) {
+      const chars = graphemes(line);
       for (let i = 0; i < chars.length; i += limit) {
-        current = chars.slice(i, i + limit);
+        current = chars.slice(i, i + limit).join("");
+        size = Math.min(limit, chars.length - i);
         if (i + limit < chars.length) flush();
       }
       continue;
     }
-    if (current.length) current.push("\n");
-    current.push(...chars);
+    if (size > 0) {
+      current += "\n";
+      size++;
+    }
+    current += line;
+    size += length;
   }
   flush();
-  return pieces.filter((p) => p !== "");
+  return pieces;
 }
 
 /** Whether `text` shows any of the secret values (compared case-insensitively). */
