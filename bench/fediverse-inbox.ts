@@ -303,10 +303,10 @@ export const fediverseInbox: Benchmark = {
 
       log(`${count} DMs from ${SENDERS} senders, ${CONCURRENCY} in flight; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
       const results: Result[] = [];
-      if (!process.env.ONLY_STATUS) results.push(await drive("bare Fedify echo actor", echoTarget, sender, "help", count, echoNotes));
+      results.push(await drive("bare Fedify echo actor", echoTarget, sender, "help", count, echoNotes));
       log(`echo done`);
       // Strangers asking `help`: the welcome and every command, several notes.
-      if (!process.env.ONLY_STATUS) results.push(await drive("reconnexion bot: stranger, `help`", botTarget, sender, "help", count, botNotes));
+      results.push(await drive("reconnexion bot: stranger, `help`", botTarget, sender, "help", count, botNotes));
       log(`bot (help) done`);
       // Registered people asking `status`: one note.
       for (const user of sender.users) {
