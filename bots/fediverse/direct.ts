@@ -67,7 +67,9 @@ export class DirectDelivery {
       id: randomUUID(),
       baseUrl: ctx.origin,
       keys: [await this.key(ctx)],
-      activity: await activity.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader }),
+      // Fedify's own serialization: the same compact form as `format: "compact"`
+      // for these activities, without a pass through the JSON-LD processor.
+      activity: await activity.toJsonLd(),
       activityId: activity.id.href,
       activityType: getTypeId(activity)!.href,
       inbox,
