@@ -68,14 +68,15 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
   const origin = config.publicUrl.origin;
   const onError = (error: unknown) => log.warn({ err: error }, "fediverse: queue task failed");
   const queues = {
-    inbox: new PostgresQueue(sql, "inbox", { concurrency: 4, onError, ...options.queue }),
+    inbox: new PostgresQueue(sql, "inbox", { concurrency: 4, onError, box: store.box, ...options.queue }),
     outbox: new PostgresQueue(sql, "outbox", {
       concurrency: 4,
       onError,
+      box: store.box,
       ...(config.allowPrivateAddresses ? {} : { admit: publicInboxesOnly(log) }),
       ...options.queue,
     }),
-    fanout: new PostgresQueue(sql, "fanout", { concurrency: 1, onError, ...options.queue }),
+    fanout: new PostgresQueue(sql, "fanout", { concurrency: 1, onError, box: store.box, ...options.queue }),
   };
   const kv = new FediverseKvStore(sql);
   const userAgent = `reconnexion/${pkg.version} (+${config.publicUrl.href})`;

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { until } from "../../test/harness/wait.ts";
+import { SecretBox } from "../../src/store/secrets.ts";
 import { PostgresQueue } from "./queue.ts";
 
 let db: TestDatabase;
@@ -39,5 +41,36 @@ describe("PostgresQueue", () => {
       expect(mine).toEqual(Array.from({ length: 6 }, (_, i) => [`start ${key}:${i}`, `end ${key}:${i}`]).flat());
     }
     expect(await queue.depth()).toBe(0);
+  });
+
+  it("keeps messages sealed at rest: a signing key or a DM's text is never in the table in the clear", async () => {
+    const box = new SecretBox("queue-test-secret-key-of-at-least-32-chars");
+    const queue = new PostgresQueue(db.sql, "sealed-test", { pollMs: 50, box });
+    const message = { type: "outbox", keys: [{ keyId: "https://bot.example/users/bot#main-key", privateKey: { kty: "RSA", d: "private-exponent" } }], activity: { content: "You followed @alice.example on X" } };
+    await queue.enqueue(message);
+    const [row] = await db.sql<{ text: string }[]>`select message::text as text from fediverse_queue where queue = 'sealed-test'`;
+    expect(row!.text).not.toMatch(/private-exponent|alice|main-key/);
+
+    // Bound to its queue: another queue with the same key cannot open it.
+    await db.sql`update fediverse_queue set queue = 'other-test' where queue = 'sealed-test'`;
+    const errors: unknown[] = [];
+    const other = new PostgresQueue(db.sql, "other-test", { pollMs: 50, box, maxAttempts: 1, onError: (e) => errors.push(e) });
+    const handledElsewhere: unknown[] = [];
+    let controller = new AbortController();
+    const otherListening = other.listen((m) => void handledElsewhere.push(m), { signal: controller.signal });
+    await until("the misplaced message refused", () => errors.length > 0);
+    controller.abort();
+    await otherListening;
+    expect(handledElsewhere).toEqual([]);
+
+    await queue.enqueue(message);
+    const received: unknown[] = [];
+    controller = new AbortController();
+    const listening = queue.listen((m) => {
+      received.push(m);
+      controller.abort();
+    }, { signal: controller.signal });
+    await listening;
+    expect(received).toEqual([message]);
   });
 });

@@ -10,10 +10,15 @@
  * notifications. Several workers per queue run at once (`concurrency`);
  * messages with the same `orderingKey` are still handled one at a time, in
  * the order they were queued (a reply's numbered notes arrive in order).
+ *
+ * With a `box`, messages are sealed at rest (AES-256-GCM, SECRET_KEY): an
+ * outbox message carries the bot's private signing key (Fedify puts it in
+ * each one) and the text of a person's direct messages.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { MessageQueue, MessageQueueEnqueueOptions, MessageQueueListenOptions } from "@fedify/fedify";
 import type { Sql } from "../../src/store/database.ts";
+import type { SecretBox } from "../../src/store/secrets.ts";
 import type { Queryable } from "../../src/store/types.ts";
 
 const CHANNEL = "fediverse_queue";
@@ -30,6 +35,8 @@ export interface QueueOptions {
   onError?: (error: unknown, message: unknown) => void;
   /** Whether a message may be handled at all, asked as a worker takes it; a refused one is dropped. */
   admit?: (message: unknown) => Promise<boolean>;
+  /** Seals messages at rest (see above); rows written without one are still read. */
+  box?: SecretBox;
 }
 
 function delayMs(options?: MessageQueueEnqueueOptions): number {
@@ -54,6 +61,7 @@ export class PostgresQueue implements MessageQueue {
   private readonly maxAttempts: number;
   private readonly onError: (error: unknown, message: unknown) => void;
   private readonly admit: (message: unknown) => Promise<boolean>;
+  private readonly box: SecretBox | undefined;
   private readonly batches = new AsyncLocalStorage<Pending[]>();
 
   constructor(sql: Sql, name: string, options: QueueOptions = {}) {
@@ -65,6 +73,23 @@ export class PostgresQueue implements MessageQueue {
     this.maxAttempts = options.maxAttempts ?? 20;
     this.onError = options.onError ?? (() => {});
     this.admit = options.admit ?? (async () => true);
+    this.box = options.box;
+  }
+
+  /** A message as stored: as is, or sealed into a string. */
+  private toRow(message: unknown): unknown {
+    return this.box ? this.box.seal(JSON.stringify(message), this.sealContext()).toString("base64") : message;
+  }
+
+  private fromRow(stored: unknown): unknown {
+    if (typeof stored !== "string") return stored;
+    if (!this.box) throw new Error(`fediverse queue ${this.name}: a sealed message, and no key to open it`);
+    return JSON.parse(this.box.open(Buffer.from(stored, "base64"), this.sealContext()));
+  }
+
+  /** Bound into each ciphertext: a message cannot be moved to another queue. */
+  private sealContext(): string {
+    return `fediverse_queue:${this.name}`;
   }
 
   async enqueue(message: unknown, options?: MessageQueueEnqueueOptions): Promise<void> {
@@ -110,7 +135,7 @@ export class PostgresQueue implements MessageQueue {
       with added as (
         insert into fediverse_queue (queue, message, run_at, ordering_key)
         select ${this.name}, m.value, now() + ${ms} * interval '1 millisecond', ${key}
-        from jsonb_array_elements(${sql.json(messages as never)}::jsonb) with ordinality as m(value, n)
+        from jsonb_array_elements(${sql.json(messages.map((m) => this.toRow(m)) as never)}::jsonb) with ordinality as m(value, n)
         order by m.n
         returning 1)
       select pg_notify(${CHANNEL}, ${this.name}) from (select 1 from added limit 1) x`;
@@ -184,11 +209,13 @@ export class PostgresQueue implements MessageQueue {
           continue;
         }
         wakeOne();
+        let message: unknown;
         try {
-          if (await this.admit(row.message)) await handler(row.message);
+          message = this.fromRow(row.message);
+          if (await this.admit(message)) await handler(message);
           await this.sql`delete from fediverse_queue where id = ${row.id}`;
         } catch (error) {
-          this.onError(error, row.message);
+          this.onError(error, message);
           // Fedify retries failed tasks itself; this only guards against a
           // handler that throws: back off, and give up after maxAttempts.
           if (row.attempts >= this.maxAttempts) {
