@@ -138,7 +138,7 @@ export function connectRoutes(ctx: ConnectContext): Router {
 
   router.post("/connect/:token/bluesky", async (req, res) => {
     const opened = await open(req, res, "connect", req.params.token);
-    if (!opened || opened.identity.platform !== "bluesky" || !ctx.bluesky.authorize) return void (opened && res.redirect(303, `/connect/${req.params.token}`));
+    if (!opened || opened.identity.platform !== "bluesky" || !ctx.bluesky.authorize) return void (opened && res.redirect(303, `/connect/${encodeURIComponent(req.params.token)}`));
     try {
       const url = await ctx.bluesky.authorize(opened.identity.stableId!, req.params.token);
       res.redirect(303, url.href);
@@ -150,7 +150,7 @@ export function connectRoutes(ctx: ConnectContext): Router {
   router.post("/connect/:token/bluesky/app-password", form, async (req, res) => {
     const token = req.params.token;
     const opened = await open(req, res, "connect", token);
-    if (!opened || opened.identity.platform !== "bluesky") return void (opened && res.redirect(303, `/connect/${req.params.token}`));
+    if (!opened || opened.identity.platform !== "bluesky") return void (opened && res.redirect(303, `/connect/${encodeURIComponent(req.params.token)}`));
     const { identity, locale } = opened;
     const appPassword = typeof req.body?.appPassword === "string" ? req.body.appPassword.trim() : "";
     // Only wrong passwords count: a server out of reach is nobody's try.
@@ -183,7 +183,7 @@ export function connectRoutes(ctx: ConnectContext): Router {
 
   router.post("/connect/:token/mastodon", async (req, res) => {
     const opened = await open(req, res, "connect", req.params.token);
-    if (!opened || opened.identity.platform !== "fediverse") return void (opened && res.redirect(303, `/connect/${req.params.token}`));
+    if (!opened || opened.identity.platform !== "fediverse") return void (opened && res.redirect(303, `/connect/${encodeURIComponent(req.params.token)}`));
     try {
       const url = await ctx.mastodon.authorizeUrl(instanceOf(opened.identity), sealState(ctx.store, req.params.token));
       res.redirect(303, url.href);

@@ -302,6 +302,8 @@ describe("authorization", () => {
       const res = await fetch(`${origin}/oauth/bluesky/callback${query}`, { headers: { "accept-language": "fr-FR,fr" } });
       expect(res.status).toBe(400);
       expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+      expect(res.headers.get("content-security-policy")).toMatch(/frame-ancestors 'none'/);
       const html = await res.text();
       expect(html).toMatch(/a expiré ou a déjà servi/);
       expect(html).not.toMatch(/Error|at .*\.js|forged|abc/);

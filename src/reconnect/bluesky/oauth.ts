@@ -31,7 +31,7 @@ import {
 import { Router } from "express";
 import type { Locale } from "../../conversation/i18n/index.ts";
 import { personLocale } from "../../conversation/language.ts";
-import { html, renderPage } from "../../web/html.ts";
+import { html, PAGE_HEADERS, renderPage } from "../../web/html.ts";
 import { browserLanguage } from "../../web/link-page.ts";
 import type { BlueskyOAuthStore, PrivateJwk } from "../../store/bluesky-oauth.ts";
 import { AuthorizationExpiredError } from "../types.ts";
@@ -291,8 +291,8 @@ export class BlueskyOAuth {
       }
     });
     router.get(CALLBACK_PATH, async (req, res) => {
-      // The URL carries a code: keep it out of caches and referrers.
-      res.set({ "cache-control": "no-store", "referrer-policy": "no-referrer" });
+      // The URL carries a code: kept out of caches and referrers (PAGE_HEADERS), and the pages framed by nobody.
+      res.set(PAGE_HEADERS);
       // Nothing here says whose link it was: the browser's language, else the default.
       const locale = personLocale(undefined, options.defaultLanguage ?? "fr", browserLanguage(req));
       let result: BlueskyAuthorized;
