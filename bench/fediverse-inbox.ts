@@ -56,8 +56,12 @@ interface Result {
   latencies: number[];
   /** CPU time of the bot's process (main thread and helpers) per message, ms. */
   cpuMs: number;
-  /** CPU time of the whole machine (every process, both cores: bot, PostgreSQL, senders) per message, ms; null off Linux. */
-  machineCpuMs: number | null;
+  /**
+   * CPU time per message of the whole machine but the load generator (the
+   * bot or echo, PostgreSQL, the rest of the system), both cores; null off
+   * Linux. In production the senders' signing is their servers' work.
+   */
+  serverCpuMs: number | null;
   /** Reply notes queued per message (each one signed by Fedify). */
   notesPerMessage: number;
 }
@@ -71,7 +75,7 @@ type ToSender =
 type FromSender =
   | { type: "ready"; users: { actorId: string; acct: string }[] }
   | { type: "sending"; noteIds: string[] }
-  | { type: "done"; seconds: number; latencies: number[] }
+  | { type: "done"; seconds: number; latencies: number[]; cpuMs: number }
   | { type: "error"; message: string };
 
 async function listen(app: express.Express, port: number): Promise<Server> {
@@ -123,7 +127,7 @@ class Sender {
   }
 
   /** `rate`: messages per second sent on a clock (open loop); else CONCURRENCY in flight, each sent as one is handled. */
-  async run(target: Target, count: number, text: string, rate?: number): Promise<{ seconds: number; latencies: number[] }> {
+  async run(target: Target, count: number, text: string, rate?: number): Promise<{ seconds: number; latencies: number[]; cpuMs: number }> {
     const done = this.next();
     this.child.send({ type: "run", target, count, text, ...(rate ? { rate } : {}) } satisfies ToSender);
     const m = await done;
@@ -144,13 +148,13 @@ async function drive(label: string, target: Target, sender: Sender, text: string
   notes.sent = 0;
   const cpu = process.cpuUsage();
   const machine = await machineBusyMs();
-  const { seconds, latencies } = await sender.run(target, count, text, rate);
+  const { seconds, latencies, cpuMs: senderMs } = await sender.run(target, count, text, rate);
   const used = process.cpuUsage(cpu);
   const machineAfter = await machineBusyMs();
   return {
     label, messages: count, seconds, latencies, notesPerMessage: notes.sent / count,
     cpuMs: (used.user + used.system) / 1000 / count,
-    machineCpuMs: machine === null || machineAfter === null ? null : (machineAfter - machine) / count,
+    serverCpuMs: machine === null || machineAfter === null ? null : (machineAfter - machine - senderMs) / count,
   };
 }
 
@@ -159,8 +163,10 @@ async function machineBusyMs(): Promise<number | null> {
   const stat = await readFile("/proc/stat", "utf8").catch(() => null);
   const fields = stat?.split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number);
   if (!fields || fields.length < 5) return null;
-  // user nice system idle iowait irq softirq steal…: all but idle and iowait.
-  const busy = fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+  // user nice system idle iowait irq softirq steal guest guest_nice: time
+  // this machine spent working (guest time is counted in user already).
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fields;
+  const busy = user + nice + system + irq + softirq;
   return (busy * 1000) / 100; // USER_HZ is 100 on Linux
 
 }
@@ -185,7 +191,10 @@ async function senderMain(): Promise<void> {
       process.exit(0);
     } else {
       try {
-        send({ type: "done", ...(await run(m.target, m.count, m.text, m.rate)) });
+        const cpu = process.cpuUsage();
+        const result = await run(m.target, m.count, m.text, m.rate);
+        const used = process.cpuUsage(cpu);
+        send({ type: "done", ...result, cpuMs: (used.user + used.system) / 1000 });
       } catch (error) {
         send({ type: "error", message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       }
@@ -345,17 +354,18 @@ export const fediverseInbox: Benchmark = {
         const s = summarize(r.latencies);
         return [
           r.label, int(r.messages), r.notesPerMessage.toFixed(1), int(r.messages / r.seconds), int((r.messages * r.notesPerMessage) / r.seconds),
-          ms(s.p50), ms(s.p99), ms(s.max), r.cpuMs.toFixed(1), r.machineCpuMs === null ? "-" : r.machineCpuMs.toFixed(1),
+          ms(s.p50), ms(s.p99), ms(s.max), r.cpuMs.toFixed(1), r.serverCpuMs === null ? "-" : r.serverCpuMs.toFixed(1),
         ];
       });
       printTable(
         "Inbound fediverse DMs, signed request in → reply queued",
-        ["actor", "messages", "notes/msg", "msg/s", "notes/s", "p50 ms", "p99 ms", "max ms", "CPU ms/msg", "machine CPU ms/msg"],
+        ["actor", "messages", "notes/msg", "msg/s", "notes/s", "p50 ms", "p99 ms", "max ms", "CPU ms/msg", "server CPU ms/msg"],
         rows,
         [
           `target: ≥ 200 msg/s, p99 ≤ 50 ms (2 cores). ${CONCURRENCY} requests in flight (the last rows: ${STEADY_RATES.join(" and ")} sent a second, on a clock); PostgreSQL queue and key–value store for both.`,
           "Senders sign and send from a child process; CPU ms/msg is the measured process's (bot or echo, PostgreSQL not included);",
-          "machine CPU ms/msg is every process's on both cores (/proc/stat): what 2 cores have to share, 2,000 ms a second.",
+          "server CPU ms/msg is every process's on both cores (/proc/stat) but the senders': the bot's or echo's, PostgreSQL's, the system's —",
+          "what 2 cores have to share, 2,000 ms a second.",
           `Load average after the run: ${loadavg().map((l) => l.toFixed(2)).join(" ")}.`,
         ],
       );

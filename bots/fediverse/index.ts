@@ -27,7 +27,7 @@ import { setupInbox, type InboxOptions } from "./inbox.ts";
 import { BotKeys } from "./keys.ts";
 import { FediverseKvStore } from "./kv.ts";
 import { publicInboxesOnly } from "./delivery-guard.ts";
-import { PostgresQueue, type QueueOptions } from "./queue.ts";
+import { PostgresQueue, UnreadableMessageError, type QueueOptions } from "./queue.ts";
 
 export interface FediverseBotOptions {
   config: Config;
@@ -66,7 +66,8 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
   const { config, store, sql, log } = options;
   const username = config.fediverseBotUsername;
   const origin = config.publicUrl.origin;
-  const onError = (error: unknown) => log.warn({ err: error }, "fediverse: queue task failed");
+  const onError = (error: unknown) =>
+    error instanceof UnreadableMessageError ? log.error({ err: error.message }, "fediverse: queued message dropped") : log.warn({ err: error }, "fediverse: queue task failed");
   const queues = {
     inbox: new PostgresQueue(sql, "inbox", { concurrency: 4, onError, box: store.box, ...options.queue }),
     outbox: new PostgresQueue(sql, "outbox", {

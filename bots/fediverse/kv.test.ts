@@ -44,4 +44,16 @@ describe("FediverseKvStore", () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(await kv.get(["reconnexion", "acct", "short"])).toBeUndefined();
   });
+
+  it("remembers a key no longer than the table keeps it", async () => {
+    const writer = new FediverseKvStore(db.sql);
+    const reader = new FediverseKvStore(db.sql);
+    // Fedify records an unavailable key for 10 minutes; here 100 ms.
+    await writer.set(keyOf("https://c.example/users/c#main-key"), null, { ttl: Temporal.Duration.from({ milliseconds: 100 }) as never });
+    expect(await reader.get(keyOf("https://c.example/users/c#main-key"))).toBeNull();
+    expect(await writer.get(keyOf("https://c.example/users/c#main-key"))).toBeNull();
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await reader.get(keyOf("https://c.example/users/c#main-key"))).toBeUndefined();
+    expect(await writer.get(keyOf("https://c.example/users/c#main-key"))).toBeUndefined();
+  });
 });

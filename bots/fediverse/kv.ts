@@ -16,7 +16,8 @@
  * as an SQL NULL it broke the insert).
  *
  * Remote actors' public keys (read for every signed request) are also kept
- * in this process's memory for a few minutes, written through: a key that
+ * in this process's memory for a few minutes (never past their own time to
+ * live), written through: a key that
  * changed is seen when a signature fails with the remembered one, as Fedify
  * then fetches the key again and stores it.
  */
@@ -35,6 +36,8 @@ export class FediverseKvStore extends PostgresKvStore implements KvStore {
   private readonly sweepEveryMs: number;
   private nextSweep = 0;
   private readonly memory: TtlCache<unknown>;
+  /** Writes of remembered keys so far: a read that overlapped one does not fill the memory. */
+  private writes = 0;
 
   constructor(sql: Sql, options: { sweepEveryMs?: number; memoryTtlMs?: number } = {}) {
     super(sql as never, { tableName: KV_TABLE });
@@ -48,27 +51,42 @@ export class FediverseKvStore extends PostgresKvStore implements KvStore {
     if (remembered === undefined) return super.get<T>(key);
     const value = this.memory.get(remembered);
     if (value !== undefined) return value as T;
-    const stored = await super.get<T>(key);
-    if (stored !== undefined) this.memory.set(remembered, stored);
-    return stored;
+    const writes = this.writes;
+    await this.initialize();
+    const [row] = await this.db<{ value: T; left_ms: number | null }[]>`
+      select value, extract(epoch from created + ttl - current_timestamp)::float8 * 1000 as left_ms
+      from fedify_kv_v2 where key = ${[...key]}::text[] and (ttl is null or created + ttl > current_timestamp)`;
+    if (!row) return undefined;
+    // Not if a write of a remembered key came in meanwhile: what was read may be older.
+    if (writes === this.writes) this.memory.set(remembered, row.value, row.left_ms ?? Infinity);
+    return row.value;
   }
 
   override async set(key: KvKey, value: unknown, options?: KvStoreSetOptions): Promise<void> {
     const remembered = rememberedKey(key);
-    if (remembered !== undefined) this.memory.delete(remembered);
+    if (remembered !== undefined) {
+      this.writes++;
+      this.memory.delete(remembered);
+    }
     await this.initialize();
     const ttl = options?.ttl == null ? null : options.ttl.toString();
     await this.db`
       insert into fedify_kv_v2 (key, value, ttl)
       values (${[...key]}::text[], ${value == null ? this.db`'null'::jsonb` : this.db.json(value as never)}, ${ttl}::interval)
       on conflict (key) do update set value = excluded.value, ttl = excluded.ttl, created = current_timestamp`;
-    if (remembered !== undefined) this.memory.set(remembered, value);
+    if (remembered !== undefined) {
+      this.writes++; // again: a read that began before and ends after this write
+      this.memory.set(remembered, value, options?.ttl == null ? Infinity : options.ttl.total("millisecond"));
+    }
     await this.sweep();
   }
 
   override async delete(key: KvKey): Promise<void> {
     const remembered = rememberedKey(key);
-    if (remembered !== undefined) this.memory.delete(remembered);
+    if (remembered !== undefined) {
+      this.writes++;
+      this.memory.delete(remembered);
+    }
     await this.initialize();
     await this.db`delete from fedify_kv_v2 where key = ${[...key]}::text[]`;
     await this.sweep();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { until } from "../../test/harness/wait.ts";
 import { SecretBox } from "../../src/store/secrets.ts";
-import { PostgresQueue } from "./queue.ts";
+import { PostgresQueue, UnreadableMessageError } from "./queue.ts";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -54,7 +54,7 @@ describe("PostgresQueue", () => {
     // Bound to its queue: another queue with the same key cannot open it.
     await db.sql`update fediverse_queue set queue = 'other-test' where queue = 'sealed-test'`;
     const errors: unknown[] = [];
-    const other = new PostgresQueue(db.sql, "other-test", { pollMs: 50, box, maxAttempts: 1, onError: (e) => errors.push(e) });
+    const other = new PostgresQueue(db.sql, "other-test", { pollMs: 50, box, onError: (e) => errors.push(e) });
     const handledElsewhere: unknown[] = [];
     let controller = new AbortController();
     const otherListening = other.listen((m) => void handledElsewhere.push(m), { signal: controller.signal });
@@ -62,6 +62,9 @@ describe("PostgresQueue", () => {
     controller.abort();
     await otherListening;
     expect(handledElsewhere).toEqual([]);
+    // Dropped at once (no retry could open it; it would hold back its ordering key).
+    expect(errors[0]).toBeInstanceOf(UnreadableMessageError);
+    expect(await other.depth()).toBe(0);
 
     await queue.enqueue(message);
     const received: unknown[] = [];

@@ -212,6 +212,14 @@ export class PostgresQueue implements MessageQueue {
         let message: unknown;
         try {
           message = this.fromRow(row.message);
+        } catch (error) {
+          // Sealed with another SECRET_KEY, or damaged: no retry can open it,
+          // and waiting would hold back every later message with its key.
+          await this.sql`delete from fediverse_queue where id = ${row.id}`.catch(() => {});
+          this.onError(new UnreadableMessageError(this.name, error), undefined);
+          continue;
+        }
+        try {
           if (await this.admit(message)) await handler(message);
           await this.sql`delete from fediverse_queue where id = ${row.id}`;
         } catch (error) {
@@ -235,5 +243,13 @@ export class PostgresQueue implements MessageQueue {
       signal?.removeEventListener("abort", wakeAll);
       await subscription.unlisten().catch(() => {});
     }
+  }
+}
+
+/** A queued message that cannot be opened (sealed with another key, or damaged); it is dropped. */
+export class UnreadableMessageError extends Error {
+  constructor(queue: string, cause: unknown) {
+    super(`fediverse queue ${queue}: a message could not be opened (was SECRET_KEY changed?) and was dropped`, { cause });
+    this.name = "UnreadableMessageError";
   }
 }
