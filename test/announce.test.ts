@@ -141,6 +141,22 @@ describe("public announcements", () => {
     const wire = server.postedActivity(note.activityId!);
     expect(wire).toHaveProperty("signature");
     expect(wire).toHaveProperty("proof");
+    // And it is served at its id and listed in the outbox, for servers that see it boosted.
+    const asJson = { headers: { Accept: "application/activity+json" } };
+    const served = (await (await fetch(note.id, asJson)).json()) as Record<string, unknown>;
+    expect(served).toMatchObject({ id: note.id, type: "Note", attributedTo: running.actorId, to: "as:Public", content: note.raw.content });
+    expect(served.published).toBe(note.raw.published);
+    const outbox = (await (await fetch(`${running.actorId}/outbox`, asJson)).json()) as { totalItems: number; first: string };
+    expect(outbox.totalItems).toBe(1);
+    const page = (await (await fetch(outbox.first, asJson)).json()) as { orderedItems: { id: string; object: { id: string } }[] };
+    expect(page.orderedItems.map((c) => [c.id, c.object.id])).toEqual([[note.activityId, note.id]]);
+    // A direct message is neither.
+    const fan2 = server.user("enzo");
+    const before = fan2.notes.length;
+    expect(await running.bot.message(fan2.actorId, fan2.acct, ["only for enzo"])).toBe(true);
+    const [dm] = (await fan2.waitForNotes(before + 1)).slice(before);
+    expect((await fetch(dm!.id, asJson)).status).toBe(404);
+    expect((await fetch(dm!.activityId!, asJson)).status).toBe(404);
 
     const posted: string[] = [];
     const recording: AnnouncementPoster = { post: async (t) => (posted.push(t), "at://did:plc:bot/app.bsky.feed.post/1") };
@@ -150,6 +166,11 @@ describe("public announcements", () => {
     expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ posted: 0 });
     await new Promise((r) => setTimeout(r, 500));
     expect(server.publicNotes).toHaveLength(1);
+
+    // Carla, named in it, asks to be forgotten: the bot stops serving the post.
+    expect(await db.store.erase(named.personId)).toBe(true);
+    expect((await fetch(note.id, { headers: { Accept: "application/activity+json" } })).status).toBe(404);
+    expect(await db.store.fediverse.publicNoteCount()).toBe(0);
   });
 
   it("lets one replica post a window when several run at once", async () => {

@@ -1,11 +1,13 @@
 /**
  * The bot as an ActivityPub actor: a `Service` (what Mastodon and others show
- * as a bot), with WebFinger, keys, inbox and shared inbox, an (empty)
- * outbox, its followers, and NodeInfo for the server.
+ * as a bot), with WebFinger, keys, inbox and shared inbox, an outbox of its
+ * public posts (each also served at its id), its followers, and NodeInfo
+ * for the server.
  */
 import type { Federation } from "@fedify/fedify";
-import { Endpoints, Image, Service } from "@fedify/vocab";
+import { Create, Endpoints, Image, Note, Service } from "@fedify/vocab";
 import type { Store } from "../../src/store/index.ts";
+import { NOTE_ACTIVITY_PATH, NOTE_PATH, publicCreate, publicNote } from "./announce.ts";
 import { ICON_PATH } from "./icon.ts";
 import type { BotKeys } from "./keys.ts";
 
@@ -25,6 +27,7 @@ export const BOT_SUMMARY =
   "<p>Bot — compte automatisé. / Bot — automated account.</p>";
 
 const FOLLOWERS_PAGE = 100;
+const OUTBOX_PAGE = 20;
 
 export function setupActor(federation: Federation<void>, options: { username: string; keys: BotKeys; store: Store; version: string }): void {
   const { username, keys, store } = options;
@@ -71,15 +74,32 @@ export function setupActor(federation: Federation<void>, options: { username: st
     .setCounter((_ctx, identifier) => (identifier === username ? store.fediverse.followerCount() : null))
     .setFirstCursor((_ctx, identifier) => (identifier === username ? "0" : null));
 
-  // The bot publishes nothing publicly: DMs are not part of any outbox.
+  // Public posts only: direct messages are in no outbox, and served nowhere.
   federation
-    .setOutboxDispatcher(OUTBOX_PATH, (_ctx, identifier) => (identifier === username ? { items: [] } : null))
-    .setCounter((_ctx, identifier) => (identifier === username ? 0 : null));
+    .setOutboxDispatcher(OUTBOX_PATH, async (ctx, identifier, cursor) => {
+      if (identifier !== username || cursor === null) return identifier === username ? { items: [] } : null;
+      const offset = Math.max(0, Number.parseInt(cursor, 10) || 0);
+      const page = await store.fediverse.publicNotes(offset, OUTBOX_PAGE + 1);
+      return {
+        items: page.slice(0, OUTBOX_PAGE).map((n) => publicCreate(ctx, username, n)),
+        nextCursor: page.length > OUTBOX_PAGE ? String(offset + OUTBOX_PAGE) : null,
+      };
+    })
+    .setCounter((_ctx, identifier) => (identifier === username ? store.fediverse.publicNoteCount() : null))
+    .setFirstCursor((_ctx, identifier) => (identifier === username ? "0" : null));
+  federation.setObjectDispatcher(Note, NOTE_PATH, async (ctx, values) => {
+    const kept = await store.fediverse.publicNote(values.id);
+    return kept ? publicNote(ctx, username, kept) : null;
+  });
+  federation.setObjectDispatcher(Create, NOTE_ACTIVITY_PATH, async (ctx, values) => {
+    const kept = await store.fediverse.publicNote(values.id);
+    return kept ? publicCreate(ctx, username, kept) : null;
+  });
 
-  federation.setNodeInfoDispatcher("/nodeinfo/2.1", () => ({
+  federation.setNodeInfoDispatcher("/nodeinfo/2.1", async () => ({
     software: { name: "reconnexion", version: options.version },
     protocols: ["activitypub"],
-    usage: { users: { total: 1, activeHalfyear: 1, activeMonth: 1 }, localPosts: 0, localComments: 0 },
+    usage: { users: { total: 1, activeHalfyear: 1, activeMonth: 1 }, localPosts: await store.fediverse.publicNoteCount(), localComments: 0 },
     openRegistrations: false,
     metadata: { nodeName: BOT_NAME },
   }));

@@ -2,42 +2,35 @@
  * The bot's public posts (src/announce/public.ts): a Note addressed to
  * everyone (Public) and copied to the bot's followers, mentioning the
  * people it names (who agreed to it), queued through Fedify to the
- * followers' shared inboxes and to the people named.
+ * followers' shared inboxes and to the people named. Each is kept
+ * (fediverse_public_note) and served at its id and in the outbox, as a
+ * server that sees it boosted or replied to fetches it from here.
  */
 import type { Context } from "@fedify/fedify";
 import { Create, isActor, Mention, Note, PUBLIC_COLLECTION, type Actor } from "@fedify/vocab";
 import { Temporal } from "@js-temporal/polyfill";
 import { randomUUID } from "node:crypto";
+import type { PublicNote } from "../../src/store/fediverse-state.ts";
+import type { Store } from "../../src/store/index.ts";
 import { announcementHtml, mentionName, type Recipient } from "./reply.ts";
+
+/** Where the bot's notes live: `/fediverse/notes/<uuid>`, their Create at `…/activity`. */
+export const NOTE_PATH = "/fediverse/notes/{id}";
+export const NOTE_ACTIVITY_PATH = "/fediverse/notes/{id}/activity";
 
 export async function publishNote(
   ctx: Context<void>,
-  options: { username: string; text: string; named: readonly { actorUri: string; acct: string }[] },
+  options: { username: string; store: Store; text: string; named: readonly { actorUri: string; acct: string }[] },
 ): Promise<URL> {
-  const botId = ctx.getActorUri(options.username);
-  const followers = ctx.getFollowersUri(options.username);
   const named: Recipient[] = options.named.map((n) => ({ id: n.actorUri, acct: n.acct }));
-  const id = new URL(`/fediverse/notes/${randomUUID()}`, ctx.canonicalOrigin);
-  const published = Temporal.Now.instant() as never;
-  const note = new Note({
-    id,
-    attribution: botId,
-    to: PUBLIC_COLLECTION,
-    ccs: [followers, ...named.map((n) => new URL(n.id))],
+  const kept: PublicNote = {
+    id: randomUUID(),
     content: announcementHtml(options.text, named),
-    mediaType: "text/html",
-    tags: named.map((n) => new Mention({ href: new URL(n.id), name: mentionName(n) })),
-    published,
-    sensitive: false,
-  });
-  const create = new Create({
-    id: new URL(`${id.href}/activity`),
-    actor: botId,
-    to: PUBLIC_COLLECTION,
-    ccs: note.ccIds,
-    object: note,
-    published,
-  });
+    mentions: named.map((n) => ({ href: n.id, name: mentionName(n) })),
+    published: new Date(),
+  };
+  await options.store.fediverse.savePublicNote(kept);
+  const create = publicCreate(ctx, options.username, kept);
   await ctx.sendActivity({ identifier: options.username }, "followers", create, { preferSharedInbox: true });
   // The people named, who may not follow the bot, see themselves welcomed:
   // best effort, the post is out already.
@@ -51,5 +44,34 @@ export async function publishNote(
   } catch {
     // The followers have it; a named person who does not follow the bot misses the mention.
   }
-  return id;
+  return create.objectId!;
+}
+
+/** A kept public post as the Note it was posted as. */
+export function publicNote(ctx: Context<void>, username: string, note: PublicNote): Note {
+  const mentioned = note.mentions.map((m) => new URL(m.href));
+  return new Note({
+    id: ctx.getObjectUri(Note, { id: note.id }),
+    attribution: ctx.getActorUri(username),
+    to: PUBLIC_COLLECTION,
+    ccs: [ctx.getFollowersUri(username), ...mentioned],
+    content: note.content,
+    mediaType: "text/html",
+    tags: note.mentions.map((m) => new Mention({ href: new URL(m.href), name: m.name })),
+    published: Temporal.Instant.fromEpochMilliseconds(note.published.getTime()) as never,
+    sensitive: false,
+  });
+}
+
+/** The Create that posted it. */
+export function publicCreate(ctx: Context<void>, username: string, note: PublicNote): Create {
+  const object = publicNote(ctx, username, note);
+  return new Create({
+    id: ctx.getObjectUri(Create, { id: note.id }),
+    actor: ctx.getActorUri(username),
+    to: PUBLIC_COLLECTION,
+    ccs: object.ccIds,
+    object,
+    published: object.published,
+  });
 }

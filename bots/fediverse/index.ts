@@ -138,7 +138,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
       return (await sendReplies(ctx, { username, delivery, recipient: actor, acct, texts })) > 0;
     },
     async announce(text, named) {
-      return publishNote(federation.createContext(new URL(origin), undefined), { username, text, named });
+      return publishNote(federation.createContext(new URL(origin), undefined), { username, store, text, named });
     },
     start(only) {
       const task = federation

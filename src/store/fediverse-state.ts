@@ -1,8 +1,9 @@
 /**
  * What the fediverse bot keeps besides Fedify's own tables: its key pairs
  * (private halves sealed), its followers, the notes it has handled (so a
- * redelivered, replayed or edited note is never answered twice), and the
- * identity changes the fediverse announces (Move, Delete of an actor).
+ * redelivered, replayed or edited note is never answered twice), its public
+ * posts (served at their ids and in its outbox), and the identity changes
+ * the fediverse announces (Move, Delete of an actor).
  */
 import type { webcrypto } from "node:crypto";
 import type { SecretBox } from "./secrets.ts";
@@ -18,6 +19,15 @@ export interface Follower {
   actorUri: string;
   inbox: string;
   sharedInbox: string | null;
+}
+
+/** A public post of the bot, as it is served. */
+export interface PublicNote {
+  id: string;
+  /** HTML */
+  content: string;
+  mentions: { href: string; name: string }[];
+  published: Date;
 }
 
 export class FediverseState {
@@ -71,6 +81,32 @@ export class FediverseState {
 
   async followerCount(): Promise<number> {
     const [row] = await this.db<{ n: number }[]>`select count(*)::int as n from fediverse_follower`;
+    return row?.n ?? 0;
+  }
+
+  async savePublicNote(note: PublicNote): Promise<void> {
+    await this.db`
+      insert into fediverse_public_note (id, content, mentions, published)
+      values (${note.id}, ${note.content}, ${this.db.json(note.mentions as never)}, ${note.published})
+      on conflict (id) do nothing`;
+  }
+
+  /** A public post by id; undefined for anything else (a direct message is never one). */
+  async publicNote(id: string): Promise<PublicNote | undefined> {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
+    const [row] = await this.db<PublicNote[]>`select id, content, mentions, published from fediverse_public_note where id = ${id}`;
+    return row;
+  }
+
+  /** Public posts, newest first, `limit` from `offset`. */
+  async publicNotes(offset = 0, limit = 20): Promise<PublicNote[]> {
+    return this.db<PublicNote[]>`
+      select id, content, mentions, published from fediverse_public_note
+      order by published desc, id desc offset ${offset} limit ${limit}`;
+  }
+
+  async publicNoteCount(): Promise<number> {
+    const [row] = await this.db<{ n: number }[]>`select count(*)::int as n from fediverse_public_note`;
     return row?.n ?? 0;
   }
 

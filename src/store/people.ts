@@ -84,6 +84,12 @@ export class People {
     await this.db`
       delete from x_follow f using identity i
       where i.person_id = ${id} and i.x_id is not null and f.follower = i.x_id`;
+    // The bot's public posts that named them are no longer served (copies
+    // already on other servers stay where they were posted).
+    await this.db`
+      delete from fediverse_public_note n using identity i
+      where i.person_id = ${id} and i.platform = 'fediverse' and i.stable_id is not null
+        and n.mentions @> jsonb_build_array(jsonb_build_object('href', i.stable_id))`;
     const result = await this.db`delete from person where id = ${id}`;
     return result.count > 0;
   }
