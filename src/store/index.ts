@@ -17,7 +17,7 @@ import { Announcements } from "./announcements.ts";
 import { People } from "./people.ts";
 import { ReconnectJobs } from "./reconnect-jobs.ts";
 import type { SecretBox } from "./secrets.ts";
-import { storeStats, type StoreStats } from "./stats.ts";
+import { backlogStats, storeStats, type BacklogStats, type StoreStats } from "./stats.ts";
 import type { Identity, IdentityRef, Person, Queryable } from "./types.ts";
 import { UploadedArchives } from "./uploaded-archives.ts";
 import { WebLinks } from "./web-links.ts";
@@ -26,7 +26,7 @@ import { WriteBudgets } from "./write-budget.ts";
 export * from "./types.ts";
 export { IdentityTakenError, type IdentityInput } from "./identities.ts";
 export type { MatchCounts, MatchEntry, MatchPage } from "./matches.ts";
-export type { StoreStats } from "./stats.ts";
+export type { BacklogStats, StoreStats } from "./stats.ts";
 export type { JobCounts, JobState, JobTarget, ReconnectJob, RecordedOutcome, TargetOutcome } from "./reconnect-jobs.ts";
 export type { WebLinkGrant, WebLinkPurpose } from "./web-links.ts";
 export type { UploadedArchive } from "./uploaded-archives.ts";
@@ -153,6 +153,11 @@ export class Store {
       ]);
       return erased;
     });
+  }
+
+  /** Work waiting: reconnection jobs, fediverse queues. */
+  backlog(): Promise<BacklogStats> {
+    return backlogStats(this.db);
   }
 
   /** Store counts; `estimateEdges` trades the exact edge count for speed. */

@@ -46,3 +46,28 @@ export async function storeStats(db: Queryable, options: { estimateEdges?: boole
   }
   return { people: people!.n, edges: Number(edges!.n), uploadedArchives: uploads!.n, identities, matches };
 }
+
+/** Work waiting, for /metrics: what an operator alerts on. */
+export interface BacklogStats {
+  /** Unfinished reconnection jobs by state. */
+  reconnectJobs: Record<"queued" | "running" | "waiting" | "needs_authorization", number>;
+  /** Fediverse queue messages by queue (inbox, outbox, fanout): how many, and how long the oldest ready one has waited. */
+  fediverseQueues: Record<string, { messages: number; oldestReadySeconds: number }>;
+}
+
+export async function backlogStats(db: Queryable): Promise<BacklogStats> {
+  const [jobRows, queueRows] = await Promise.all([
+    db<{ state: keyof BacklogStats["reconnectJobs"]; n: number }[]>`
+      select state, count(*)::int as n from reconnect_job where state not in ('done', 'cancelled') group by 1`,
+    db<{ queue: string; n: number; oldest: number }[]>`
+      select queue, count(*)::int as n,
+        coalesce(extract(epoch from now() - min(run_at) filter (where run_at <= now())), 0)::float8 as oldest
+      from fediverse_queue group by 1`,
+  ]);
+  const reconnectJobs = { queued: 0, running: 0, waiting: 0, needs_authorization: 0 };
+  for (const r of jobRows) reconnectJobs[r.state] = r.n;
+  const fediverseQueues: BacklogStats["fediverseQueues"] = {};
+  for (const q of ["inbox", "outbox", "fanout", ...queueRows.map((r) => r.queue)]) fediverseQueues[q] = { messages: 0, oldestReadySeconds: 0 };
+  for (const r of queueRows) fediverseQueues[r.queue] = { messages: r.n, oldestReadySeconds: Math.round(r.oldest) };
+  return { reconnectJobs, fediverseQueues };
+}

@@ -48,6 +48,23 @@ describe("web endpoints", () => {
     expect(text).toMatch(/^reconnexion_x_follow_edges 2$/m);
     expect(text).toMatch(/^reconnexion_identities\{platform="x",verified_by="platform"\} 1$/m);
     expect(text).toMatch(/^reconnexion_matches\{state="pending"\} 0$/m);
+    expect(text).toMatch(/^reconnexion_reconnect_jobs\{state="queued"\} 0$/m);
+    expect(text).toMatch(/^reconnexion_fediverse_queue_messages\{queue="outbox"\} 0$/m);
+  });
+
+  it("show the work waiting: reconnection jobs by state, fediverse queues and how long their oldest message has waited", async () => {
+    const [person] = await db.sql<{ id: number }[]>`select id from person limit 1`;
+    await db.sql`insert into reconnect_job (person_id, platform, state, request) values (${person!.id}, 'bluesky', 'waiting', 'all')`;
+    await db.sql`
+      insert into fediverse_queue (queue, message, run_at) values
+        ('outbox', '{}', now() - interval '90 seconds'), ('outbox', '{}', now()), ('outbox', '{}', now() + interval '1 hour')`;
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/^reconnexion_reconnect_jobs\{state="waiting"\} 1$/m);
+    expect(text).toMatch(/^reconnexion_fediverse_queue_messages\{queue="outbox"\} 3$/m);
+    expect(text).toMatch(/^reconnexion_fediverse_queue_messages\{queue="inbox"\} 0$/m);
+    expect(Number(/^reconnexion_fediverse_queue_oldest_seconds\{queue="outbox"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(90);
+    await db.sql`delete from fediverse_queue`;
+    await db.sql`delete from reconnect_job`;
   });
 
   it("answer an unhandled error with a 500 page in the browser's language, never a stack trace", async () => {

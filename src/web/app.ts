@@ -82,7 +82,7 @@ function answerError(req: Request, res: Response, status: number, defaultLanguag
 
 /** Store gauges in Prometheus' text format. */
 export async function metricsText(store: Store): Promise<string> {
-  const stats = await store.stats({ estimateEdges: true });
+  const [stats, backlog] = await Promise.all([store.stats({ estimateEdges: true }), store.backlog()]);
   const lines = [
     "# HELP reconnexion_people Registered people.",
     "# TYPE reconnexion_people gauge",
@@ -105,5 +105,17 @@ export async function metricsText(store: Store): Promise<string> {
   for (const [state, n] of Object.entries(stats.matches)) {
     if (state !== "total") lines.push(`reconnexion_matches{state="${state}"} ${n}`);
   }
+  lines.push("# HELP reconnexion_reconnect_jobs Unfinished reconnection jobs by state.", "# TYPE reconnexion_reconnect_jobs gauge");
+  for (const [state, n] of Object.entries(backlog.reconnectJobs)) lines.push(`reconnexion_reconnect_jobs{state="${state}"} ${n}`);
+  lines.push(
+    "# HELP reconnexion_fediverse_queue_messages Fediverse activities waiting in a queue (inbox, outbox, fanout), retries included.",
+    "# TYPE reconnexion_fediverse_queue_messages gauge",
+  );
+  for (const [queue, q] of Object.entries(backlog.fediverseQueues)) lines.push(`reconnexion_fediverse_queue_messages{queue="${queue}"} ${q.messages}`);
+  lines.push(
+    "# HELP reconnexion_fediverse_queue_oldest_seconds How long the oldest message ready in a fediverse queue has waited (0 when none).",
+    "# TYPE reconnexion_fediverse_queue_oldest_seconds gauge",
+  );
+  for (const [queue, q] of Object.entries(backlog.fediverseQueues)) lines.push(`reconnexion_fediverse_queue_oldest_seconds{queue="${queue}"} ${q.oldestReadySeconds}`);
   return lines.join("\n") + "\n";
 }
