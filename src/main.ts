@@ -129,8 +129,13 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
     defaultLanguage: config.defaultLanguage,
     log,
     posters: () => ({
-      fediverse: { post: async (text, named) => (await fediverse.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href },
-      ...(bluesky ? { bluesky: { post: (text, named) => bluesky!.announce(text, named.map((n) => ({ did: n.stableId, handle: n.handle }))) } } : {}),
+      fediverse: {
+        post: async (text, named) => (await fediverse.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href,
+        retract: (uri) => fediverse.retract(uri),
+      },
+      ...(bluesky
+        ? { bluesky: { post: (text, named) => bluesky!.announce(text, named.map((n) => ({ did: n.stableId, handle: n.handle }))), retract: (uri) => bluesky!.retract(uri) } }
+        : {}),
     }),
   });
 

@@ -104,6 +104,7 @@ it("keeps a digest no bot could deliver for the next run", async () => {
 describe("public announcements", () => {
   const fediversePoster = (): AnnouncementPoster => ({
     post: async (text, named) => (await running.bot.announce(text, named.map((n) => ({ actorUri: n.stableId, acct: n.handle })))).href,
+    retract: (uri) => running.bot.retract(uri),
   });
   // Each run an hour after the one before (as a schedule would), starting now.
   let hours = 0;
@@ -116,7 +117,7 @@ describe("public announcements", () => {
     expect((await fan.post(running.inbox, follow)).status).toBeLessThan(300);
     await fan.waitFor(() => fan.accepts.length === 1);
     // The first run only marks where announcing begins: the people above are not announced.
-    const failing: AnnouncementPoster = { post: async () => { throw new Error("PDS down"); } };
+    const failing: AnnouncementPoster = { post: async () => { throw new Error("PDS down"); }, retract: async () => { throw new Error("PDS down"); } };
     expect(await post({ fediverse: fediversePoster(), bluesky: failing })).toMatchObject({ posted: 0, failed: 0 });
 
     const carla = server.user("carla");
@@ -137,6 +138,8 @@ describe("public announcements", () => {
     expect(body).toContain("Welcome to the 3 people who just arrived on Mastodon (fediverse) from X, among them @carla!");
     expect(body).not.toMatch(/dora|enzo|welcome\.example/);
     expect(note.mentions.map((m) => m.href)).toEqual([carla.actorId]);
+    // To the followers' shared inbox, and to the one named (here the same server, so twice).
+    await until("the post at the followers' inbox too", () => server.posted.filter((p) => p.body.id === note.activityId).length === 2, 10_000);
     // A public post, unlike a DM, carries its signatures: relays and boosts pass it on.
     const wire = server.postedActivity(note.activityId!);
     expect(wire).toHaveProperty("signature");
@@ -159,7 +162,8 @@ describe("public announcements", () => {
     expect((await fetch(dm!.activityId!, asJson)).status).toBe(404);
 
     const posted: string[] = [];
-    const recording: AnnouncementPoster = { post: async (t) => (posted.push(t), "at://did:plc:bot/app.bsky.feed.post/1") };
+    const retracted: string[] = [];
+    const recording: AnnouncementPoster = { post: async (t) => (posted.push(t), "at://did:plc:bot/app.bsky.feed.post/1"), retract: async (uri) => void retracted.push(uri) };
     expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ posted: 1, arrivals: 1 });
     expect(posted).toEqual(["Welcome @welcome.example.com, just arrived on Bluesky from X! Left X too? Send me a message: I'll tell you who you followed there is here, and can follow them for you."]);
     // Nothing new since: no post anywhere.
@@ -167,10 +171,37 @@ describe("public announcements", () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(server.publicNotes).toHaveLength(1);
 
-    // Carla, named in it, asks to be forgotten: the bot stops serving the post.
+    // Carla, named in the fediverse post, and the Bluesky arrival named in
+    // the other, ask to be forgotten: the fediverse copy is no longer served
+    // from that moment, and the next run takes both posts back, once.
     expect(await db.store.erase(named.personId)).toBe(true);
+    expect(await db.store.erase(bsky.personId)).toBe(true);
     expect((await fetch(note.id, { headers: { Accept: "application/activity+json" } })).status).toBe(404);
     expect(await db.store.fediverse.publicNoteCount()).toBe(0);
+    expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ posted: 0, retracted: 2, retractionsFailed: 0 });
+    expect(retracted).toEqual(["at://did:plc:bot/app.bsky.feed.post/1"]);
+    await until("the Delete at the follower's server", () => server.deleted.includes(note.id), 10_000);
+    expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ retracted: 0 });
+    expect(retracted).toHaveLength(1);
+  });
+
+  it("takes a post back later when its platform fails, and right away when the person was forgotten while it was posted", async () => {
+    const tick = Date.now() + 50 * 3_600_000;
+    const window = await db.store.announcements.open("bluesky", new Date(tick));
+    const gone = await register({ platform: "bluesky", stableId: "did:plc:gone", handle: "gone.example.com" });
+    await db.store.erase(gone.personId);
+    await db.store.announcements.posted(window!, { count: 1, named: [gone.personId] }, "at://did:plc:bot/app.bsky.feed.post/2");
+    const failing: AnnouncementPoster = { post: async () => "x", retract: async () => { throw new Error("PDS down"); } };
+    const run = (bluesky: AnnouncementPoster) =>
+      postPublicAnnouncements({ store: db.store, posters: { bluesky }, language: "en", log, settleMs: 0, tick: new Date(tick) });
+    expect(await run(failing)).toMatchObject({ retracted: 0, retractionsFailed: 1 });
+    // Claimed for ten minutes: the next run leaves it, one after the lease takes it.
+    const done: string[] = [];
+    const working: AnnouncementPoster = { post: async () => "x", retract: async (uri) => void done.push(uri) };
+    expect(await run(working)).toMatchObject({ retracted: 0 });
+    await db.sql`update announcement_retraction set claimed_at = now() - interval '11 minutes'`;
+    expect(await run(working)).toMatchObject({ retracted: 1 });
+    expect(done).toEqual(["at://did:plc:bot/app.bsky.feed.post/2"]);
   });
 
   it("lets one replica post a window when several run at once", async () => {

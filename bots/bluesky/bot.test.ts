@@ -698,4 +698,14 @@ describe("public announcements", () => {
     expect(mentions).toEqual([expect.objectContaining({ did: welcomed.did })]);
     await expect(bot.announce("x".repeat(301), [])).rejects.toThrow(/300 graphemes/);
   });
+
+  it("takes a post back (its record deleted), once or twice alike, and never someone else's", async () => {
+    const uri = await bot.announce("Welcome to the 2 people who just arrived on Bluesky from X!", []);
+    expect((await botPosts()).some((p) => p.uri === uri)).toBe(true);
+    await bot.retract(uri);
+    expect((await botPosts()).some((p) => p.uri === uri)).toBe(false);
+    await bot.retract(uri);
+    const other = await net.createUser("notthebot");
+    await expect(bot.retract(`at://${other.did}/app.bsky.feed.post/3kabcdefghijk`)).rejects.toThrow(/not one of this bot's posts/);
+  });
 });

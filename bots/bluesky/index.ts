@@ -55,6 +55,8 @@ export interface BlueskyBot {
   message(to: { did: string; handle: string | null }, texts: readonly string[]): Promise<boolean>;
   /** Posts publicly (≤ 300 graphemes), mentioning `named`; returns the post's URI. Throws while logged out. */
   announce(text: string, named: readonly { did: string; handle: string }[]): Promise<string>;
+  /** Deletes one of its public posts (`announce`'s URI); a post already gone is not an error. */
+  retract(uri: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -203,6 +205,10 @@ export function startBlueskyBot(options: {
     async announce(text, named) {
       if (!liveOutbox) throw new Error("the Bluesky bot is not logged in");
       return (await liveOutbox.post(text, named)).uri;
+    },
+    async retract(uri) {
+      if (!liveOutbox) throw new Error("the Bluesky bot is not logged in");
+      await liveOutbox.deletePost(uri);
     },
     async stop() {
       abort.abort();

@@ -136,6 +136,18 @@ export class Outbox {
     }
   }
 
+  /**
+   * Deletes one of the bot's own posts (`at://<its DID>/app.bsky.feed.post/<rkey>`);
+   * a post already gone is not an error. Anyone else's URI is refused.
+   */
+  async deletePost(uri: string): Promise<void> {
+    const repo = this.agent.session!.did;
+    const match = /^at:\/\/([^/]+)\/app\.bsky\.feed\.post\/([^/]+)$/.exec(uri);
+    if (!match || match[1] !== repo) throw new Error(`not one of this bot's posts: ${uri}`);
+    // deleteRecord of a record that is not there succeeds: nothing to check first.
+    await this.agent.com.atproto.repo.deleteRecord({ repo, collection: "app.bsky.feed.post", rkey: match[2]! });
+  }
+
   /** Creates a post at `rkey` in `repo`, with facets for links and for mentions of `known`. */
   private async createPost(
     repo: string,

@@ -5,7 +5,8 @@
  * for the server.
  */
 import type { Federation } from "@fedify/fedify";
-import { Create, Endpoints, Image, Note, Service } from "@fedify/vocab";
+import { Create, Endpoints, Image, Note, Service, type Recipient } from "@fedify/vocab";
+import type { Follower } from "../../src/store/fediverse-state.ts";
 import type { Store } from "../../src/store/index.ts";
 import { NOTE_ACTIVITY_PATH, NOTE_PATH, publicCreate, publicNote } from "./announce.ts";
 import { ICON_PATH } from "./icon.ts";
@@ -59,15 +60,15 @@ export function setupActor(federation: Federation<void>, options: { username: st
 
   federation
     .setFollowersDispatcher(FOLLOWERS_PATH, async (_ctx, identifier, cursor) => {
-      if (identifier !== username || cursor === null) return identifier === username ? { items: [] } : null;
+      if (identifier !== username) return null;
+      // No cursor: every follower, which is what Fedify asks for when it
+      // sends to "followers" (an empty answer here sent public posts to
+      // nobody). Served over HTTP, the collection is paged (first cursor).
+      if (cursor === null) return { items: (await allFollowers(store)).map(recipientOf) };
       const offset = Math.max(0, Number.parseInt(cursor, 10) || 0);
       const page = await store.fediverse.followers(offset, FOLLOWERS_PAGE + 1);
       return {
-        items: page.slice(0, FOLLOWERS_PAGE).map((f) => ({
-          id: new URL(f.actorUri),
-          inboxId: new URL(f.inbox),
-          endpoints: f.sharedInbox ? { sharedInbox: new URL(f.sharedInbox) } : null,
-        })),
+        items: page.slice(0, FOLLOWERS_PAGE).map(recipientOf),
         nextCursor: page.length > FOLLOWERS_PAGE ? String(offset + FOLLOWERS_PAGE) : null,
       };
     })
@@ -103,4 +104,17 @@ export function setupActor(federation: Federation<void>, options: { username: st
     openRegistrations: false,
     metadata: { nodeName: BOT_NAME },
   }));
+}
+
+function recipientOf(f: Follower): Recipient {
+  return { id: new URL(f.actorUri), inboxId: new URL(f.inbox), endpoints: f.sharedInbox ? { sharedInbox: new URL(f.sharedInbox) } : null };
+}
+
+async function allFollowers(store: Store): Promise<Follower[]> {
+  const all: Follower[] = [];
+  for (;;) {
+    const page = await store.fediverse.followers(all.length, 1000);
+    all.push(...page);
+    if (page.length < 1000) return all;
+  }
 }

@@ -7,7 +7,7 @@
  * server that sees it boosted or replied to fetches it from here.
  */
 import type { Context } from "@fedify/fedify";
-import { Create, isActor, Mention, Note, PUBLIC_COLLECTION, type Actor } from "@fedify/vocab";
+import { Create, Delete, isActor, Mention, Note, PUBLIC_COLLECTION, Tombstone, type Actor } from "@fedify/vocab";
 import { Temporal } from "@js-temporal/polyfill";
 import { randomUUID } from "node:crypto";
 import type { PublicNote } from "../../src/store/fediverse-state.ts";
@@ -74,4 +74,25 @@ export function publicCreate(ctx: Context<void>, username: string, note: PublicN
     object,
     published: object.published,
   });
+}
+
+/**
+ * Takes back a public post (it named someone since forgotten): no longer
+ * served, and a Delete to the followers, as Mastodon sends when a post is
+ * deleted. A note that is not one of the bot's public posts is refused.
+ */
+export async function retractNote(ctx: Context<void>, options: { username: string; store: Store; noteUri: string }): Promise<void> {
+  const parsed = ctx.parseUri(new URL(options.noteUri));
+  if (parsed?.type !== "object" || parsed.class !== Note) throw new Error(`not one of this bot's notes: ${options.noteUri}`);
+  const id = parsed.values.id!;
+  await options.store.fediverse.deletePublicNote(id);
+  const botId = ctx.getActorUri(options.username);
+  const del = new Delete({
+    id: new URL(`/fediverse/deletes/${randomUUID()}`, ctx.canonicalOrigin),
+    actor: botId,
+    to: PUBLIC_COLLECTION,
+    ccs: [ctx.getFollowersUri(options.username)],
+    object: new Tombstone({ id: new URL(options.noteUri) }),
+  });
+  await ctx.sendActivity({ identifier: options.username }, "followers", del, { preferSharedInbox: true });
 }

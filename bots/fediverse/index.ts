@@ -18,7 +18,7 @@ import type { Sql } from "../../src/store/database.ts";
 import type { Store } from "../../src/store/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { setupActor } from "./actor.ts";
-import { publishNote } from "./announce.ts";
+import { publishNote, retractNote } from "./announce.ts";
 import { DirectDelivery } from "./direct.ts";
 import { sendReplies } from "./send.ts";
 import { TtlCache } from "./cache.ts";
@@ -56,6 +56,8 @@ export interface FediverseBot {
   message(actorUri: string, acct: string | null, texts: readonly string[]): Promise<boolean>;
   /** Posts publicly (to its followers), mentioning `named`; returns the note's URI. */
   announce(text: string, named: readonly { actorUri: string; acct: string }[]): Promise<URL>;
+  /** Takes back one of its public posts (`announce`'s URI): no longer served, deleted for its followers. */
+  retract(noteUri: string): Promise<void>;
   /** Starts queue workers: all of them, or one queue's. */
   start(only?: "inbox" | "outbox" | "fanout"): void;
   /** Stops the workers and waits for the tasks they hold. */
@@ -139,6 +141,9 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     },
     async announce(text, named) {
       return publishNote(federation.createContext(new URL(origin), undefined), { username, store, text, named });
+    },
+    async retract(noteUri) {
+      await retractNote(federation.createContext(new URL(origin), undefined), { username, store, noteUri });
     },
     start(only) {
       const task = federation

@@ -8,6 +8,9 @@
  * replica posts it); a failed post gives its window up, so the next run
  * covers that time too. A platform whose bot is off opens no window: its
  * arrivals wait for it.
+ *
+ * Each run first takes back the posts that named someone forgotten since
+ * (store: announcement_retraction), on the platform they were posted on.
  */
 import type { Language } from "../config.ts";
 import { findLocale, LOCALES, type Locale } from "../conversation/i18n/index.ts";
@@ -19,6 +22,7 @@ import type { Store } from "../store/index.ts";
 
 /** A person named in a post: their account on that platform. */
 export interface NamedArrival {
+  personId: number;
   stableId: string;
   handle: string;
 }
@@ -27,6 +31,8 @@ export interface NamedArrival {
 export interface AnnouncementPoster {
   /** Posts `text` (mentioning `named`); returns the post's URI. */
   post(text: string, named: readonly NamedArrival[]): Promise<string>;
+  /** Deletes the post at `uri`, one of its own (a post already gone is not an error). */
+  retract(uri: string): Promise<void>;
 }
 
 export interface PublicAnnouncementOptions {
@@ -51,7 +57,11 @@ export interface PublicAnnouncementRun {
   posted: number;
   /** Arrivals announced, over all platforms. */
   arrivals: number;
+  /** Posts that failed (their arrivals go into the next one). */
   failed: number;
+  /** Posts taken back (they named someone since forgotten), and those that could not be yet. */
+  retracted: number;
+  retractionsFailed: number;
 }
 
 /** The post for `count` arrivals, naming the first of `named` that fit the platform's public limit. */
@@ -68,10 +78,11 @@ export async function postPublicAnnouncements(options: PublicAnnouncementOptions
   const locale = findLocale(options.language) ?? LOCALES.en!;
   const tick = options.tick ?? (options.now ?? (() => new Date()))();
   const until = new Date(tick.getTime() - (options.settleMs ?? 15 * 60_000));
-  const run: PublicAnnouncementRun = { posted: 0, arrivals: 0, failed: 0 };
+  const run: PublicAnnouncementRun = { posted: 0, arrivals: 0, failed: 0, retracted: 0, retractionsFailed: 0 };
   for (const platform of TARGET_PLATFORMS) {
     const poster = options.posters[platform];
     if (!poster) continue;
+    await retract(store, platform, poster, run, log);
     const window = await store.announcements.open(platform, until);
     if (!window) continue;
     let tally: ArrivalTally;
@@ -84,7 +95,7 @@ export async function postPublicAnnouncements(options: PublicAnnouncementOptions
       continue;
     }
     if (tally.count === 0) {
-      await store.announcements.posted(window, { count: 0, named: 0 }, null).catch(() => {});
+      await store.announcements.posted(window, { count: 0, named: [] }, null).catch(() => {});
       continue;
     }
     const { text, named } = fit(locale, platform, tally.count, tally.named);
@@ -102,8 +113,28 @@ export async function postPublicAnnouncements(options: PublicAnnouncementOptions
     run.posted++;
     run.arrivals += tally.count;
     await store.announcements
-      .posted(window, { count: tally.count, named: named.length }, uri)
+      .posted(window, { count: tally.count, named: named.map((n) => n.personId) }, uri)
       .catch((error: unknown) => log.warn({ err: error, platform, uri }, "announce: posted, but not recorded"));
   }
   return run;
+}
+
+/** Deletes the posts of `platform` queued for retraction; one that fails waits for the next run. */
+async function retract(store: Store, platform: TargetPlatform, poster: AnnouncementPoster, run: PublicAnnouncementRun, log: Logger): Promise<void> {
+  const failed = new Set<string>();
+  for (;;) {
+    const uri = await store.announcements.claimRetraction(platform).catch(() => undefined);
+    if (uri === undefined || failed.has(uri)) return;
+    try {
+      await poster.retract(uri);
+      await store.announcements.retracted(platform, uri);
+      run.retracted++;
+      log.info({ platform, uri }, "announce: post taken back (it named someone since forgotten)");
+    } catch (error) {
+      // Left claimed: a run after the claim's lease tries again.
+      failed.add(uri);
+      run.retractionsFailed++;
+      log.warn({ err: error, platform, uri }, "announce: could not take a post back; a later run tries again");
+    }
+  }
 }

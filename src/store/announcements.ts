@@ -15,7 +15,7 @@ export interface AnnouncementWindow {
 /** Arrivals of a window: how many, and the first of those who agreed to be named. */
 export interface ArrivalTally {
   count: number;
-  named: { stableId: string; handle: string }[];
+  named: { personId: number; stableId: string; handle: string }[];
 }
 
 export class Announcements {
@@ -51,7 +51,7 @@ export class Announcements {
    */
   async tally(window: AnnouncementWindow, maxNamed: number): Promise<ArrivalTally> {
     const { platform, since, until } = window;
-    const rows = await this.db<{ count: number; named: { stableId: string; handle: string }[] | null }[]>`
+    const rows = await this.db<{ count: number; named: ArrivalTally["named"] | null }[]>`
       with touched as (
         select distinct person_id from identity
         where verified_at > ${since} and verified_at <= ${until}
@@ -70,7 +70,7 @@ export class Announcements {
           order by verified_at, id limit 1) there
         where x.at is not null)
       select count(*)::int as count,
-        (select json_agg(json_build_object('stableId', n.stable_id, 'handle', n.handle) order by n.at, n.person_id)
+        (select json_agg(json_build_object('personId', n.person_id, 'stableId', n.stable_id, 'handle', n.handle) order by n.at, n.person_id)
          from (select * from arrived a
                where a.announce_me and a.handle is not null and a.stable_id is not null
                  and a.at > ${since} and a.at <= ${until}
@@ -80,11 +80,51 @@ export class Announcements {
     return { count: row?.count ?? 0, named: row?.named ?? [] };
   }
 
-  /** Records what was posted for the window (`uri` null: nothing to announce). */
-  async posted(window: AnnouncementWindow, tally: { count: number; named: number }, uri: string | null): Promise<void> {
+  /**
+   * Records what was posted for the window (`uri` null: nothing to
+   * announce) and whom it named. Someone forgotten while it was being
+   * posted is not in the store any more: the post is taken back at once.
+   */
+  async posted(window: AnnouncementWindow, tally: { count: number; named: readonly number[] }, uri: string | null): Promise<void> {
     await this.db`
-      update announcement set arrivals = ${tally.count}, named = ${tally.named}, post_uri = ${uri}, posted_at = now()
+      update announcement set arrivals = ${tally.count}, named = ${tally.named.length}, named_people = ${tally.named as number[]}::int[],
+        post_uri = ${uri}, posted_at = now()
       where platform = ${window.platform} and since = ${window.since}`;
+    if (uri !== null && tally.named.length > 0) {
+      await this.db`
+        insert into announcement_retraction (platform, post_uri)
+        select ${window.platform}, ${uri}
+        where exists (select 1 from unnest(${tally.named as number[]}::int[]) n(id) where not exists (select 1 from person p where p.id = n.id))
+        on conflict do nothing`;
+    }
+  }
+
+  /** Queues the deletion of every post that named `personId` (who is being forgotten). */
+  async retractNaming(personId: number): Promise<void> {
+    await this.db`
+      insert into announcement_retraction (platform, post_uri)
+      select platform, post_uri from announcement
+      where named_people @> array[${personId}]::int[] and post_uri is not null
+      on conflict do nothing`;
+  }
+
+  /**
+   * Takes one post of `platform` to delete, for `leaseMinutes` (a run that
+   * dies leaves it to a later one); `retracted` then removes it.
+   */
+  async claimRetraction(platform: AnnouncementWindow["platform"], leaseMinutes = 10): Promise<string | undefined> {
+    const [row] = await this.db<{ post_uri: string }[]>`
+      update announcement_retraction r set claimed_at = now()
+      from (select post_uri from announcement_retraction
+            where platform = ${platform} and (claimed_at is null or claimed_at < now() - ${leaseMinutes} * interval '1 minute')
+            order by requested_at, post_uri limit 1 for update skip locked) next
+      where r.platform = ${platform} and r.post_uri = next.post_uri
+      returning r.post_uri`;
+    return row?.post_uri;
+  }
+
+  async retracted(platform: AnnouncementWindow["platform"], uri: string): Promise<void> {
+    await this.db`delete from announcement_retraction where platform = ${platform} and post_uri = ${uri}`;
   }
 
   /** Gives the window up (its post failed): the next one starts where the last posted one ended. */

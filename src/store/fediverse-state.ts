@@ -105,6 +105,10 @@ export class FediverseState {
       order by published desc, id desc offset ${offset} limit ${limit}`;
   }
 
+  async deletePublicNote(id: string): Promise<void> {
+    await this.db`delete from fediverse_public_note where id = ${id}::uuid`;
+  }
+
   async publicNoteCount(): Promise<number> {
     const [row] = await this.db<{ n: number }[]>`select count(*)::int as n from fediverse_public_note`;
     return row?.n ?? 0;

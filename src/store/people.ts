@@ -1,4 +1,5 @@
 /** People and their settings; merging two people into one; forgetting one. */
+import { Announcements } from "./announcements.ts";
 import type { Person, PersonSettings, Queryable } from "./types.ts";
 import { UploadedArchives } from "./uploaded-archives.ts";
 
@@ -84,8 +85,10 @@ export class People {
     await this.db`
       delete from x_follow f using identity i
       where i.person_id = ${id} and i.x_id is not null and f.follower = i.x_id`;
-    // The bot's public posts that named them are no longer served (copies
-    // already on other servers stay where they were posted).
+    // The public posts that named them are taken back: deleted at the next
+    // announcement run on their platform, and the fediverse bot's copy is
+    // no longer served from now.
+    await new Announcements(this.db).retractNaming(id);
     await this.db`
       delete from fediverse_public_note n using identity i
       where i.person_id = ${id} and i.platform = 'fediverse' and i.stable_id is not null
@@ -116,8 +119,8 @@ export class People {
    * without losing a choice: a language set on either is kept; notifications
    * stay on only if both had them on (a `stop` anywhere holds); an
    * auto-reconnect opt-in on either side is kept; being named in public
-   * announcements needs the consent of both sides (a public post cannot be
-   * taken back, and `stop` on one account must not be undone by linking
+   * announcements needs the consent of both sides (a public post is read
+   * the moment it is made, and `stop` on one account must not be undone by linking
    * another). Run inside a transaction, then refresh the kept person's matches.
    */
   async merge(keepId: number, dropId: number): Promise<void> {
@@ -168,6 +171,10 @@ export class People {
         and k.target_person_id = ${keepId} and k.platform = d.platform and k.person_id = d.person_id and k.notified_at is null`;
     await this.mergeReconnections(keepId, dropId);
     await new UploadedArchives(this.db).merge(keepId, dropId);
+    // Posts that named the merged person name the kept one: forgetting them takes those back too.
+    await this.db`
+      update announcement set named_people = array_replace(named_people, ${dropId}::int, ${keepId}::int)
+      where named_people @> array[${dropId}]::int[]`;
     await this.db`delete from person where id = ${dropId}`;
   }
 

@@ -228,6 +228,19 @@ describe("people", () => {
     expect(await store.people.get(both[0].id)).toMatchObject({ announceMe: true, notify: true });
   });
 
+  it("a post that named someone is taken back when they are forgotten, also after they were merged into another person", async () => {
+    const named = await store.people.create({ announceMe: true });
+    const other = await store.people.create({ announceMe: true });
+    const window = { platform: "bluesky" as const, since: new Date("2026-01-01T00:00:00Z"), until: new Date("2026-01-01T01:00:00Z") };
+    await db.sql`insert into announcement (platform, since, until) values ('bluesky', ${window.since}, ${window.until})`;
+    await store.announcements.posted(window, { count: 2, named: [named.id] }, "at://did:plc:bot/app.bsky.feed.post/named");
+    await store.mergePeople(other.id, named.id);
+    expect(await store.announcements.claimRetraction("bluesky")).toBeUndefined();
+    expect(await store.forget(other.id)).toBe(true);
+    expect(await store.announcements.claimRetraction("bluesky")).toBe("at://did:plc:bot/app.bsky.feed.post/named");
+    await store.announcements.retracted("bluesky", "at://did:plc:bot/app.bsky.feed.post/named");
+  });
+
   it("forget deletes everything about a person", async () => {
     const p = await personWith([{ platform: "x", stableId: "500" }, { platform: "bluesky", stableId: "did:plc:p500" }]);
     const t = await personWith([{ platform: "x", stableId: "501" }, { platform: "bluesky", stableId: "did:plc:p501" }]);

@@ -16,7 +16,7 @@ import type { AddressInfo } from "node:net";
 import type { webcrypto } from "node:crypto";
 import { randomUUID } from "node:crypto";
 import { createFederation, generateCryptoKeyPair, MemoryKvStore, signRequest, type Federation } from "@fedify/fedify";
-import { Accept, Create, Endpoints, Follow, Note, Person, Service, Tombstone } from "@fedify/vocab";
+import { Accept, Create, Delete, Endpoints, Follow, Note, Person, Service, Tombstone } from "@fedify/vocab";
 import { LITEPUB_CONTEXT } from "./fediverse-shapes.ts";
 
 export interface ReceivedNote {
@@ -162,6 +162,8 @@ export class FediServer {
   readonly users = new Map<string, FediUser>();
   /** Public notes that reached the shared inbox (a bot's posts to its followers). */
   readonly publicNotes: ReceivedNote[] = [];
+  /** Object ids of the Deletes received (signatures verified by Fedify), in order. */
+  readonly deleted: string[] = [];
   /** Every JSON body POSTed to this server, as it came over the wire (before Fedify checks it). */
   readonly posted: { path: string; signed: boolean; body: Record<string, unknown> }[] = [];
 
@@ -299,6 +301,9 @@ export async function startFediServer(options: {
       for (const user of server.users.values()) {
         if (ctx.recipient === user.name || (ctx.recipient == null && [...note.to, ...note.cc].includes(user.actorId))) user.deliver("note", note);
       }
+    })
+    .on(Delete, (_ctx, del) => {
+      if (del.objectId) server.deleted.push(del.objectId.href);
     })
     .on(Accept, async (ctx, accept) => {
       const user = ctx.recipient ? server.users.get(ctx.recipient) : undefined;
