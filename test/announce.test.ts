@@ -153,12 +153,19 @@ describe("public announcements", () => {
     expect(outbox.totalItems).toBe(1);
     const page = (await (await fetch(outbox.first, asJson)).json()) as { orderedItems: { id: string; object: { id: string } }[] };
     expect(page.orderedItems.map((c) => [c.id, c.object.id])).toEqual([[note.activityId, note.id]]);
+    // A person following a link to it from their server gets a page, the mention as text.
+    const browser = await fetch(note.id, { headers: { Accept: "text/html,application/xhtml+xml,*/*;q=0.8" } });
+    expect(browser.status).toBe(200);
+    const pageText = await browser.text();
+    expect(pageText).toContain("Welcome to the 3 people who just arrived on Mastodon (fediverse) from X, among them @carla");
+    expect(pageText).not.toContain("<a href=\"http");
     // A direct message is neither.
     const fan2 = server.user("enzo");
     const before = fan2.notes.length;
     expect(await running.bot.message(fan2.actorId, fan2.acct, ["only for enzo"])).toBe(true);
     const [dm] = (await fan2.waitForNotes(before + 1)).slice(before);
     expect((await fetch(dm!.id, asJson)).status).toBe(404);
+    expect((await fetch(dm!.id, { headers: { Accept: "text/html" } })).status).toBe(404);
     expect((await fetch(dm!.activityId!, asJson)).status).toBe(404);
 
     const posted: string[] = [];

@@ -19,6 +19,7 @@ import type { Store } from "../../src/store/index.ts";
 import pkg from "../../package.json" with { type: "json" };
 import { setupActor } from "./actor.ts";
 import { publishNote, retractNote } from "./announce.ts";
+import { prefersPage, sendPublicNotePage } from "../../src/web/public-note.ts";
 import { DirectDelivery } from "./direct.ts";
 import { sendReplies } from "./send.ts";
 import { TtlCache } from "./cache.ts";
@@ -28,6 +29,8 @@ import { BotKeys } from "./keys.ts";
 import { FediverseKvStore } from "./kv.ts";
 import { publicInboxesOnly } from "./delivery-guard.ts";
 import { PostgresQueue, UnreadableMessageError, type QueueOptions } from "./queue.ts";
+
+const NOTE_PAGE = /^\/fediverse\/notes\/([0-9a-f-]{36})$/i;
 
 export interface FediverseBotOptions {
   config: Config;
@@ -121,6 +124,15 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
   const middleware: RequestHandler = (req, res, next) => {
     if (req.method === "GET" && req.path === ICON_PATH) {
       res.type("image/png").set("Cache-Control", "public, max-age=86400").send(iconPng());
+      return;
+    }
+    // A public post, for a person whose server links to it; everything else, Fedify.
+    const note = NOTE_PAGE.exec(req.path);
+    if (req.method === "GET" && note && prefersPage(req)) {
+      store.fediverse
+        .publicNote(note[1]!)
+        .then((kept) => (kept ? sendPublicNotePage(res, kept, config.defaultLanguage) : next()))
+        .catch(next);
       return;
     }
     fedify(req, res, next);
