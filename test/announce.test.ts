@@ -6,7 +6,7 @@
  */
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { postPublicAnnouncements, sendArrivalDigests, type AnnouncementPoster } from "../src/announce/index.ts";
+import { ForeignPostError, postPublicAnnouncements, sendArrivalDigests, type AnnouncementPoster } from "../src/announce/index.ts";
 import type { Logger } from "../src/logger.ts";
 import { routeMessages } from "../src/reconnect/index.ts";
 import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
@@ -187,22 +187,51 @@ describe("public announcements", () => {
     expect(await db.store.fediverse.publicNoteCount()).toBe(0);
     expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ posted: 0, retracted: 2, retractionsFailed: 0 });
     expect(retracted).toEqual(["at://did:plc:bot/app.bsky.feed.post/1"]);
-    await until("the Delete at the follower's server", () => server.deleted.includes(note.id), 10_000);
+    // To the followers' shared inbox and to Carla's (here the same server: twice).
+    await until("the Delete at the follower's and at Carla's server", () => server.posted.filter((p) => p.body.type === "Delete").length === 2, 10_000);
+    expect(server.deleted).toContain(note.id);
     expect(await post({ fediverse: fediversePoster(), bluesky: recording })).toMatchObject({ retracted: 0 });
     expect(retracted).toHaveLength(1);
   });
 
-  it("takes a post back later when its platform fails, and right away when the person was forgotten while it was posted", async () => {
-    const tick = Date.now() + 50 * 3_600_000;
-    const window = await db.store.announcements.open("bluesky", new Date(tick));
+  it("takes a post back at once when someone it names is forgotten while it goes out", async () => {
+    const tick = new Date(Date.now() + 50 * 3_600_000);
+    const late = await register({ platform: "bluesky", stableId: "did:plc:leaving", handle: "leaving.example.com" });
+    await db.store.people.updateSettings(late.personId, { announceMe: true });
+    // Arrived inside the next window (the earlier runs covered up to a few hours ahead).
+    await db.sql`update identity set verified_at = ${new Date(Date.now() + 40 * 3_600_000)} where person_id = ${late.personId}`;
+    const deleted: string[] = [];
+    const forgetting: AnnouncementPoster = {
+      post: async (_text, named) => {
+        expect(named.map((n) => n.handle)).toEqual(["leaving.example.com"]);
+        expect(await db.store.erase(late.personId)).toBe(true);
+        return "at://did:plc:bot/app.bsky.feed.post/leaving";
+      },
+      retract: async (uri) => void deleted.push(uri),
+    };
+    const run = await postPublicAnnouncements({ store: db.store, posters: { bluesky: forgetting }, language: "en", log, settleMs: 0, tick });
+    expect(run).toMatchObject({ posted: 1, retracted: 1 });
+    expect(deleted).toEqual(["at://did:plc:bot/app.bsky.feed.post/leaving"]);
+  });
+
+  it("tries a take-back its platform refused again after the claim's lease, and drops one that is not the bot's", async () => {
+    const tick = new Date(Date.now() + 60 * 3_600_000);
+    const window = { platform: "bluesky" as const, since: new Date("2025-01-01T00:00:00Z"), until: new Date("2025-01-01T01:00:00Z") };
+    await db.sql`insert into announcement (platform, since, until) values ('bluesky', ${window.since}, ${window.until})`;
     const gone = await register({ platform: "bluesky", stableId: "did:plc:gone", handle: "gone.example.com" });
-    await db.store.erase(gone.personId);
-    await db.store.announcements.posted(window!, { count: 1, named: [gone.personId] }, "at://did:plc:bot/app.bsky.feed.post/2");
-    const failing: AnnouncementPoster = { post: async () => "x", retract: async () => { throw new Error("PDS down"); } };
-    const run = (bluesky: AnnouncementPoster) =>
-      postPublicAnnouncements({ store: db.store, posters: { bluesky }, language: "en", log, settleMs: 0, tick: new Date(tick) });
+    await db.store.announcements.posted(window, { count: 1, named: [gone.personId] }, "at://did:plc:bot/app.bsky.feed.post/2");
+    await db.store.announcements.posted({ ...window, since: new Date("2024-01-01T00:00:00Z") }, { count: 0, named: [] }, null);
+    await db.sql`insert into announcement_retraction (platform, post_uri) values ('bluesky', 'at://did:plc:someone-else/app.bsky.feed.post/3')`;
+    expect(await db.store.erase(gone.personId)).toBe(true);
+    const run = (bluesky: AnnouncementPoster) => postPublicAnnouncements({ store: db.store, posters: { bluesky }, language: "en", log, settleMs: 0, tick });
+    const failing: AnnouncementPoster = {
+      post: async () => "x",
+      retract: async (uri) => {
+        throw uri.includes("someone-else") ? new ForeignPostError(uri) : new Error("PDS down");
+      },
+    };
     expect(await run(failing)).toMatchObject({ retracted: 0, retractionsFailed: 1 });
-    // Claimed for ten minutes: the next run leaves it, one after the lease takes it.
+    // Claimed for ten minutes: the next run leaves it, one after the lease takes it; the foreign one is gone.
     const done: string[] = [];
     const working: AnnouncementPoster = { post: async () => "x", retract: async (uri) => void done.push(uri) };
     expect(await run(working)).toMatchObject({ retracted: 0 });

@@ -4,6 +4,7 @@
  * only when the text needs it) and chat messages (≤ 1,000 graphemes each,
  * in order) through the PDS's chat proxy.
  */
+import { ForeignPostError } from "../../src/announce/public.ts";
 import { RichText, type AtpAgent, type Agent } from "@atproto/api";
 import { TID } from "@atproto/common-web";
 import { errorName, isTransient } from "./errors.ts";
@@ -143,7 +144,7 @@ export class Outbox {
   async deletePost(uri: string): Promise<void> {
     const repo = this.agent.session!.did;
     const match = /^at:\/\/([^/]+)\/app\.bsky\.feed\.post\/([^/]+)$/.exec(uri);
-    if (!match || match[1] !== repo) throw new Error(`not one of this bot's posts: ${uri}`);
+    if (!match || match[1] !== repo) throw new ForeignPostError(uri);
     // deleteRecord of a record that is not there succeeds: nothing to check first.
     await this.agent.com.atproto.repo.deleteRecord({ repo, collection: "app.bsky.feed.post", rkey: match[2]! });
   }

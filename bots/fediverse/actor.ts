@@ -64,7 +64,7 @@ export function setupActor(federation: Federation<void>, options: { username: st
       // No cursor: every follower, which is what Fedify asks for when it
       // sends to "followers" (an empty answer here sent public posts to
       // nobody). Served over HTTP, the collection is paged (first cursor).
-      if (cursor === null) return { items: (await allFollowers(store)).map(recipientOf) };
+      if (cursor === null) return { items: (await store.fediverse.allFollowers()).map(recipientOf) };
       const offset = Math.max(0, Number.parseInt(cursor, 10) || 0);
       const page = await store.fediverse.followers(offset, FOLLOWERS_PAGE + 1);
       return {
@@ -108,13 +108,4 @@ export function setupActor(federation: Federation<void>, options: { username: st
 
 function recipientOf(f: Follower): Recipient {
   return { id: new URL(f.actorUri), inboxId: new URL(f.inbox), endpoints: f.sharedInbox ? { sharedInbox: new URL(f.sharedInbox) } : null };
-}
-
-async function allFollowers(store: Store): Promise<Follower[]> {
-  const all: Follower[] = [];
-  for (;;) {
-    const page = await store.fediverse.followers(all.length, 1000);
-    all.push(...page);
-    if (page.length < 1000) return all;
-  }
 }

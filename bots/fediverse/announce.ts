@@ -10,6 +10,7 @@ import type { Context } from "@fedify/fedify";
 import { Create, Delete, isActor, Mention, Note, PUBLIC_COLLECTION, Tombstone, type Actor } from "@fedify/vocab";
 import { Temporal } from "@js-temporal/polyfill";
 import { randomUUID } from "node:crypto";
+import { ForeignPostError } from "../../src/announce/public.ts";
 import type { PublicNote } from "../../src/store/fediverse-state.ts";
 import type { Store } from "../../src/store/index.ts";
 import { announcementHtml, mentionName, type Recipient } from "./reply.ts";
@@ -31,7 +32,9 @@ export async function publishNote(
   };
   await options.store.fediverse.savePublicNote(kept);
   const create = publicCreate(ctx, options.username, kept);
-  await ctx.sendActivity({ identifier: options.username }, "followers", create, { preferSharedInbox: true });
+  // Keyed by the note: a Delete of it later never overtakes this on its way.
+  const orderingKey = create.objectId!.href;
+  await ctx.sendActivity({ identifier: options.username }, "followers", create, { preferSharedInbox: true, orderingKey });
   // The people named, who may not follow the bot, see themselves welcomed:
   // best effort, the post is out already.
   try {
@@ -40,7 +43,7 @@ export async function publishNote(
       const actor = await ctx.lookupObject(n.id).catch(() => null);
       if (actor && isActor(actor)) actors.push(actor);
     }
-    if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, create, { preferSharedInbox: true });
+    if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, create, { preferSharedInbox: true, orderingKey });
   } catch {
     // The followers have it; a named person who does not follow the bot misses the mention.
   }
@@ -77,22 +80,31 @@ export function publicCreate(ctx: Context<void>, username: string, note: PublicN
 }
 
 /**
- * Takes back a public post (it named someone since forgotten): no longer
- * served, and a Delete to the followers, as Mastodon sends when a post is
- * deleted. A note that is not one of the bot's public posts is refused.
+ * Takes back a public post (it named someone since forgotten): a Delete to
+ * the followers and to the people it mentioned (their servers show it in
+ * their notifications), as Mastodon sends when a post is deleted; then the
+ * kept copy goes. A note that is not one of the bot's is refused.
  */
 export async function retractNote(ctx: Context<void>, options: { username: string; store: Store; noteUri: string }): Promise<void> {
   const parsed = ctx.parseUri(new URL(options.noteUri));
-  if (parsed?.type !== "object" || parsed.class !== Note) throw new Error(`not one of this bot's notes: ${options.noteUri}`);
-  const id = parsed.values.id!;
-  await options.store.fediverse.deletePublicNote(id);
-  const botId = ctx.getActorUri(options.username);
+  if (parsed?.type !== "object" || parsed.class !== Note || !parsed.values.id) throw new ForeignPostError(options.noteUri);
+  const id = parsed.values.id;
+  const kept = await options.store.fediverse.publicNote(id, { withdrawn: true });
+  const mentioned = (kept?.mentions ?? []).map((m) => new URL(m.href));
   const del = new Delete({
     id: new URL(`/fediverse/deletes/${randomUUID()}`, ctx.canonicalOrigin),
-    actor: botId,
+    actor: ctx.getActorUri(options.username),
     to: PUBLIC_COLLECTION,
-    ccs: [ctx.getFollowersUri(options.username)],
+    ccs: [ctx.getFollowersUri(options.username), ...mentioned],
     object: new Tombstone({ id: new URL(options.noteUri) }),
   });
-  await ctx.sendActivity({ identifier: options.username }, "followers", del, { preferSharedInbox: true });
+  const orderingKey = options.noteUri;
+  await ctx.sendActivity({ identifier: options.username }, "followers", del, { preferSharedInbox: true, orderingKey });
+  const actors: Actor[] = [];
+  for (const href of mentioned) {
+    const actor = await ctx.lookupObject(href).catch(() => null);
+    if (actor && isActor(actor)) actors.push(actor);
+  }
+  if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, del, { preferSharedInbox: true, orderingKey });
+  await options.store.fediverse.deletePublicNote(id);
 }

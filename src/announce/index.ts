@@ -1,6 +1,7 @@
 /** Announcements: what the bots write first, on a schedule. */
 export { digestText, sendArrivalDigests, type DigestOptions, type DigestRun } from "./digests.ts";
 export {
+  ForeignPostError,
   postPublicAnnouncements,
   type AnnouncementPoster,
   type NamedArrival,

@@ -27,6 +27,14 @@ export interface NamedArrival {
   handle: string;
 }
 
+/** Thrown by `retract` for a URI that is not the bot's own post: no retry can take it back. */
+export class ForeignPostError extends Error {
+  constructor(uri: string) {
+    super(`not one of this bot's posts: ${uri}`);
+    this.name = "ForeignPostError";
+  }
+}
+
 /** A bot that can post publicly (as long as REPLY_LIMITS allows a public post there). */
 export interface AnnouncementPoster {
   /** Posts `text` (mentioning `named`); returns the post's URI. */
@@ -112,9 +120,14 @@ export async function postPublicAnnouncements(options: PublicAnnouncementOptions
     // Posted: whatever happens now, the window stays taken (never posted twice).
     run.posted++;
     run.arrivals += tally.count;
-    await store.announcements
-      .posted(window, { count: tally.count, named: named.map((n) => n.personId) }, uri)
-      .catch((error: unknown) => log.warn({ err: error, platform, uri }, "announce: posted, but not recorded"));
+    await store
+      .transaction((s) => s.announcements.posted(window, { count: tally.count, named: named.map((n) => n.personId) }, uri))
+      .catch((error: unknown) =>
+        // Not recorded: whom it named is lost, so forgetting them cannot take it back.
+        log.error({ err: error, platform, uri }, "announce: posted, but not recorded"),
+      );
+    // Someone it names may have been forgotten while it went out.
+    await retract(store, platform, poster, run, log);
   }
   return run;
 }
@@ -131,6 +144,12 @@ async function retract(store: Store, platform: TargetPlatform, poster: Announcem
       run.retracted++;
       log.info({ platform, uri }, "announce: post taken back (it named someone since forgotten)");
     } catch (error) {
+      if (error instanceof ForeignPostError) {
+        // Posted by another account or under another address: dropped, once, loudly.
+        log.error({ platform, uri }, "announce: a post to take back is not this bot's; dropped");
+        await store.announcements.retracted(platform, uri).catch(() => {});
+        continue;
+      }
       // Left claimed: a run after the claim's lease tries again.
       failed.add(uri);
       run.retractionsFailed++;

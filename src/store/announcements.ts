@@ -83,19 +83,20 @@ export class Announcements {
   /**
    * Records what was posted for the window (`uri` null: nothing to
    * announce) and whom it named. Someone forgotten while it was being
-   * posted is not in the store any more: the post is taken back at once.
+   * posted is not in the store any more: the post is queued to be taken
+   * back. Run in a transaction: the people named are held (key share) until
+   * it ends, so a `forget` (which holds its person first) either finishes
+   * before this looks, or waits and then finds the post to take back.
    */
   async posted(window: AnnouncementWindow, tally: { count: number; named: readonly number[] }, uri: string | null): Promise<void> {
+    const named = [...tally.named];
+    const present = named.length === 0 ? [] : await this.db<{ id: number }[]>`select id from person where id = any(${named}::int[]) for key share`;
     await this.db`
-      update announcement set arrivals = ${tally.count}, named = ${tally.named.length}, named_people = ${tally.named as number[]}::int[],
+      update announcement set arrivals = ${tally.count}, named = ${named.length}, named_people = ${named}::int[],
         post_uri = ${uri}, posted_at = now()
       where platform = ${window.platform} and since = ${window.since}`;
-    if (uri !== null && tally.named.length > 0) {
-      await this.db`
-        insert into announcement_retraction (platform, post_uri)
-        select ${window.platform}, ${uri}
-        where exists (select 1 from unnest(${tally.named as number[]}::int[]) n(id) where not exists (select 1 from person p where p.id = n.id))
-        on conflict do nothing`;
+    if (uri !== null && present.length < named.length) {
+      await this.db`insert into announcement_retraction (platform, post_uri) values (${window.platform}, ${uri}) on conflict do nothing`;
     }
   }
 

@@ -79,6 +79,13 @@ export class FediverseState {
     return rows.map((r) => ({ actorUri: r.actor_uri, inbox: r.inbox, sharedInbox: r.shared_inbox }));
   }
 
+  /** Every follower, in one read (what a post to the followers goes to). */
+  async allFollowers(): Promise<Follower[]> {
+    const rows = await this.db<{ actor_uri: string; inbox: string; shared_inbox: string | null }[]>`
+      select actor_uri, inbox, shared_inbox from fediverse_follower order by created_at, actor_uri`;
+    return rows.map((r) => ({ actorUri: r.actor_uri, inbox: r.inbox, sharedInbox: r.shared_inbox }));
+  }
+
   async followerCount(): Promise<number> {
     const [row] = await this.db<{ n: number }[]>`select count(*)::int as n from fediverse_follower`;
     return row?.n ?? 0;
@@ -91,17 +98,22 @@ export class FediverseState {
       on conflict (id) do nothing`;
   }
 
-  /** A public post by id; undefined for anything else (a direct message is never one). */
-  async publicNote(id: string): Promise<PublicNote | undefined> {
+  /**
+   * A public post by id, as served; undefined for anything else (a direct
+   * message is never one) and for a post withdrawn (`withdrawn`: those too).
+   */
+  async publicNote(id: string, options: { withdrawn?: boolean } = {}): Promise<PublicNote | undefined> {
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
-    const [row] = await this.db<PublicNote[]>`select id, content, mentions, published from fediverse_public_note where id = ${id}`;
+    const [row] = await this.db<PublicNote[]>`
+      select id, content, mentions, published from fediverse_public_note
+      where id = ${id} and (withdrawn_at is null or ${options.withdrawn ?? false})`;
     return row;
   }
 
-  /** Public posts, newest first, `limit` from `offset`. */
+  /** Public posts served, newest first, `limit` from `offset`. */
   async publicNotes(offset = 0, limit = 20): Promise<PublicNote[]> {
     return this.db<PublicNote[]>`
-      select id, content, mentions, published from fediverse_public_note
+      select id, content, mentions, published from fediverse_public_note where withdrawn_at is null
       order by published desc, id desc offset ${offset} limit ${limit}`;
   }
 
@@ -110,7 +122,7 @@ export class FediverseState {
   }
 
   async publicNoteCount(): Promise<number> {
-    const [row] = await this.db<{ n: number }[]>`select count(*)::int as n from fediverse_public_note`;
+    const [row] = await this.db<{ n: number }[]>`select count(*)::int as n from fediverse_public_note where withdrawn_at is null`;
     return row?.n ?? 0;
   }
 

@@ -82,17 +82,21 @@ export class People {
    * follow edges that are theirs (their own followings). Run inside a transaction.
    */
   async delete(id: number): Promise<boolean> {
+    // Held first: a post being recorded as naming them (Announcements.posted)
+    // either lands before, and is taken back below, or sees them gone.
+    await this.lockForUpdate(id);
     await this.db`
       delete from x_follow f using identity i
       where i.person_id = ${id} and i.x_id is not null and f.follower = i.x_id`;
     // The public posts that named them are taken back: deleted at the next
     // announcement run on their platform, and the fediverse bot's copy is
-    // no longer served from now.
+    // no longer served from now (kept until its Delete is out).
     await new Announcements(this.db).retractNaming(id);
     await this.db`
-      delete from fediverse_public_note n using identity i
+      update fediverse_public_note n set withdrawn_at = now()
+      from identity i
       where i.person_id = ${id} and i.platform = 'fediverse' and i.stable_id is not null
-        and n.mentions @> jsonb_build_array(jsonb_build_object('href', i.stable_id))`;
+        and n.mentions @> jsonb_build_array(jsonb_build_object('href', i.stable_id)) and n.withdrawn_at is null`;
     const result = await this.db`delete from person where id = ${id}`;
     return result.count > 0;
   }

@@ -241,6 +241,26 @@ describe("people", () => {
     await store.announcements.retracted("bluesky", "at://did:plc:bot/app.bsky.feed.post/named");
   });
 
+  it("a post recorded while someone it names is being forgotten is taken back, whichever commits first", async () => {
+    const window = { platform: "bluesky" as const, since: new Date("2026-02-01T00:00:00Z"), until: new Date("2026-02-01T01:00:00Z") };
+    await db.sql`insert into announcement (platform, since, until) values ('bluesky', ${window.since}, ${window.until})`;
+    const p = await store.people.create({ announceMe: true });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // The forget has done its work but not committed when the post is recorded.
+    const forgetting = store.transaction(async (s) => {
+      await s.people.delete(p.id);
+      await gate;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const recording = store.transaction((s) => s.announcements.posted(window, { count: 1, named: [p.id] }, "at://did:plc:bot/app.bsky.feed.post/race"));
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await Promise.all([forgetting, recording]);
+    expect(await store.announcements.claimRetraction("bluesky")).toBe("at://did:plc:bot/app.bsky.feed.post/race");
+    await store.announcements.retracted("bluesky", "at://did:plc:bot/app.bsky.feed.post/race");
+  });
+
   it("forget deletes everything about a person", async () => {
     const p = await personWith([{ platform: "x", stableId: "500" }, { platform: "bluesky", stableId: "did:plc:p500" }]);
     const t = await personWith([{ platform: "x", stableId: "501" }, { platform: "bluesky", stableId: "did:plc:p501" }]);

@@ -19,7 +19,6 @@ export function sendPublicNotePage(res: Response, note: PublicNote, lang: string
   // No bot name: every mention in it is shown.
   const text = htmlToText(note.content, { username: "", domain: "" }).trim();
   const published = note.published.toISOString();
-  res.set("Cache-Control", "public, max-age=300");
   sendPage(res, {
     lang,
     title: "Reconnexion",
