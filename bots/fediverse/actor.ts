@@ -64,7 +64,7 @@ export function setupActor(federation: Federation<void>, options: { username: st
       // No cursor: every follower, which is what Fedify asks for when it
       // sends to "followers" (an empty answer here sent public posts to
       // nobody). Served over HTTP, the collection is paged (first cursor).
-      if (cursor === null) return { items: (await store.fediverse.allFollowers()).map(recipientOf) };
+      if (cursor === null) return { items: (await store.fediverse.followers(0, null)).map(recipientOf) };
       const offset = Math.max(0, Number.parseInt(cursor, 10) || 0);
       const page = await store.fediverse.followers(offset, FOLLOWERS_PAGE + 1);
       return {

@@ -38,11 +38,7 @@ export async function publishNote(
   // The people named, who may not follow the bot, see themselves welcomed:
   // best effort, the post is out already.
   try {
-    const actors: Actor[] = [];
-    for (const n of named) {
-      const actor = await ctx.lookupObject(n.id).catch(() => null);
-      if (actor && isActor(actor)) actors.push(actor);
-    }
+    const actors = await actorsAt(ctx, named.map((n) => n.id));
     if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, create, { preferSharedInbox: true, orderingKey });
   } catch {
     // The followers have it; a named person who does not follow the bot misses the mention.
@@ -100,11 +96,17 @@ export async function retractNote(ctx: Context<void>, options: { username: strin
   });
   const orderingKey = options.noteUri;
   await ctx.sendActivity({ identifier: options.username }, "followers", del, { preferSharedInbox: true, orderingKey });
-  const actors: Actor[] = [];
-  for (const href of mentioned) {
-    const actor = await ctx.lookupObject(href).catch(() => null);
-    if (actor && isActor(actor)) actors.push(actor);
-  }
+  const actors = await actorsAt(ctx, mentioned);
   if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, del, { preferSharedInbox: true, orderingKey });
   await options.store.fediverse.deletePublicNote(id);
+}
+
+/** The actors at these addresses that can be fetched now (the others are left out). */
+async function actorsAt(ctx: Context<void>, ids: readonly (string | URL)[]): Promise<Actor[]> {
+  const actors: Actor[] = [];
+  for (const id of ids) {
+    const actor = await ctx.lookupObject(id).catch(() => null);
+    if (actor && isActor(actor)) actors.push(actor);
+  }
+  return actors;
 }

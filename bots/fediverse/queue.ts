@@ -62,6 +62,8 @@ export class PostgresQueue implements MessageQueue {
   private readonly onError: (error: unknown, message: unknown) => void;
   private readonly admit: (message: unknown) => Promise<boolean>;
   private readonly box: SecretBox | undefined;
+  /** Bound into each ciphertext: a message cannot be moved to another queue. */
+  private readonly sealContext: string;
   private readonly batches = new AsyncLocalStorage<Pending[]>();
 
   constructor(sql: Sql, name: string, options: QueueOptions = {}) {
@@ -74,23 +76,20 @@ export class PostgresQueue implements MessageQueue {
     this.onError = options.onError ?? (() => {});
     this.admit = options.admit ?? (async () => true);
     this.box = options.box;
+    this.sealContext = `fediverse_queue:${name}`;
   }
 
   /** A message as stored: as is, or sealed into a string. */
   private toRow(message: unknown): unknown {
-    return this.box ? this.box.seal(JSON.stringify(message), this.sealContext()).toString("base64") : message;
+    return this.box ? this.box.seal(JSON.stringify(message), this.sealContext).toString("base64") : message;
   }
 
   private fromRow(stored: unknown): unknown {
     if (typeof stored !== "string") return stored;
     if (!this.box) throw new Error(`fediverse queue ${this.name}: a sealed message, and no key to open it`);
-    return JSON.parse(this.box.open(Buffer.from(stored, "base64"), this.sealContext()));
+    return JSON.parse(this.box.open(Buffer.from(stored, "base64"), this.sealContext));
   }
 
-  /** Bound into each ciphertext: a message cannot be moved to another queue. */
-  private sealContext(): string {
-    return `fediverse_queue:${this.name}`;
-  }
 
   async enqueue(message: unknown, options?: MessageQueueEnqueueOptions): Promise<void> {
     await this.enqueueMany([message], options);

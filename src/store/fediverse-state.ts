@@ -71,18 +71,11 @@ export class FediverseState {
     return result.count > 0;
   }
 
-  /** Followers in a stable order, `limit` from `offset`. */
-  async followers(offset = 0, limit = 100): Promise<Follower[]> {
+  /** Followers in a stable order, `limit` from `offset` (null: every one, what a post to the followers goes to). */
+  async followers(offset = 0, limit: number | null = 100): Promise<Follower[]> {
     const rows = await this.db<{ actor_uri: string; inbox: string; shared_inbox: string | null }[]>`
       select actor_uri, inbox, shared_inbox from fediverse_follower
       order by created_at, actor_uri offset ${offset} limit ${limit}`;
-    return rows.map((r) => ({ actorUri: r.actor_uri, inbox: r.inbox, sharedInbox: r.shared_inbox }));
-  }
-
-  /** Every follower, in one read (what a post to the followers goes to). */
-  async allFollowers(): Promise<Follower[]> {
-    const rows = await this.db<{ actor_uri: string; inbox: string; shared_inbox: string | null }[]>`
-      select actor_uri, inbox, shared_inbox from fediverse_follower order by created_at, actor_uri`;
     return rows.map((r) => ({ actorUri: r.actor_uri, inbox: r.inbox, sharedInbox: r.shared_inbox }));
   }
 

@@ -8,7 +8,7 @@ import type { Store } from "../store/index.ts";
 import type { Locale } from "../conversation/i18n/index.ts";
 import { personLocale } from "../conversation/language.ts";
 import { html, sendPage, type SafeHtml } from "./html.ts";
-import { browserLanguage } from "./link-page.ts";
+import { browserLanguage, prefersPage } from "./link-page.ts";
 
 export interface WebContext {
   store: Store;
@@ -70,8 +70,7 @@ export function createWebApp(ctx: WebContext): Express {
 /** An error page in the browser's language (else `defaultLanguage`), or for a machine `plain`. */
 function answerError(req: Request, res: Response, status: number, defaultLanguage: string | undefined, page: (locale: Locale) => [string, SafeHtml], plain: string): void {
   res.set("Cache-Control", "no-store");
-  // HTML only when it is what the client prefers: ActivityPub servers list text/html last.
-  if (req.accepts(["text/plain", "application/activity+json", "application/ld+json", "application/json", "text/html"]) !== "text/html") {
+  if (!prefersPage(req)) {
     res.status(status).type("text/plain").send(`${plain}\n`);
     return;
   }

@@ -21,6 +21,14 @@ export function browserLanguage(req: Request): string | undefined {
   return req.acceptsLanguages(...Object.keys(LOCALES)) || undefined;
 }
 
+/**
+ * Whether the client would rather have a page than a machine answer:
+ * browsers list text/html first; ActivityPub servers list it last, if at all.
+ */
+export function prefersPage(req: Request): boolean {
+  return req.accepts(["text/plain", "application/activity+json", "application/ld+json", "application/json", "text/html"]) === "text/html";
+}
+
 /** A page titled `title` in `locale`'s language. */
 export function sendLinkPage(res: Response, locale: Locale, title: string, body: SafeHtml, status = 200): void {
   sendPage(res, { lang: locale.code, title, status, body: html`<h1>${title}</h1>${body}` });

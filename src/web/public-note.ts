@@ -3,15 +3,10 @@
  * links to it (`/fediverse/notes/<id>`); ActivityPub clients get the Note
  * itself at the same address (Fedify). Direct messages have no page.
  */
-import type { Request, Response } from "express";
+import type { Response } from "express";
 import { htmlToText } from "../conversation/parse.ts";
 import type { PublicNote } from "../store/fediverse-state.ts";
 import { html, sendPage } from "./html.ts";
-
-/** Whether the client would rather have a page than ActivityPub JSON (browsers list text/html first). */
-export function prefersPage(req: Request): boolean {
-  return req.accepts(["application/activity+json", "application/ld+json", "application/json", "text/html"]) === "text/html";
-}
 
 export function sendPublicNotePage(res: Response, note: PublicNote, lang: string): void {
   // The note's HTML is the bot's own, but the page shows it as text: what
