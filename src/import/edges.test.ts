@@ -124,3 +124,51 @@ describe("import edges", () => {
     });
   }
 });
+
+describe("import edges in bulk into an empty store", () => {
+  let empty: TestDatabase;
+  beforeAll(async () => {
+    empty = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await empty.drop();
+  });
+
+  const edgeRelations = async () =>
+    (await empty.sql<{ name: string }[]>`select relname as name from pg_class where relname like 'x_follow%' order by 1`).map((r) => r.name);
+  const edges = async () => (await empty.sql<{ n: number }[]>`select count(*)::int as n from x_follow`)[0]!.n;
+  const bigFile = (base: number, count = 30_000) =>
+    csv(Array.from({ length: count }, (_, i) => `${base + (i % 1000)},${base + 1_000_000 + i}`).join("\n") + "\n");
+
+  it("takes nothing in when its last step (deriving the matches) fails, and succeeds once it can", async () => {
+    const a = await registerPerson(empty.store, "100", { platform: "bluesky", stableId: "did:plc:late-a", handle: "a.late.example" });
+    await registerPerson(empty.store, "1000000", { platform: "bluesky", stableId: "did:plc:late-b", handle: "b.late.example" });
+    const file = await csv(["100,1000000", ...Array.from({ length: 30_000 }, (_, i) => `${200 + (i % 500)},${3_000_000 + i}`)].join("\n") + "\n");
+    await empty.sql`alter table match add constraint refuse_all check (person_id < 0) not valid`;
+    await expect(importEdges(empty.sql, file)).rejects.toThrow(/refuse_all/);
+    expect(await edges()).toBe(0);
+    expect(await edgeRelations()).toEqual(["x_follow", "x_follow_followed", "x_follow_pkey"]);
+    await empty.sql`alter table match drop constraint refuse_all`;
+
+    expect(await importEdges(empty.sql, file)).toMatchObject({ rows: 30_001, added: 30_001, matchesAdded: 1 });
+    expect((await empty.store.matches.counts(a.personId)).bluesky.pending).toBe(1);
+    expect(await edgeRelations()).toEqual(["x_follow", "x_follow_followed", "x_follow_pkey"]);
+    await expect(empty.sql`insert into x_follow values (100, 1000000)`).rejects.toThrow(/x_follow_pkey/);
+    await empty.sql`delete from x_follow`;
+    await empty.sql`delete from match`;
+  });
+
+  it("runs two bulk imports started together without losing either", async () => {
+    const [first, second] = await Promise.all([importEdges(empty.sql, await bigFile(20_000)), importEdges(empty.sql, await bigFile(40_000))]);
+    expect(first.added + second.added).toBe(60_000);
+    expect(await edges()).toBe(60_000);
+    expect(await edgeRelations()).toEqual(["x_follow", "x_follow_followed", "x_follow_pkey"]);
+  });
+
+  it("runs a bulk and a small import started together without losing either", async () => {
+    const before = await edges();
+    const [bulk, small] = await Promise.all([importEdges(empty.sql, await bigFile(60_000, 40_000)), importEdges(empty.sql, await csv("7,8\n9,10\n"))]);
+    expect(bulk.added + small.added).toBe(40_002);
+    expect(await edges()).toBe(before + 40_002);
+  });
+});

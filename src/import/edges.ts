@@ -3,6 +3,7 @@
  * bytes go straight into PostgreSQL's COPY (PostgreSQL parses and type-checks
  * the CSV, far faster than doing it here). Everything happens in one
  * transaction: all or nothing, and importing the same file twice adds nothing.
+ * Edge imports run one at a time (an advisory lock).
  *
  * Two paths, chosen from the file's size against the table's:
  * - incremental: COPY into a temporary table, then insert into the indexed
@@ -36,6 +37,8 @@ export const EDGE_COLUMNS = ["follower_x_id", "followed_x_id"] as const;
 const REBUILD_SHARE = 0.2;
 // A CSV edge line is 20–40 bytes; the row estimate only picks the path.
 const BYTES_PER_ROW = 30;
+/** pg_advisory_xact_lock key of edge imports ("edge"). */
+const EDGE_IMPORT_LOCK = 0x65646765;
 
 type Tx = postgres.TransactionSql<{}>;
 
@@ -50,6 +53,10 @@ export async function importEdges(
   const bodyBytes = header.size - header.bodyOffset;
 
   const summary = await sql.begin(async (tx) => {
+    // One edge import at a time. Two at once deadlock: both take a read lock
+    // on `x_follow` (creating their tables like it) and then need to write
+    // it, or to swap it; and two bulk ones create the same `x_follow_next`.
+    await tx`select pg_advisory_xact_lock(${EDGE_IMPORT_LOCK})`;
     await tx`set local synchronous_commit = off`;
     await tx`set local work_mem = '1GB'`;
     await tx`set local maintenance_work_mem = '1GB'`;
