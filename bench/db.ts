@@ -63,13 +63,13 @@ export async function dropDatabase(server: BenchServer, name: string): Promise<v
 }
 
 /** A new, migrated database (any previous one of that name is dropped). */
-export async function freshDatabase(server: BenchServer, name: string): Promise<Sql> {
+export async function freshDatabase(server: BenchServer, name: string, options: { onQuery?: (query: string) => void } = {}): Promise<Sql> {
   await dropDatabase(server, name);
   await server.admin.unsafe(`create database "${name}"`);
   // Migrated on a connection of its own: the pool must open knowing the schema's types (openDatabase).
   const migrator = connect(server.urlFor(name), { max: 1 });
   await migrate(migrator).finally(() => migrator.end({ timeout: 5 }));
-  return connect(server.urlFor(name));
+  return connect(server.urlFor(name), options);
 }
 
 export interface GraphMeta {

@@ -64,6 +64,8 @@ interface Result {
   serverCpuMs: number | null;
   /** Reply notes queued per message (each one signed by Fedify). */
   notesPerMessage: number;
+  /** SQL statements sent to PostgreSQL per message (queues, key–value store, store). */
+  statementsPerMessage: number;
 }
 
 /** Parent → sender child. */
@@ -146,13 +148,14 @@ async function drive(label: string, target: Target, sender: Sender, text: string
   // Warm-up: one message per sender (key fetch, acct lookup, caches).
   await sender.run(target, SENDERS, text);
   notes.sent = 0;
+  notes.statements = 0;
   const cpu = process.cpuUsage();
   const machine = await machineBusyMs();
   const { seconds, latencies, cpuMs: senderMs } = await sender.run(target, count, text, rate);
   const used = process.cpuUsage(cpu);
   const machineAfter = await machineBusyMs();
   return {
-    label, messages: count, seconds, latencies, notesPerMessage: notes.sent / count,
+    label, messages: count, seconds, latencies, notesPerMessage: notes.sent / count, statementsPerMessage: notes.statements / count,
     cpuMs: (used.user + used.system) / 1000 / count,
     serverCpuMs: machine === null || machineAfter === null ? null : (machineAfter - machine - senderMs) / count,
   };
@@ -174,6 +177,8 @@ async function machineBusyMs(): Promise<number | null> {
 /** Reply notes queued since the last reset. */
 interface NoteCounter {
   sent: number;
+  /** SQL statements sent. */
+  statements: number;
 }
 
 /** The child: a fediverse server whose users sign and send the DMs, and time them. */
@@ -259,15 +264,15 @@ export const fediverseInbox: Benchmark = {
   defaultSize: "small",
   async run(context) {
     const count = Math.max(200, context.sample);
-    const sql = await freshDatabase(context.server, "bench_fediverse_inbox");
-    const echoSql = await freshDatabase(context.server, "bench_fediverse_echo");
+    const botNotes: NoteCounter = { sent: 0, statements: 0 };
+    const echoNotes: NoteCounter = { sent: 0, statements: 0 };
+    const sql = await freshDatabase(context.server, "bench_fediverse_inbox", { onQuery: () => botNotes.statements++ });
+    const echoSql = await freshDatabase(context.server, "bench_fediverse_echo", { onQuery: () => echoNotes.statements++ });
     const servers: Server[] = [];
     const closers: (() => Promise<void>)[] = [];
     try {
       const sender = await Sender.start();
       closers.push(() => sender.stop());
-      const botNotes: NoteCounter = { sent: 0 };
-      const echoNotes: NoteCounter = { sent: 0 };
 
       // The bot, as `npm start` wires it, inbox workers only.
       const port = await freePort();
@@ -354,18 +359,18 @@ export const fediverseInbox: Benchmark = {
         const s = summarize(r.latencies);
         return [
           r.label, int(r.messages), r.notesPerMessage.toFixed(1), int(r.messages / r.seconds), int((r.messages * r.notesPerMessage) / r.seconds),
-          ms(s.p50), ms(s.p99), ms(s.max), r.cpuMs.toFixed(1), r.serverCpuMs === null ? "-" : r.serverCpuMs.toFixed(1),
+          ms(s.p50), ms(s.p99), ms(s.max), r.cpuMs.toFixed(1), r.serverCpuMs === null ? "-" : r.serverCpuMs.toFixed(1), r.statementsPerMessage.toFixed(1),
         ];
       });
       printTable(
         "Inbound fediverse DMs, signed request in → reply queued",
-        ["actor", "messages", "notes/msg", "msg/s", "notes/s", "p50 ms", "p99 ms", "max ms", "CPU ms/msg", "server CPU ms/msg"],
+        ["actor", "messages", "notes/msg", "msg/s", "notes/s", "p50 ms", "p99 ms", "max ms", "CPU ms/msg", "server CPU ms/msg", "SQL/msg"],
         rows,
         [
           `target: ≥ 200 msg/s, p99 ≤ 50 ms (2 cores). ${CONCURRENCY} requests in flight (the last rows: ${STEADY_RATES.join(" and ")} sent a second, on a clock); PostgreSQL queue and key–value store for both.`,
           "Senders sign and send from a child process; CPU ms/msg is the measured process's (bot or echo, PostgreSQL not included);",
           "server CPU ms/msg is every process's on both cores (/proc/stat) but the senders': the bot's or echo's, PostgreSQL's, the system's —",
-          "what 2 cores have to share, 2,000 ms a second.",
+          "what 2 cores have to share, 2,000 ms a second. SQL/msg: statements sent to PostgreSQL per message (idle queue polls included).",
           `Load average after the run: ${loadavg().map((l) => l.toFixed(2)).join(" ")}.`,
         ],
       );
