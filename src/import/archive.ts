@@ -15,6 +15,7 @@ import type { Sql } from "../store/database.ts";
 import { isXAccountId, normalizeXUsername } from "../store/handles.ts";
 import { Identities, IdentityTakenError } from "../store/identities.ts";
 import { Matches } from "../store/matches.ts";
+import { lockEdgesBeforePeople } from "../store/lock-order.ts";
 import { People } from "../store/people.ts";
 import { UploadedArchives } from "../store/uploaded-archives.ts";
 import { ImportError, silentProgress, type ArchiveImportSummary, type Progress } from "./types.ts";
@@ -174,6 +175,8 @@ async function claimant(
 async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountId: string, options: ArchiveImportOptions): Promise<number> {
   const personId = options.personId;
   if (personId === undefined) throw new Error("An uploaded archive needs the person who sent it (options.personId).");
+  // Its matches are derived from the edges too: see src/store/lock-order.ts.
+  await lockEdgesBeforePeople(tx, "read");
   // Held until the upload is in: a merge or a `forget` of the person meanwhile waits for it.
   if (!(await new People(tx).lockForUpdate(personId))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
   const ownX = (await new Identities(tx).listForPerson(personId)).find((i) => i.platform === "x" && i.stableId !== accountId);

@@ -1,5 +1,6 @@
 /** People and their settings; merging two people into one; forgetting one. */
 import { Announcements } from "./announcements.ts";
+import { lockEdgesBeforePeople } from "./lock-order.ts";
 import type { Person, PersonSettings, Queryable } from "./types.ts";
 import { UploadedArchives } from "./uploaded-archives.ts";
 
@@ -82,6 +83,8 @@ export class People {
    * follow edges that are theirs (their own followings). Run inside a transaction.
    */
   async delete(id: number): Promise<boolean> {
+    // Before the person: see lock-order.ts.
+    await lockEdgesBeforePeople(this.db, "write");
     // Held first: a post being recorded as naming them (Announcements.posted)
     // either lands before, and is taken back below, or sees them gone.
     await this.lockForUpdate(id);
@@ -129,6 +132,8 @@ export class People {
    */
   async merge(keepId: number, dropId: number): Promise<void> {
     if (keepId === dropId) return;
+    // The callers derive matches from the edges next: see lock-order.ts.
+    await lockEdgesBeforePeople(this.db, "read");
     // Both held first, in id order: an upload under way for either (which
     // holds its person, lockForUpdate) lands before they merge, not lost.
     await this.db`select id from person where id in (${keepId}, ${dropId}) order by id for update`;

@@ -170,7 +170,7 @@ describe("matches", () => {
     expect((await store.matches.counts(reader.id)).fediverse).toMatchObject({ total: 6, followed: 1 });
     // The rebuilt primary key still refuses a repeat, and the foreign keys still cascade.
     await expect(db.sql`insert into match (person_id, platform, target_person_id) values (${fan.id}, 'fediverse', ${stars[0]!.id})`).rejects.toThrow(/duplicate key/);
-    await store.people.delete(fan.id);
+    await store.forget(fan.id);
     expect((await store.matches.counts(fan.id)).fediverse.total).toBe(0);
 
     // With people in use elsewhere (a transaction reading them), the bulk path

@@ -341,7 +341,7 @@ describe("sessions and people", () => {
     await authorizeAs(erin, "link-erin-2");
     expect((await sessionRow(erin.did))!.identity_id).toBe(identity.id);
 
-    await db.store.people.delete(person.id);
+    await db.store.forget(person.id);
     expect(await sessionRow(erin.did)).toBeUndefined();
     await expect(oauth.agentFor(erin.did)).rejects.toBeInstanceOf(AuthorizationExpiredError);
   });

@@ -1,0 +1,92 @@
+/**
+ * A bulk edge import holds `x_follow` (exclusive, then access exclusive for
+ * its swap) and then takes key-share locks on person rows: the foreign keys
+ * of the matches it derives. Whatever locks a person row and then waits for
+ * `x_follow` would deadlock with it, and PostgreSQL would abort one of the
+ * two (a minute's import, or someone's `forget`). Each case: a transaction
+ * holding `x_follow` as the import does, the operation started meanwhile,
+ * then the import's next step, a match that names the person.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { registerPerson } from "../../test/harness/graph.ts";
+import { writeArchiveZip } from "../../test/harness/x-archive.ts";
+import { importArchive } from "../import/archive.ts";
+
+let db: TestDatabase;
+let dir: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), "lock-order-"));
+});
+afterAll(async () => {
+  await db.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Resolves once some other session waits for a lock in this database. */
+async function someoneWaits(): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    const [row] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_locks l join pg_database d on d.oid = l.database
+      where not l.granted and d.datname = current_database()`;
+    if (row!.n > 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("nobody waited for a lock");
+}
+
+/**
+ * Runs `operation` while a transaction holds `x_follow` in `mode`, then has
+ * that transaction add a match naming `personId` and commit. Both must succeed.
+ */
+async function duringBulkImport<T>(mode: "exclusive" | "access exclusive", personId: number, otherId: number, operation: () => Promise<T>): Promise<T> {
+  const importer = await db.sql.reserve();
+  try {
+    await importer`begin`;
+    await importer.unsafe(`lock table x_follow in ${mode} mode`);
+    const running = operation();
+    running.catch(() => undefined);
+    await someoneWaits();
+    await importer`insert into match (person_id, platform, target_person_id) values (${otherId}, 'bluesky', ${personId}) on conflict do nothing`;
+    await importer`commit`;
+    return await running;
+  } finally {
+    await importer`rollback`.catch(() => undefined);
+    importer.release();
+  }
+}
+
+let n = 0;
+async function person() {
+  n++;
+  return registerPerson(db.store, `${77_000 + n}`, { platform: "bluesky", stableId: `did:plc:lock-order-${n}`, handle: `p${n}.lock.example` });
+}
+
+describe("lock order with a bulk edge import", () => {
+  it("a forget waits for the import instead of deadlocking with it", async () => {
+    const [gone, other] = [await person(), await person()];
+    await db.sql`insert into x_follow values (${`${77_000 + n - 1}`}, 1)`;
+    expect(await duringBulkImport("exclusive", gone.personId, other.personId, () => db.store.forget(gone.personId))).toBe(true);
+    expect(await db.store.people.get(gone.personId)).toBeUndefined();
+  });
+
+  it("a merge waits for the import's swap instead of deadlocking with it", async () => {
+    const [keep, drop, other] = [await person(), await person(), await person()];
+    await duringBulkImport("access exclusive", drop.personId, other.personId, () => db.store.mergePeople(keep.personId, drop.personId));
+    expect(await db.store.people.get(drop.personId)).toBeUndefined();
+    expect((await db.store.matches.counts(other.personId)).bluesky.total).toBe(1);
+  });
+
+  it("an uploaded archive waits for the import's swap instead of deadlocking with it", async () => {
+    const [uploader, other] = [await person(), await person()];
+    const zip = await writeArchiveZip(path.join(dir, "upload.zip"), { accountId: `${77_000 + n - 1}`, username: "uploader", followings: ["5", "6"] });
+    const summary = await duringBulkImport("access exclusive", uploader.personId, other.personId, () =>
+      importArchive(db.sql, zip, { personId: uploader.personId, selfService: true }),
+    );
+    expect(summary.personId).toBe(uploader.personId);
+  });
+});
