@@ -76,4 +76,26 @@ describe("PostgresQueue", () => {
     await listening;
     expect(received).toEqual([message]);
   });
+
+  it("keeps who a message goes to out of the table too: its ordering key is a keyed digest, and still orders", async () => {
+    const box = new SecretBox("queue-test-secret-key-of-at-least-32-chars");
+    const queue = new PostgresQueue(db.sql, "digest-test", { pollMs: 50, box });
+    const recipient = "https://mastodon.example/users/alice\nhttps://mastodon.example";
+    for (let n = 0; n < 3; n++) await queue.enqueue({ n }, { orderingKey: recipient });
+    const keys = await db.sql<{ key: string }[]>`select ordering_key as key from fediverse_queue where queue = 'digest-test' order by id`;
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys.map((k) => k.key)).size).toBe(1);
+    expect(keys[0]!.key).not.toMatch(/alice|mastodon/);
+    // Another SECRET_KEY, another digest: it cannot be recomputed from a guess without the key.
+    const otherBox = new SecretBox("another-secret-key-of-at-least-32-characters");
+    expect(otherBox.digest(recipient, "fediverse_queue:digest-test")).not.toBe(keys[0]!.key);
+
+    const seen: number[] = [];
+    const controller = new AbortController();
+    await queue.listen(async (m: { n: number }) => {
+      seen.push(m.n);
+      if (seen.length === 3) controller.abort();
+    }, { signal: controller.signal });
+    expect(seen).toEqual([0, 1, 2]);
+  });
 });

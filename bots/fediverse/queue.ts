@@ -13,7 +13,8 @@
  *
  * With a `box`, messages are sealed at rest (AES-256-GCM, SECRET_KEY): an
  * outbox message carries the bot's private signing key (Fedify puts it in
- * each one) and the text of a person's direct messages.
+ * each one) and the text of a person's direct messages; and ordering keys,
+ * which name the recipient, are stored as keyed digests.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { MessageQueue, MessageQueueEnqueueOptions, MessageQueueListenOptions } from "@fedify/fedify";
@@ -98,7 +99,9 @@ export class PostgresQueue implements MessageQueue {
   async enqueueMany(messages: readonly unknown[], options?: MessageQueueEnqueueOptions): Promise<void> {
     if (messages.length === 0) return;
     const ms = delayMs(options);
-    const key = options?.orderingKey ?? null;
+    const orderingKey = options?.orderingKey ?? null;
+    // Fedify's keys name the recipient; the order only needs them equal.
+    const key = orderingKey !== null && this.box ? this.box.digest(orderingKey, this.sealContext) : orderingKey;
     const batch = this.batches.getStore();
     if (batch) {
       for (const message of messages) batch.push({ message, ms, key });

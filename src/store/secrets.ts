@@ -1,9 +1,9 @@
 /**
- * Encryption at rest for authorizations: AES-256-GCM with a key derived
- * (HKDF-SHA256) from `SECRET_KEY`. Each ciphertext is bound to the row it
+ * Encryption at rest for authorizations (and queued messages): AES-256-GCM
+ * with a key derived (HKDF-SHA256) from `SECRET_KEY`. Each ciphertext is bound to the row it
  * belongs to through the associated data, so rows cannot be swapped.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 
@@ -13,12 +13,24 @@ const TAG_BYTES = 16;
 
 export class SecretBox {
   readonly #key: Buffer;
+  /** A key of its own for digests: one key, one use. */
+  readonly #digestKey: Buffer;
 
   constructor(secretKey: string) {
     if (secretKey.length < 32) throw new Error("SECRET_KEY must be at least 32 characters.");
     this.#key = Buffer.from(
       hkdfSync("sha256", secretKey, "reconnexion", "authorization-v1", 32),
     );
+    this.#digestKey = Buffer.from(hkdfSync("sha256", secretKey, "reconnexion", "digest-v1", 32));
+  }
+
+  /**
+   * A keyed digest of `value` (HMAC-SHA256, base64url), the same each time:
+   * for columns compared for equality only, which must not show the value
+   * nor let it be confirmed by hashing a guess.
+   */
+  digest(value: string, context: string): string {
+    return createHmac("sha256", this.#digestKey).update(context).update("\0").update(value).digest("base64url");
   }
 
   /** Encrypts `plaintext`; `context` (e.g. `identity:12`) must be given again to decrypt. */
