@@ -31,8 +31,7 @@ afterAll(async () => {
 async function someoneWaits(): Promise<void> {
   for (let i = 0; i < 250; i++) {
     const [row] = await db.sql<{ n: number }[]>`
-      select count(*)::int as n from pg_locks l join pg_database d on d.oid = l.database
-      where not l.granted and d.datname = current_database()`;
+      select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
     if (row!.n > 0) return;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -88,5 +87,29 @@ describe("lock order with a bulk edge import", () => {
       importArchive(db.sql, zip, { personId: uploader.personId, selfService: true }),
     );
     expect(summary.personId).toBe(uploader.personId);
+  });
+
+  it("recording a reconnection's outcomes waits for a forget of its target instead of deadlocking with it", async () => {
+    const [owner, target] = [await person(), await person()];
+    await db.sql`insert into match (person_id, platform, target_person_id) values (${owner.personId}, 'bluesky', ${target.personId})`;
+    const { job } = await db.store.reconnectJobs.open(owner.personId, "bluesky", "all", [target.personId], null);
+    // A forget of the target, as its cascade locks: the person, the matches
+    // naming it, then the reconnection targets naming it.
+    const forget = await db.sql.reserve();
+    try {
+      await forget`begin`;
+      await forget`select 1 from person where id = ${target.personId} for update`;
+      await forget`select 1 from match where target_person_id = ${target.personId} for update`;
+      const recording = db.store.transaction((s) => s.reconnectJobs.record(job, [{ personId: target.personId, outcome: "followed" }]));
+      recording.catch(() => undefined);
+      await someoneWaits();
+      await forget`select 1 from reconnect_target where target_person_id = ${target.personId} for update`;
+      await forget`commit`;
+      await recording;
+    } finally {
+      await forget`rollback`.catch(() => undefined);
+      forget.release();
+    }
+    expect((await db.store.reconnectJobs.counts(job.id)).followed).toBe(1);
   });
 });

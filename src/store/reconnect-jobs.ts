@@ -274,6 +274,11 @@ export class ReconnectJobs {
     const matchReasons = results.map((r) =>
       r.outcome === "followed" || r.outcome === "already_following" ? null : r.reason ? `${r.outcome}: ${r.reason}`.slice(0, 200) : r.outcome,
     );
+    // The people first, as a forget or a merge locks them before the rows
+    // that name them; locking a target row and then its match would cross
+    // a forget's cascade (src/store/lock-order.test.ts). In id order, as
+    // a merge takes its two.
+    await this.db`select 1 from person where id = any(${[job.personId, ...ids]}::int[]) order by id for key share`;
     // One statement: only targets recorded now (not before) settle their match.
     await this.db`
       with e as (
