@@ -191,8 +191,21 @@ export class People {
    * Reconnection jobs follow their person. Where both have an open job on a
    * platform, the dropped one's remaining targets join the kept one's, with
    * their markers (a write in flight is then recognised when it lands).
+   * Other people's jobs that target the dropped person go on with the kept one.
    */
   private async mergeReconnections(keepId: number, dropId: number): Promise<void> {
+    // Their jobs' targets that are the other: the kept person would follow themselves.
+    await this.db`
+      delete from reconnect_target t using reconnect_job j
+      where j.id = t.job_id and j.person_id in (${keepId}, ${dropId})
+        and t.target_person_id in (${keepId}, ${dropId}) and t.outcome is null`;
+    // Other people's jobs that target the dropped person target the kept one
+    // (outcomes too: reports keep counting them), unless they do already.
+    await this.db`
+      update reconnect_target t set target_person_id = ${keepId}
+      from reconnect_job j
+      where t.target_person_id = ${dropId} and j.id = t.job_id and j.person_id not in (${keepId}, ${dropId})
+        and not exists (select 1 from reconnect_target k where k.job_id = t.job_id and k.target_person_id = ${keepId})`;
     await this.db`
       with pairs as (
         select d.id as drop_job, k.id as keep_job from reconnect_job d

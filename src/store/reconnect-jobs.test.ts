@@ -101,6 +101,28 @@ describe("reconnect jobs", () => {
     expect((await store.reconnectJobs.get(dropped.job.id))?.personId).toBe(keep.personId);
   });
 
+  it("keep a target who merges with another person, as that person; and nobody is made to follow themselves", async () => {
+    const owner = await withMatches(2);
+    const [merging, other] = owner.targets as [number, number];
+    const { job } = await store.reconnectJobs.open(owner.personId, "bluesky", "all", owner.targets, null);
+    await store.reconnectJobs.record(job, [{ personId: other, outcome: "followed" }]);
+    // The target who merges away had a job of their own that named the kept person.
+    const theirs = await store.reconnectJobs.open(merging, "bluesky", "all", [other], null);
+    // `merging` links into `other`: the owner's job now follows `other` once (done already).
+    await store.mergePeople(other, merging);
+    expect(await store.reconnectJobs.todo(job.id)).toEqual([]);
+    expect((await store.reconnectJobs.counts(job.id)).followed).toBe(1);
+    // `keep` absorbed the job that targeted it: nothing left for it to do to itself.
+    expect((await store.reconnectJobs.todo(theirs.job.id)).map((t) => t.personId)).not.toContain(other);
+
+    // And a target still to do moves to the kept person.
+    const second = await withMatches(1);
+    const lone = await store.people.create();
+    const { job: pending } = await store.reconnectJobs.open(second.personId, "bluesky", "all", second.targets, null);
+    await store.mergePeople(lone.id, second.targets[0]!);
+    expect((await store.reconnectJobs.todo(pending.id)).map((t) => t.personId)).toEqual([lone.id]);
+  });
+
   it("go with the person who is deleted, and with a target who is", async () => {
     const p = await withMatches(2);
     const { job } = await store.reconnectJobs.open(p.personId, "bluesky", "all", p.targets, null);
