@@ -80,6 +80,35 @@ describe("import registry", () => {
     expect(await db.store.identities.listForPerson(impostor.id)).toEqual([]);
   });
 
+  it("merges chains of people (a row joins two, another row one of them with a third) into one, whatever the order", async () => {
+    // Two chains, one written in each direction, so that one of them is met
+    // in the order where the first merge drops the person the second keeps.
+    const chain = async (base: number) => {
+      const ids: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const p = await db.store.people.create();
+        await db.store.identities.attach(p.id, { platform: "x", stableId: String(base + i), verifiedBy: "dm" });
+        await db.store.identities.attach(p.id, { platform: "bluesky", stableId: `did:plc:chain${base + i}`, verifiedBy: "dm" });
+        ids.push(p.id);
+      }
+      return ids;
+    };
+    const a = await chain(4100);
+    const b = await chain(4200);
+    const result = await importRegistry(db.sql, await csv([
+      "4100,,did:plc:chain4101,,,,,,", // a0 + a1
+      "4101,,did:plc:chain4102,,,,,,", // a1 + a2
+      "4201,,did:plc:chain4202,,,,,,", // b1 + b2
+      "4200,,did:plc:chain4201,,,,,,", // b0 + b1
+    ]));
+    expect(result.peopleMerged).toBe(4);
+    for (const [chainIds, base] of [[a, 4100], [b, 4200]] as const) {
+      const owners = new Set<number>();
+      for (let i = 0; i < 3; i++) owners.add((await db.store.findPerson({ platform: "x", stableId: String(base + i) }))!.person.id);
+      expect([...owners]).toEqual([Math.min(...chainIds)]);
+    }
+  });
+
   const bad: [string, string[], RegExp, string?][] = [
     ["wrong header", ["1,a,,,,,,,"], /line 1: the header row is "x_id,username/, "x_id,username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me"],
     ["missing columns", ["31,a,,,,,,,", "32,b,,"], /line 3: has 4 columns; the header has 9/],

@@ -11,6 +11,7 @@ import { createReadStream } from "node:fs";
 import { parse } from "csv-parse";
 import type { Sql } from "../store/database.ts";
 import { isDid, isXAccountId, normalizeBlueskyHandle, normalizeFediverseAcct, normalizeXUsername } from "../store/handles.ts";
+import { lockEdgesBeforePeople } from "../store/lock-order.ts";
 import { Matches } from "../store/matches.ts";
 import { People } from "../store/people.ts";
 import type { Queryable } from "../store/types.ts";
@@ -164,6 +165,10 @@ export async function importRegistry(sql: Sql, file: string, options: { progress
       select count(*)::int as created from made`;
 
     progress.phase("identities");
+    // Its people held before their identities (which the upsert locks), as a
+    // forget or a merge holds a person before the identities: the matches
+    // inserted next lock the people, and would otherwise cross one.
+    await tx`select 1 from person where id in (select person_id from registry_import) order by id for key share`;
     // Archive claims of these identities by other people are superseded.
     const losers = await tx<{ person_id: number }[]>`
       select distinct i.person_id from identity i join registry_import r
@@ -199,15 +204,30 @@ async function mergeOwners(tx: Queryable): Promise<number> {
   const conflicts = await tx<{ line: number; people: number[] }[]>`
     select line, array_agg(person_id order by person_id) as people from registry_owner
     group by line having count(*) > 1`;
+  if (conflicts.length > 0) {
+    // All of them at once, in id order, before any merge: two merges (or a
+    // link) taking them one pair at a time in other orders would deadlock.
+    await lockEdgesBeforePeople(tx, "read");
+    const all = [...new Set(conflicts.flatMap((c) => c.people))];
+    await tx`select id from person where id = any(${all}::int[]) order by id for update`;
+  }
   const people = new People(tx);
+  // Who each merged person went into: a later row may name one already gone
+  // (rows chain people together), so each name is followed to its keeper.
+  const keptIn = new Map<number, number>();
+  const current = (id: number) => {
+    while (keptIn.has(id)) id = keptIn.get(id)!;
+    return id;
+  };
   let merged = 0;
   for (const { people: ids } of conflicts) {
-    const [keep, ...drop] = ids;
+    const [keep, ...drop] = [...new Set(ids.map(current))].sort((x, y) => x - y);
     for (const d of drop) {
       if (await people.get(d)) {
         await people.merge(keep!, d);
         merged++;
       }
+      keptIn.set(d, keep!);
       await tx`update registry_owner set person_id = ${keep!} where person_id = ${d}`;
     }
   }
