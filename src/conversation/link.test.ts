@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
+import { someoneWaitsForLock } from "../../test/harness/wait.ts";
 import type { Outcome } from "./incoming.ts";
 import { allText, blueskySender, fediverseSender, makeWorld, privateText, publicText, unique, type World } from "./testing.ts";
 
@@ -23,6 +24,30 @@ function codeIn(outcome: Outcome): string {
   if (!code) throw new Error(`no code in: ${allText(outcome)}`);
   return code;
 }
+
+describe("link <code> and lock order", () => {
+  it("waits for a forget of the code's owner instead of deadlocking with it", async () => {
+    const bsky = blueskySender(unique("lo"));
+    const fedi = fediverseSender(unique("lo"));
+    const owner = await w.person([{ platform: "x", stableId: String(nextX++) }, { platform: "bluesky", stableId: bsky.stableId, handle: bsky.handle! }]);
+    const code = codeIn(await w.send(bsky, `link @${fedi.handle}`));
+    // A forget of the owner, as its cascade locks: the person, then its codes.
+    const forget = await db.sql.reserve();
+    try {
+      await forget`begin`;
+      await forget`select 1 from person where id = ${owner} for update`;
+      const linking = w.send(fedi, `link ${code}`);
+      linking.catch(() => undefined);
+      await someoneWaitsForLock(db.sql);
+      await forget`select 1 from link_code where person_id = ${owner} for update`;
+      await forget`rollback`;
+      expect((await linking).effects).toContainEqual({ type: "linked", personId: owner });
+    } finally {
+      await forget`rollback`.catch(() => undefined);
+      forget.release();
+    }
+  });
+});
 
 describe("link @handle, then link <code> from the other account", () => {
   it("attaches an account the store did not know", async () => {

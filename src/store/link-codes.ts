@@ -47,6 +47,13 @@ export class LinkCodes {
     return { code, expiresAt: row!.expires_at };
   }
 
+  /** Whose code this is, if it can still be used (read without locking it). */
+  async ownerOf(code: string): Promise<number | undefined> {
+    const [row] = await this.db<{ person_id: number }[]>`
+      select person_id from link_code where code_hash = ${hash(code)} and used_at is null and expires_at > now()`;
+    return row?.person_id;
+  }
+
   /** Uses a code up; undefined when unknown, used or expired. */
   async redeem(code: string): Promise<LinkCodeGrant | undefined> {
     const [row] = await this.db<{ person_id: number; platform: Platform | null; handle: string | null }[]>`

@@ -13,6 +13,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { registerPerson } from "../../test/harness/graph.ts";
+import { someoneWaitsForLock } from "../../test/harness/wait.ts";
 import { writeArchiveZip } from "../../test/harness/x-archive.ts";
 import { importArchive } from "../import/archive.ts";
 
@@ -27,17 +28,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Resolves once some other session waits for a lock in this database. */
-async function someoneWaits(): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    const [row] = await db.sql<{ n: number }[]>`
-      select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
-    if (row!.n > 0) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error("nobody waited for a lock");
-}
-
 /**
  * Runs `operation` while a transaction holds `x_follow` in `mode`, then has
  * that transaction add a match naming `personId` and commit. Both must succeed.
@@ -49,7 +39,7 @@ async function duringBulkImport<T>(mode: "exclusive" | "access exclusive", perso
     await importer.unsafe(`lock table x_follow in ${mode} mode`);
     const running = operation();
     running.catch(() => undefined);
-    await someoneWaits();
+    await someoneWaitsForLock(db.sql);
     await importer`insert into match (person_id, platform, target_person_id) values (${otherId}, 'bluesky', ${personId}) on conflict do nothing`;
     await importer`commit`;
     return await running;
@@ -102,7 +92,7 @@ describe("lock order with a bulk edge import", () => {
       await forget`select 1 from match where target_person_id = ${target.personId} for update`;
       const recording = db.store.transaction((s) => s.reconnectJobs.record(job, [{ personId: target.personId, outcome: "followed" }]));
       recording.catch(() => undefined);
-      await someoneWaits();
+      await someoneWaitsForLock(db.sql);
       await forget`select 1 from reconnect_target where target_person_id = ${target.personId} for update`;
       await forget`commit`;
       await recording;

@@ -72,6 +72,16 @@ export class People {
    * a `forget` waits for what is being written for them. False when they
    * are no longer in the store. Inside a transaction.
    */
+  /**
+   * Locks these people, in id order (as merges do), for the rest of the
+   * transaction, after `x_follow` (lock-order.ts); the ones that exist.
+   */
+  async lockAll(ids: readonly number[]): Promise<number[]> {
+    await lockEdgesBeforePeople(this.db, "read");
+    const rows = await this.db<{ id: number }[]>`select id from person where id = any(${[...ids]}::int[]) order by id for update`;
+    return rows.map((r) => r.id);
+  }
+
   async lockForUpdate(id: number): Promise<boolean> {
     const rows = await this.db`select 1 from person where id = ${id} for update`;
     return rows.length > 0;

@@ -15,3 +15,12 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/** Resolves once another session of `sql`'s database waits for a lock (tests of lock order). */
+export async function someoneWaitsForLock(sql: import("../../src/store/database.ts").Sql): Promise<void> {
+  await until("a session waiting for a lock", async () => {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+    return row!.n > 0;
+  }, 5_000, 20);
+}

@@ -123,8 +123,16 @@ async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
   let result: Redemption;
   try {
     result = await store.transaction(async (s): Promise<Redemption> => {
+      // The people before the code: a forget or a merge holds a person and
+      // then reaches their codes (src/store/lock-order.ts).
+      const owner = await s.linkCodes.ownerOf(code);
+      if (owner === undefined) return { kind: "invalid" };
+      await s.people.lockAll(ctx.person ? [owner, ctx.person.person.id] : [owner]);
       const grant = await s.linkCodes.redeem(code);
       if (!grant) return { kind: "invalid" };
+      // Its owner merged into another person in between: rolled back, the
+      // code stays usable (a retry finds the new owner).
+      if (grant.personId !== owner) throw new Error("link code: its owner was merged meanwhile");
       if (grant.platform !== null && grant.platform !== sender.platform) throw new NotForThisAccount();
       if (grant.handle !== null && !(sender.handle && sameHandle(sender.platform, grant.handle, sender.handle))) {
         throw new NotForThisAccount();
