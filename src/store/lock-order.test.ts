@@ -102,4 +102,30 @@ describe("lock order with a bulk edge import", () => {
     }
     expect((await db.store.reconnectJobs.counts(job.id)).followed).toBe(1);
   });
+
+  it("using a connect link waits for an unlink of its account instead of deadlocking with it", async () => {
+    const p = await person();
+    const token = await db.store.webLinks.create("connect", p.personId, p.identityId, 600);
+    // An unlink (or forget) of the identity, as its cascade locks: the
+    // identity, then the links made for it.
+    const unlink = await db.sql.reserve();
+    try {
+      await unlink`begin`;
+      await unlink`select 1 from identity where id = ${p.identityId} for update`;
+      // As the connect page does once the person has authorized.
+      const connecting = db.store.transaction(async (s) => {
+        const grant = await s.webLinks.consume(token, "connect");
+        if (grant) await s.authorizations.save(grant.identityId, "bluesky-oauth", { did: "did:plc:lock-order" });
+        return grant;
+      });
+      connecting.catch(() => undefined);
+      await someoneWaitsForLock(db.sql);
+      await unlink`select 1 from web_link where identity_id = ${p.identityId} for update`;
+      await unlink`rollback`;
+      expect(await connecting).toMatchObject({ identityId: p.identityId });
+    } finally {
+      await unlink`rollback`.catch(() => undefined);
+      unlink.release();
+    }
+  });
 });

@@ -1,12 +1,23 @@
 /**
- * The order in which transactions lock follow edges and people. A bulk edge
- * import (src/import/edges.ts) holds `x_follow` — exclusive, then access
- * exclusive for its swap — and then takes key-share locks on person rows:
- * the foreign keys of the matches it derives. A transaction that locks a
- * person row for update (forget, merge, an upload) and only then waits for
- * `x_follow` would deadlock with it, and PostgreSQL would abort one of the
- * two. So those take `x_follow` first, in the mode they will need, and wait
- * for the import holding nothing it needs (src/store/lock-order.test.ts).
+ * The order in which transactions lock things, so that no two wait for
+ * each other (PostgreSQL would abort one: a minute's import, or someone's
+ * `forget`). Deleting a person or an identity locks it and then, through
+ * the cascades, what refers to it; so everyone else goes the same way:
+ *
+ *   x_follow  →  people (in id order)  →  identities  →  what names them
+ *                                          (matches, reconnection targets,
+ *                                           link codes, web links)
+ *
+ * - A bulk edge import (src/import/edges.ts) holds `x_follow` and then
+ *   key-share-locks people (its matches' foreign keys): forget, merge and an
+ *   uploaded archive lock `x_follow` before the person (here).
+ * - Recording reconnection outcomes, redeeming a link code, and the registry
+ *   import lock their people before the rows that name them; using a web
+ *   link locks its identity first.
+ *
+ * Each case is a deterministic test in src/store/lock-order.test.ts (and
+ * src/conversation/link.test.ts): a transaction locking as a forget or an
+ * import does, the operation started meanwhile.
  */
 import type { Queryable } from "./types.ts";
 

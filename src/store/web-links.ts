@@ -47,6 +47,12 @@ export class WebLinks {
   /** Uses a token up, atomically: of two concurrent uses only one gets the grant. */
   async consume(token: string, purpose: WebLinkPurpose): Promise<WebLinkGrant | undefined> {
     if (!TOKEN_PATTERN.test(token)) return undefined;
+    // Its identity first: an unlink or a forget holds the identity and then
+    // reaches its links, and what follows a use (saving an authorization)
+    // locks the identity (src/store/lock-order.test.ts).
+    await this.db`
+      select 1 from identity i join web_link w on w.identity_id = i.id
+      where w.token_hash = ${hash(token)} and w.purpose = ${purpose} for key share of i`;
     const [row] = await this.db<{ person_id: number; identity_id: number; expires_at: Date }[]>`
       update web_link set used_at = now()
       where token_hash = ${hash(token)} and purpose = ${purpose} and used_at is null and expires_at > now()
