@@ -90,7 +90,7 @@ export class Announcements {
    */
   async posted(window: AnnouncementWindow, tally: { count: number; named: readonly number[] }, uri: string | null): Promise<void> {
     const named = [...tally.named];
-    const present = named.length === 0 ? [] : await this.db<{ id: number }[]>`select id from person where id = any(${named}::int[]) for key share`;
+    const present = named.length === 0 ? [] : await this.db<{ id: number }[]>`select id from person where id = any(${named}::int[]) order by id for key share`;
     await this.db`
       update announcement set arrivals = ${tally.count}, named = ${named.length}, named_people = ${named}::int[],
         post_uri = ${uri}, posted_at = now()
