@@ -126,6 +126,8 @@ export async function importRegistry(sql: Sql, file: string, options: { progress
   const rows = await readRows(file, header.bodyOffset, progress);
 
   const result = await sql.begin(async (tx) => {
+    // It merges people and derives matches: see src/store/lock-order.ts.
+    await lockEdgesBeforePeople(tx, "people");
     await tx`
       create temporary table registry_import (
         line integer primary key, x_id bigint, x_username text, bluesky_did text, bluesky_handle text,
@@ -205,9 +207,7 @@ async function mergeOwners(tx: Queryable): Promise<number> {
     select line, array_agg(person_id order by person_id) as people from registry_owner
     group by line having count(*) > 1`;
   if (conflicts.length > 0) {
-    // All of them at once, in id order, before any merge: two merges (or a
-    // link) taking them one pair at a time in other orders would deadlock.
-    await lockEdgesBeforePeople(tx, "read");
+    // All of them at once, in id order, before any merge.
     const all = [...new Set(conflicts.flatMap((c) => c.people))];
     await tx`select id from person where id = any(${all}::int[]) order by id for update`;
   }

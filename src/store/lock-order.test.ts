@@ -70,6 +70,29 @@ describe("lock order with a bulk edge import", () => {
     expect((await db.store.matches.counts(other.personId)).bluesky.total).toBe(1);
   });
 
+  for (const mode of ["exclusive", "row exclusive"] as const) {
+    it(`a merge waits for an import that holds x_follow in ${mode} mode and adds matches naming both people, in any order`, async () => {
+      const [keep, drop, a, b] = [await person(), await person(), await person(), await person()];
+      const importer = await db.sql.reserve();
+      try {
+        await importer`begin`;
+        await importer.unsafe(`lock table x_follow in ${mode} mode`);
+        // Its matches' foreign keys lock the people they name, in no set order.
+        await importer`insert into match (person_id, platform, target_person_id) values (${a.personId}, 'bluesky', ${drop.personId})`;
+        const merging = db.store.mergePeople(keep.personId, drop.personId);
+        merging.catch(() => undefined);
+        await someoneWaitsForLock(db.sql);
+        await importer`insert into match (person_id, platform, target_person_id) values (${b.personId}, 'bluesky', ${keep.personId})`;
+        await importer`commit`;
+        await merging;
+      } finally {
+        await importer`rollback`.catch(() => undefined);
+        importer.release();
+      }
+      expect(await db.store.people.get(drop.personId)).toBeUndefined();
+    });
+  }
+
   it("an uploaded archive waits for the import's swap instead of deadlocking with it", async () => {
     const [uploader, other] = [await person(), await person()];
     const zip = await writeArchiveZip(path.join(dir, "upload.zip"), { accountId: `${77_000 + n - 1}`, username: "uploader", followings: ["5", "6"] });

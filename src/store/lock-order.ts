@@ -1,19 +1,26 @@
 /**
- * The order in which transactions lock things, so that no two wait for
- * each other (PostgreSQL would abort one: a minute's import, or someone's
- * `forget`). Deleting a person or an identity locks it and then, through
- * the cascades, what refers to it; so everyone else goes the same way:
+ * The order in which transactions lock things, so that they wait for each
+ * other instead of deadlocking (PostgreSQL would abort one: a minute's
+ * import, or someone's `forget`). Deleting a person or an identity locks it
+ * and then, through the cascades, what refers to it; so everyone else goes
+ * the same way:
  *
  *   x_follow  →  people (in id order)  →  identities  →  what names them
  *                                          (matches, reconnection targets,
  *                                           link codes, web links)
  *
- * - A bulk edge import (src/import/edges.ts) holds `x_follow` and then
- *   key-share-locks people (its matches' foreign keys): forget, merge and an
- *   uploaded archive lock `x_follow` before the person (here).
- * - Recording reconnection outcomes, redeeming a link code, and the registry
- *   import lock their people before the rows that name them; using a web
- *   link locks its identity first.
+ * The table lock on `x_follow` comes first and keeps apart the transactions
+ * that hold a person for update *and* lock other people in no set order
+ * (inserting matches locks the people they name, through foreign keys):
+ * - edge imports hold it (exclusive for a bulk load, row exclusive for an
+ *   increment) and insert matches;
+ * - a forget takes it to write (row exclusive): it holds one person only;
+ * - a merge, a link, an uploaded archive and the registry import take it in
+ *   share row exclusive mode, which waits for all of the above and for each
+ *   other (they are rare and short), and never for readers.
+ * Recording reconnection outcomes and public posts lock their people in id
+ * order first, for key share (which a forget's or merge's lock waits for);
+ * using a web link locks its identity first.
  *
  * Each case is a deterministic test in src/store/lock-order.test.ts (and
  * src/conversation/link.test.ts): a transaction locking as a forget or an
@@ -22,11 +29,12 @@
 import type { Queryable } from "./types.ts";
 
 /**
- * Locks `x_follow` for the rest of the transaction: `read` for one that
- * only reads edges (deriving matches), `write` for one that deletes them.
- * Call before locking any person row. Inside a transaction only.
+ * Locks `x_follow` for the rest of the transaction, before any person row:
+ * `write` for a forget (deletes one person's edges), `people` for whatever
+ * holds people for update and derives matches (see above). Inside a
+ * transaction only.
  */
-export async function lockEdgesBeforePeople(db: Queryable, use: "read" | "write"): Promise<void> {
+export async function lockEdgesBeforePeople(db: Queryable, use: "people" | "write"): Promise<void> {
   if (use === "write") await db`lock table x_follow in row exclusive mode`;
-  else await db`lock table x_follow in access share mode`;
+  else await db`lock table x_follow in share row exclusive mode`;
 }

@@ -68,20 +68,29 @@ export class People {
   }
 
   /**
-   * Holds the person's row until the transaction ends, so that a merge or
-   * a `forget` waits for what is being written for them. False when they
-   * are no longer in the store. Inside a transaction.
+   * Waits for, and then keeps out until the transaction ends, everything
+   * else that holds several people (merges, links, uploads, imports, a
+   * forget): the `x_follow` lock of lock-order.ts. Before any person lock.
    */
+  async holdPeopleChanges(): Promise<void> {
+    await lockEdgesBeforePeople(this.db, "people");
+  }
+
   /**
    * Locks these people, in id order (as merges do), for the rest of the
    * transaction, after `x_follow` (lock-order.ts); the ones that exist.
    */
   async lockAll(ids: readonly number[]): Promise<number[]> {
-    await lockEdgesBeforePeople(this.db, "read");
+    await this.holdPeopleChanges();
     const rows = await this.db<{ id: number }[]>`select id from person where id = any(${[...ids]}::int[]) order by id for update`;
     return rows.map((r) => r.id);
   }
 
+  /**
+   * Holds the person's row until the transaction ends, so that a merge or
+   * a `forget` waits for what is being written for them. False when they
+   * are no longer in the store. Inside a transaction.
+   */
   async lockForUpdate(id: number): Promise<boolean> {
     const rows = await this.db`select 1 from person where id = ${id} for update`;
     return rows.length > 0;
@@ -143,7 +152,7 @@ export class People {
   async merge(keepId: number, dropId: number): Promise<void> {
     if (keepId === dropId) return;
     // The callers derive matches from the edges next: see lock-order.ts.
-    await lockEdgesBeforePeople(this.db, "read");
+    await lockEdgesBeforePeople(this.db, "people");
     // Both held first, in id order: an upload under way for either (which
     // holds its person, lockForUpdate) lands before they merge, not lost.
     await this.db`select id from person where id in (${keepId}, ${dropId}) order by id for update`;

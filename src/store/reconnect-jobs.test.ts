@@ -112,7 +112,7 @@ describe("reconnect jobs", () => {
     await store.mergePeople(other, merging);
     expect(await store.reconnectJobs.todo(job.id)).toEqual([]);
     expect((await store.reconnectJobs.counts(job.id)).followed).toBe(1);
-    // `keep` absorbed the job that targeted it: nothing left for it to do to itself.
+    // `other` took over the job that targeted it: nothing left for it to do to itself.
     expect((await store.reconnectJobs.todo(theirs.job.id)).map((t) => t.personId)).not.toContain(other);
 
     // And a target still to do moves to the kept person.

@@ -124,20 +124,21 @@ async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
   try {
     result = await store.transaction(async (s): Promise<Redemption> => {
       // The people before the code: a forget or a merge holds a person and
-      // then reaches their codes (src/store/lock-order.ts).
+      // then reaches their codes (src/store/lock-order.ts). From the first
+      // lock on, no merge can move the code to another owner.
+      await s.people.holdPeopleChanges();
       const owner = await s.linkCodes.ownerOf(code);
       if (owner === undefined) return { kind: "invalid" };
-      await s.people.lockAll(ctx.person ? [owner, ctx.person.person.id] : [owner]);
+      const mine = ctx.person?.person.id;
+      const held = await s.people.lockAll(mine === undefined ? [owner] : [owner, mine]);
+      // Forgotten in between (theirs or ours): nothing to join.
+      if (!held.includes(owner) || (mine !== undefined && !held.includes(mine))) return { kind: "invalid" };
       const grant = await s.linkCodes.redeem(code);
-      if (!grant) return { kind: "invalid" };
-      // Its owner merged into another person in between: rolled back, the
-      // code stays usable (a retry finds the new owner).
-      if (grant.personId !== owner) throw new Error("link code: its owner was merged meanwhile");
+      if (!grant || grant.personId !== owner) return { kind: "invalid" };
       if (grant.platform !== null && grant.platform !== sender.platform) throw new NotForThisAccount();
       if (grant.handle !== null && !(sender.handle && sameHandle(sender.platform, grant.handle, sender.handle))) {
         throw new NotForThisAccount();
       }
-      const mine = ctx.person?.person.id;
       if (mine === grant.personId) return { kind: "already" };
       if (mine !== undefined) {
         await s.mergePeople(grant.personId, mine);
