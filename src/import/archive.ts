@@ -176,7 +176,7 @@ async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountI
   const personId = options.personId;
   if (personId === undefined) throw new Error("An uploaded archive needs the person who sent it (options.personId).");
   // Its matches are derived from the edges too: see src/store/lock-order.ts.
-  await lockEdgesBeforePeople(tx, "people");
+  await lockEdgesBeforePeople(tx);
   // Held until the upload is in: a merge or a `forget` of the person meanwhile waits for it.
   if (!(await new People(tx).lockForUpdate(personId))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
   const ownX = (await new Identities(tx).listForPerson(personId)).find((i) => i.platform === "x" && i.stableId !== accountId);

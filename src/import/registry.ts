@@ -127,7 +127,7 @@ export async function importRegistry(sql: Sql, file: string, options: { progress
 
   const result = await sql.begin(async (tx) => {
     // It merges people and derives matches: see src/store/lock-order.ts.
-    await lockEdgesBeforePeople(tx, "people");
+    await lockEdgesBeforePeople(tx);
     await tx`
       create temporary table registry_import (
         line integer primary key, x_id bigint, x_username text, bluesky_did text, bluesky_handle text,

@@ -16,6 +16,7 @@ import { registerPerson } from "../../test/harness/graph.ts";
 import { someoneWaitsForLock } from "../../test/harness/wait.ts";
 import { writeArchiveZip } from "../../test/harness/x-archive.ts";
 import { importArchive } from "../import/archive.ts";
+import { lockEdgesBeforePeople } from "./lock-order.ts";
 
 let db: TestDatabase;
 let dir: string;
@@ -149,6 +150,29 @@ describe("lock order with a bulk edge import", () => {
     } finally {
       await unlink`rollback`.catch(() => undefined);
       unlink.release();
+    }
+  });
+
+  it("two people who match each other, forgetting at once, wait for each other instead of deadlocking", async () => {
+    const [a, b] = [await person(), await person()];
+    await db.sql`insert into match (person_id, platform, target_person_id) values (${a.personId}, 'bluesky', ${b.personId}), (${b.personId}, 'bluesky', ${a.personId})`;
+    // a's forget, as it locks: the edges' table, the person, then (cascade)
+    // the matches it made, then those naming it.
+    const first = await db.sql.reserve();
+    try {
+      await first`begin`;
+      await lockEdgesBeforePeople(first); // as People.delete does
+      await first`select 1 from person where id = ${a.personId} for update`;
+      await first`select 1 from match where person_id = ${a.personId} for update`;
+      const second = db.store.forget(b.personId);
+      second.catch(() => undefined);
+      await someoneWaitsForLock(db.sql);
+      await first`select 1 from match where target_person_id = ${a.personId} for update`;
+      await first`rollback`;
+      expect(await second).toBe(true);
+    } finally {
+      await first`rollback`.catch(() => undefined);
+      first.release();
     }
   });
 });

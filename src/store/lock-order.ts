@@ -10,14 +10,14 @@
  *                                           link codes, web links)
  *
  * The table lock on `x_follow` comes first and keeps apart the transactions
- * that hold a person for update *and* lock other people in no set order
- * (inserting matches locks the people they name, through foreign keys):
+ * that hold a person for update and then lock other rows in no set order
+ * (inserting matches locks the people they name, through foreign keys; a
+ * forget's cascades lock the matches of the people it matched with):
  * - edge imports hold it (exclusive for a bulk load, row exclusive for an
  *   increment) and insert matches;
- * - a forget takes it to write (row exclusive): it holds one person only;
- * - a merge, a link, an uploaded archive and the registry import take it in
- *   share row exclusive mode, which waits for all of the above and for each
- *   other (they are rare and short), and never for readers.
+ * - a forget, a merge, a link, an uploaded archive and the registry import
+ *   take it in share row exclusive mode, which waits for the imports and for
+ *   each other (they are rare and short), and never for readers.
  * Recording reconnection outcomes and public posts lock their people in id
  * order first, for key share (which a forget's or merge's lock waits for);
  * using a web link locks its identity first.
@@ -29,12 +29,10 @@
 import type { Queryable } from "./types.ts";
 
 /**
- * Locks `x_follow` for the rest of the transaction, before any person row:
- * `write` for a forget (deletes one person's edges), `people` for whatever
- * holds people for update and derives matches (see above). Inside a
- * transaction only.
+ * Locks `x_follow` for the rest of the transaction, before any person row,
+ * for whatever holds a person for update (see above); the holder may then
+ * read and write edges. Inside a transaction only.
  */
-export async function lockEdgesBeforePeople(db: Queryable, use: "people" | "write"): Promise<void> {
-  if (use === "write") await db`lock table x_follow in row exclusive mode`;
-  else await db`lock table x_follow in share row exclusive mode`;
+export async function lockEdgesBeforePeople(db: Queryable): Promise<void> {
+  await db`lock table x_follow in share row exclusive mode`;
 }

@@ -73,7 +73,7 @@ export class People {
    * forget): the `x_follow` lock of lock-order.ts. Before any person lock.
    */
   async holdPeopleChanges(): Promise<void> {
-    await lockEdgesBeforePeople(this.db, "people");
+    await lockEdgesBeforePeople(this.db);
   }
 
   /**
@@ -103,7 +103,7 @@ export class People {
    */
   async delete(id: number): Promise<boolean> {
     // Before the person: see lock-order.ts.
-    await lockEdgesBeforePeople(this.db, "write");
+    await lockEdgesBeforePeople(this.db);
     // Held first: a post being recorded as naming them (Announcements.posted)
     // either lands before, and is taken back below, or sees them gone.
     await this.lockForUpdate(id);
@@ -152,7 +152,7 @@ export class People {
   async merge(keepId: number, dropId: number): Promise<void> {
     if (keepId === dropId) return;
     // The callers derive matches from the edges next: see lock-order.ts.
-    await lockEdgesBeforePeople(this.db, "people");
+    await lockEdgesBeforePeople(this.db);
     // Both held first, in id order: an upload under way for either (which
     // holds its person, lockForUpdate) lands before they merge, not lost.
     await this.db`select id from person where id in (${keepId}, ${dropId}) order by id for update`;
