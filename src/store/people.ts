@@ -218,6 +218,17 @@ export class People {
       delete from reconnect_target t using reconnect_job j
       where j.id = t.job_id and j.person_id in (${keepId}, ${dropId})
         and t.target_person_id in (${keepId}, ${dropId}) and t.outcome is null`;
+    // A job that targets both keeps one row, the kept person's: it takes the
+    // dropped row's outcome if it had none (the follow was made), else its
+    // marker (a write in flight is recognised when it lands).
+    await this.db`
+      update reconnect_target k set
+        outcome = d.outcome, reason = d.reason, done_at = d.done_at,
+        marker = coalesce(k.marker, d.marker)
+      from reconnect_target d, reconnect_job j
+      where d.target_person_id = ${dropId} and k.job_id = d.job_id and k.target_person_id = ${keepId}
+        and j.id = d.job_id and j.person_id not in (${keepId}, ${dropId})
+        and k.outcome is null and (d.outcome is not null or (k.marker is null and d.marker is not null))`;
     // Other people's jobs that target the dropped person target the kept one
     // (outcomes too: reports keep counting them), unless they do already.
     await this.db`

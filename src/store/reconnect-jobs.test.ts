@@ -123,6 +123,19 @@ describe("reconnect jobs", () => {
     expect((await store.reconnectJobs.todo(pending.id)).map((t) => t.personId)).toEqual([lone.id]);
   });
 
+  it("keep what a job knew about both targets when they merge: an outcome, or a write in flight", async () => {
+    const owner = await withMatches(4);
+    const [keepDone, dropDone, keepFlight, dropFlight] = owner.targets as [number, number, number, number];
+    const { job } = await store.reconnectJobs.open(owner.personId, "bluesky", "all", owner.targets, null);
+    await store.reconnectJobs.markInFlight(job.id, [{ personId: dropFlight, marker: "3lrkey" }]);
+    await store.reconnectJobs.record(job, [{ personId: dropDone, outcome: "followed" }]);
+    await store.mergePeople(keepDone, dropDone);
+    await store.mergePeople(keepFlight, dropFlight);
+    // The kept targets were still to do; what the dropped rows knew is not lost with them.
+    expect(await store.reconnectJobs.counts(job.id)).toMatchObject({ followed: 1, todo: 1, total: 2 });
+    expect(await store.reconnectJobs.todo(job.id)).toEqual([expect.objectContaining({ personId: keepFlight, marker: "3lrkey" })]);
+  });
+
   it("go with the person who is deleted, and with a target who is", async () => {
     const p = await withMatches(2);
     const { job } = await store.reconnectJobs.open(p.personId, "bluesky", "all", p.targets, null);
