@@ -12,6 +12,7 @@ import { pipeline } from "node:stream/promises";
 import { ArchiveError, openArchiveSource, type ArchiveFile, type ArchiveLimits } from "../archive/source.ts";
 import { readYtd, readYtdBatches, YtdFormatError } from "../archive/ytd-parser.ts";
 import type { Sql } from "../store/database.ts";
+import type { Queryable } from "../store/types.ts";
 import { isXAccountId, normalizeXUsername } from "../store/handles.ts";
 import { Identities, IdentityTakenError } from "../store/identities.ts";
 import { Matches } from "../store/matches.ts";
@@ -66,12 +67,13 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
     const dataFiles = source.files.filter((f) => f.kind === "following" || (f.kind === "follower" && !options.selfService));
     const totalBytes = dataFiles.reduce((n, f) => n + f.size, 0);
 
+    // Before reading: a wrong upload is refused before its data is read.
+    if (options.selfService) await checkUploader(sql, input, accountId, options);
     const result = await sql.begin(async (tx) => {
       await tx`set local synchronous_commit = off`;
-      const { personId, personCreated } = options.selfService
-        ? { personId: await uploader(tx, input, accountId, options), personCreated: false }
-        : await claimant(tx, input, accountId, account?.username ?? null, options);
-
+      // The data first, into a temporary table, before any lock: nobody waits
+      // for the reading (up to 64 MB inflated and parsed), and no person or
+      // identity is held while this waits for the edges' table (lock-order.ts).
       await tx`create temporary table archive_edge (follower bigint not null, followed bigint not null) on commit drop`;
       progress.phase("reading", totalBytes);
       const counts = { following: 0, follower: 0 };
@@ -91,6 +93,9 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
         bytesBefore += file.size;
       }
       progress.phase("merging");
+      const { personId, personCreated } = options.selfService
+        ? { personId: await uploader(tx, input, accountId, options), personCreated: false }
+        : await claimant(tx, input, accountId, account?.username ?? null, options);
       const matches = new Matches(tx);
       let added: number;
       let matchesAdded: number;
@@ -138,6 +143,8 @@ async function claimant(
   username: string | null,
   options: ArchiveImportOptions,
 ): Promise<{ personId: number; personCreated: boolean }> {
+  // The edges' table before the identity it updates: see mergeEdges and lock-order.ts.
+  await tx`lock table x_follow in row exclusive mode`;
   const people = new People(tx);
   const identities = new Identities(tx);
   const existing = await identities.find({ platform: "x", stableId: accountId });
@@ -172,19 +179,23 @@ async function claimant(
  * from an X account the person already has is refused (a wrong file, most
  * likely), naming only their own account.
  */
-async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountId: string, options: ArchiveImportOptions): Promise<number> {
+async function checkUploader(db: Queryable, input: string, accountId: string, options: ArchiveImportOptions): Promise<number> {
   const personId = options.personId;
   if (personId === undefined) throw new Error("An uploaded archive needs the person who sent it (options.personId).");
-  // Its matches are derived from the edges too: see src/store/lock-order.ts.
-  await lockEdgesBeforePeople(tx);
-  // Held until the upload is in: a merge or a `forget` of the person meanwhile waits for it.
-  if (!(await new People(tx).lockForUpdate(personId))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
-  const ownX = (await new Identities(tx).listForPerson(personId)).find((i) => i.platform === "x" && i.stableId !== accountId);
+  const ownX = (await new Identities(db).listForPerson(personId)).find((i) => i.platform === "x" && i.stableId !== accountId);
   if (ownX) {
     const yours = ownX.handle ? `@${ownX.handle}` : ownX.stableId!;
     throw new ImportError(input, undefined, `is the archive of X account ${accountId}, but yours is ${yours}: upload that account's archive.`, { kind: "other-account", yours });
   }
   return personId;
+}
+
+/** The uploader, held until the upload is in (a merge or a `forget` meanwhile waits), and checked again. */
+async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountId: string, options: ArchiveImportOptions): Promise<number> {
+  // Its matches are derived from the edges too: see src/store/lock-order.ts.
+  await lockEdgesBeforePeople(tx);
+  if (!(await new People(tx).lockForUpdate(options.personId!))) throw new ImportError(input, undefined, "was sent for a person no longer in the store.");
+  return checkUploader(tx, input, accountId, options);
 }
 
 /**

@@ -115,6 +115,10 @@ export class Store {
    */
   async unlink(identityId: number): Promise<boolean> {
     return this.transaction(async (s) => {
+      // Its person first (lock-order.ts), then the identity as it is now.
+      const seen = await s.identities.get(identityId);
+      if (!seen) return false;
+      await s.people.lockAll([seen.personId]);
       const identity = await s.identities.get(identityId);
       if (!identity) return false;
       if (identity.platform === "x" && identity.stableId) await s.people.deleteEdgesOf(identity.stableId);
@@ -127,6 +131,7 @@ export class Store {
   /** Deletes the person's uploaded X archive and the pending matches that rested on it. */
   async removeUpload(personId: number): Promise<boolean> {
     return this.transaction(async (s) => {
+      await s.people.lockAll([personId]); // before what names them: lock-order.ts
       const removed = await s.uploadedArchives.remove(personId);
       if (removed) await s.matches.prune([personId]);
       return removed;

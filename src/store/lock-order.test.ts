@@ -176,3 +176,73 @@ describe("lock order with a bulk edge import", () => {
     }
   });
 });
+
+/**
+ * A forget as it locks: the edges' table, the person, then (its cascades)
+ * `next` rows; `operation` starts once the person is held, and must wait for
+ * the forget (here rolled back) instead of holding what the forget reaches next.
+ */
+async function duringForget<T>(personId: number, next: string[], operation: () => Promise<T>): Promise<T> {
+  const forget = await db.sql.reserve();
+  try {
+    await forget`begin`;
+    await lockEdgesBeforePeople(forget);
+    await forget`select 1 from person where id = ${personId} for update`;
+    await forget.unsafe(`select 1 from match where person_id = $1 for update`, [personId]);
+    const running = operation();
+    running.catch(() => undefined);
+    await someoneWaitsForLock(db.sql);
+    for (const table of next) await forget.unsafe(`select 1 from ${table} where person_id = $1 for update`, [personId]);
+    await forget`rollback`;
+    return await running;
+  } finally {
+    await forget`rollback`.catch(() => undefined);
+    forget.release();
+  }
+}
+
+describe("lock order with a person's own operations", () => {
+  it("an operator's archive import waits for a forget of its owner instead of deadlocking with it", async () => {
+    const owner = await person();
+    const xId = `${77_000 + n}`;
+    const zip = await writeArchiveZip(path.join(dir, "operator.zip"), { accountId: xId, username: "owner", followings: ["5", "6"], followers: ["7"] });
+    const summary = await duringForget(owner.personId, ["identity"], () => importArchive(db.sql, zip));
+    expect(summary).toMatchObject({ personId: owner.personId, edgesAdded: 3 });
+  });
+
+  it("removing an uploaded archive waits for a forget of its person instead of deadlocking with it", async () => {
+    const [uploader, other] = [await person(), await person()];
+    const zip = await writeArchiveZip(path.join(dir, "removed.zip"), { accountId: `${77_000 + n - 1}`, username: "uploader", followings: ["5"] });
+    await importArchive(db.sql, zip, { personId: uploader.personId, selfService: true });
+    await db.sql`insert into match (person_id, platform, target_person_id) values (${uploader.personId}, 'bluesky', ${other.personId})`;
+    expect(await duringForget(uploader.personId, ["uploaded_archive"], () => db.store.removeUpload(uploader.personId))).toBe(true);
+  });
+
+  it("unlinking a Bluesky account waits for a forget of its person instead of deadlocking with it", async () => {
+    const [p, other] = [await person(), await person()];
+    await db.sql`insert into match (person_id, platform, target_person_id) values (${p.personId}, 'bluesky', ${other.personId})`;
+    expect(await duringForget(p.personId, ["identity"], () => db.store.unlink(p.identityId))).toBe(true);
+    expect(await db.store.identities.get(p.identityId)).toBeUndefined();
+  });
+
+  it("opening a reconnection job waits for a merge of two of its targets instead of deadlocking with it", async () => {
+    const [owner, keep, drop] = [await person(), await person(), await person()];
+    // A merge as it locks: the edges' table, then both people in id order.
+    const merge = await db.sql.reserve();
+    try {
+      await merge`begin`;
+      await lockEdgesBeforePeople(merge);
+      await merge`select 1 from person where id = ${keep.personId} for update`;
+      // The later arrival first, as `reconnect` lists them.
+      const opening = db.store.transaction((s) => s.reconnectJobs.open(owner.personId, "bluesky", "all", [drop.personId, keep.personId], null));
+      opening.catch(() => undefined);
+      await someoneWaitsForLock(db.sql);
+      await merge`select 1 from person where id = ${drop.personId} for update`;
+      await merge`rollback`;
+      expect((await opening).added).toBe(2);
+    } finally {
+      await merge`rollback`.catch(() => undefined);
+      merge.release();
+    }
+  });
+});

@@ -15,12 +15,17 @@
  * forget's cascades lock the matches of the people it matched with):
  * - edge imports hold it (exclusive for a bulk load, row exclusive for an
  *   increment) and insert matches;
- * - a forget, a merge, a link, an uploaded archive and the registry import
- *   take it in share row exclusive mode, which waits for the imports and for
- *   each other (they are rare and short), and never for readers.
- * Recording reconnection outcomes and public posts lock their people in id
- * order first, for key share (which a forget's or merge's lock waits for);
- * using a web link locks its identity first.
+ * - an operator's archive import takes it in row exclusive mode before it
+ *   claims the archive's X identity (after reading the archive, which
+ *   locks nothing);
+ * - a forget, a merge, a link, an unlink, removing or adding an uploaded
+ *   archive and the registry import take it in share row exclusive mode,
+ *   which waits for the imports and for each other, and never for readers.
+ *   All but the registry import (an operator's, which refreshes matches for
+ *   everyone it loads) are a few statements; an upload reads its file first.
+ * Recording reconnection outcomes, opening a job and recording public posts
+ * lock their people in id order first, for key share (which a forget's or
+ * merge's lock waits for); using a web link locks its identity first.
  *
  * Each case is a deterministic test in src/store/lock-order.test.ts (and
  * src/conversation/link.test.ts): a transaction locking as a forget or an

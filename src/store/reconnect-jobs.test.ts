@@ -136,6 +136,15 @@ describe("reconnect jobs", () => {
     expect(await store.reconnectJobs.todo(job.id)).toEqual([expect.objectContaining({ personId: keepFlight, marker: "3lrkey" })]);
   });
 
+  it("open without the targets forgotten since they were listed", async () => {
+    const p = await withMatches(2);
+    const listed = await store.reconnectJobs.selectTargets(p.personId, "bluesky");
+    await store.forget(p.targets[0]!);
+    const opened = await store.transaction((s) => s.reconnectJobs.open(p.personId, "bluesky", "all", listed, null));
+    expect(opened.added).toBe(1);
+    expect((await store.reconnectJobs.todo(opened.job.id)).map((t) => t.personId)).toEqual([p.targets[1]]);
+  });
+
   it("go with the person who is deleted, and with a target who is", async () => {
     const p = await withMatches(2);
     const { job } = await store.reconnectJobs.open(p.personId, "bluesky", "all", p.targets, null);

@@ -121,6 +121,14 @@ export class ReconnectJobs {
     targetPersonIds: readonly number[],
     notifyIdentityId: number | null,
   ): Promise<{ job: ReconnectJob; added: number; created: boolean }> {
+    // The people first, in id order, as `record` does: the inserts' foreign
+    // keys would otherwise lock them in list order, crossing a merge of two
+    // of them (src/store/lock-order.test.ts). Targets forgotten since they
+    // were listed are left out.
+    const present = await this.db<{ id: number }[]>`
+      select id from person where id = any(${[personId, ...targetPersonIds]}::int[]) order by id for key share`;
+    const here = new Set(present.map((p) => p.id));
+    const targets = targetPersonIds.filter((id) => here.has(id));
     let row: JobRow | undefined;
     let created = false;
     // The open job may finish between the insert's conflict and the update: then insert again.
@@ -148,7 +156,7 @@ export class ReconnectJobs {
     const result = await this.db`
       insert into reconnect_target (job_id, target_person_id, position)
       select ${job.id}, t.id, coalesce((select max(position) from reconnect_target where job_id = ${job.id}), 0) + t.n
-      from unnest(${targetPersonIds as number[]}::int[]) with ordinality as t(id, n)
+      from unnest(${targets}::int[]) with ordinality as t(id, n)
       on conflict do nothing`;
     return { job, added: result.count, created };
   }
