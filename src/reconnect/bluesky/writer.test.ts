@@ -5,6 +5,7 @@
  * count calls (and, on cue, to lose or refuse them).
  */
 import { AtpAgent, type CredentialSession } from "@atproto/api";
+import { TID } from "@atproto/common-web";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WriteBudgets } from "../../store/write-budget.ts";
 import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
@@ -21,7 +22,7 @@ let accounts: string[] = [];
 let people = 0;
 
 interface Call { method: string; writes: number; at: number }
-type Fault = (method: string, send: () => Promise<Response>) => Promise<Response> | undefined;
+type Fault = (method: string, send: () => Promise<Response>) => Promise<Response | undefined> | undefined;
 
 /** A WriterRun kept in memory, as the job runner keeps it in PostgreSQL. */
 class MemoryRun implements WriterRun {
@@ -246,6 +247,34 @@ describe("BlueskyWriter", () => {
     await p.writer().run(second);
     expect(second.count("followed")).toBe(12);
     expect(p.writes()).toEqual([12]);
+    expect((await p.follows()).sort()).toEqual([...dids].sort());
+  });
+
+  it("writes each follow once when a dead run's write lands after the next run has listed the repo", async () => {
+    const p = await person();
+    const dids = accounts.slice(0, 6);
+    // The dead run had marked its first three, and its write is still on the way.
+    const late = dids.slice(0, 3).map((did) => ({ did, rkey: TID.nextStr() }));
+    const resumed = new MemoryRun(targets(dids), new Map(late.map((l, i) => [i + 1, l.rkey])));
+    let landed = false;
+    p.fault = async (method) => {
+      if (method !== "com.atproto.repo.applyWrites" || landed) return undefined;
+      landed = true;
+      await p.user.agent.com.atproto.repo.applyWrites({
+        repo: p.user.did,
+        writes: late.map((l) => ({
+          $type: "com.atproto.repo.applyWrites#create" as const,
+          collection: "app.bsky.graph.follow",
+          rkey: l.rkey,
+          value: { $type: "app.bsky.graph.follow", subject: l.did, createdAt: new Date().toISOString() },
+        })),
+      });
+      return undefined;
+    };
+    await p.writer().run(resumed);
+    expect(resumed.count("followed")).toBe(6);
+    // Refused for the three that landed late, then written without them.
+    expect(p.writes()).toEqual([6, 3]);
     expect((await p.follows()).sort()).toEqual([...dids].sort());
   });
 

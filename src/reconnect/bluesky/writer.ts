@@ -14,7 +14,10 @@
  *    saved as the target's marker before the call.
  *
  * A write whose fate is unknown (network error) is checked on the repo before
- * it is sent again, with the same rkeys: it never lands twice.
+ * it is sent again, with the same rkeys: it never lands twice. A target that
+ * a dead run marked, and whose record is not there yet, is written under the
+ * dead run's rkey: if that run's write lands late, this one is refused, and
+ * the record found.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { Agent } from "@atproto/api";
@@ -64,6 +67,8 @@ interface Follow {
   personIds: number[];
   rkey: string;
   marked: boolean;
+  /** Its rkey is a dead run's marker: the record may appear whatever this run does. */
+  reused: boolean;
 }
 
 export class BlueskyWriter implements FollowWriter {
@@ -108,8 +113,11 @@ export class BlueskyWriter implements FollowWriter {
       else if (existing.subjects.has(did)) settled.push({ personId: t.personId, outcome: "already_following" });
       else if (did === this.did) settled.push({ personId: t.personId, outcome: "failed", reason: "self" });
       else {
-        const follow = wanted.get(did) ?? { did, personIds: [], rkey: "", marked: false };
+        const follow = wanted.get(did) ?? { did, personIds: [], rkey: "", marked: false, reused: false };
         follow.personIds.push(t.personId);
+        // A dead run's write may still land: written again under the same
+        // rkey, it is refused instead of doubled.
+        if (marker !== undefined && !follow.marked && TID.is(marker)) Object.assign(follow, { rkey: marker, marked: true, reused: true });
         wanted.set(did, follow);
       }
     }
@@ -241,8 +249,20 @@ export class BlueskyWriter implements FollowWriter {
           await this.budget.noteServerLimit(this.did, { remaining: 0, resetAt: rateLimitedUntil(error, this.now()) });
           continue; // the budget now waits (or throws) until the reset
         }
-        // Unknown fate or a refusal: the batch is atomic, so one record tells whether it landed.
-        if (!(await this.landed(batch[0]!.rkey, error))) {
+        // Unknown fate or a refusal: the batch is atomic, so one record of
+        // this run's tells whether it landed. A dead run's records may have
+        // landed meanwhile (then this batch was refused for them): those are
+        // followed, and the rest is written again.
+        const own = batch.find((f) => !f.reused);
+        if (!own || !(await this.landed(own.rkey, error))) {
+          const late: Follow[] = [];
+          for (const f of batch) if (f.reused && (await this.landed(f.rkey, error))) late.push(f);
+          if (late.length > 0) {
+            failures = 0;
+            await run.record(late.flatMap((f) => f.personIds.map((personId) => ({ personId, outcome: "followed" as const }))));
+            pending = pending.filter((f) => !late.includes(f));
+            continue;
+          }
           if (failure === "transient") {
             if (++failures > this.retries) throw error;
             await this.sleep(this.backoffMs * 2 ** (failures - 1), signal);
