@@ -219,9 +219,18 @@ describe("reconnect on Bluesky", () => {
       { outcome: "already_following", n: 1 },
       { outcome: "followed", n: 5 },
     ]);
-    // 5 creates at 4 per window: the job waited for the budget once at least.
+    // 5 creates at 4 per 3-s window: the fifth waited ~3 s, longer than a run
+    // waits in-process (1 s), so the job was re-queued and ran again.
     const [j] = await db.sql<{ attempts: number }[]>`select attempts from reconnect_job where id = ${job.id}`;
-    expect(j!.attempts).toBeGreaterThanOrEqual(1);
+    expect(j!.attempts).toBeGreaterThanOrEqual(2);
+    const records = await alice.user.agent.com.atproto.repo.listRecords({ repo: alice.user.did, collection: "app.bsky.graph.follow", limit: 100 });
+    const written = records.data.records
+      .map((r) => r.value as { subject: string; createdAt: string })
+      .filter((v) => v.subject !== alice.targets[0]!.did)
+      .map((v) => Date.parse(v.createdAt))
+      .sort((a, b) => a - b);
+    expect(written).toHaveLength(5);
+    expect(written[4]! - written[3]!).toBeGreaterThanOrEqual(2_000);
     const summary = await until("the summary DM", async () => fromBot(alice.user).find((m) => m.includes("finished")));
     expect(summary).toContain("5 followed");
     expect(summary).toContain("1 already followed");
