@@ -87,3 +87,37 @@ describe("the connect page", () => {
     }
   });
 });
+
+describe("the connect page's language", () => {
+  it("is the person's (French here), and for a link gone, the browser's", async () => {
+    const pia = await blueskyPerson("91201");
+    await db.store.people.updateSettings(pia.personId, { language: "fr" });
+    const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
+    const ctx = {
+      store: db.store,
+      config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
+      log: pino({ level: "silent" }) as unknown as Logger,
+      onAuthorized: async () => undefined,
+      bluesky: {},
+      mastodon: {},
+    } as unknown as ConnectContext;
+    const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      // An English-speaking browser: the person chose French.
+      const page = await fetch(`${base}/connect/${link}`, { headers: { "accept-language": "en-US,en;q=0.9" } });
+      expect(page.status).toBe(200);
+      const text = await page.text();
+      expect(text).toContain('lang="fr"');
+      expect(text).toContain("reconnexion — autoriser votre compte");
+      expect(text).toContain("@connect91201.test");
+
+      const gone = await fetch(`${base}/connect/not-a-link`, { headers: { "accept-language": "fr-FR,fr;q=0.9,en;q=0.5" } });
+      expect(gone.status).toBe(410);
+      expect(await gone.text()).toContain("Ce lien a expiré ou a déjà servi.");
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
