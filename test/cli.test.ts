@@ -3,7 +3,7 @@
  * database: imports, stats, help, and bad input ending in one sentence and a
  * non-zero exit — never a stack trace.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
@@ -85,6 +85,22 @@ describe("reconnexion CLI", () => {
 
     const missing = await runCli(["import", "registry", path.join(dir, "nope.csv")], { env });
     expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/nope\.csv: cannot be read/)]);
+
+    // Inside a zip: the zip, its entry and the line (entry 2 starts on line 6), so that among several zips the operator knows which.
+    const badZip = await writeArchiveZip(path.join(dir, "bad-id.zip"), { accountId: "610", username: "zed", followings: ["611", "6x2"] });
+    const z = await runCli(["import", "archive", badZip], { env });
+    expect(z.code).toBe(1);
+    expect(z.stderr.trim()).toBe(`reconnexion: ${badZip}: data/following.js, line 6: entry 2 has no valid "accountId".`);
+
+    // A 2 GB registry (sparse: it costs no disk) is refused unread, not read until memory runs out.
+    const huge = path.join(dir, "huge-registry.csv");
+    const handle = await open(huge, "w");
+    await handle.write("x_id,x_username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me\n620,a,,,,,,,\n");
+    await handle.truncate(2 * 1024 * 1024 * 1024);
+    await handle.close();
+    const h = await runCli(["import", "registry", huge], { env, timeoutMs: 20_000 });
+    expect([h.code, h.stderr.trim()]).toEqual([1, `reconnexion: ${huge}: is 2,048 MB, more than the 256 MB a registry import reads; split it into smaller files.`]);
+    noStack(z.stderr + h.stderr);
   });
 
   it("explains configuration and database problems without a stack trace", async () => {
@@ -194,11 +210,20 @@ describe("reconnexion CLI", () => {
   });
 
   it("has --help for every command", async () => {
-    for (const args of [["--help"], ["import", "--help"], ["import", "archive", "--help"], ["import", "edges", "--help"], ["import", "registry", "--help"], ["stats", "--help"], ["migrate", "--help"], ["chat", "--help"], ["start", "--help"]]) {
-      const r = await runCli(args, { env });
-      expect(r.code, args.join(" ")).toBe(0);
-      expect(r.stdout).toMatch(/Usage: reconnexion/);
+    // Each command the help lists, and the commands under it, found from the help itself (a new one cannot be left out).
+    const listed = (help: string) =>
+      [...(help.split("\nCommands:\n")[1] ?? "").matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]!).filter((name) => name !== "help");
+    const asked: string[] = [];
+    const queue: string[][] = [[]];
+    for (let command = queue.shift(); command; command = queue.shift()) {
+      const r = await runCli([...command, "--help"], { env });
+      const label = [...command, "--help"].join(" ");
+      expect(r.code, label).toBe(0);
+      expect(r.stdout, label).toMatch(new RegExp(`^Usage: reconnexion ${command.map((c) => `${c} `).join("")}`));
+      asked.push(command.join(" "));
+      queue.push(...listed(r.stdout).map((name) => [...command, name]));
     }
+    expect(asked.sort()).toEqual(["", "chat", "forget", "import", "import archive", "import edges", "import registry", "migrate", "person", "sandbox", "start", "stats"]);
   });
 
   it("runs as an installed command on the system's Node too (the checkout's pinned Node takes over below 24)", async () => {

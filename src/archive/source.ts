@@ -15,6 +15,8 @@ export type ArchiveFileKind = "account" | "following" | "follower";
 export interface ArchiveFile {
   /** Path inside the archive (or on disk), for messages. */
   name: string;
+  /** The zip or folder `name` is inside, as given; none for a lone data file. */
+  archive?: string;
   kind: ArchiveFileKind;
   part: number;
   /** Uncompressed size in bytes, as declared. */
@@ -41,17 +43,27 @@ export const DEFAULT_LIMITS: ArchiveLimits = {
   maxCompressionRatio: 100,
 };
 
-/** A bad archive; `line` when the problem is at a place in a data file. */
+/**
+ * A bad archive; `line` when the problem is at a place in a data file,
+ * `archive` when `file` is an entry of a zip or folder (the zip or folder).
+ */
 export class ArchiveError extends Error {
   readonly file: string;
   readonly line: number | undefined;
+  readonly archive: string | undefined;
   readonly problem: ArchiveProblem;
-  constructor(file: string, message: string, problem: ArchiveProblem, line?: number) {
+  constructor(file: string, message: string, problem: ArchiveProblem, where: { line?: number; archive?: string } = {}) {
     super(message);
     this.file = file;
-    this.line = line;
+    this.line = where.line;
+    this.archive = where.archive;
     this.problem = problem;
   }
+}
+
+function tooLarge(name: string, max: number, archive: string | undefined, unpacked = ""): ArchiveError {
+  const mb = Math.round(max / 1048576);
+  return new ArchiveError(name, `is larger than ${mb} MB${unpacked} — far more than any X archive data file.`, { kind: "too-large", mb }, { archive });
 }
 
 const DATA_FILE = /(?:^|\/)(account|following|follower)(?:-part(\d+))?\.js$/;
@@ -68,12 +80,12 @@ function ordered(files: ArchiveFile[]): ArchiveFile[] {
 }
 
 /** Fails a stream that yields more than `max` bytes (a lying header, a bomb). */
-function capped(stream: Readable, max: number, name: string): Readable {
+function capped(stream: Readable, max: number, name: string, archive: string | undefined): Readable {
   let seen = 0;
   const guard = new Transform({
     transform(chunk: Buffer, _enc, callback) {
       seen += chunk.length;
-      if (seen > max) callback(new ArchiveError(name, `is larger than ${Math.round(max / 1048576)} MB — far more than any X archive data file.`, { kind: "too-large", mb: Math.round(max / 1048576) }));
+      if (seen > max) callback(tooLarge(name, max, archive));
       else callback(null, chunk);
     },
   });
@@ -110,17 +122,17 @@ export async function openArchiveSource(input: string, limits: ArchiveLimits = D
   return { files: [diskFile(input, path.basename(input), info.size, limits)], close: async () => {} };
 }
 
-function diskFile(file: string, name: string, size: number, limits: ArchiveLimits): ArchiveFile {
+/** A data file on disk: `name` for messages, inside `archive` (a folder) when there is one. */
+function diskFile(file: string, name: string, size: number, limits: ArchiveLimits, archive?: string): ArchiveFile {
   const kind = classify(name)!;
   return {
     name,
+    ...(archive === undefined ? {} : { archive }),
     ...kind,
     size,
     async open() {
-      if (size > limits.maxFileBytes) {
-        throw new ArchiveError(name, `is larger than ${Math.round(limits.maxFileBytes / 1048576)} MB — far more than any X archive data file.`, { kind: "too-large", mb: Math.round(limits.maxFileBytes / 1048576) });
-      }
-      return capped(createReadStream(file, { highWaterMark: 1 << 20 }), limits.maxFileBytes, name);
+      if (size > limits.maxFileBytes) throw tooLarge(name, limits.maxFileBytes, archive);
+      return capped(createReadStream(file, { highWaterMark: 1 << 20 }), limits.maxFileBytes, name, archive);
     },
   };
 }
@@ -139,7 +151,7 @@ async function openFolder(folder: string, limits: ArchiveLimits): Promise<Archiv
       if (!classify(name)) continue;
       const full = path.join(dir, name);
       const s = await stat(full);
-      if (s.isFile()) files.push(diskFile(full, path.relative(folder, full), s.size, limits));
+      if (s.isFile()) files.push(diskFile(full, path.relative(folder, full), s.size, limits, folder));
     }
     if (files.length > 0) return { files: ordered(files), close: async () => {} };
   }
@@ -163,21 +175,20 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
         const kind = classify(entry.fileName);
         if (kind && !entry.fileName.endsWith("/")) {
           const name = entry.fileName;
-          if (entry.uncompressedSize > limits.maxFileBytes) {
-            return fail(new ArchiveError(name, `is larger than ${Math.round(limits.maxFileBytes / 1048576)} MB once unpacked — far more than any X archive data file.`, { kind: "too-large", mb: Math.round(limits.maxFileBytes / 1048576) }));
-          }
+          if (entry.uncompressedSize > limits.maxFileBytes) return fail(tooLarge(name, limits.maxFileBytes, file, " once unpacked"));
           if (entry.uncompressedSize > 1024 * 1024 && entry.uncompressedSize > entry.compressedSize * limits.maxCompressionRatio) {
-            return fail(new ArchiveError(name, "is compressed beyond any real data file (a zip bomb?).", { kind: "zip-bomb" }));
+            return fail(new ArchiveError(name, "is compressed beyond any real data file (a zip bomb?).", { kind: "zip-bomb" }, { archive: file }));
           }
           files.push({
             name,
+            archive: file,
             ...kind,
             size: entry.uncompressedSize,
             open: () =>
               new Promise<Readable>((res, rej) =>
                 zip.openReadStream(entry, (e, stream) => {
-                  if (e || !stream) rej(new ArchiveError(name, `cannot be unpacked (${e?.message ?? "unreadable"}).`, { kind: "damaged" }));
-                  else res(capped(stream, limits.maxFileBytes, name));
+                  if (e || !stream) rej(new ArchiveError(name, `cannot be unpacked (${e?.message ?? "unreadable"}).`, { kind: "damaged" }, { archive: file }));
+                  else res(capped(stream, limits.maxFileBytes, name, file));
                 }),
               ),
           });

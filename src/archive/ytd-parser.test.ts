@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readYtd, readYtdBatches, YtdFormatError, YtdScanner } from "./ytd-parser.ts";
+import { readYtd, readYtdBatches, readYtdEntries, YtdFormatError, YtdScanner } from "./ytd-parser.ts";
 
 // Strings holding what a scanner must not take for structure: quotes, escapes, braces, brackets.
 const entries = [
@@ -35,6 +35,31 @@ describe("YtdScanner", () => {
     const single: unknown[] = [];
     for await (const element of readYtd(chunks(), "following")) single.push(element);
     expect(single).toEqual(entries);
+  });
+
+  it("tells the line each entry starts on, however the text is cut", async () => {
+    // JSON.stringify(…, null, 2) puts the first entry on line 2; each entry takes its own lines.
+    const expected: number[] = [];
+    let line = 2;
+    for (const entry of entries) {
+      expected.push(line);
+      line += JSON.stringify(entry, null, 2).split("\n").length;
+    }
+    for (const size of [1, 3, 7, 64, file.length]) {
+      const bytes = Buffer.from(file);
+      async function* chunks() {
+        for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+      }
+      const elements: unknown[] = [];
+      const lines: number[] = [];
+      for await (const batch of readYtdEntries(chunks(), "following")) {
+        expect(batch.lines).toHaveLength(batch.elements.length);
+        elements.push(...batch.elements);
+        lines.push(...batch.lines);
+      }
+      expect(elements, `chunks of ${size}`).toEqual(entries);
+      expect(lines, `chunks of ${size}`).toEqual(expected);
+    }
   });
 
   it("names the line of an entry that is not JSON, and of a file cut short", () => {

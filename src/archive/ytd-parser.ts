@@ -38,8 +38,11 @@ export class YtdScanner {
   private line = 1;
   private elementLine = 1;
 
-  /** Scans `chunk`, returning the elements it completed. */
-  feed(chunk: string): unknown[] {
+  /**
+   * Scans `chunk`, returning the elements it completed; `lines`, when given,
+   * receives the line each of them starts on (the file's first line is 1).
+   */
+  feed(chunk: string, lines?: number[]): unknown[] {
     const out: unknown[] = [];
     let start = 0; // where the current element begins in `chunk`, if inside one
     for (let i = 0; i < chunk.length; i++) {
@@ -96,6 +99,7 @@ export class YtdScanner {
               this.state = enum_.between;
               try {
                 out.push(JSON.parse(text));
+                lines?.push(this.elementLine);
               } catch (error) {
                 // V8 says where: "… in JSON at position 52 (line 3 column 1)"
                 const at = /position (\d+)/.exec(String(error));
@@ -148,29 +152,43 @@ function closingQuote(text: string, from: number): number {
   return -1;
 }
 
+/** Elements completed by one chunk, and the line each starts on. */
+export interface YtdBatch {
+  elements: unknown[];
+  lines: number[];
+}
+
 /**
  * Parses `stream` (UTF-8 text), yielding the elements each chunk completes
- * (one await per chunk rather than per element: archives hold 100,000s).
+ * with their lines (one await per chunk rather than per element: archives
+ * hold 100,000s).
  * @param section the expected name (`following` in `window.YTD.following.part0`)
  */
-export async function* readYtdBatches(stream: AsyncIterable<string | Buffer>, section?: string): AsyncGenerator<unknown[]> {
+export async function* readYtdEntries(stream: AsyncIterable<string | Buffer>, section?: string): AsyncGenerator<YtdBatch> {
   const scanner = new YtdScanner();
   const decoder = new TextDecoder("utf-8", { fatal: false });
   let checked = section === undefined;
   for await (const chunk of stream) {
     const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    const elements = scanner.feed(text);
+    const lines: number[] = [];
+    const elements = scanner.feed(text, lines);
     if (!checked && scanner.section !== undefined) {
       if (scanner.section !== section) {
         throw new YtdFormatError(1, `holds "${scanner.section}" data where "${section}" was expected.`);
       }
       checked = true;
     }
-    if (elements.length) yield elements;
+    if (elements.length) yield { elements, lines };
   }
-  const last = scanner.feed(decoder.decode());
+  const lines: number[] = [];
+  const last = scanner.feed(decoder.decode(), lines);
   scanner.end();
-  if (last.length) yield last;
+  if (last.length) yield { elements: last, lines };
+}
+
+/** Parses `stream` (UTF-8 text), yielding the elements each chunk completes. */
+export async function* readYtdBatches(stream: AsyncIterable<string | Buffer>, section?: string): AsyncGenerator<unknown[]> {
+  for await (const batch of readYtdEntries(stream, section)) yield batch.elements;
 }
 
 /** Parses `stream` (UTF-8 text) element by element. */

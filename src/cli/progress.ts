@@ -1,6 +1,8 @@
 /**
- * Import progress on a terminal: one line on stderr, redrawn a few times a
- * second (nothing when stderr is not a terminal, so logs stay clean).
+ * Import progress on a terminal: one line on stderr per phase, redrawn a few
+ * times a second; a finished phase's line stays, showing where it ended and
+ * how long it took, and the last one is cleared at the end (nothing at all
+ * when stderr is not a terminal, so logs stay clean).
  */
 import type { Progress } from "../import/types.ts";
 
@@ -10,6 +12,8 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
   let total: number | undefined;
   let started = Date.now();
   let last = 0;
+  // Units done in this phase, drawn or not (drawing is throttled).
+  let done = 0;
   const draw = (done: number) => {
     const seconds = (Date.now() - started) / 1000;
     const share = total ? ` ${Math.min(100, Math.floor((done / total) * 100))}%` : "";
@@ -17,17 +21,22 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
   };
   return {
     phase(next, size) {
-      if (name) stream.write("\n");
+      if (name) {
+        draw(done);
+        stream.write("\n");
+      }
       name = next;
       total = size;
       started = Date.now();
+      done = 0;
       draw(0);
     },
-    tick(done) {
+    tick(units) {
+      done = units;
       const now = Date.now();
       if (now - last < 200) return;
       last = now;
-      draw(done);
+      draw(units);
     },
     end() {
       if (name) stream.write("\r\x1b[K");

@@ -135,8 +135,47 @@ describe("import archive", () => {
     zip.addBuffer(Buffer.from('window.YTD.follower.part1 = [ {\n  "follower" : {\n    "accountId" : "5"\n  }\n}, {\n  "follower" : { "accountId" : 6, \n} } ]'), "data/follower-part1.js");
     zip.end();
     await new Promise<void>((r) => zip.outputStream.pipe(createWriteStream(file)).on("close", () => r()));
-    const error = await expectImportError(importArchive(db.sql, file), /follower-part1\.js/);
+    const error = await expectImportError(importArchive(db.sql, file), /^\S*broken\.zip: data\/follower-part1\.js, line 7: /);
+    expect(error).toMatchObject({ archive: file, file: "data/follower-part1.js" });
     expect(error.line).toBe(7); // where JSON.parse stops: the "}" after the trailing comma
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("names the archive, its data file and the line of an entry without a valid account id, in a zip or a folder", async () => {
+    const before = await snapshot();
+    const { "data/account.js": account } = Object.fromEntries(archiveFiles({ accountId: "9601", username: "badid", followings: [] }));
+    const following = [
+      'window.YTD.following.part0 = [ {', // line 1: entry 1
+      '  "following" : {',
+      '    "accountId" : "9602"',
+      '  }',
+      '}, {', // line 5: entry 2
+      '  "following" : {',
+      '    "accountId" : "nine"',
+      '  }',
+      '} ]',
+    ].join("\n");
+    const zipFile = path.join(dir, "bad-id.zip");
+    const zip = new yazl.ZipFile();
+    zip.addBuffer(Buffer.from(account!), "data/account.js");
+    zip.addBuffer(Buffer.from(following), "data/following.js");
+    zip.end();
+    await new Promise<void>((r) => zip.outputStream.pipe(createWriteStream(zipFile)).on("close", () => r()));
+    const inZip = await expectImportError(importArchive(db.sql, zipFile), /./);
+    expect(inZip.message).toBe(`${zipFile}: data/following.js, line 5: entry 2 has no valid "accountId".`);
+    expect(inZip).toMatchObject({ archive: zipFile, file: "data/following.js", line: 5, problem: { kind: "bad-content" } });
+
+    const folder = path.join(dir, "bad-id");
+    await mkdir(path.join(folder, "data"), { recursive: true });
+    await writeFile(path.join(folder, "data", "account.js"), account!);
+    await writeFile(path.join(folder, "data", "following.js"), following);
+    const inFolder = await expectImportError(importArchive(db.sql, folder), /./);
+    expect(inFolder.message).toBe(`${folder}: ${path.join("data", "following.js")}, line 5: entry 2 has no valid "accountId".`);
+
+    // A lone data file is named as given, with no archive around it.
+    const lone = path.join(folder, "data", "following.js");
+    const alone = await expectImportError(importArchive(db.sql, lone, { xAccountId: "9601" }), /./);
+    expect(alone.message).toBe(`following.js, line 5: entry 2 has no valid "accountId".`);
     expect(await snapshot()).toEqual(before);
   });
 
@@ -152,7 +191,7 @@ describe("import archive", () => {
     const bytes = Buffer.from(whole);
     for (let i = Math.floor(bytes.length * 0.3); i < Math.floor(bytes.length * 0.3) + 64; i++) bytes[i] = bytes[i]! ^ 0x5a;
     await writeFile(damaged, bytes);
-    await expectImportError(importArchive(db.sql, damaged), /data\/following\.js/);
+    await expectImportError(importArchive(db.sql, damaged), /damaged\.zip: data\/following\.js: /);
 
     const bomb = path.join(dir, "bomb.zip");
     const zip = new yazl.ZipFile();
@@ -160,10 +199,10 @@ describe("import archive", () => {
     zip.addBuffer(Buffer.concat([Buffer.from("window.YTD.following.part0 = ["), Buffer.alloc(30 * 1024 * 1024, 32), Buffer.from("]")]), "data/following.js");
     zip.end();
     await new Promise<void>((r) => zip.outputStream.pipe(createWriteStream(bomb)).on("close", () => r()));
-    await expectImportError(importArchive(db.sql, bomb), /data\/following\.js.*zip bomb/);
+    await expectImportError(importArchive(db.sql, bomb), /bomb\.zip: data\/following\.js: .*zip bomb/);
 
     const tooBig = await writeArchiveZip(path.join(dir, "big.zip"), { accountId: "9300", username: "big", followings: ids(1, 5000) });
-    await expectImportError(importArchive(db.sql, tooBig, { limits: { maxFileBytes: 64 * 1024, maxCompressionRatio: 1000 } }), /data\/following\.js.*larger than/);
+    await expectImportError(importArchive(db.sql, tooBig, { limits: { maxFileBytes: 64 * 1024, maxCompressionRatio: 1000 } }), /big\.zip: data\/following\.js: .*larger than/);
 
     // A 2 GB file (sparse: it costs no disk) is refused without being read whole.
     const huge = path.join(dir, "following.js");

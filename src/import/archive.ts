@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import postgres from "postgres";
 import { pipeline } from "node:stream/promises";
 import { ArchiveError, openArchiveSource, type ArchiveFile, type ArchiveLimits } from "../archive/source.ts";
-import { readYtd, readYtdBatches, YtdFormatError } from "../archive/ytd-parser.ts";
+import { readYtd, readYtdEntries, YtdFormatError } from "../archive/ytd-parser.ts";
 import type { Sql } from "../store/database.ts";
 import type { Queryable } from "../store/types.ts";
 import { isXAccountId, normalizeXUsername } from "../store/handles.ts";
@@ -80,7 +80,7 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
       let bytesBefore = 0;
       for (const file of dataFiles) {
         const stream = await file.open().catch((e: unknown) => {
-          throw asImportError(e, file.name);
+          throw asImportError(e, file);
         });
         const offset = bytesBefore;
         const rows = edgeRows(file, counted(stream, (read) => progress.tick(offset + read)), accountId, counts);
@@ -88,7 +88,7 @@ export async function importArchive(sql: Sql, input: string, options: ArchiveImp
         try {
           await pipeline(Readable.from(rows), copy);
         } catch (error) {
-          throw asImportError(error, file.name);
+          throw asImportError(error, file);
         }
         bytesBefore += file.size;
       }
@@ -245,13 +245,13 @@ async function* edgeRows(
   const kind = file.kind as "following" | "follower";
   let batch = "";
   let n = 0;
-  for await (const elements of readYtdBatches(stream, kind)) {
-    for (const element of elements) {
+  for await (const { elements, lines } of readYtdEntries(stream, kind)) {
+    for (const [i, element] of elements.entries()) {
       n++;
       const entry = (element as Record<string, unknown>)[kind] as { accountId?: unknown } | undefined;
       const id = entry && typeof entry === "object" ? entry.accountId : undefined;
       if (typeof id !== "string" || !isXAccountId(id)) {
-        throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`, { kind: "bad-content" });
+        throw new ArchiveError(file.name, `entry ${n} has no valid "accountId".`, { kind: "bad-content" }, { line: lines[i], archive: file.archive });
       }
       if (id === accountId) continue; // nobody follows themselves on X: a wrong --x-id, or a damaged file
       batch += kind === "following" ? `${accountId}\t${id}\n` : `${id}\t${accountId}\n`;
@@ -285,21 +285,23 @@ async function readAccount(file: ArchiveFile): Promise<AccountInfo> {
       }
     }
   } catch (error) {
-    throw asImportError(error, file.name);
+    throw asImportError(error, file);
   }
-  throw new ImportError(file.name, undefined, "has no account entry with an accountId.", { kind: "bad-account" });
+  throw new ImportError(file.name, undefined, "has no account entry with an accountId.", { kind: "bad-account" }, file.archive);
 }
 
 /**
- * Errors met while reading one file of the archive, as one sentence naming
- * it. Database errors are not about the file and pass through unchanged.
+ * Errors met while opening the archive or reading one of its files, as one
+ * sentence naming it (after its zip or folder). Database errors are not
+ * about the file and pass through unchanged.
  */
-function asImportError(error: unknown, file: string): unknown {
+function asImportError(error: unknown, file: string | ArchiveFile): unknown {
+  const { name, archive } = typeof file === "string" ? { name: file, archive: undefined } : file;
   if (error instanceof ImportError) return error;
-  if (error instanceof ArchiveError) return new ImportError(error.file, error.line, error.message, error.problem);
-  if (error instanceof YtdFormatError) return new ImportError(file, error.line, error.message, error.problem);
+  if (error instanceof ArchiveError) return new ImportError(error.file, error.line, error.message, error.problem, error.archive);
+  if (error instanceof YtdFormatError) return new ImportError(name, error.line, error.message, error.problem, archive);
   if (error instanceof postgres.PostgresError || !(error instanceof Error)) return error;
   // zlib and yauzl report damage in the stream itself (bad deflate data, a
   // size that does not match the header, a file cut short).
-  return new ImportError(file, undefined, `cannot be unpacked (${error.message}); the archive may be truncated or damaged.`, { kind: "damaged" });
+  return new ImportError(name, undefined, `cannot be unpacked (${error.message}); the archive may be truncated or damaged.`, { kind: "damaged" }, archive);
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -134,6 +134,67 @@ describe("import registry", () => {
       expect(await snapshot()).toEqual(before);
     });
   }
+
+  it("takes nothing in when it fails inside its transaction, after merging and creating people, and succeeds once it can", async () => {
+    // Everything a failed import could have touched, row by row.
+    const state = async () => {
+      const [row] = await db.sql`
+        select (select coalesce(json_agg(p order by p.id), '[]') from person p) as people,
+               (select coalesce(json_agg(i order by i.id), '[]') from identity i) as identities,
+               (select coalesce(json_agg(m order by m.person_id, m.target_person_id, m.platform), '[]') from match m) as matches`;
+      return row;
+    };
+    const x = await db.store.people.create();
+    await db.store.identities.attach(x.id, { platform: "x", stableId: "5101", verifiedBy: "dm" });
+    const b = await db.store.people.create();
+    await db.store.identities.attach(b.id, { platform: "bluesky", stableId: "did:plc:mid5101", verifiedBy: "dm" });
+    const edges = path.join(dir, "mid-edges.csv");
+    await writeFile(edges, "follower_x_id,followed_x_id\n5102,5101\n");
+    await importEdges(db.sql, edges);
+    // Row 1 says x and b are one person; row 2 is someone new who followed them on X.
+    const file = await csv(["5101,,did:plc:mid5101,,,,,,", "5102,newbie,,,newbie@mid.example,,,,"]);
+    const before = await state();
+    const phases: string[] = [];
+    const progress = { phase: (name: string) => void phases.push(name), tick() {}, end() {} };
+    // The last step (deriving matches) fails: by then people were merged, created and given identities.
+    await db.sql`alter table match add constraint refuse_all check (person_id < 0) not valid`;
+    try {
+      await expect(importRegistry(db.sql, file, { progress })).rejects.toThrow(/refuse_all/);
+    } finally {
+      await db.sql`alter table match drop constraint refuse_all`;
+    }
+    expect(phases).toEqual(["checking rows", "loading", "resolving people", "identities", "matching"]);
+    expect(await state()).toEqual(before);
+    expect(await db.sql`select 1 from pg_class where relname in ('registry_import', 'registry_owner')`).toHaveLength(0);
+
+    expect(await importRegistry(db.sql, file)).toMatchObject({ rows: 2, peopleMerged: 1, peopleCreated: 1, matchesAdded: 1 });
+    expect((await db.store.findPerson({ platform: "bluesky", stableId: "did:plc:mid5101" }))?.person.id).toBe(x.id);
+  });
+
+  it("refuses a file larger than a registry of people could be (a sparse 2 GB file) before reading it, changing nothing", async () => {
+    const before = await snapshot();
+    const huge = path.join(dir, "huge.csv");
+    const handle = await open(huge, "w");
+    await handle.write(`${HEADER}\n5201,a,,,,,,,\n`);
+    await handle.truncate(2 * 1024 * 1024 * 1024);
+    await handle.close();
+    const started = performance.now();
+    const error = await importRegistry(db.sql, huge).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportError);
+    expect((error as Error).message).toBe(`${huge}: is 2,048 MB, more than the 256 MB a registry import reads; split it into smaller files.`);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("refuses more rows than its limit, naming the first line past it", async () => {
+    const before = await snapshot();
+    const file = await csv(["5301,a,,,,,,,", "5302,b,,,,,,,", "5303,c,,,,,,,"]);
+    const error = await importRegistry(db.sql, file, { limits: { maxRows: 2 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportError);
+    expect((error as Error).message).toBe(`${file}, line 4: is past the 2 rows a registry import reads; split the file into smaller ones.`);
+    expect(await snapshot()).toEqual(before);
+    expect(await importRegistry(db.sql, file, { limits: { maxRows: 3 } })).toMatchObject({ rows: 3, peopleCreated: 3 });
+  });
 
   it("refuses empty files, missing files and binary files", async () => {
     const empty = path.join(dir, "empty.csv");

@@ -43,6 +43,20 @@ interface RegistryRow {
   announceMe: boolean | null;
 }
 
+export interface RegistryLimits {
+  /** Largest file read (every row is held in memory until the merge). */
+  maxBytes: number;
+  /** Most rows read (short rows take more memory for their bytes). */
+  maxRows: number;
+}
+
+export const DEFAULT_REGISTRY_LIMITS: RegistryLimits = {
+  // The reference deployment has 33,000 people (~5 MB); 2 million rows of
+  // every column take ~250 MB and ~700 MB of memory once read.
+  maxBytes: 256 * 1024 * 1024,
+  maxRows: 2_000_000,
+};
+
 const TRUE = new Set(["true", "1", "yes", "y", "oui", "t"]);
 const FALSE = new Set(["false", "0", "no", "n", "non", "f"]);
 
@@ -88,7 +102,7 @@ function checkRow(cells: string[], file: string, line: number): RegistryRow {
 }
 
 /** Reads and checks every row; identities repeated across rows are an error. */
-async function readRows(file: string, offset: number, progress: Progress): Promise<RegistryRow[]> {
+async function readRows(file: string, offset: number, progress: Progress, maxRows: number): Promise<RegistryRow[]> {
   const rows: RegistryRow[] = [];
   const seen = new Map<string, number>();
   const parser = createReadStream(file, { start: offset }).pipe(
@@ -97,6 +111,9 @@ async function readRows(file: string, offset: number, progress: Progress): Promi
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const line = info.lines + 1; // + the header
+      if (rows.length >= maxRows) {
+        throw new ImportError(file, line, `is past the ${maxRows.toLocaleString("en-US")} rows a registry import reads; split the file into smaller ones.`);
+      }
       const row = checkRow(record, file, line);
       for (const key of [row.xId && `x_id ${row.xId}`, row.blueskyDid && `bluesky_did ${row.blueskyDid}`, row.fediverseAcct && `fediverse_acct ${row.fediverseAcct.toLowerCase()}`]) {
         if (!key) continue;
@@ -118,12 +135,22 @@ async function readRows(file: string, offset: number, progress: Progress): Promi
   return rows;
 }
 
-export async function importRegistry(sql: Sql, file: string, options: { progress?: Progress } = {}): Promise<RegistryImportSummary> {
+export async function importRegistry(
+  sql: Sql,
+  file: string,
+  options: { progress?: Progress; limits?: Partial<RegistryLimits> } = {},
+): Promise<RegistryImportSummary> {
   const progress = options.progress ?? silentProgress;
+  const limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits };
   const started = performance.now();
   const header = await readCsvHeader(file, REGISTRY_COLUMNS);
+  // Its rows are held in memory: a file no registry could fill is refused unread.
+  if (header.size > limits.maxBytes) {
+    const mb = (bytes: number) => `${Math.round(bytes / 1048576).toLocaleString("en-US")} MB`;
+    throw new ImportError(file, undefined, `is ${mb(header.size)}, more than the ${mb(limits.maxBytes)} a registry import reads; split it into smaller files.`);
+  }
   progress.phase("checking rows");
-  const rows = await readRows(file, header.bodyOffset, progress);
+  const rows = await readRows(file, header.bodyOffset, progress, limits.maxRows);
 
   const result = await sql.begin(async (tx) => {
     // It merges people and derives matches: see src/store/lock-order.ts.

@@ -13,19 +13,24 @@ export interface Progress {
 export const silentProgress: Progress = { phase() {}, tick() {}, end() {} };
 
 /**
- * A bad input: one sentence naming the file (and line when there is one);
- * for an archive, also what is wrong in words for the person who sent it.
+ * A bad input: one sentence naming the file (and line when there is one),
+ * after the zip or folder it is in when it is one of an archive's entries
+ * (`archive.zip: data/following.js, line 7: …`); for an archive, also what
+ * is wrong in words for the person who sent it.
  */
 export class ImportError extends Error {
   readonly file: string;
   readonly line: number | undefined;
   readonly problem: ArchiveProblem | undefined;
-  constructor(file: string, line: number | undefined, message: string, problem?: ArchiveProblem) {
-    super(`${file}${line === undefined ? "" : `, line ${line}`}: ${message}`);
+  /** The zip or folder `file` is an entry of. */
+  readonly archive: string | undefined;
+  constructor(file: string, line: number | undefined, message: string, problem?: ArchiveProblem, archive?: string) {
+    super(`${archive === undefined ? "" : `${archive}: `}${file}${line === undefined ? "" : `, line ${line}`}: ${message}`);
     this.name = "ImportError";
     this.file = file;
     this.line = line;
     this.problem = problem;
+    this.archive = archive;
   }
 }
 

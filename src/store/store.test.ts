@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
-import { connect, migrate, openDatabase } from "./database.ts";
-import { IdentityTakenError, type Store } from "./index.ts";
+import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "../../test/harness/database.ts";
+import { connect, listMigrations, migrate, openDatabase } from "./database.ts";
+import { IdentityTakenError, Store } from "./index.ts";
+import { SecretBox } from "./secrets.ts";
 import { Matches } from "./matches.ts";
 
 let db: TestDatabase;
@@ -25,12 +26,31 @@ async function follow(follower: string, followed: string) {
 
 describe("migrations", () => {
   it("apply once, even when several processes start together", async () => {
-    const conns = [connect(db.url, { max: 1 }), connect(db.url, { max: 1 }), connect(db.url, { max: 1 })];
-    const applied = await Promise.all(conns.map((c) => migrate(c)));
-    expect(applied.flat()).toEqual([]);
-    const rows = await db.sql`select version from schema_migration`;
-    expect(rows.length).toBeGreaterThan(0);
-    await Promise.all(conns.map((c) => c.end()));
+    const versions = (await listMigrations()).map((m) => m.version);
+    // An empty database: the migrations are still to apply.
+    const empty = await createTestDatabase({ migrate: false });
+    const conns = [connect(empty.url, { max: 1 }), connect(empty.url, { max: 1 }), connect(empty.url, { max: 1 })];
+    try {
+      const applied = await Promise.all(conns.map((c) => migrate(c)));
+      // Between them, each migration once: one call applies all, the others find nothing left.
+      expect(applied.flat().sort((a, b) => a - b)).toEqual(versions);
+      expect(applied.map((a) => a.length).sort((a, b) => a - b)).toEqual([0, 0, versions.length]);
+      const rows = await conns[0]!<{ version: number }[]>`select version from schema_migration order by version`;
+      expect(rows.map((r) => r.version)).toEqual(versions);
+      // And the schema they made works (on a connection opened after it, as the service's are).
+      const fresh = connect(empty.url, { max: 1 });
+      try {
+        const store = new Store(fresh, new SecretBox(TEST_SECRET_KEY));
+        const person = await store.people.create();
+        await store.identities.attach(person.id, { platform: "x", stableId: "42", verifiedBy: "platform" });
+        expect((await store.findPerson({ platform: "x", stableId: "42" }))?.person.id).toBe(person.id);
+      } finally {
+        await fresh.end();
+      }
+    } finally {
+      await Promise.all(conns.map((c) => c.end()));
+      await empty.drop();
+    }
   });
 
   it("leave the service's connections knowing the types they created (an enum array as a parameter)", async () => {
