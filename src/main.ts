@@ -4,6 +4,7 @@
  * SIGINT/SIGTERM, taking the embedded PostgreSQL down with it.
  */
 import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { startBlueskyBot, type BlueskyBotOptions } from "../bots/bluesky/index.ts";
 import { createFediverseBot } from "../bots/fediverse/index.ts";
 import pkg from "../package.json" with { type: "json" };
@@ -114,7 +115,9 @@ export async function startService(options: { config?: Config; bluesky?: Bluesky
   server.timeout = 2 * 60_000;
   fediverse.start();
   ready = true;
-  log.info({ host: config.host, port: config.port, publicUrl: config.publicUrl.href }, "listening");
+  // The port bound (PORT=0 asks for any free one).
+  const port = (server.address() as AddressInfo | null)?.port ?? config.port;
+  log.info({ host: config.host, port, publicUrl: config.publicUrl.href }, "listening");
   log.info({ actor: fediverse.actorUri.href, acct: `@${acct}` }, "fediverse bot on");
   // The bot talks only to its own PDS (wherever its DID document puts it): the operator's, past the guard.
   const botFetch = fetchGuard ? { fetch: createOperatorFetch() } : {};

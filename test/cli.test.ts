@@ -183,13 +183,20 @@ describe("reconnexion CLI", () => {
     noStack(missing.stderr + unreadable.stderr);
   });
 
-  it("start stops in order on a terminal's Ctrl-C, which signals the whole process group", async () => {
+  it("start serves the fediverse actor with no configuration, and stops in order on a terminal's Ctrl-C, which signals the whole process group", async () => {
     // On its embedded database, as `npm start` runs: PostgreSQL must outlive the service's shutdown.
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "reconnexion-ctrl-c-"));
+    // A free port: the default public URL names it (http://localhost:<PORT>).
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
     const child = spawn(process.execPath, [CLI, "start"], {
       cwd: ROOT,
       detached: true, // a group of its own, like a terminal's foreground job
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATA_DIR: dataDir, PORT: "0", LOG_LEVEL: "info" },
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -198,11 +205,23 @@ describe("reconnexion CLI", () => {
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     try {
       await until("the service to start", async () => output.includes("reconnection workers on"), 60_000, 100);
+      const origin = `http://127.0.0.1:${port}`;
+      // The actor, found by WebFinger on the default public URL (http://localhost:<PORT>).
+      const finger = await fetch(`${origin}/.well-known/webfinger?resource=acct:reconnexion@localhost:${port}`);
+      expect(finger.status).toBe(200);
+      const self = ((await finger.json()) as { links: { rel: string; href?: string }[] }).links.find((l) => l.rel === "self")!;
+      expect(self.href).toBe(`http://localhost:${port}/users/reconnexion`);
+      const actor = await fetch(`${origin}/users/reconnexion`, { headers: { accept: "application/activity+json" } });
+      expect(actor.status).toBe(200);
+      expect(await actor.json()).toMatchObject({ type: "Service", preferredUsername: "reconnexion" });
+
       process.kill(-child.pid!, "SIGINT");
       expect(await exited).toBe(0);
       const lines = output.trim().split("\n").map((l) => JSON.parse(l) as { level: number; msg: string });
       expect(lines.filter((l) => l.level >= 40)).toEqual([]);
       expect(lines.at(-1)?.msg).toBe("stopped");
+      // And its embedded PostgreSQL is stopped with it.
+      expect(existsSync(path.join(dataDir, "postgres", "postmaster.pid"))).toBe(false);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
       await rm(dataDir, { recursive: true, force: true });
