@@ -2,11 +2,12 @@
  * The fediverse bot against a local fediverse: real signed activities from
  * separate Fedify servers on 127.0.0.1, replies collected in their inboxes.
  */
+import { createExponentialBackoffPolicy } from "@fedify/fedify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { startFediServer, type FediServer, type FediUser, type ReceivedNote } from "../../test/harness/fediverse.ts";
 import { freePort, startBot, type RunningBot } from "../../test/harness/fediverse-bot.ts";
-import { createNote, SHAPES, type BotRef } from "../../test/harness/fediverse-shapes.ts";
+import { createNote, SHAPES, type Audience, type BotRef, type Shape } from "../../test/harness/fediverse-shapes.ts";
 import { until } from "../../test/harness/wait.ts";
 
 let db: TestDatabase;
@@ -15,26 +16,45 @@ let bot: RunningBot;
 let ref: BotRef;
 let server: FediServer;
 let split: FediServer;
+/** A server of its own for the delivery-retry test (Fedify's circuit breaker counts failures per host). */
+let flaky: FediServer;
+/** Every Create the bot handled (its onHandled callback), in order. */
+const handled: { noteId: string; handledAs: string; replies: number }[] = [];
+/** Fedify's back-off, from 150 ms instead of 1 s so that retries show within a test. */
+const RETRY_MS = 150;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   port = await freePort();
-  bot = await startBot(db, port);
+  bot = await startBot(db, port, {
+    onHandled: (info) => void handled.push(info),
+    outboxRetryPolicy: createExponentialBackoffPolicy({ initialDelay: { milliseconds: RETRY_MS }, jitter: false, maxAttempts: 5 }),
+  });
   ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
   server = await startFediServer({
     users: [
-      { name: "alice" }, { name: "bob" }, { name: "robot", type: "Service" }, { name: "frank" }, { name: "gina" }, { name: "hank" },
+      { name: "alice" }, { name: "bob" }, { name: "robot", type: "Service" }, { name: "app", type: "Application" }, { name: "frank" }, { name: "gina" }, { name: "hank" },
       { name: "ivy" }, { name: "dave" }, { name: "eve" }, { name: "fol" }, ...SHAPES.map((s) => ({ name: `u_${s}` }))],
   });
   split = await startFediServer({ users: [{ name: "carol" }], splitDomain: true });
+  flaky = await startFediServer({ users: [{ name: "rita" }] });
 });
 
 afterAll(async () => {
   await bot?.stop();
   await server?.close();
   await split?.close();
+  await flaky?.close();
   await db?.drop();
 });
+
+/** See RunningBot.drained: what has not arrived by then was never sent. */
+const drained = () => bot.drained();
+
+/** Waits for the bot to have handled the note `noteId` (onHandled), and returns what it reported. */
+function handledNote(noteId: string): Promise<(typeof handled)[number]> {
+  return until(`note ${noteId} to be handled`, () => handled.find((h) => h.noteId === noteId), 10_000, 20);
+}
 
 /** Checks that a reply is a direct note to `user` only, mentioning them, answering `noteId`. */
 function expectDirectReply(note: ReceivedNote, user: FediUser, noteId: string): void {
@@ -128,13 +148,25 @@ describe("direct messages", () => {
 });
 
 const noteIdOf = (body: Record<string, unknown>) => (body.object as { id: string }).id;
-const settle = () => new Promise((r) => setTimeout(r, 800));
+const AUDIENCES = ["public", "unlisted", "followers"] as const;
 
 describe("mentions in public", () => {
-  it.each(["public", "unlisted", "followers"] as const)("answers a %s mention privately", async (audience) => {
+  it.each(AUDIENCES)("answers a %s mention privately", async (audience) => {
     const user = server.user(audience === "public" ? "frank" : audience === "unlisted" ? "ivy" : "gina");
     const before = user.notes.length;
     const body = createNote("mastodon", user, ref, "status", { audience });
+    expect((await user.post(bot.sharedInbox, body)).status).toBeLessThan(300);
+    const notes = await user.waitForNotes(before + 1);
+    expectDirectReply(notes[before]!, user, noteIdOf(body));
+  });
+
+  // Each server's own forms: GoToSocial's "as:Public" and single-string to/cc
+  // and tag, Misskey's MFM source, Pleroma's litepub context, Friendica's contentMap only.
+  const others: [Shape, Exclude<Audience, "direct">][] = SHAPES.filter((s) => s !== "mastodon").flatMap((s) => AUDIENCES.map((a) => [s, a] as [Shape, typeof a]));
+  it.each(others)("answers a %s %s mention privately", async (shape, audience) => {
+    const user = server.user(`u_${shape}`);
+    const before = user.notes.length;
+    const body = createNote(shape, user, ref, "status", { audience });
     expect((await user.post(bot.sharedInbox, body)).status).toBeLessThan(300);
     const notes = await user.waitForNotes(before + 1);
     expectDirectReply(notes[before]!, user, noteIdOf(body));
@@ -154,11 +186,15 @@ describe("senders", () => {
     expect(identity?.personId).toBe(person.id);
   });
 
-  it("never answers an automated account (Service)", async () => {
-    const robot = server.user("robot");
-    expect((await robot.post(bot.inbox, createNote("mastodon", robot, ref, "help"))).status).toBeLessThan(300);
-    await settle();
-    expect(robot.notes).toHaveLength(0);
+  it.each([["Service", "robot"], ["Application", "app"]])("never answers an automated account (%s)", async (_type, name) => {
+    const sender = server.user(name);
+    const body = createNote("mastodon", sender, ref, "help");
+    expect((await sender.post(bot.inbox, body)).status).toBeLessThan(300);
+    // Handled, seen as a bot, and nothing queued for it; then nothing left in flight.
+    expect(await handledNote(noteIdOf(body))).toEqual({ noteId: noteIdOf(body), handledAs: "bot", replies: 0 });
+    await drained();
+    expect(sender.notes).toHaveLength(0);
+    expect(server.posted.filter((p) => p.path === `/users/${name}/inbox`)).toEqual([]);
   });
 });
 
@@ -170,7 +206,7 @@ describe("signatures and replays", () => {
     expect((await alice.post(bot.inbox, createNote("mastodon", alice, ref, "help"), { unsigned: true })).status).toBe(401);
     expect((await alice.post(bot.inbox, createNote("mastodon", alice, ref, "help"), { signWith: bob })).status).toBe(401);
     expect((await alice.post(bot.inbox, createNote("mastodon", alice, ref, "help"), { tamper: true })).status).toBe(401);
-    await settle();
+    await drained();
     expect(alice.notes.length).toBe(before);
   });
 
@@ -179,6 +215,8 @@ describe("signatures and replays", () => {
     const body = createNote("mastodon", hank, ref, "status");
     expect((await hank.post(bot.inbox, body)).status).toBeLessThan(300);
     await hank.waitForNotes(1);
+    // Every piece of the first answer delivered before counting them.
+    await drained();
     const count = hank.notes.length;
     expect((await hank.post(bot.inbox, body)).status).toBeLessThan(300);
     const again = createNote("mastodon", hank, ref, "status", { noteId: noteIdOf(body), activityId: `${noteIdOf(body)}/again` });
@@ -187,8 +225,13 @@ describe("signatures and replays", () => {
     expect((await hank.post(bot.inbox, update)).status).toBeLessThan(300);
     const del = { "@context": "https://www.w3.org/ns/activitystreams", id: `${noteIdOf(body)}#delete`, type: "Delete", actor: hank.actorId, to: [bot.actorId], object: { id: noteIdOf(body), type: "Tombstone" } };
     expect((await hank.post(bot.inbox, del)).status).toBeLessThan(300);
-    await settle();
+    // All four handled (taken off the inbox queue) and nothing left to deliver.
+    await drained();
     expect(hank.notes.length).toBe(count);
+    expect(handled.filter((h) => h.noteId === noteIdOf(body))).toHaveLength(1);
+    const claims = await db.sql`select answered_at from fediverse_inbound where note_id = ${noteIdOf(body)}`;
+    expect(claims).toHaveLength(1);
+    expect(claims[0]!.answered_at).not.toBeNull();
   });
 });
 
@@ -220,13 +263,12 @@ describe("follows and account changes", () => {
       { "@context": context, id: `${mallory.actorId}#moves/1`, type: "Move", actor: mallory.actorId, object: mallory.actorId, target: forgedTarget },
     ];
     for (const move of moves) expect((await mallory.post(bot.sharedInbox, move)).status).toBeLessThan(300);
-    await until("the Moves to be handled", async () => (await bot.bot.queues.inbox.depth()) === 0, 10_000, 50);
-    await settle();
+    await drained();
     expect(await db.store.identities.find({ platform: "fediverse", stableId: victor.actorId })).toBeUndefined();
     expect((await db.store.identities.find({ platform: "fediverse", stableId: mallory.actorId }))?.personId).toBe(p.id);
   });
 
-  it("follows a known account's Move, and forgets a deleted actor (the person too, when nothing reachable is left)", async () => {
+  it("follows a known account's Move, and forgets a deleted actor whose server already answers 410 Gone (the person too, when nothing reachable is left)", async () => {
     const dave = server.user("dave");
     const eve = server.user("eve");
     const newDave = await server.addUser({ name: "dave2", alsoKnownAs: [dave.actorId] });
@@ -244,6 +286,12 @@ describe("follows and account changes", () => {
 
     const move = { "@context": "https://www.w3.org/ns/activitystreams", id: `${dave.actorId}#moves/1`, type: "Move", actor: dave.actorId, object: dave.actorId, target: newDave.actorId };
     expect((await dave.post(bot.sharedInbox, move)).status).toBeLessThan(300);
+    // As Mastodon does it: the account is deleted (its actor, and so its key,
+    // now answer 410 Gone), then the Delete goes out signed with that key.
+    // The bot never saw Eve's or Ivy's key: it cannot fetch it any more.
+    eve.gone = true;
+    ivy.gone = true;
+    expect((await fetch(eve.actorId, { headers: { Accept: "application/activity+json" } })).status).toBe(410);
     const del = { "@context": "https://www.w3.org/ns/activitystreams", id: `${eve.actorId}#delete`, type: "Delete", actor: eve.actorId, to: ["https://www.w3.org/ns/activitystreams#Public"], object: eve.actorId };
     expect((await eve.post(bot.sharedInbox, del)).status).toBeLessThan(300);
     const delIvy = { ...del, id: `${ivy.actorId}#delete`, actor: ivy.actorId, object: ivy.actorId };
@@ -264,5 +312,69 @@ describe("follows and account changes", () => {
     expect(await db.sql`select 1 from x_follow where follower = 7700001`).toHaveLength(0);
     expect(await db.store.identities.find({ platform: "fediverse", stableId: ivy.actorId })).toBeUndefined();
     expect((await db.store.identities.find({ platform: "bluesky", stableId: "did:plc:ivy7700" }))?.personId).toBe(p3.id);
+  });
+
+  const deleteOf = (user: FediUser) => ({ "@context": "https://www.w3.org/ns/activitystreams", id: `${user.actorId}#delete`, type: "Delete", actor: user.actorId, to: ["https://www.w3.org/ns/activitystreams#Public"], object: user.actorId });
+
+  it("forgets a deleted actor whose key it still remembers from an earlier message", async () => {
+    const kim = await server.addUser({ name: "kim" });
+    const p = await db.store.people.create({});
+    await db.store.identities.attach(p.id, { platform: "fediverse", stableId: kim.actorId, handle: kim.acct, verifiedBy: "dm" });
+    await db.store.identities.attach(p.id, { platform: "bluesky", stableId: "did:plc:kim7700", handle: "kim7700.test", verifiedBy: "platform" });
+    const body = createNote("mastodon", kim, ref, "help");
+    expect((await kim.post(bot.inbox, body)).status).toBeLessThan(300);
+    await handledNote(noteIdOf(body));
+    kim.gone = true;
+    expect((await kim.post(bot.sharedInbox, deleteOf(kim))).status).toBe(202);
+    await until("Kim's identity to be gone", async () => !(await db.store.identities.find({ platform: "fediverse", stableId: kim.actorId })), 10_000, 50);
+    expect((await db.store.identities.find({ platform: "bluesky", stableId: "did:plc:kim7700" }))?.personId).toBe(p.id);
+  });
+
+  it("keeps an actor whose Delete cannot be verified while its own server still serves it", async () => {
+    const liv = await server.addUser({ name: "liv" });
+    const gus = await server.addUser({ name: "gus" });
+    const p = await db.store.people.create({});
+    await db.store.identities.attach(p.id, { platform: "fediverse", stableId: liv.actorId, handle: liv.acct, verifiedBy: "dm" });
+    gus.gone = true;
+    const del = deleteOf(liv);
+    // Signed with a key that can no longer be fetched (a gone account's): the
+    // sender is unknown, and Liv's server still serves her: nothing happens.
+    expect((await liv.post(bot.sharedInbox, del, { signWith: gus, keyId: gus.keyId })).status).toBe(202);
+    expect((await liv.post(bot.sharedInbox, { ...del, id: `${del.id}/2` }, { unsigned: true })).status).toBe(401);
+    expect((await liv.post(bot.sharedInbox, { ...del, id: `${del.id}/3` }, { signWith: server.user("bob") })).status).toBe(401);
+    // Nor may a gone account's key speak for someone else, even someone gone:
+    // the Delete must be of the actor itself.
+    const ofOther = { ...del, id: `${gus.actorId}#delete-liv`, actor: gus.actorId, object: liv.actorId };
+    expect((await gus.post(bot.sharedInbox, ofOther)).status).toBe(401);
+    await drained();
+    expect((await db.store.identities.find({ platform: "fediverse", stableId: liv.actorId }))?.personId).toBe(p.id);
+  });
+});
+
+describe("deliveries", () => {
+  it("tries a failed delivery again later, with back-off, and delivers the reply once and in order", async () => {
+    const rita = flaky.user("rita");
+    // Two attempts refused. Fedify knocks twice per attempt on a failure (once
+    // per HTTP signature spec): four POSTs.
+    rita.failNextDeliveries(4, 500);
+    const body = createNote("mastodon", rita, ref, "help");
+    expect((await rita.post(bot.inbox, body)).status).toBeLessThan(300);
+    const { replies } = await handledNote(noteIdOf(body));
+    expect(replies).toBeGreaterThan(1);
+    await rita.waitForNotes(replies, 15_000);
+    await drained();
+    // Each note once, in order (a numbered reply: "(1/n)", "(2/n)"…).
+    expect(rita.notes).toHaveLength(replies);
+    expect(new Set(rita.notes.map((n) => n.id)).size).toBe(replies);
+    expect(rita.notes.map((n) => n.content.match(/\((\d+)\/\d+\)<\/p>$/)?.[1])).toEqual(Array.from({ length: replies }, (_, i) => String(i + 1)));
+    expectDirectReply(rita.notes[0]!, rita, noteIdOf(body));
+    // The first note refused twice, then taken; the others after it.
+    const attempts = rita.deliveryAttempts;
+    expect(attempts.map((a) => a.status < 300)).toEqual([false, false, false, false, ...Array<boolean>(replies).fill(true)]);
+    const ids = flaky.posted.filter((p) => p.path === "/users/rita/inbox").map((p) => p.body.id);
+    expect(ids.slice(0, 5)).toEqual(Array(5).fill(rita.notes[0]!.activityId));
+    // Tried again after the policy's delays (150 ms, then 300 ms), not at once.
+    expect(attempts[2]!.at - attempts[1]!.at).toBeGreaterThanOrEqual(RETRY_MS - 10);
+    expect(attempts[4]!.at - attempts[3]!.at).toBeGreaterThanOrEqual(2 * RETRY_MS - 10);
   });
 });

@@ -6,9 +6,11 @@
  * replay, an Update or a Delete of it never runs its command again (the
  * note id is claimed in the database before the engine runs). Follows are
  * accepted and remembered, Undo(Follow) forgets them; Move of a known
- * account moves its identity; Delete of an actor detaches its identity.
+ * account moves its identity; Delete of an actor detaches its identity —
+ * also when the actor's key can no longer be fetched to check that Delete,
+ * provided the actor's own server answers that it is gone (410).
  */
-import type { Federation, InboxContext } from "@fedify/fedify";
+import type { Federation, InboxContext, RequestContext } from "@fedify/fedify";
 import { Accept, Application, Create, Delete, Follow, Move, Note, Service, Undo, Update, isActor, type Actor } from "@fedify/vocab";
 import { randomUUID } from "node:crypto";
 import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
@@ -54,6 +56,20 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
   const forget = (actorId: URL | null | undefined) => {
     if (actorId) options.actors?.delete(actorId.href);
   };
+  // An actor deleted: that identity detached; a person left with no account
+  // the bots can write to (X alone) is forgotten, as nobody could reach them
+  // or ask for it any more.
+  const actorDeleted = async (actorId: URL) => {
+    forget(actorId);
+    const identityId = await store.fediverse.identityOf(actorId.href);
+    const identity = identityId === undefined ? undefined : await store.identities.get(identityId);
+    if (!identity || !(await store.unlink(identity.id))) return;
+    log.info({ actor: actorId.href }, "fediverse: actor deleted, identity removed");
+    const left = await store.identities.listForPerson(identity.personId);
+    if (!left.some((i) => i.platform !== "x") && (await store.forget(identity.personId))) {
+      log.info({ person: identity.personId }, "fediverse: nothing reachable left, person forgotten");
+    }
+  };
   federation
     .setInboxListeners(INBOX_PATH, SHARED_INBOX_PATH)
     // With a queue, Fedify checks and records that an activity was handled
@@ -96,20 +112,9 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
     })
     .on(Delete, async (_ctx, del) => {
       // Deleting a message never re-runs or undoes it. Deleting an actor
-      // (object = the actor itself) detaches that identity; a person left
-      // with no account the bots can write to (X alone) is forgotten, as
-      // nobody could reach them or ask for it any more.
-      const objectId = del.objectId?.href;
-      if (!objectId || !del.actorId || objectId !== del.actorId.href) return;
-      forget(del.actorId);
-      const identityId = await store.fediverse.identityOf(objectId);
-      const identity = identityId === undefined ? undefined : await store.identities.get(identityId);
-      if (!identity || !(await store.unlink(identity.id))) return;
-      log.info({ actor: objectId }, "fediverse: actor deleted, identity removed");
-      const left = await store.identities.listForPerson(identity.personId);
-      if (!left.some((i) => i.platform !== "x") && (await store.forget(identity.personId))) {
-        log.info({ person: identity.personId }, "fediverse: nothing reachable left, person forgotten");
-      }
+      // (object = the actor itself) detaches that identity.
+      if (!del.actorId || del.objectId?.href !== del.actorId.href) return;
+      await actorDeleted(del.actorId);
     })
     .on(Move, async (ctx, move) => {
       const from = move.actorId;
@@ -130,10 +135,45 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
         log.warn({ err: error, from: from.href }, "fediverse: move not recorded");
       }
     })
+    .onUnverifiedActivity(async (ctx, activity, reason) => {
+      // Mastodon deletes an account first, then sends Delete(actor) signed
+      // with its key, which the actor's URL no longer serves (410 Gone): a
+      // receiver that did not keep that key cannot check the signature. The
+      // actor's own server is the authority on whether it is gone; it is
+      // asked (only for an actor the bot knows), whoever sent the Delete.
+      // Nothing else unverified is taken, and neither is a Delete of anyone
+      // but its own actor.
+      if (!(activity instanceof Delete) || reason.type !== "keyFetchError") return;
+      const actorId = activity.actorId;
+      if (!actorId || activity.objectId?.href !== actorId.href) return;
+      if ((await store.fediverse.identityOf(actorId.href)) !== undefined && (await isGone(ctx, username, actorId))) {
+        await actorDeleted(actorId);
+      }
+      // The same answer either way: it tells no one whether the bot knows that actor.
+      return new Response(null, { status: 202 });
+    })
     .onError((_ctx, error) => {
       if (error instanceof NoteBusyError) log.debug({ err: error.message }, "fediverse: note busy, retrying later");
       else log.warn({ err: error }, "fediverse: inbox listener failed");
     });
+}
+
+/**
+ * Whether the actor's URL answers 410 Gone itself (not after a redirect).
+ * Fetched signed (servers in authorized-fetch mode, and GoToSocial always,
+ * refuse unsigned requests) and uncached: Fedify's document cache may still
+ * hold the actor as it was.
+ */
+async function isGone(ctx: RequestContext<void>, username: string, actorId: URL): Promise<boolean> {
+  const loader = await ctx.getDocumentLoader({ identifier: username });
+  try {
+    await loader(actorId.href, { signal: AbortSignal.timeout(10_000) });
+    return false;
+  } catch (error) {
+    // Fedify's FetchError (not exported): the URL fetched last and its response.
+    const failed = error as { url?: unknown; response?: unknown };
+    return failed.response instanceof Response && failed.response.status === 410 && failed.url instanceof URL && failed.url.href === actorId.href;
+  }
 }
 
 /**

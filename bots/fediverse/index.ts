@@ -7,7 +7,7 @@
  *   bot.start();            // queue workers (inbox, outbox, fanout)
  *   await bot.close();      // stops taking tasks, waits for the running ones
  */
-import { createFederation, type Federation } from "@fedify/fedify";
+import { createFederation, type Federation, type RetryPolicy } from "@fedify/fedify";
 import { isActor } from "@fedify/vocab";
 import type { RequestHandler } from "express";
 import { fedifyMiddleware } from "./express.ts";
@@ -44,6 +44,8 @@ export interface FediverseBotOptions {
   onHandled?: InboxOptions["onHandled"];
   /** See InboxOptions.claimLeaseSeconds (tests shorten it). */
   claimLeaseSeconds?: number;
+  /** When a failed delivery is tried again (default: Fedify's exponential back-off from 1 s; tests shorten it). */
+  outboxRetryPolicy?: RetryPolicy;
 }
 
 export interface FediverseBot {
@@ -94,6 +96,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     manuallyStartQueue: true,
     allowPrivateAddress: config.allowPrivateAddresses,
     userAgent,
+    ...(options.outboxRetryPolicy ? { outboxRetryPolicy: options.outboxRetryPolicy } : {}),
   });
   const keys = new BotKeys(store, username);
   setupActor(federation, { username, keys, store, version: pkg.version });

@@ -1,3 +1,4 @@
+import { Temporal } from "@js-temporal/polyfill";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { until } from "../../test/harness/wait.ts";
@@ -40,6 +41,32 @@ describe("PostgresQueue", () => {
       // start 0, end 0, start 1, end 1, …: never two at once, always in order
       expect(mine).toEqual(Array.from({ length: 6 }, (_, i) => [`start ${key}:${i}`, `end ${key}:${i}`]).flat());
     }
+    expect(await queue.depth()).toBe(0);
+  });
+
+  it("keeps a message's place among those with its ordering key when its handler queues it again for later (Fedify's retries)", async () => {
+    const box = new SecretBox("queue-test-secret-key-of-at-least-32-chars");
+    const queue = new PostgresQueue(db.sql, "retry-order-test", { concurrency: 4, pollMs: 50, box });
+    for (let n = 0; n < 3; n++) await queue.enqueue({ n, attempt: 0 }, { orderingKey: "alice" });
+    await queue.enqueue({ n: 9, attempt: 0 });
+    const seen: string[] = [];
+    const at: number[] = [];
+    const controller = new AbortController();
+    await queue.listen(async (m: { n: number; attempt: number }) => {
+      seen.push(`${m.n}.${m.attempt}`);
+      at.push(Date.now());
+      // As Fedify's outbox does when a delivery fails: the same message, one
+      // attempt more, under the same key, after a delay; the handler returns.
+      if (m.n === 0 && m.attempt < 2) {
+        await queue.enqueue({ n: 0, attempt: m.attempt + 1 }, { orderingKey: "alice", delay: Temporal.Duration.from({ milliseconds: 150 }) as never });
+      }
+      if (seen.length === 6) controller.abort();
+    }, { signal: controller.signal });
+    const alice = seen.filter((s) => !s.startsWith("9."));
+    expect(alice).toEqual(["0.0", "0.1", "0.2", "1.0", "2.0"]);
+    // Still delayed as asked, and nothing else held up meanwhile.
+    expect(at[seen.indexOf("0.1")]! - at[seen.indexOf("0.0")]!).toBeGreaterThanOrEqual(140);
+    expect(seen.indexOf("9.0")).toBeLessThan(seen.indexOf("0.1"));
     expect(await queue.depth()).toBe(0);
   });
 

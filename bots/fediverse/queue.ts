@@ -10,6 +10,10 @@
  * notifications. Several workers per queue run at once (`concurrency`);
  * messages with the same `orderingKey` are still handled one at a time, in
  * the order they were queued (a reply's numbered notes arrive in order).
+ * That order holds through Fedify's retries: when a handler queues a message
+ * again under the key of the one it holds (a failed delivery, to try later),
+ * the held row takes the new message in place, so it keeps its turn — queued
+ * as a new row, it would go behind the messages that were waiting for it.
  *
  * With a `box`, messages are sealed at rest (AES-256-GCM, SECRET_KEY): an
  * outbox message carries the bot's private signing key (Fedify puts it in
@@ -52,6 +56,14 @@ interface Pending {
   key: string | null;
 }
 
+/** The row a worker is handling, as its handler sees it (for a retry in place). */
+interface Held {
+  id: string;
+  key: string | null;
+  /** Whether the handler has already put a message of its own into this row. */
+  replaced: boolean;
+}
+
 export class PostgresQueue implements MessageQueue {
   readonly nativeRetrial = false;
   readonly name: string;
@@ -66,6 +78,7 @@ export class PostgresQueue implements MessageQueue {
   /** Bound into each ciphertext: a message cannot be moved to another queue. */
   private readonly sealContext: string;
   private readonly batches = new AsyncLocalStorage<Pending[]>();
+  private readonly held = new AsyncLocalStorage<Held>();
 
   constructor(sql: Sql, name: string, options: QueueOptions = {}) {
     this.sql = sql;
@@ -105,6 +118,17 @@ export class PostgresQueue implements MessageQueue {
     const batch = this.batches.getStore();
     if (batch) {
       for (const message of messages) batch.push({ message, ms, key });
+      return;
+    }
+    const held = this.held.getStore();
+    if (held && !held.replaced && key !== null && key === held.key && messages.length === 1) {
+      // Queued again by the handler of the row it holds (a retry): in that row's place.
+      held.replaced = true;
+      await this.sql`
+        update fediverse_queue
+        set message = ${this.sql.json(this.toRow(messages[0]) as never)}, run_at = now() + ${ms} * interval '1 millisecond',
+            locked_until = null, attempts = 0
+        where id = ${held.id}`;
       return;
     }
     await this.insert(messages, ms, key);
@@ -182,9 +206,9 @@ export class PostgresQueue implements MessageQueue {
 
     const worker = async () => {
       while (!signal?.aborted) {
-        let rows: { id: string; message: unknown; attempts: number }[];
+        let rows: { id: string; message: unknown; attempts: number; ordering_key: string | null }[];
         try {
-          rows = await this.sql<{ id: string; message: unknown; attempts: number }[]>`
+          rows = await this.sql<{ id: string; message: unknown; attempts: number; ordering_key: string | null }[]>`
             update fediverse_queue q
             set locked_until = now() + ${this.leaseMs} * interval '1 millisecond', attempts = q.attempts + 1
             from (select n.id from fediverse_queue n
@@ -198,7 +222,7 @@ export class PostgresQueue implements MessageQueue {
                   order by n.run_at, n.id limit 1
                   for update skip locked) next
             where q.id = next.id
-            returning q.id, q.message, q.attempts`;
+            returning q.id, q.message, q.attempts, q.ordering_key`;
         } catch (error) {
           if (signal?.aborted) break;
           this.onError(error, undefined);
@@ -221,13 +245,17 @@ export class PostgresQueue implements MessageQueue {
           this.onError(new UnreadableMessageError(this.name, error), undefined);
           continue;
         }
+        const held: Held = { id: row.id, key: row.ordering_key, replaced: false };
         try {
-          if (await this.admit(message)) await handler(message);
-          await this.sql`delete from fediverse_queue where id = ${row.id}`;
+          if (await this.admit(message)) await this.held.run(held, () => handler(message));
+          // A row its handler queued a retry into stays, for that retry.
+          if (!held.replaced) await this.sql`delete from fediverse_queue where id = ${row.id}`;
         } catch (error) {
           this.onError(error, message);
           // Fedify retries failed tasks itself; this only guards against a
           // handler that throws: back off, and give up after maxAttempts.
+          // A retry it queued into the row before throwing stays as queued.
+          if (held.replaced) continue;
           if (row.attempts >= this.maxAttempts) {
             await this.sql`delete from fediverse_queue where id = ${row.id}`.catch(() => {});
           } else {

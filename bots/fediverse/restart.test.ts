@@ -24,8 +24,6 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const settle = () => new Promise((r) => setTimeout(r, 800));
-
 it("answers, after a restart, a message received before it", async () => {
   const alice = server.user("alice");
   const first = await startBot(db, port, { workers: false });
@@ -40,7 +38,7 @@ it("answers, after a restart, a message received before it", async () => {
     const notes = await alice.waitForNotes(1);
     const total = notes[0]!.content.match(/\((\d+)\/(\d+)\)<\/p>$/)?.[2];
     await alice.waitForNotes(Number(total ?? 1));
-    await settle();
+    await second.drained();
     expect(alice.notes).toHaveLength(Number(total ?? 1));
   } finally {
     await second.stop();
@@ -61,7 +59,7 @@ it("delivers, after a restart, a reply queued before it", async () => {
   const second = await startBot(db, port);
   try {
     await bob.waitForNotes(queued);
-    await settle();
+    await second.drained();
     expect(bob.notes).toHaveLength(queued);
     expect(new Set(bob.notes.map((n) => n.id)).size).toBe(queued);
   } finally {
@@ -103,7 +101,7 @@ it("sends the replies a dead worker saved, without running the message again", a
     const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
     expect((await dan.post(bot.inbox, createNote("mastodon", dan, ref, "help", { noteId }))).status).toBe(202);
     await dan.waitForNotes(1);
-    await settle();
+    await bot.drained();
     expect(dan.notes).toHaveLength(1);
     expect(dan.notes[0]!.content).toContain("The answer saved before the crash.");
   } finally {
@@ -119,12 +117,17 @@ it("waits while another worker's claim is fresh, then takes it over when its lea
     await deadClaim(noteId, erin.actorId, { ageSeconds: 0 });
     const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
     expect((await erin.post(bot.inbox, createNote("mastodon", erin, ref, "help", { noteId }))).status).toBe(202);
-    await settle();
+    // Tried, found held, and put back for later (a retry waiting in the inbox queue): nothing sent meanwhile.
+    await until("the message to be put back for later", async () => {
+      const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from fediverse_queue where queue = 'inbox' and run_at > now()`;
+      return row!.n > 0;
+    }, 10_000, 50);
+    expect(await bot.bot.queues.outbox.depth()).toBe(0);
     expect(erin.notes).toHaveLength(0);
     const notes = await erin.waitForNotes(1, 30_000);
     const total = Number(notes[0]!.content.match(/\((\d+)\/(\d+)\)<\/p>$/)?.[2] ?? 1);
     await erin.waitForNotes(total, 10_000);
-    await settle();
+    await bot.drained();
     expect(erin.notes).toHaveLength(total);
   } finally {
     await bot.stop();
@@ -155,8 +158,8 @@ it("sends the replies once when the worker fails right after queueing them, befo
       return row?.answered === true;
     }, 60_000, 100);
     await carol.waitForNotes(before + 1, 30_000);
-    await settle();
-    await settle();
+    // The failed first try's delivery and the retry's both done, if there were two.
+    await bot.drained(60_000);
     expect(carol.notes.filter((n) => n.inReplyTo === noteId)).toHaveLength(1);
   } finally {
     await bot.stop();

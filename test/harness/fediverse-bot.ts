@@ -10,6 +10,7 @@ import { loadConfig, type Config } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createWebApp } from "../../src/web/app.ts";
 import type { TestDatabase } from "./database.ts";
+import { until } from "./wait.ts";
 
 export async function freePort(): Promise<number> {
   const server = createNetServer();
@@ -19,7 +20,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export function botConfig(port: number, env: Record<string, string> = {}): Config {
+/** The bot's configuration for tests; a variable set to `undefined` in `env` is left unset (its default). */
+export function botConfig(port: number, env: Record<string, string | undefined> = {}): Config {
   return loadConfig({
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     PORT: String(port),
@@ -36,6 +38,14 @@ export interface RunningBot {
   actorId: string;
   inbox: string;
   sharedInbox: string;
+  /**
+   * Resolves once the bot has nothing left to do: every activity it took in
+   * handled (a queued one is deleted only once its handler is done, and what
+   * a handler queues is committed before that), every delivery made, none
+   * waiting to be tried again. What has not arrived by then was never sent:
+   * a positive signal to wait for before checking that nothing came.
+   */
+  drained(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,7 +53,7 @@ export interface RunningBot {
 export async function startBot(
   db: TestDatabase,
   port: number,
-  options: { workers?: boolean | "inbox"; env?: Record<string, string> } & Partial<Pick<FediverseBotOptions, "engine" | "onHandled" | "queue" | "claimLeaseSeconds">> = {},
+  options: { workers?: boolean | "inbox"; env?: Record<string, string | undefined> } & Partial<Pick<FediverseBotOptions, "engine" | "onHandled" | "queue" | "claimLeaseSeconds" | "outboxRetryPolicy">> = {},
 ): Promise<RunningBot> {
   const config = botConfig(port, options.env);
   const bot = createFediverseBot({
@@ -55,6 +65,7 @@ export async function startBot(
     ...(options.engine ? { engine: options.engine } : {}),
     ...(options.onHandled ? { onHandled: options.onHandled } : {}),
     ...(options.claimLeaseSeconds !== undefined ? { claimLeaseSeconds: options.claimLeaseSeconds } : {}),
+    ...(options.outboxRetryPolicy ? { outboxRetryPolicy: options.outboxRetryPolicy } : {}),
   });
   const app = createWebApp({ store: db.store, ready: () => true, routes: [bot.middleware] });
   const server = await new Promise<Server>((resolve, reject) => {
@@ -71,6 +82,10 @@ export async function startBot(
     actorId: bot.actorUri.href,
     inbox: `${bot.actorUri.href}/inbox`,
     sharedInbox: `${origin}/inbox`,
+    async drained(timeoutMs = 30_000) {
+      const { inbox, outbox, fanout } = bot.queues;
+      await until("the bot's queues to be empty", async () => (await inbox.depth()) + (await outbox.depth()) + (await fanout.depth()) === 0, timeoutMs, 50);
+    },
     async stop() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -9,14 +9,16 @@
  * Users also take follows: each `Follow` that arrives is recorded on its
  * user and, unless the user is locked (manuallyApprovesFollowers), answered
  * with a signed `Accept`, as real servers do. A user marked `gone` is served
- * as a Tombstone (410), like a deleted account.
+ * as a Tombstone (410), like a deleted account. A user's inbox can be made to
+ * fail its next deliveries (`failNextDeliveries`), like a server that is down
+ * for a while; every POST to it is timed in `deliveryAttempts`.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { webcrypto } from "node:crypto";
 import { randomUUID } from "node:crypto";
 import { createFederation, generateCryptoKeyPair, MemoryKvStore, signRequest, type Federation } from "@fedify/fedify";
-import { Accept, Create, Delete, Endpoints, Follow, Note, Person, Service, Tombstone } from "@fedify/vocab";
+import { Accept, Application, Create, Delete, Endpoints, Follow, Note, Person, Service, Tombstone } from "@fedify/vocab";
 import { LITEPUB_CONTEXT } from "./fediverse-shapes.ts";
 
 export interface ReceivedNote {
@@ -41,8 +43,8 @@ export interface ReceivedFollow {
 
 export interface FediUserSpec {
   name: string;
-  /** Service: a bot account (the bot must never answer it). */
-  type?: "Person" | "Service";
+  /** Service or Application: an automated account (the bot must never answer it). */
+  type?: "Person" | "Service" | "Application";
   /** Accounts this one claims to be (alsoKnownAs), for Move. */
   alsoKnownAs?: string[];
   /** Approves followers by hand (manuallyApprovesFollowers): follows are not accepted automatically. */
@@ -52,7 +54,7 @@ export interface FediUserSpec {
 export class FediUser {
   readonly name: string;
   readonly server: FediServer;
-  readonly type: "Person" | "Service";
+  readonly type: "Person" | "Service" | "Application";
   alsoKnownAs: string[];
   locked: boolean;
   /** Deleted: the actor answers 410 with a Tombstone. */
@@ -61,6 +63,10 @@ export class FediUser {
   readonly accepts: Record<string, unknown>[] = [];
   /** Follow activities received, in order (signatures verified by Fedify). */
   readonly follows: ReceivedFollow[] = [];
+  /** Every POST to this user's own inbox: when, and the status it got (failed ones included). */
+  readonly deliveryAttempts: { at: number; status: number }[] = [];
+  /** Deliveries to this user's own inbox still to refuse, and with which status. */
+  private failing = { count: 0, status: 500 };
   keys!: webcrypto.CryptoKeyPair;
   private waiters: (() => void)[] = [];
 
@@ -83,6 +89,18 @@ export class FediUser {
   }
   get acct(): string {
     return `${this.name}@${this.server.accountDomain}`;
+  }
+
+  /** Refuses the next `count` POSTs to this user's own inbox with `status` (a server down for a while). */
+  failNextDeliveries(count: number, status = 500): void {
+    this.failing = { count, status };
+  }
+
+  /** @internal The status to answer a POST to this user's inbox with instead of handling it, if any. */
+  takeFailure(): number | undefined {
+    if (this.failing.count <= 0) return undefined;
+    this.failing.count--;
+    return this.failing.status;
   }
 
   /** @internal */
@@ -117,8 +135,12 @@ export class FediUser {
     }
   }
 
-  /** POSTs a JSON body to an inbox, signed with this user's key (or `signWith`'s). */
-  async post(inbox: string, body: unknown, options: { signWith?: FediUser; unsigned?: boolean; tamper?: boolean } = {}): Promise<Response> {
+  /**
+   * POSTs a JSON body to an inbox, signed with this user's key (or
+   * `signWith`'s, still naming this user's key id: a forgery), under
+   * `keyId` if given (another key's id, with that key's signature).
+   */
+  async post(inbox: string, body: unknown, options: { signWith?: FediUser; unsigned?: boolean; tamper?: boolean; keyId?: string } = {}): Promise<Response> {
     const payload = JSON.stringify(body);
     let request = new Request(inbox, {
       method: "POST",
@@ -128,7 +150,7 @@ export class FediUser {
     if (!options.unsigned) {
       const signer = options.signWith ?? this;
       // A key from `signWith` but claimed as ours: a forged signature.
-      request = await signRequest(request, signer.keys.privateKey, new URL(this.keyId));
+      request = await signRequest(request, signer.keys.privateKey, new URL(options.keyId ?? this.keyId));
     }
     if (options.tamper) {
       const headers = new Headers(request.headers);
@@ -166,6 +188,8 @@ export class FediServer {
   readonly deleted: string[] = [];
   /** Every JSON body POSTed to this server, as it came over the wire (before Fedify checks it). */
   readonly posted: { path: string; signed: boolean; body: Record<string, unknown> }[] = [];
+  /** Every GET (and HEAD) this server answered, with the requester's User-Agent. */
+  readonly fetched: { path: string; userAgent: string | null }[] = [];
 
   /** The body of the activity `id` as it was POSTed here (undefined if it never came). */
   postedActivity(id: string): Record<string, unknown> | undefined {
@@ -238,6 +262,7 @@ export async function startFediServer(options: {
       res.end(JSON.stringify(LITEPUB_CONTEXT));
       return;
     }
+    if (req.method === "GET" || req.method === "HEAD") server.fetched.push({ path: req.url ?? "", userAgent: req.headers["user-agent"] ?? null });
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = chunks.length ? Buffer.concat(chunks) : undefined;
@@ -249,10 +274,20 @@ export async function startFediServer(options: {
         // Not JSON: Fedify answers it.
       }
     }
+    const inboxOf = req.method === "POST" ? /^\/users\/([^/?#]+)\/inbox$/.exec(req.url ?? "") : null;
+    const recipient = inboxOf ? server.users.get(decodeURIComponent(inboxOf[1]!)) : undefined;
+    const failure = recipient?.takeFailure();
+    if (recipient && failure !== undefined) {
+      recipient.deliveryAttempts.push({ at: Date.now(), status: failure });
+      res.writeHead(failure, { "Content-Type": "text/plain" });
+      res.end("down for a while");
+      return;
+    }
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
     const request = new Request(`http://${req.headers.host}${req.url}`, { method: req.method!, headers, ...(body ? { body } : {}) });
     const response = (await options.routes?.(request)) ?? (await federation!.fetch(request, { contextData: undefined }));
+    recipient?.deliveryAttempts.push({ at: Date.now(), status: response.status });
     res.writeHead(response.status, Object.fromEntries(response.headers));
     res.end(Buffer.from(await response.arrayBuffer()));
   });
@@ -273,7 +308,7 @@ export async function startFediServer(options: {
       if (!user) return null;
       if (user.gone) return new Tombstone({ id: ctx.getActorUri(identifier) });
       const [pair] = await ctx.getActorKeyPairs(identifier);
-      const Type = user.type === "Service" ? Service : Person;
+      const Type = user.type === "Service" ? Service : user.type === "Application" ? Application : Person;
       return new Type({
         id: ctx.getActorUri(identifier),
         preferredUsername: identifier,
