@@ -56,3 +56,12 @@ it("is started once by two processes starting together, and stopped by the last 
   expect(await alive(service.url)).toBe(false);
   expect(existsSync(path.join(dir, "postgres", "postmaster.pid"))).toBe(false);
 }, 120_000);
+
+it("is stopped by its only process even while that process's own connections are open (an import interrupted)", async () => {
+  const only = await startEmbeddedPostgres(dir, { shared: true });
+  const pool = postgres(only.url, { max: 2, onnotice: () => {} });
+  await pool`select 1`;
+  await only.stop();
+  expect(await alive(only.url)).toBe(false);
+  await pool.end({ timeout: 1 }).catch(() => undefined);
+}, 120_000);

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { createRequire, syncBuiltinESMExports } from "node:module";
 import { createServer } from "node:net";
@@ -121,10 +121,11 @@ async function startOrJoin(root: string, clusterDir: string, options: { log?: (l
   if (running !== undefined) {
     const url = urlFor(running, credentials.password);
     if (!options.shared) return { url, stop: async () => {} };
+    const presence = await announcePresence(url);
     let stopped: Promise<void> | undefined;
-    const stop = () => (stopped ??= (async () => {
-      if (!(await othersConnected(url))) await stopPostmaster(clusterDir);
-    })());
+    const stop = () => (stopped ??= lastOut(root, presence, async (others) => {
+      if (others === 0) await stopPostmaster(clusterDir, presence.dataDirectory);
+    }));
     return { url, stop };
   }
 
@@ -167,41 +168,79 @@ async function startOrJoin(root: string, clusterDir: string, options: { log?: (l
     );
   }
   const url = urlFor(port, credentials.password);
+  const presence = options.shared ? await announcePresence(url) : undefined;
   let stopped: Promise<void> | undefined;
   const stop = () => (stopped ??= (async () => {
     unhook();
-    if (options.shared && (await othersConnected(url))) {
+    if (!presence) return server.stop();
+    await lastOut(root, presence, async (others) => {
+      if (others === 0) return server.stop();
       // Another process still uses it, and will stop it when it leaves.
-      options.log?.("embedded PostgreSQL left running: another process is connected to it");
+      options.log?.("embedded PostgreSQL left running: another process uses it");
       const child = (server as unknown as { process?: import("node:child_process").ChildProcess }).process;
       for (const stream of [child?.stdin, child?.stdout, child?.stderr]) stream?.destroy();
       child?.unref();
-      return;
-    }
-    await server.stop();
+    });
   })());
   const unhook = stopOnSignal(stop);
   return { url, stop };
 }
 
-/** Whether a client other than this probe is connected (this process's own pools are closed by then). */
-async function othersConnected(url: string): Promise<boolean> {
-  const probe = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+/**
+ * A process using a shared server says so with one idle connection of its
+ * own, opened before the start lock is released (so a process leaving sees
+ * it even before it has done anything) and closed when it leaves.
+ */
+interface Presence {
+  sql: postgres.Sql;
+  url: string;
+  /** The server's data directory, as it reports it. */
+  dataDirectory: string;
+}
+
+const PRESENCE = "reconnexion-presence";
+
+async function announcePresence(url: string): Promise<Presence> {
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: `${PRESENCE}:${process.pid}` } });
+  const [row] = await sql<{ dir: string }[]>`select current_setting('data_directory') as dir`;
+  return { sql, url, dataDirectory: row!.dir };
+}
+
+/**
+ * Leaves a shared server: under the start lock (no process joins or leaves
+ * meanwhile), closes this process's presence and runs `then` with how many
+ * other processes are present; when that cannot be told, as if some were
+ * (leaving a server running is better than stopping it under someone).
+ */
+async function lastOut(root: string, presence: Presence, then: (others: number) => Promise<void>): Promise<void> {
+  const release = await startLock(root);
   try {
-    const [row] = await probe<{ n: number }[]>`
-      select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`;
-    return row!.n > 0;
-  } catch {
-    return false;
+    await presence.sql.end({ timeout: 5 }).catch(() => undefined);
+    const probe = postgres(presence.url, { max: 1, connect_timeout: 5, onnotice: () => {}, connection: { application_name: "reconnexion-probe" } });
+    let others = 1;
+    try {
+      const [row] = await probe<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity where application_name like ${`${PRESENCE}:%`}`;
+      others = row!.n;
+    } catch {
+      // unknown: leave it running
+    } finally {
+      await probe.end({ timeout: 1 }).catch(() => undefined);
+    }
+    await then(others);
   } finally {
-    await probe.end({ timeout: 1 }).catch(() => undefined);
+    await release();
   }
 }
 
-/** Stops a server this process did not start: a fast shutdown, signalled to its postmaster. */
-async function stopPostmaster(clusterDir: string): Promise<void> {
+/**
+ * Stops a server this process did not start: a fast shutdown, signalled to
+ * the postmaster of `clusterDir` — only if that is the server it was using.
+ */
+async function stopPostmaster(clusterDir: string, dataDirectory: string): Promise<void> {
   let pid: number;
   try {
+    if ((await realpath(dataDirectory)) !== (await realpath(clusterDir))) return;
     pid = Number((await readFile(path.join(clusterDir, "postmaster.pid"), "utf8")).split("\n")[0]);
     process.kill(pid, "SIGINT");
   } catch {

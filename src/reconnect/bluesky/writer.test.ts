@@ -278,6 +278,22 @@ describe("BlueskyWriter", () => {
     expect((await p.follows()).sort()).toEqual([...dids].sort());
   });
 
+  it("writes a fresh record for a target whose marker's rkey holds a follow of someone else (its account changed since)", async () => {
+    const p = await person();
+    const [before, now] = [accounts[10]!, accounts[11]!];
+    const rkey = TID.nextStr();
+    await p.user.agent.com.atproto.repo.createRecord({
+      repo: p.user.did,
+      collection: "app.bsky.graph.follow",
+      rkey,
+      record: { $type: "app.bsky.graph.follow", subject: before, createdAt: new Date().toISOString() },
+    });
+    const resumed = new MemoryRun(targets([now]), new Map([[1, rkey]]));
+    await p.writer().run(resumed);
+    expect(resumed.outcomes.get(1)?.outcome).toBe("followed");
+    expect((await p.follows()).sort()).toEqual([before, now].sort());
+  });
+
   it("stops at the abort signal before writing, gives the budget back, and the next run follows once", async () => {
     const p = await person();
     const controller = new AbortController();

@@ -117,7 +117,10 @@ export class BlueskyWriter implements FollowWriter {
         follow.personIds.push(t.personId);
         // A dead run's write may still land: written again under the same
         // rkey, it is refused instead of doubled.
-        if (marker !== undefined && !follow.marked && TID.is(marker)) Object.assign(follow, { rkey: marker, marked: true, reused: true });
+        // (Not a marker whose rkey holds another follow: the target's account changed since.)
+        if (marker !== undefined && !follow.marked && TID.is(marker) && !existing.byRkey.has(marker)) {
+          Object.assign(follow, { rkey: marker, marked: true, reused: true });
+        }
         wanted.set(did, follow);
       }
     }
@@ -254,15 +257,25 @@ export class BlueskyWriter implements FollowWriter {
         // landed meanwhile (then this batch was refused for them): those are
         // followed, and the rest is written again.
         const own = batch.find((f) => !f.reused);
-        if (!own || !(await this.landed(own.rkey, error))) {
+        if (!own || (await this.subjectAt(own.rkey, error)) === undefined) {
           const late: Follow[] = [];
-          for (const f of batch) if (f.reused && (await this.landed(f.rkey, error))) late.push(f);
+          let clashed = false;
+          for (const f of batch.filter((f) => f.reused)) {
+            const subject = await this.subjectAt(f.rkey, error);
+            if (subject === f.did) late.push(f);
+            else if (subject !== undefined) {
+              // That rkey now holds another follow (the target's account
+              // changed since the dead run): a fresh one, marked anew.
+              Object.assign(f, { rkey: "", marked: false, reused: false });
+              clashed = true;
+            }
+          }
           if (late.length > 0) {
             failures = 0;
             await run.record(late.flatMap((f) => f.personIds.map((personId) => ({ personId, outcome: "followed" as const }))));
             pending = pending.filter((f) => !late.includes(f));
-            continue;
           }
+          if (late.length > 0 || clashed) continue;
           if (failure === "transient") {
             if (++failures > this.retries) throw error;
             await this.sleep(this.backoffMs * 2 ** (failures - 1), signal);
@@ -290,13 +303,17 @@ export class BlueskyWriter implements FollowWriter {
     }
   }
 
-  /** Whether the follow record `rkey` exists; rethrows `cause` when the repo cannot tell. */
-  private async landed(rkey: string, cause: unknown): Promise<boolean> {
+  /**
+   * Whom the follow record `rkey` follows; undefined when there is no such
+   * record. Rethrows `cause` when the repo cannot tell.
+   */
+  private async subjectAt(rkey: string, cause: unknown): Promise<string | undefined> {
     try {
-      await this.agent.com.atproto.repo.getRecord({ repo: this.did, collection: FOLLOW, rkey });
-      return true;
+      const res = await this.agent.com.atproto.repo.getRecord({ repo: this.did, collection: FOLLOW, rkey });
+      const subject = (res.data.value as { subject?: unknown }).subject;
+      return typeof subject === "string" ? subject : "";
     } catch (error) {
-      if (errorCode(error) === "RecordNotFound") return false;
+      if (errorCode(error) === "RecordNotFound") return undefined;
       throw cause;
     }
   }
