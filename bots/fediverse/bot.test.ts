@@ -347,6 +347,8 @@ describe("follows and account changes", () => {
     const ofOther = { ...del, id: `${gus.actorId}#delete-liv`, actor: gus.actorId, object: liv.actorId };
     expect((await gus.post(bot.sharedInbox, ofOther)).status).toBe(401);
     await drained();
+    // The bot did ask Liv's server, which still serves her.
+    expect(server.fetched.map((f) => f.path)).toContain(new URL(liv.actorId).pathname);
     expect((await db.store.identities.find({ platform: "fediverse", stableId: liv.actorId }))?.personId).toBe(p.id);
   });
 });

@@ -51,8 +51,18 @@ function isBotActor(actor: Actor): boolean {
   return actor instanceof Service || actor instanceof Application;
 }
 
-export function setupInbox(federation: Federation<void>, options: InboxOptions): void {
+/** What the inbox still does after answering (checks of unverifiable Deletes). */
+export interface InboxBackground {
+  /** Resolves once the checks under way are done. */
+  settled(): Promise<void>;
+}
+
+export function setupInbox(federation: Federation<void>, options: InboxOptions): InboxBackground {
   const { username, store, log } = options;
+  const background = new Set<Promise<void>>();
+  // An actor's Delete is checked with its server at most once in this time:
+  // a flood of them makes the bot ask no server more than that.
+  const goneChecked = new TtlCache<true>({ ttlMs: 10 * 60_000, maxEntries: 10_000 });
   const forget = (actorId: URL | null | undefined) => {
     if (actorId) options.actors?.delete(actorId.href);
   };
@@ -146,16 +156,30 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
       if (!(activity instanceof Delete) || reason.type !== "keyFetchError") return;
       const actorId = activity.actorId;
       if (!actorId || activity.objectId?.href !== actorId.href) return;
-      if ((await store.fediverse.identityOf(actorId.href)) !== undefined && (await isGone(ctx, username, actorId))) {
-        await actorDeleted(actorId);
+      // Checked after answering, and the same answer either way: neither
+      // its content nor its timing tells whether the bot knows that actor.
+      if (!goneChecked.get(actorId.href)) {
+        goneChecked.set(actorId.href, true);
+        const check = (async () => {
+          if ((await store.fediverse.identityOf(actorId.href)) !== undefined && (await isGone(ctx, username, actorId))) {
+            await actorDeleted(actorId);
+          }
+        })()
+          .catch((error: unknown) => log.warn({ err: error, actor: actorId.href }, "fediverse: check of an unverified Delete failed"))
+          .finally(() => background.delete(check));
+        background.add(check);
       }
-      // The same answer either way: it tells no one whether the bot knows that actor.
       return new Response(null, { status: 202 });
     })
     .onError((_ctx, error) => {
       if (error instanceof NoteBusyError) log.debug({ err: error.message }, "fediverse: note busy, retrying later");
       else log.warn({ err: error }, "fediverse: inbox listener failed");
     });
+  return {
+    async settled() {
+      while (background.size > 0) await Promise.all([...background]);
+    },
+  };
 }
 
 /**

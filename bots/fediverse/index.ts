@@ -60,6 +60,8 @@ export interface FediverseBot {
    * actor cannot be fetched.
    */
   message(actorUri: string, acct: string | null, texts: readonly string[]): Promise<boolean>;
+  /** Resolves once what the inbox does after answering (checking an unverifiable Delete with the actor's server) is done. */
+  settled(): Promise<void>;
   /** Posts publicly (to its followers), mentioning `named`; returns the note's URI. */
   announce(text: string, named: readonly { actorUri: string; acct: string }[]): Promise<URL>;
   /** Takes back one of its public posts (`announce`'s URI): no longer served, deleted for its followers. */
@@ -104,7 +106,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
   const actorUri = new URL(`/users/${username}`, origin);
   const engine = new ConversationEngine({ ...options.engine, store, config, botStableIds: [actorUri.href] });
   const delivery = new DirectDelivery(queues.outbox, username);
-  setupInbox(federation, {
+  const inboxBackground = setupInbox(federation, {
     username,
     delivery,
     store,
@@ -167,9 +169,11 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
         .catch((error: unknown) => log.error({ err: error }, "fediverse: queue stopped"));
       running.push(task);
     },
+    settled: () => inboxBackground.settled(),
     async close() {
       controller.abort();
       await Promise.all(running);
+      await inboxBackground.settled();
     },
   };
 }

@@ -70,6 +70,28 @@ describe("PostgresQueue", () => {
     expect(await queue.depth()).toBe(0);
   });
 
+  it("still queues a retry whose row is gone meanwhile, and what a handler queues after it returned", async () => {
+    const queue = new PostgresQueue(db.sql, "retry-gone-test", { concurrency: 1, pollMs: 50 });
+    await queue.enqueue({ n: 0, attempt: 0 }, { orderingKey: "bob" });
+    const seen: string[] = [];
+    const controller = new AbortController();
+    let late: Promise<void> | undefined;
+    await queue.listen(async (m: { n: number; attempt: number }) => {
+      seen.push(`${m.n}.${m.attempt}`);
+      if (m.n === 0 && m.attempt === 0) {
+        // As if its lease had run out and another worker had finished it.
+        await db.sql`delete from fediverse_queue where queue = 'retry-gone-test'`;
+        await queue.enqueue({ n: 0, attempt: 1 }, { orderingKey: "bob" });
+        // A continuation of the handler, queueing after it has returned.
+        late = new Promise((r) => setTimeout(r, 20)).then(() => queue.enqueue({ n: 1, attempt: 0 }, { orderingKey: "bob" }));
+      }
+      if (seen.length === 3) controller.abort();
+    }, { signal: controller.signal });
+    await late;
+    expect(seen).toEqual(["0.0", "0.1", "1.0"]);
+    expect(await queue.depth()).toBe(0);
+  });
+
   it("keeps messages sealed at rest: a signing key or a DM's text is never in the table in the clear", async () => {
     const box = new SecretBox("queue-test-secret-key-of-at-least-32-chars");
     const queue = new PostgresQueue(db.sql, "sealed-test", { pollMs: 50, box });

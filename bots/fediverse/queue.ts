@@ -62,6 +62,8 @@ interface Held {
   key: string | null;
   /** Whether the handler has already put a message of its own into this row. */
   replaced: boolean;
+  /** The handler has returned. */
+  closed?: boolean;
 }
 
 export class PostgresQueue implements MessageQueue {
@@ -121,15 +123,16 @@ export class PostgresQueue implements MessageQueue {
       return;
     }
     const held = this.held.getStore();
-    if (held && !held.replaced && key !== null && key === held.key && messages.length === 1) {
+    if (held && !held.replaced && !held.closed && key !== null && key === held.key && messages.length === 1) {
       // Queued again by the handler of the row it holds (a retry): in that row's place.
       held.replaced = true;
-      await this.sql`
+      const updated = await this.sql`
         update fediverse_queue
         set message = ${this.sql.json(this.toRow(messages[0]) as never)}, run_at = now() + ${ms} * interval '1 millisecond',
             locked_until = null, attempts = 0
         where id = ${held.id}`;
-      return;
+      if (updated.count > 0) return;
+      // The row is gone (its lease ran out and another worker finished it): a new one.
     }
     await this.insert(messages, ms, key);
   }
@@ -247,7 +250,14 @@ export class PostgresQueue implements MessageQueue {
         }
         const held: Held = { id: row.id, key: row.ordering_key, replaced: false };
         try {
-          if (await this.admit(message)) await this.held.run(held, () => handler(message));
+          if (await this.admit(message)) {
+            try {
+              await this.held.run(held, () => handler(message));
+            } finally {
+              // What the handler's leftovers queue after it returned goes in a row of its own.
+              held.closed = true;
+            }
+          }
           // A row its handler queued a retry into stays, for that retry.
           if (!held.replaced) await this.sql`delete from fediverse_queue where id = ${row.id}`;
         } catch (error) {

@@ -84,6 +84,7 @@ export async function startBot(
     sharedInbox: `${origin}/inbox`,
     async drained(timeoutMs = 30_000) {
       const { inbox, outbox, fanout } = bot.queues;
+      await bot.settled();
       await until("the bot's queues to be empty", async () => (await inbox.depth()) + (await outbox.depth()) + (await fanout.depth()) === 0, timeoutMs, 50);
     },
     async stop() {
