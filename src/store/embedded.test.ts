@@ -5,7 +5,8 @@
  * make one cluster.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import postgres from "postgres";
@@ -64,4 +65,28 @@ it("is stopped by its only process even while that process's own connections are
   await only.stop();
   expect(await alive(only.url)).toBe(false);
   await pool.end({ timeout: 1 }).catch(() => undefined);
+}, 120_000);
+
+it("takes over a start lock its holder left behind (dead, or gone before writing its pid)", async () => {
+  const stale = await mkdtemp(path.join(os.tmpdir(), "embedded-stale-"));
+  try {
+    // A process that has exited: its pid is free.
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+    await writeFile(path.join(stale, "embedded-postgres.lock"), dead);
+    const first = await startEmbeddedPostgres(stale, { shared: true });
+    expect(await alive(first.url)).toBe(true);
+    await first.stop();
+    // An empty lock, a minute old.
+    const lock = path.join(stale, "embedded-postgres.lock");
+    await writeFile(lock, "");
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lock, old, old);
+    const second = await startEmbeddedPostgres(stale, { shared: true });
+    expect(await alive(second.url)).toBe(true);
+    await second.stop();
+    expect(await alive(second.url)).toBe(false);
+    expect(existsSync(lock)).toBe(false);
+  } finally {
+    await rm(stale, { recursive: true, force: true });
+  }
 }, 120_000);

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, open, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { createRequire, syncBuiltinESMExports } from "node:module";
 import { createServer } from "node:net";
@@ -272,7 +272,8 @@ async function startLock(root: string): Promise<() => Promise<void>> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
-    const holder = Number(await readFile(file, "utf8").catch(() => ""));
+    const content = await readFile(file, "utf8").catch(() => "");
+    const holder = Number(content);
     let holderAlive = true;
     if (Number.isInteger(holder) && holder > 0) {
       try {
@@ -280,13 +281,43 @@ async function startLock(root: string): Promise<() => Promise<void>> {
       } catch {
         holderAlive = false;
       }
+    } else {
+      // No pid yet: being written, or its writer died right after creating it.
+      holderAlive = (await stat(file).then((s) => Date.now() - s.mtimeMs, () => 0)) < 30_000;
     }
     if (!holderAlive) {
-      await rm(file, { force: true });
+      await takeOverStale(file, content);
       continue;
     }
     if (waited > 120_000) throw new Error(`The embedded PostgreSQL in ${root} is being started by process ${holder}, for over two minutes.`);
     await delay(100);
+  }
+}
+
+/**
+ * Removes a lock left by a dead process (its content `dead`), one waiter at a time (through a second,
+ * exclusive file): two waiters removing it together could remove the one
+ * the first had just made. A takeover file older than 30 s is a crashed
+ * waiter's.
+ */
+async function takeOverStale(file: string, dead: string): Promise<void> {
+  const takeover = `${file}.takeover`;
+  let handle;
+  try {
+    handle = await open(takeover, "wx", 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    const since = await stat(takeover).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (since > 30_000) await rm(takeover, { force: true });
+    else await delay(50);
+    return;
+  }
+  try {
+    // Still the dead process's (not a lock made since by another waiter)?
+    if ((await readFile(file, "utf8").catch(() => undefined)) === dead) await rm(file, { force: true });
+  } finally {
+    await handle.close();
+    await rm(takeover, { force: true });
   }
 }
 
