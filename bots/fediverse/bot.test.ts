@@ -4,6 +4,7 @@
  */
 import { createExponentialBackoffPolicy } from "@fedify/fedify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BOT_SUMMARY } from "./actor.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { startFediServer, type FediServer, type FediUser, type ReceivedNote } from "../../test/harness/fediverse.ts";
 import { freePort, startBot, type RunningBot } from "../../test/harness/fediverse-bot.ts";
@@ -121,6 +122,26 @@ describe("the actor", () => {
     expect(info.protocols).toEqual(["activitypub"]);
   });
 
+  it("shows its name, bilingual summary, front page URL and icon as written in actor.ts", async () => {
+    const res = await fetch(bot.actorId, { headers: { Accept: "application/activity+json" } });
+    const actor = (await res.json()) as Record<string, any>;
+    expect(actor.id).toBe(bot.actorId);
+    expect(actor.name).toBe("Reconnexion");
+    // One summary carrying both languages (not a language map): French, then English, then the bot notice.
+    expect(actor.summary).toBe(BOT_SUMMARY);
+    expect(actor.summaryMap).toBeUndefined();
+    const paragraphs = [...String(actor.summary).matchAll(/<p>(.*?)<\/p>/g)].map((m) => m[1]);
+    expect(paragraphs).toHaveLength(3);
+    expect(paragraphs[0]).toMatch(/^🇫🇷 Je retrouve pour vous, ici et sur Bluesky, les comptes que vous suiviez sur X.*<code>aide<\/code>\.$/);
+    expect(paragraphs[1]).toMatch(/^🇬🇧 I find the accounts you followed on X here and on Bluesky.*<code>help<\/code>\.$/);
+    expect(paragraphs[2]).toBe("Bot — compte automatisé. / Bot — automated account.");
+    expect(actor.url).toBe(`${bot.origin}/`);
+    expect(actor.icon).toEqual({ type: "Image", url: `${bot.origin}/fediverse/icon.png`, mediaType: "image/png" });
+    expect(actor.manuallyApprovesFollowers).toBe(false);
+    expect(actor.discoverable).toBe(true);
+    expect(actor.indexable).toBe(false);
+  });
+
   it("keeps its key pairs in the database", async () => {
     const rows = await db.sql`select algorithm from fediverse_key order by algorithm`;
     expect(rows.map((r) => r.algorithm)).toEqual(["Ed25519", "RSASSA-PKCS1-v1_5"]);
@@ -184,6 +205,90 @@ describe("senders", () => {
     const identity = await db.store.identities.find({ platform: "fediverse", handle: carol.acct });
     expect(identity?.stableId).toBe(carol.actorId);
     expect(identity?.personId).toBe(person.id);
+  });
+
+  /** A JSON Resource Descriptor response. */
+  const jrd = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/jrd+json" } });
+  const isWebFinger = (request: Request) => new URL(request.url).pathname === "/.well-known/webfinger";
+
+  /**
+   * Sends `status` from `sender`, whose web host claims the acct `claimed`
+   * that its account domain does not confirm; checks that the bot answers
+   * as to a stranger, mentions the sender by its actor's own host, and
+   * binds neither the sender's actor nor the claimed acct's identity.
+   */
+  async function expectUnconfirmed(sender: FediUser, claimed: string): Promise<void> {
+    // Someone the bot knows by that acct only (imported before they ever wrote).
+    const person = await db.store.people.create({});
+    await db.store.identities.attach(person.id, { platform: "fediverse", handle: claimed, verifiedBy: "platform" });
+    const body = createNote("mastodon", sender, ref, "status");
+    expect((await sender.post(bot.inbox, body)).status).toBeLessThan(300);
+    const { replies } = await handledNote(noteIdOf(body));
+    expect(replies).toBeGreaterThan(0);
+    const notes = await sender.waitForNotes(replies);
+    await drained();
+    expect(sender.notes).toHaveLength(replies);
+    // A stranger's welcome, not that person's status.
+    expect(notes.map((n) => n.content).join(" ")).toMatch(/I don't know this Mastodon \(fediverse\) account yet/);
+    const mention = `@${sender.name}@${new URL(sender.actorId).host}`;
+    expect(notes[0]!.mentions).toEqual([{ href: sender.actorId, name: mention }]);
+    expect(JSON.stringify(notes.map((n) => n.raw))).not.toContain(claimed);
+    // The claimed acct's identity untouched, and none made for the sender.
+    const identity = await db.store.identities.find({ platform: "fediverse", handle: claimed });
+    expect(identity).toMatchObject({ personId: person.id, stableId: null, handle: claimed });
+    expect(await db.store.identities.find({ platform: "fediverse", stableId: sender.actorId })).toBeUndefined();
+  }
+
+  it("does not take an acct another server claims for its actor: the acct's own domain points to someone else", async () => {
+    // Vera's real account; Mallory's server answers WebFinger for Mallory with Vera's acct.
+    const vera = await split.addUser({ name: "vera" });
+    let liarOrigin = "";
+    const liar = await startFediServer({
+      users: [{ name: "mallory" }],
+      routes: async (request) =>
+        isWebFinger(request)
+          ? jrd({ subject: `acct:${vera.acct}`, aliases: [`${liarOrigin}/users/mallory`], links: [{ rel: "self", type: "application/activity+json", href: `${liarOrigin}/users/mallory` }] })
+          : null,
+    });
+    liarOrigin = liar.origin;
+    try {
+      const mallory = liar.user("mallory");
+      // What the bot is told: Mallory's host vouches for Vera's acct; Vera's domain names Vera.
+      const claim = (await (await fetch(`${liar.origin}/.well-known/webfinger?resource=${encodeURIComponent(mallory.actorId)}`)).json()) as { subject: string };
+      expect(claim.subject).toBe(`acct:${vera.acct}`);
+      await expectUnconfirmed(mallory, vera.acct);
+      // The bot did ask Vera's account domain, which answered for Vera.
+      expect(split.fetched.some((f) => f.path.startsWith("/.well-known/webfinger") && decodeURIComponent(f.path).includes(`acct:${vera.acct}`))).toBe(true);
+    } finally {
+      await liar.close();
+    }
+  });
+
+  // A server whose account domain differs from its web host (as carol's), but
+  // whose account domain does not vouch for the actor.
+  const refusals: [string, (actorId: string) => Response][] = [
+    ["does not know the account (404)", () => jrd({}, 404)],
+    ["names another actor", (actorId) => jrd({ subject: "acct:x@y", links: [{ rel: "self", type: "application/activity+json", href: `${actorId}-other` }] })],
+    ["links the actor only as a profile page", (actorId) => jrd({ subject: "acct:x@y", links: [{ rel: "http://webfinger.net/rel/profile-page", href: actorId }] })],
+  ];
+  it.each(refusals)("treats a sender as unconfirmed when its account domain %s", async (_case, answer) => {
+    let accountDomain = "";
+    const half = await startFediServer({
+      users: [{ name: "walt" }],
+      splitDomain: true,
+      // Only the account domain's WebFinger is changed; the web host answers as Fedify does.
+      routes: async (request) => (isWebFinger(request) && new URL(request.url).host === accountDomain ? answer(half.user("walt").actorId) : null),
+    });
+    accountDomain = half.accountDomain;
+    try {
+      const walt = half.user("walt");
+      expect(walt.acct).toBe(`walt@${accountDomain}`);
+      expect(new URL(walt.actorId).host).not.toBe(accountDomain);
+      await expectUnconfirmed(walt, walt.acct);
+      expect(half.fetched.some((f) => f.path.startsWith("/.well-known/webfinger") && decodeURIComponent(f.path).includes(`acct:${walt.acct}`))).toBe(true);
+    } finally {
+      await half.close();
+    }
   });
 
   it.each([["Service", "robot"], ["Application", "app"]])("never answers an automated account (%s)", async (_type, name) => {

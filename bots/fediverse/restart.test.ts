@@ -3,6 +3,8 @@
  * the inbound activity waits in PostgreSQL until a worker handles it, and a
  * queued reply is delivered by the next process.
  */
+import { exportJwk } from "@fedify/fedify";
+import { Service } from "@fedify/vocab";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { startFediServer, type FediServer } from "../../test/harness/fediverse.ts";
@@ -22,6 +24,64 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   await db?.drop();
+});
+
+type Jwk = { kty?: string; crv?: string; n?: string; e?: string; x?: string };
+const publicPart = (k: Jwk) => (k.kty === "RSA" ? { kty: k.kty, n: k.n, e: k.e } : { kty: k.kty, crv: k.crv, x: k.x });
+
+/**
+ * The actor's public keys as it serves them, read as a fediverse server
+ * reads them: its `publicKey` (RSA, HTTP Signatures) and its
+ * `assertionMethod` Multikeys (RSA, Ed25519), each as a JWK.
+ */
+async function servedKeys(actorId: string) {
+  const res = await fetch(actorId, { headers: { Accept: "application/activity+json" } });
+  expect(res.status).toBe(200);
+  const json = (await res.json()) as Record<string, unknown>;
+  const actor = await Service.fromJsonLd(json);
+  const key = await actor.getPublicKey();
+  expect(key?.ownerId?.href).toBe(actorId);
+  const multikeys = [];
+  for await (const m of actor.getAssertionMethods()) {
+    expect(m.controllerId?.href).toBe(actorId);
+    multikeys.push(publicPart((await exportJwk(m.publicKey!)) as Jwk));
+  }
+  return { raw: { publicKey: json.publicKey, assertionMethod: json.assertionMethod }, publicKey: publicPart((await exportJwk(key!.publicKey!)) as Jwk), multikeys };
+}
+
+const storedKeys = async () =>
+  (await db.sql<{ algorithm: string; public_jwk: Jwk }[]>`select algorithm, public_jwk from fediverse_key order by algorithm`).map((r) => ({
+    algorithm: r.algorithm,
+    key: publicPart(r.public_jwk),
+  }));
+
+it("serves the same key pairs after a restart, the ones kept in the database", async () => {
+  const first = await startBot(db, port, { workers: false });
+  let before: Awaited<ReturnType<typeof servedKeys>>;
+  try {
+    before = await servedKeys(first.actorId);
+  } finally {
+    await first.stop();
+  }
+  const stored = await storedKeys();
+  expect(stored.map((s) => s.algorithm)).toEqual(["Ed25519", "RSASSA-PKCS1-v1_5"]);
+  const [ed25519, rsa] = stored.map((s) => s.key);
+  expect(ed25519).toMatchObject({ kty: "OKP", crv: "Ed25519", x: expect.any(String) });
+  expect(rsa).toMatchObject({ kty: "RSA", n: expect.any(String) });
+  // Served: the stored RSA key for HTTP Signatures, and both as Multikeys (RSA first).
+  expect(before.publicKey).toEqual(rsa);
+  expect(before.multikeys).toEqual([rsa, ed25519]);
+
+  // A new process object on the same database: nothing kept in memory.
+  const second = await startBot(db, port, { workers: false });
+  try {
+    expect(second.bot).not.toBe(first.bot);
+    const after = await servedKeys(second.actorId);
+    expect(after).toEqual(before);
+  } finally {
+    await second.stop();
+  }
+  expect(await storedKeys()).toEqual(stored);
 });
 
 it("answers, after a restart, a message received before it", async () => {
