@@ -19,7 +19,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBlueskyBot, type BlueskyBot } from "../bots/bluesky/index.ts";
 import { loadConfig, type Config } from "../src/config.ts";
 import type { Logger } from "../src/logger.ts";
+import { loginWithAppPassword } from "../src/reconnect/bluesky/app-password.ts";
 import { createReconnection, routeMessages, type Reconnection } from "../src/reconnect/index.ts";
+import type { Sql } from "../src/store/database.ts";
 import { followSubjects, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "./harness/bluesky.ts";
 import { until } from "./harness/wait.ts";
 import { createTestDatabase, type TestDatabase } from "./harness/database.ts";
@@ -38,28 +40,63 @@ let browserDir: string;
 const log = pino({ level: "silent" }) as unknown as Logger;
 let xIds = 5_000_000;
 
+/** A worker's try at a reconnection advisory lock (`pg_try_advisory_lock`) and the database's answer. */
+interface LockAttempt {
+  worker: string;
+  locked: boolean;
+}
+
+/**
+ * `sql` for a Reconnector, recording in `attempts` each try its runs make at
+ * an advisory lock on the connections they reserve (how a run takes the
+ * account it follows from); everything else passes through unchanged.
+ */
+function watchingAdvisoryLocks(sql: Sql, worker: string, attempts: LockAttempt[]): Sql {
+  return new Proxy(sql, {
+    get(target, property) {
+      if (property !== "reserve") return Reflect.get(target, property, target);
+      return async () => {
+        const reserved = await target.reserve();
+        return new Proxy(reserved, {
+          apply(query, thisArg, args: unknown[]) {
+            const result = Reflect.apply(query, thisArg, args);
+            const text = Array.isArray(args[0]) ? args[0].join("") : "";
+            if (!text.includes("pg_try_advisory_lock")) return result;
+            return (result as Promise<{ locked: boolean }[]>).then((rows) => {
+              attempts.push({ worker, locked: rows[0]!.locked });
+              return rows;
+            });
+          },
+        });
+      };
+    },
+  });
+}
+
 /** Every target's DID, per person asking. */
 interface Asker {
   user: TestUser;
   personId: number;
+  /** Their Bluesky identity. */
+  identityId: number;
   xId: string;
   targets: TestUser[];
 }
 
 /** A registered person on Bluesky who followed `targets` on X, each registered with their Bluesky account. */
-async function registered(name: string, targetCount: number): Promise<Asker> {
+async function registered(name: string, targetCount: number, into: TestDatabase = db): Promise<Asker> {
   const user = await net.createUser(name);
   const myX = String(++xIds);
-  const { personId } = await registerPerson(db.store, myX, { platform: "bluesky", stableId: user.did, handle: user.handle }, name);
+  const { personId, identityId } = await registerPerson(into.store, myX, { platform: "bluesky", stableId: user.did, handle: user.handle }, name);
   const targets: TestUser[] = [];
   for (let i = 0; i < targetCount; i++) {
     const t = await net.createUser(`${name}t${i}`);
-    await registerFollowed(db, myX, String(++xIds), { platform: "bluesky", stableId: t.did, handle: t.handle }, `${name}t${i}`);
+    await registerFollowed(into, myX, String(++xIds), { platform: "bluesky", stableId: t.did, handle: t.handle }, `${name}t${i}`);
     targets.push(t);
   }
-  await db.store.matches.refreshForFollowers([personId]);
+  await into.store.matches.refreshForFollowers([personId]);
   await net.processAll();
-  return { user, personId, xId: myX, targets };
+  return { user, personId, identityId, xId: myX, targets };
 }
 
 /** Talks to the bot by chat DM; returns the bot's messages to `user` so far. */
@@ -98,9 +135,9 @@ async function authorizeWithAppPassword(link: string, password: string): Promise
 }
 
 
-async function jobDone(personId: number) {
+async function jobDone(personId: number, on: TestDatabase = db) {
   return until("the job to finish", async () => {
-    const [job] = await db.sql<{ id: number; state: string }[]>`
+    const [job] = await on.sql<{ id: number; state: string }[]>`
       select id, state from reconnect_job where person_id = ${personId} and platform = 'bluesky' order by id desc limit 1`;
     return job?.state === "done" && job;
   });
@@ -361,36 +398,66 @@ describe("reconnect on Bluesky", () => {
     expect(await reconnection.reconnector.sweepAuto()).toBe(0);
   });
 
-  it("two workers on one database never run a job twice", async () => {
-    const erin = await registered("erin", 5);
-    const second = createReconnection({
-      config,
-      store: db.store,
-      sql: db.sql,
-      databaseUrl: db.url,
-      log,
-      userAgent: "reconnexion-test-2",
-      messenger: { send: async () => false },
-      blueskyBudget: { hourPoints: 12, hourMs: 3000, slackMs: 200 },
-      blueskyMaxWaitMs: 1000,
-      runner: { autoSweepSeconds: 0 },
-    });
-    try {
-      const link = connectLink(await chat(erin.user, "reconnect"));
-      expect((await authorizeWithAppPassword(link, await appPassword(erin.user))).status).toBe(200);
-      await until("the first worker to start", async () => {
-        const [job] = await db.sql<{ started: boolean }[]>`
-          select started_at is not null as started from reconnect_job where person_id = ${erin.personId} order by id desc limit 1`;
-        return job?.started;
+  it("two workers on one database race for a job: one runs it under the account's lock, the other is refused, each target followed once", async () => {
+    // A database of their own, so that these two workers alone compete for the job's runs.
+    const own = await createTestDatabase();
+    const locks: LockAttempt[] = [];
+    const told: string[] = [];
+    const worker = (name: string, concurrency: number) =>
+      createReconnection({
+        config,
+        store: own.store,
+        sql: watchingAdvisoryLocks(own.sql, name, locks),
+        databaseUrl: own.url,
+        log,
+        userAgent: `reconnexion-test-${name}`,
+        messenger: { send: async (_to, text) => (told.push(text), true) },
+        // 4 follows per 3-s window, waited for in-process: one run follows all 13 in ~9 s, holding the account's lock throughout.
+        blueskyBudget: { hourPoints: 12, hourMs: 3000, slackMs: 200 },
+        blueskyMaxWaitMs: 30_000,
+        runner: { autoSweepSeconds: 0, concurrency },
       });
-      // A second worker starts while the job runs: its recovery queues the job again.
+    // The first runs one job at a time: while it runs this one, only the second can fetch another run of it.
+    const first = worker("first", 1);
+    const second = worker("second", 2);
+    try {
+      const erin = await registered("erin", 13, own);
+      const auth = await loginWithAppPassword({
+        identifier: erin.user.did,
+        appPassword: await appPassword(erin.user),
+        plcUrl: config.bluesky.plcUrl,
+        allowPrivateAddresses: true,
+      });
+      // As the connect page stores it.
+      await own.store.authorizations.save(erin.identityId, "bluesky-app-password", auth);
+      await first.start();
+      const targets = await own.store.reconnectJobs.selectTargets(erin.personId, "bluesky");
+      expect(targets).toHaveLength(13);
+      const result = await first.reconnector.request({ personId: erin.personId, platform: "bluesky", request: "all", targets, notifyIdentityId: erin.identityId });
+      expect(result.status).toBe("queued");
+      await until("the first worker to take the account's lock", async () => locks.some((l) => l.worker === "first" && l.locked), 20_000, 25);
+      // The second starts while that run holds the lock: its start-up rescan queues the job again, and it fetches that run.
       await second.start();
-      await jobDone(erin.personId);
-      const subjects = await followSubjects(erin.user);
-      expect(subjects.length).toBe(5);
-      expect(new Set(subjects).size).toBe(5);
+      await until("the second worker to try the job", async () => locks.some((l) => l.worker === "second"), 20_000, 25);
+      const job = await jobDone(erin.personId, own);
+
+      // Both workers took a run of the job; only one got the account's lock, once, and the other was refused.
+      expect(locks.filter((l) => l.worker === "first").map((l) => l.locked)).toEqual([true]);
+      const refused = locks.filter((l) => l.worker === "second");
+      expect(refused.length).toBeGreaterThanOrEqual(1);
+      expect(refused.every((l) => !l.locked)).toBe(true);
+      // The refused run left the job to the run that holds it: one run in all, each target followed exactly once.
+      const [row] = await own.sql<{ attempts: number }[]>`select attempts from reconnect_job where id = ${job.id}`;
+      expect(row!.attempts).toBe(1);
+      expect((await followSubjects(erin.user)).sort()).toEqual(erin.targets.map((t) => t.did).sort());
+      const outcomes = await own.sql<{ outcome: string; n: number }[]>`
+        select outcome, count(*)::int as n from reconnect_target where job_id = ${job.id} group by outcome`;
+      expect(outcomes).toEqual([{ outcome: "followed", n: 13 }]);
+      expect(told.filter((m) => m.includes("finished"))).toEqual([expect.stringContaining("13 followed")]);
     } finally {
       await second.stop();
+      await first.stop();
+      await own.drop();
     }
   });
 });
