@@ -158,6 +158,23 @@ describe("direct messages", () => {
     expectDirectReply(reply!, alice, (body.object as { id: string }).id);
   });
 
+  it("reads an account mentioned by its short name (Mastodon's HTML) as the whole account its Mention tag names", async () => {
+    const nora = await server.addUser({ name: "nora" });
+    const zed = await server.addUser({ name: "zed" });
+    const body = createNote("mastodon", nora, ref, "link");
+    const note = body.object as { content: string; contentMap: Record<string, string>; tag: unknown[] };
+    // `link @zed`, as Mastodon writes it: the link shows the short name, the tag the whole account.
+    const zedLink = `<span class="h-card" translate="no"><a href="${new URL(zed.actorId).origin}/@zed" class="u-url mention">@<span>zed</span></a></span>`;
+    note.content = note.content.replace(/ link<\/p>$/, ` link ${zedLink}</p>`);
+    note.contentMap = { en: note.content };
+    note.tag.push({ type: "Mention", href: zed.actorId, name: `@${zed.acct}` });
+    expect((await nora.post(bot.inbox, body)).status).toBeLessThan(300);
+    const [reply] = await nora.waitForNotes(1);
+    // Taken as that fediverse account (a code to send from it), not as an X username.
+    expect(reply!.content).toContain(zed.acct);
+    expect(reply!.content).not.toMatch(/X account/i);
+  });
+
   it.each(SHAPES)("answers a %s DM", async (shape) => {
     const user = server.user(`u_${shape}`);
     const body = createNote(shape, user, ref, "help");

@@ -20,7 +20,7 @@ import type { Queryable } from "../../src/store/types.ts";
 import { confirmAcct, type AcctOptions } from "./acct.ts";
 import { INBOX_PATH, SHARED_INBOX_PATH } from "./actor.ts";
 import { TtlCache } from "./cache.ts";
-import { audienceOf, contentOf } from "./message.ts";
+import { audienceOf, contentOf, mentionsOf } from "./message.ts";
 import type { DirectDelivery } from "./direct.ts";
 import { sendReplies } from "./send.ts";
 
@@ -252,6 +252,7 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
       channel: "fediverse",
       sender: { platform: "fediverse", stableId: author.id.href, handle: acct, apiBase: author.id.origin, isBot },
       ...contentOf(object),
+      mentions: await mentionsOf(object),
       isPrivate: audience.isDirect,
       replyTo: noteId,
     };

@@ -40,6 +40,16 @@ export async function audienceOf(
   return { isPublic, isDirect: !isPublic && !toCollection, addressesBot };
 }
 
+/** The whole names (`@bob@example.com`) of the accounts the note's Mention tags name. */
+export async function mentionsOf(note: Note): Promise<string[]> {
+  const names: string[] = [];
+  for await (const tag of note.getTags({ suppressError: true } as never)) {
+    const name = tag instanceof Mention && tag.name != null ? String(tag.name).trim() : "";
+    if (/^@?[^@\s]+@[^@\s]+$/.test(name)) names.push(name.startsWith("@") ? name : `@${name}`);
+  }
+  return names;
+}
+
 /** The note's text: HTML `content` (any language of `contentMap`), else its source. */
 export function contentOf(note: Note): { html?: string; text?: string } {
   const content = note.content ?? note.contents[0];

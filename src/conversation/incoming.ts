@@ -28,6 +28,12 @@ export interface Incoming {
   sender: Sender;
   text?: string;
   html?: string;
+  /**
+   * The accounts the message mentions, whole (`@bob@example.com`: a
+   * fediverse note's Mention tags), for mentions its `html` shows by their
+   * short name only.
+   */
+  mentions?: readonly string[];
   /** A DM (fediverse `direct` note, Bluesky chat): nobody else sees the message or the answer. */
   isPrivate: boolean;
   /** The bot's own reference to the message, handed back untouched with each reply. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cleanText, commandWord, fold, htmlToText, parseMessage } from "./parse.ts";
+import { cleanText, commandWord, fold, parseMessage } from "./parse.ts";
 import { TEST_BOT } from "./testing.ts";
 
 const fedi = (html: string) => parseMessage({ html }, TEST_BOT, "fediverse");
@@ -27,10 +27,24 @@ describe("parsing fediverse HTML", () => {
     expect(fedi(misskey).tokens).toEqual(["ignore", "@Bob@m.example"]);
   });
 
-  it("keeps a mention of someone else who happens to share the bot's name", () => {
+  it("keeps a mention of someone else who happens to share the bot's name, as that account", () => {
     const html =
       '<p><a href="https://other.example/@reconnexion" class="u-url mention">@<span>reconnexion</span></a> hi</p>';
-    expect(htmlToText(html, TEST_BOT)).toContain("@reconnexion");
+    expect(fedi(html).tokens).toEqual(["@reconnexion@other.example", "hi"]);
+  });
+
+  it("gives a mention shown by its short name (Mastodon, Pleroma, GoToSocial) as the whole account", () => {
+    const bob = '<span class="h-card"><a href="https://m.example/@bob" class="u-url mention">@<span>bob</span></a></span>';
+    const mention = `<p><span class="h-card"><a href="https://bot.example/@reconnexion" class="u-url mention">@<span>reconnexion</span></a></span> ignore ${bob}</p>`;
+    // The note's Mention tags name the account: its domain may differ from its server's web host.
+    const split = '<span class="h-card"><a href="https://social.example.com/@bob" class="u-url mention">@<span>bob</span></a></span>';
+    expect(parseMessage({ html: `<p>link ${split}</p>`, mentions: ["@bob@example.com", "@reconnexion@bot.example"] }, TEST_BOT, "fediverse").tokens).toEqual(["link", "@bob@example.com"]);
+    // Without tags, the link's host.
+    expect(fedi(mention).tokens).toEqual(["ignore", "@bob@m.example"]);
+    // Two accounts of that name among the tags: the one on the link's host.
+    expect(parseMessage({ html: mention, mentions: ["@bob@m.example", "@bob@other.example"] }, TEST_BOT, "fediverse").tokens).toEqual(["ignore", "@bob@m.example"]);
+    // A plain link is left as it is.
+    expect(fedi('<p>see <a href="https://example.org/page">example.org/page</a></p>').tokens).toEqual(["see", "example.org/page"]);
   });
 
   it("decodes entities, keeps line breaks, drops scripts and styles", () => {

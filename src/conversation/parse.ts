@@ -64,7 +64,7 @@ export function cleanText(input: string): string {
  * are dropped with their content; entities are decoded; paragraphs and `br`
  * become line breaks.
  */
-export function htmlToText(html: string, bot: BotNames): string {
+export function htmlToText(html: string, bot: BotNames, mentions: readonly string[] = []): string {
   let out = "";
   let skipDepth = 0;
   // The mention link being read, if any: its text decides whether it is the bot.
@@ -98,7 +98,8 @@ export function htmlToText(html: string, bot: BotNames): string {
         if (anchor && name === "a" && depth === anchor.depth) {
           const a = anchor;
           anchor = undefined;
-          if (!(a.isMention && isBotMentionLink(a.text, a.href, bot))) emit(a.text);
+          if (!a.isMention) emit(a.text);
+          else if (!isBotMentionLink(a.text, a.href, bot)) emit(wholeMention(a.text, a.href, mentions));
           emit(" ");
         }
         if (SKIPPED.has(name) && skipDepth > 0) skipDepth--;
@@ -112,6 +113,28 @@ export function htmlToText(html: string, bot: BotNames): string {
   parser.end();
   if (anchor) out += anchor.text;
   return out;
+}
+
+/**
+ * A mention link as the account it names: Mastodon, Pleroma and GoToSocial
+ * show `@bob` and link to bob's profile. The note's Mention tags (`mentions`,
+ * `@bob@example.com`) say which account that is — its domain may differ from
+ * its server's web host; without them, the link's host stands in.
+ */
+function wholeMention(text: string, href: string, mentions: readonly string[]): string {
+  const short = /^@([^@\s]+)$/.exec(cleanText(text).trim());
+  if (!short) return text;
+  let host: string | undefined;
+  try {
+    host = new URL(href).host;
+  } catch {
+    host = undefined;
+  }
+  const prefix = `@${fold(short[1]!)}@`;
+  const named = mentions.filter((n) => fold(n).startsWith(prefix));
+  if (named.length === 1) return named[0]!;
+  const onHost = host === undefined ? undefined : named.find((n) => fold(n) === `${prefix}${fold(host)}`);
+  return onHost ?? (host === undefined ? text : `@${short[1]}@${host}`);
 }
 
 /** A mention link whose text and address designate the bot. */
@@ -143,11 +166,11 @@ function botMentionForms(bot: BotNames, platform: "bluesky" | "fediverse"): Set<
  * @param message `html` (fediverse) or `text` (Bluesky, terminal)
  */
 export function parseMessage(
-  message: { html?: string | undefined; text?: string | undefined },
+  message: { html?: string | undefined; text?: string | undefined; mentions?: readonly string[] | undefined },
   bot: BotNames,
   platform: "bluesky" | "fediverse",
 ): ParsedMessage {
-  const raw = message.html !== undefined ? htmlToText(message.html, bot) : (message.text ?? "");
+  const raw = message.html !== undefined ? htmlToText(message.html, bot, message.mentions) : (message.text ?? "");
   const forms = botMentionForms(bot, platform);
   const lines = cleanText(raw)
     .split("\n")
