@@ -121,6 +121,21 @@ export function buildProgram(): Command {
     );
 
   program
+    .command("link-code <person>")
+    .description("a single-use code for the registration platform to hand the person: sent to a bot as `link <code>` from an account the store " +
+      "does not know yet, it joins that account to them. <person>: " + PERSON_FORMS)
+    .option("--hours <n>", "how long it stays valid, 1 to 168", "24")
+    .action((ref: string, options: { hours: string }) =>
+      withServices(async ({ store }) => {
+        const hours = Number(options.hours);
+        if (!Number.isInteger(hours) || hours < 1 || hours > 168) throw new UsageError("--hours: from 1 to 168 (a week).");
+        const personId = await resolvePerson(store, ref);
+        const { code, expiresAt } = await store.linkCodes.create(personId, { ttlSeconds: hours * 3600 });
+        out(`${code.slice(0, 4)}-${code.slice(4)} for person ${personId}, valid until ${expiresAt.toISOString()}, once: send \`link ${code.slice(0, 4)}-${code.slice(4)}\` to a bot from the account to link.`);
+      }),
+    );
+
+  program
     .command("forget <person>")
     .description("delete everything about one person (an erasure request), as their `forget` DM does: accounts, settings, matches, " +
       "their X follow edges and uploaded archive, conversation state; authorizations are revoked at their servers first. <person>: " + PERSON_FORMS)
@@ -191,13 +206,18 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** An option given a value the command cannot take; the message is one sentence. */
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
 /** Turns any failure into one sentence and an exit code. */
 function explain(error: unknown): { message: string; code: number } {
   if (error instanceof CommanderError) return { message: "", code: error.exitCode };
   if (error instanceof ImportError || error instanceof ConfigError || error instanceof PersonRefError || error instanceof NeedsConfirmationError) {
     return { message: error.message, code: 1 };
   }
-  if (error instanceof Error && ["ChatUsageError", "SandboxUnavailableError", "ListenError"].includes(error.name)) return { message: error.message, code: 1 };
+  if (error instanceof Error && ["ChatUsageError", "SandboxUnavailableError", "ListenError", "UsageError"].includes(error.name)) return { message: error.message, code: 1 };
   const e = error as NodeJS.ErrnoException;
   if (e?.code === "ECONNREFUSED") return { message: "Cannot reach PostgreSQL at DATABASE_URL (connection refused).", code: 1 };
   if (e?.code === "28P01") return { message: "PostgreSQL refused the credentials in DATABASE_URL.", code: 1 };

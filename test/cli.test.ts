@@ -16,6 +16,7 @@ import { CLI, ROOT, runCli } from "./harness/cli.ts";
 import { until } from "./harness/wait.ts";
 import pkg from "../package.json" with { type: "json" };
 import { writeArchiveZip } from "./harness/x-archive.ts";
+import { registerPerson } from "./harness/graph.ts";
 
 let db: TestDatabase;
 let dir: string;
@@ -183,6 +184,19 @@ describe("reconnexion CLI", () => {
     noStack(missing.stderr + unreadable.stderr);
   });
 
+  it("link-code makes the single-use code the registration platform hands a person, valid as long as asked", async () => {
+    const { personId } = await registerPerson(db.store, "7301", { platform: "bluesky", stableId: "did:plc:coder", handle: "coder.test" });
+    const made = await runCli(["link-code", "x:7301", "--hours", "48"], { env });
+    expect([made.code, made.stderr]).toEqual([0, ""]);
+    const code = /\b([A-Z2-9]{4}-?[A-Z2-9]{4})\b/.exec(made.stdout)?.[1];
+    expect(code, made.stdout).toBeDefined();
+    expect(made.stdout).toMatch(/valid until \d{4}-\d{2}-\d{2}/);
+    expect(await db.store.linkCodes.ownerOf(code!.replace("-", ""))).toBe(personId);
+    // At most a week.
+    const tooLong = await runCli(["link-code", "x:7301", "--hours", "500"], { env });
+    expect([tooLong.code, tooLong.stderr.trim()]).toEqual([1, "reconnexion: --hours: from 1 to 168 (a week)."]);
+  });
+
   it("start serves the fediverse actor with no configuration, and stops in order on a terminal's Ctrl-C, which signals the whole process group", async () => {
     // On its embedded database, as `npm start` runs: PostgreSQL must outlive the service's shutdown.
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "reconnexion-ctrl-c-"));
@@ -242,7 +256,7 @@ describe("reconnexion CLI", () => {
       asked.push(command.join(" "));
       queue.push(...listed(r.stdout).map((name) => [...command, name]));
     }
-    expect(asked.sort()).toEqual(["", "chat", "forget", "import", "import archive", "import edges", "import registry", "migrate", "person", "sandbox", "start", "stats"]);
+    expect(asked.sort()).toEqual(["", "chat", "forget", "import", "import archive", "import edges", "import registry", "link-code", "migrate", "person", "sandbox", "start", "stats"]);
   });
 
   it("runs as an installed command on the system's Node too (the checkout's pinned Node takes over below 24)", async () => {
