@@ -217,6 +217,27 @@ describe("what linking refuses", () => {
     expect(allText(await w.send(s, `link @${s.handle}`))).toContain("writing from");
     expect(allText(await w.send(s, "link"))).toContain("Usage: link <code> | @handle");
   });
+
+  it("a code that would leave one person two accounts on one platform, which stays usable once that is sorted out", async () => {
+    // A newcomer on Mastodon asks to link a Bluesky account whose person already has another Mastodon account.
+    const known = blueskySender(unique("kb"));
+    const theirMastodon = fediverseSender(unique("km"));
+    const pk = await w.person([
+      { platform: "bluesky", stableId: known.stableId, handle: known.handle! },
+      { platform: "fediverse", stableId: theirMastodon.stableId, handle: theirMastodon.handle! },
+    ]);
+    const fresh = fediverseSender(unique("k2"));
+    const code = codeIn(await w.send(fresh, `link @${known.handle}`));
+    const refused = await w.send(known, `link ${code}`);
+    expect(allText(refused)).toContain(`account linked (@${theirMastodon.handle})`);
+    expect(refused.effects).not.toContainEqual(expect.objectContaining({ type: "linked" }));
+    expect((await w.store.identities.listForPerson(pk)).filter((i) => i.platform === "fediverse")).toHaveLength(1);
+    // Unlinked first, the same code joins them.
+    await w.send(known, "unlink mastodon");
+    expect((await w.send(known, `link ${code}`)).effects).toContainEqual(expect.objectContaining({ type: "linked" }));
+    const joined = await w.store.findPerson({ platform: "bluesky", stableId: known.stableId });
+    expect(joined!.identities.filter((i) => i.platform === "fediverse").map((i) => i.stableId)).toEqual([fresh.stableId]);
+  });
 });
 
 describe("codes from the registration platform", () => {

@@ -105,6 +105,17 @@ async function start(ctx: CommandContext, name: AccountName): Promise<Part[]> {
 
 class NotForThisAccount extends Error {}
 
+/** Joining would leave one person two accounts on `platform`. */
+class PlatformTaken extends Error {
+  readonly platform: "bluesky" | "fediverse";
+  readonly handle: string;
+  constructor(platform: "bluesky" | "fediverse", handle: string) {
+    super(`already an account on ${platform}`);
+    this.platform = platform;
+    this.handle = handle;
+  }
+}
+
 type Redemption = { kind: "invalid" } | { kind: "already" } | { kind: "joined"; personId: number; mergedPersonId?: number };
 
 async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
@@ -140,6 +151,19 @@ async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
         throw new NotForThisAccount();
       }
       if (mine === grant.personId) return { kind: "already" };
+      // One account per platform, as when a code is made: the code's owner
+      // may have gained one since, or be a newcomer who wrote from one.
+      const theirs = await s.identities.listForPerson(owner);
+      const ours = mine !== undefined ? await s.identities.listForPerson(mine) : [{ platform: sender.platform, stableId: sender.stableId }];
+      for (const platform of ["bluesky", "fediverse"] as const) {
+        const a = theirs.find((i) => i.platform === platform);
+        const b = ours.find((i) => i.platform === platform);
+        if (a && b && a.stableId !== b.stableId) {
+          // The one to unlink first: the sender's own person's, else the code owner's.
+          const linked = mine !== undefined ? (b as { handle?: string | null; stableId: string | null }) : a;
+          throw new PlatformTaken(platform, linked.handle ?? linked.stableId ?? "?");
+        }
+      }
       if (mine !== undefined) {
         await s.mergePeople(grant.personId, mine);
         return { kind: "joined", personId: grant.personId, mergedPersonId: mine };
@@ -158,6 +182,11 @@ async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
   } catch (error) {
     // The transaction rolled back: a code meant for another account stays usable by it.
     if (error instanceof NotForThisAccount) result = { kind: "invalid" };
+    else if (error instanceof PlatformTaken) {
+      ctx.secret(error.handle);
+      const unlink = `${ctx.registry.word("unlink", ctx.locale)} ${ctx.locale.keywords[error.platform][0]}`;
+      return [tell(m.linkPlatformTaken(error.platform, error.handle, unlink))];
+    }
     else if (isTaken(error)) return [say(m.linkAccountTaken)];
     else throw error;
   }
