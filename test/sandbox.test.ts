@@ -112,7 +112,7 @@ describe("reconnexion sandbox", () => {
       expect(await followed("alice", "Mastodon (fediverse)")).toContain("Mastodon (fediverse): 1 — 0 to follow, 1 followed");
       expect(await followed("bob.test", "Bluesky")).toContain("Bluesky: 1 — 0 to follow, 1 followed");
       // Each final summary came by DM, on the platform of the reconnection.
-      expect(session.output).toMatch(/reconnexion → alice \(fediverse dm\): @alice +Reconnection on Mastodon \(fediverse\) finished: 1 followed/);
+      expect(session.output).toMatch(/reconnexion → alice \(fediverse dm\): @alice@\S+ +Reconnection on Mastodon \(fediverse\) finished: 1 followed/);
       expect(session.output).toMatch(/reconnexion → bob\.test \(bluesky dm\): Reconnection on Bluesky finished: 1 followed/);
       const { code, stderr } = await session.end();
       expect(stderr).toBe("");

@@ -11,7 +11,7 @@ import type { Logger } from "../../src/logger.ts";
 import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../test/harness/bluesky.ts";
 import { startFlakyProxy, type FlakyProxy } from "../../test/harness/bluesky-proxy.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
-import { startBlueskyBot, type BlueskyBot } from "./index.ts";
+import { startBlueskyBot, type BlueskyBot, type BlueskyBotOptions } from "./index.ts";
 import { PROFILE_DESCRIPTION } from "./messages.ts";
 import { Outbox, type ThreadProgress } from "./outbox.ts";
 import { accountKey } from "./session.ts";
@@ -24,19 +24,34 @@ let bot: BlueskyBot;
 let config: Config;
 const logs: Array<Record<string, unknown>> = [];
 
-function testLogger(): Logger {
+/** A logger writing to the shared `logs`, and to `own` (one bot's lines) when given. */
+function testLogger(own?: Array<Record<string, unknown>>): Logger {
   return pino(
     { level: "debug" },
-    { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+    {
+      write: (line: string) => {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        own?.push(entry);
+      },
+    },
   ) as unknown as Logger;
 }
 
-function start(overrides: { config?: Config; fetch?: typeof globalThis.fetch; notificationPageSize?: number } = {}): BlueskyBot {
+function start(
+  overrides: {
+    config?: Config;
+    fetch?: typeof globalThis.fetch;
+    notificationPageSize?: number;
+    logs?: Array<Record<string, unknown>>;
+    options?: BlueskyBotOptions;
+  } = {},
+): BlueskyBot {
   const started = startBlueskyBot({
     config: overrides.config ?? config,
     store: db.store,
-    log: testLogger(),
-    options: { pollIntervalMs: 100, backoffMs: 200, maxBackoffMs: 1000, engine: { limits: { messagesPerWindow: 1000 } }, ...(overrides.fetch ? { fetch: overrides.fetch } : {}), ...(overrides.notificationPageSize ? { notificationPageSize: overrides.notificationPageSize } : {}) },
+    log: testLogger(overrides.logs),
+    options: { pollIntervalMs: 100, backoffMs: 200, maxBackoffMs: 1000, engine: { limits: { messagesPerWindow: 1000 } }, ...(overrides.fetch ? { fetch: overrides.fetch } : {}), ...(overrides.notificationPageSize ? { notificationPageSize: overrides.notificationPageSize } : {}), ...overrides.options },
   });
   if (!started) throw new Error("bot did not start");
   return started;
@@ -62,9 +77,9 @@ afterAll(async () => {
   await Promise.all([net?.close(), db?.drop()]);
 });
 
-/** Posts `text` mentioning the bot (a real facet), optionally as a reply. */
-async function mention(user: TestUser, text: string, replyTo?: { uri: string; cid: string; root?: { uri: string; cid: string } }) {
-  const rt = new RichText({ text: `@${botUser.handle} ${text}` });
+/** Posts `text` mentioning the bot (`to`, a real facet), optionally as a reply. */
+async function mention(user: TestUser, text: string, replyTo?: { uri: string; cid: string; root?: { uri: string; cid: string } }, to: TestUser = botUser) {
+  const rt = new RichText({ text: `@${to.handle} ${text}` });
   await rt.detectFacets(user.agent);
   const record: AppBskyFeedPost.Record = {
     $type: "app.bsky.feed.post",
@@ -91,14 +106,46 @@ async function post(user: TestUser, text: string, replyTo?: { uri: string; cid: 
   return { uri: res.data.uri, cid: res.data.cid };
 }
 
-/** The bot's posts, oldest first. */
-async function botPosts() {
-  const res = await botUser.agent.com.atproto.repo.listRecords({ repo: botUser.did, collection: "app.bsky.feed.post", limit: 100 });
+/** The bot's (or `of`'s) posts, oldest first. */
+async function botPosts(of: TestUser = botUser) {
+  const res = await of.agent.com.atproto.repo.listRecords({ repo: of.did, collection: "app.bsky.feed.post", limit: 100 });
   return res.data.records.map((r) => ({ uri: r.uri, cid: r.cid, value: r.value as AppBskyFeedPost.Record })).reverse();
 }
 
-async function repliesTo(uri: string) {
-  return (await botPosts()).filter((p) => p.value.reply?.parent.uri === uri);
+async function repliesTo(uri: string, of: TestUser = botUser) {
+  return (await botPosts(of)).filter((p) => p.value.reply?.parent.uri === uri);
+}
+
+/** Every request of a bot goes through `proxy`, whatever URL its session points at. */
+function throughProxy(proxy: FlakyProxy): typeof globalThis.fetch {
+  const pds = new URL(net.pdsUrl);
+  return (input, init) => {
+    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+    if (url.port === pds.port) url.host = new URL(proxy.url).host;
+    return globalThis.fetch(input instanceof Request ? new Request(url, input) : url, init);
+  };
+}
+
+/** `promise`, or a failure naming `what` after `ms` (a bot that never gets there fails fast, not at the test timeout). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A fetch that records each XRPC call (method, time) in `calls`. */
+function recordingFetch(calls: Array<{ method: string; at: number }>): typeof globalThis.fetch {
+  return (input, init) => {
+    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+    calls.push({ method: url.pathname.replace(/^\/xrpc\//, ""), at: Date.now() });
+    return globalThis.fetch(input, init);
+  };
 }
 
 /** Lets the AppView index what was written, then waits for the bot to poll it. */
@@ -449,19 +496,15 @@ describe("limits", () => {
   let proxy: FlakyProxy;
   let second: BlueskyBot;
   let secondUser: TestUser;
+  /** This bot's log lines only. */
+  const secondLogs: Array<Record<string, unknown>> = [];
   beforeAll(async () => {
     proxy = await startFlakyProxy(net.pdsUrl);
     secondUser = await net.createUser("reconnexion2");
-    const pds = new URL(net.pdsUrl);
-    // Every request of this bot goes through the proxy, whatever URL the session points at.
-    const viaProxy: typeof globalThis.fetch = (input, init) => {
-      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
-      if (url.port === pds.port) url.host = new URL(proxy.url).host;
-      return globalThis.fetch(input instanceof Request ? new Request(url, input) : url, init);
-    };
     second = start({
       config: { ...config, bluesky: { ...config.bluesky, handle: secondUser.handle, appPassword: secondUser.password } },
-      fetch: viaProxy,
+      fetch: throughProxy(proxy),
+      logs: secondLogs,
     });
     await second.ready;
     await second.nextPoll();
@@ -491,6 +534,7 @@ describe("limits", () => {
     const ivy = await net.createUser("ivy-user");
     const uri = await mentionSecond(ivy, "help");
     await net.processAll();
+    const mark = secondLogs.length;
     proxy.rateLimit("app.bsky.notification.listNotifications", 1, 1);
     const limitedAt = Date.now();
     await second.nextPoll();
@@ -500,18 +544,26 @@ describe("limits", () => {
     expect(retried!.at - limited[0]!.at).toBeGreaterThanOrEqual(500);
     expect(Date.now() - limitedAt).toBeGreaterThanOrEqual(500);
     expect(await secondRepliesTo(uri)).toHaveLength(1);
-    expect(logs.some((l) => l.msg === "Bluesky rate limit: waiting" && l.status === 429)).toBe(true);
+    expect(secondLogs.slice(mark).filter((l) => l.msg === "Bluesky rate limit: waiting" && l.status === 429)).toHaveLength(1);
   });
 
   it("waits through a PDS outage and resumes", async () => {
     const jo = await net.createUser("josette");
-    proxy.outage(1200);
     const uri = await mentionSecond(jo, "help");
     await net.processAll();
-    await new Promise((r) => setTimeout(r, 1300));
+    const [mark, seenMark] = [secondLogs.length, proxy.seen.length];
+    const outageEnds = Date.now() + 1200;
+    proxy.outage(1200);
+    // Two full polls after this point: none can succeed before the outage is over.
     await second.nextPoll();
+    const dropped = proxy.seen.slice(seenMark).filter((x) => x.status === 0);
+    expect(dropped.length).toBeGreaterThanOrEqual(1);
+    const failures = secondLogs.slice(mark).filter((l) => l.msg === "Bluesky poll failed: waiting");
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    expect(String(failures[0]!.err)).toMatch(/fetch failed|socket|ECONNRESET/i);
+    expect(Date.now()).toBeGreaterThanOrEqual(outageEnds);
+    expect(secondLogs.slice(mark).some((l) => l.msg === "Bluesky reachable again: resuming")).toBe(true);
     expect(await secondRepliesTo(uri)).toHaveLength(1);
-    expect(logs.some((l) => l.msg === "Bluesky poll failed: waiting")).toBe(true);
   });
 });
 
@@ -522,6 +574,10 @@ describe("answers cut off midway", () => {
   /** Fails the n-th chat message the bot sends (once), as a dropped connection would. */
   let failSendNumber = 0;
   let sends = 0;
+  /** Sends failed on purpose so far. */
+  let cutSends = 0;
+  /** The third bot's log lines only. */
+  const thirdLogs: Array<Record<string, unknown>> = [];
   /** Loses the answer to the next record the bot creates: made on the PDS, an error for the bot. */
   let loseNextCreateAnswer = false;
 
@@ -529,7 +585,10 @@ describe("answers cut off midway", () => {
     thirdUser = await net.createUser("thirdbot");
     const cutting: typeof globalThis.fetch = async (input, init) => {
       const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
-      if (url.pathname.endsWith("/chat.bsky.convo.sendMessage") && ++sends === failSendNumber) throw new TypeError("fetch failed");
+      if (url.pathname.endsWith("/chat.bsky.convo.sendMessage") && ++sends === failSendNumber) {
+        cutSends++;
+        throw new TypeError("fetch failed");
+      }
       if (url.pathname.endsWith("/com.atproto.repo.createRecord") && loseNextCreateAnswer) {
         loseNextCreateAnswer = false;
         await globalThis.fetch(input, init);
@@ -537,7 +596,7 @@ describe("answers cut off midway", () => {
       }
       return globalThis.fetch(input, init);
     };
-    startThird = () => start({ config: { ...config, bluesky: { ...config.bluesky, handle: thirdUser.handle, appPassword: thirdUser.password } }, fetch: cutting });
+    startThird = () => start({ config: { ...config, bluesky: { ...config.bluesky, handle: thirdUser.handle, appPassword: thirdUser.password } }, fetch: cutting, logs: thirdLogs });
     third = startThird();
     await third.ready;
     await third.nextPoll();
@@ -564,12 +623,17 @@ describe("answers cut off midway", () => {
 
     const cut = await net.createUser("cutoff");
     await net.processAll();
+    const [mark, cutsBefore] = [thirdLogs.length, cutSends];
     failSendNumber = sends + 2; // the second piece of the next answer fails
     await say(cut, "help");
     await third.nextPoll();
     await third.nextPoll();
     expect(answers(cut)).toEqual(whole);
-    expect(logs.some((l) => l.msg === "Bluesky poll failed: waiting")).toBe(true);
+    // The cut happened, in this answer, and the bot waited and retried because of it.
+    expect(cutSends).toBe(cutsBefore + 1);
+    const failures = thirdLogs.slice(mark).filter((l) => l.msg === "Bluesky poll failed: waiting");
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({ part: "chat", err: expect.stringContaining("fetch failed") });
     // The retry sent the saved answer: the engine counted the message once.
     const [row] = await db.sql<{ window_count: number }[]>`
       select window_count from conversation_sender where sender_key = ${senderKey({ platform: "bluesky", stableId: cut.did })}`;
@@ -707,5 +771,268 @@ describe("public announcements", () => {
     await bot.retract(uri);
     const other = await net.createUser("notthebot");
     await expect(bot.retract(`at://${other.did}/app.bsky.feed.post/3kabcdefghijk`)).rejects.toThrow(/not one of this bot's posts/);
+  });
+});
+
+describe("an app password without access to direct messages", () => {
+  let dmless: BlueskyBot;
+  let dmlessUser: TestUser;
+  const own: Array<Record<string, unknown>> = [];
+  const calls: Array<{ method: string; at: number }> = [];
+  beforeAll(async () => {
+    dmlessUser = await net.createUser("nodmbot");
+    // "Allow access to your direct messages" left unticked: a non-privileged app password.
+    const created = await dmlessUser.agent.com.atproto.server.createAppPassword({ name: "reconnexion", privileged: false });
+    expect(created.data.privileged).toBe(false);
+    dmless = start({
+      config: { ...config, bluesky: { ...config.bluesky, handle: dmlessUser.handle, appPassword: created.data.password } },
+      fetch: recordingFetch(calls),
+      logs: own,
+    });
+    await dmless.ready;
+    await dmless.nextPoll();
+  });
+  afterAll(async () => {
+    await dmless?.stop();
+  });
+
+  it("says once, in one error line, that the app password needs DM access, and keeps reading mentions at the normal rate while chat backs off", async () => {
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, 2000));
+    const count = (method: string) => calls.filter((c) => c.at >= from && c.method === method).length;
+    expect(count("chat.bsky.convo.getLog")).toBeGreaterThanOrEqual(1);
+    expect(count("app.bsky.notification.listNotifications")).toBeGreaterThanOrEqual(3 * count("chat.bsky.convo.getLog"));
+    const errors = own.filter((l) => (l.level as number) >= 50);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.msg).toMatch(/app password.*direct messages/i);
+  });
+
+  it("answers a mention in the thread without its private part, and says the bot cannot write privately", async () => {
+    const quinn = await net.createUser("quinn", { allowIncoming: "all" });
+    const { handles } = await knownPersonWithMatches(quinn, 2);
+    const m = await mention(quinn, "status", undefined, dmlessUser);
+    await net.processAll();
+    await dmless.nextPoll();
+    const replies = await repliesTo(m.uri, dmlessUser);
+    expect(replies.length).toBeGreaterThanOrEqual(1);
+    const text = replies.map((r) => r.value.text).join("\n");
+    for (const h of handles) expect(text).not.toContain(h);
+    expect(text).not.toContain("Bluesky: 2");
+    expect(text).toContain("can't send private messages");
+    expect(text).not.toContain("I've answered you in a private message");
+    expect(net.chat.messagesBetween(dmlessUser.did, quinn.did)).toHaveLength(0);
+    const [event] = await db.sql<{ state: string }[]>`
+      select state from bluesky_event where account = ${accountKey(dmlessUser.handle)} and event_id = ${m.uri}`;
+    expect(event?.state).toBe("done");
+    // Still one error line: the refusal is not logged again for each mention or poll.
+    expect(own.filter((l) => (l.level as number) >= 50)).toHaveLength(1);
+  });
+});
+
+describe("a lost session", () => {
+  let proxy: FlakyProxy;
+  let lost: BlueskyBot;
+  let lostUser: TestUser;
+  const own: Array<Record<string, unknown>> = [];
+  beforeAll(async () => {
+    proxy = await startFlakyProxy(net.pdsUrl);
+    lostUser = await net.createUser("lostsession");
+    lost = start({
+      config: { ...config, bluesky: { ...config.bluesky, handle: lostUser.handle, appPassword: lostUser.password } },
+      fetch: throughProxy(proxy),
+      logs: own,
+    });
+    await lost.ready;
+    await lost.nextPoll();
+  });
+  afterAll(async () => {
+    await lost?.stop();
+    await proxy?.close();
+  });
+
+  /** Revokes the bot's session on the PDS (its refresh token) and has its access token refused as expired (on `methods`, or all). */
+  async function revokeSession(methods?: readonly string[]) {
+    const saved = (await db.store.bluesky.loadSession(accountKey(lostUser.handle))) as { accessJwt: string; refreshJwt: string };
+    await new AtpAgent({ service: net.pdsUrl }).com.atproto.server.deleteSession(undefined, { headers: { authorization: `Bearer ${saved.refreshJwt}` } });
+    proxy.refuseToken(saved.accessJwt, methods);
+    return saved;
+  }
+
+  const eventState = async (uri: string) =>
+    (await db.sql<{ state: string }[]>`select state from bluesky_event where account = ${accountKey(lostUser.handle)} and event_id = ${uri}`)[0]?.state;
+
+  it("logs in again when its session dies mid-poll, and answers every mention of that poll (none skipped)", async () => {
+    const rae = await net.createUser("raelle");
+    await net.processAll();
+    const before = await revokeSession(["app.bsky.feed.getPosts"]);
+    const a = await mention(rae, "help", undefined, lostUser);
+    const b = await mention(rae, "aide", undefined, lostUser);
+    await net.processAll();
+    await within(lost.nextPoll(), 15_000, "a poll after the session was lost");
+    // The notifications were read with the old session; answering them met the refusal.
+    expect(proxy.seen.some((x) => x.method === "app.bsky.feed.getPosts" && x.status === 400)).toBe(true);
+    expect(await repliesTo(a.uri, lostUser)).toHaveLength(1);
+    expect(await repliesTo(b.uri, lostUser)).toHaveLength(1);
+    expect([await eventState(a.uri), await eventState(b.uri)]).toEqual(["done", "done"]);
+    expect(own.some((l) => l.msg === "cannot answer Bluesky mention")).toBe(false);
+    expect(own.filter((l) => l.msg === "Bluesky session lost: logged in again")).toHaveLength(1);
+    const fresh = (await db.store.bluesky.loadSession(accountKey(lostUser.handle))) as { accessJwt: string };
+    expect(fresh.accessJwt).not.toBe(before.accessJwt);
+  });
+
+  it("logs in again when every call is refused, then answers mentions and chat messages as before", async () => {
+    const sam = await net.createUser("samuel");
+    await net.processAll();
+    const logins = own.filter((l) => l.msg === "Bluesky session lost: logged in again").length;
+    const mark = proxy.seen.length;
+    await revokeSession();
+    const m = await mention(sam, "help", undefined, lostUser);
+    const chat = sam.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+    const convo = (await chat.chat.bsky.convo.getConvoForMembers({ members: [lostUser.did] })).data.convo;
+    await chat.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text: "help" } });
+    await net.processAll();
+    await within(lost.nextPoll(), 15_000, "a poll after the session was lost");
+    expect(proxy.seen.slice(mark).some((x) => x.status === 400)).toBe(true);
+    expect(await repliesTo(m.uri, lostUser)).toHaveLength(1);
+    expect(net.chat.messagesBetween(lostUser.did, sam.did).filter((x) => x.sender.did === lostUser.did).length).toBeGreaterThanOrEqual(1);
+    expect(own.filter((l) => l.msg === "Bluesky session lost: logged in again")).toHaveLength(logins + 1);
+  });
+});
+
+describe("profile upkeep", () => {
+  let bot4: BlueskyBot;
+  let bot4User: TestUser;
+  const own: Array<Record<string, unknown>> = [];
+  /** While set, the PDS "refuses" every putRecord of this bot for good (400). */
+  let refuseProfile = true;
+  let refusals = 0;
+  const refusedAt: number[] = [];
+  beforeAll(async () => {
+    bot4User = await net.createUser("profilebot");
+    const refusing: typeof globalThis.fetch = async (input, init) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      if (refuseProfile && url.pathname.endsWith("/com.atproto.repo.putRecord")) {
+        refusals++;
+        refusedAt.push(Date.now());
+        return new Response(JSON.stringify({ error: "InvalidRequest", message: "Invalid app.bsky.actor.profile record" }), {
+          status: 400,
+          headers: { "content-type": "application/json" },
+        });
+      }
+      return globalThis.fetch(input, init);
+    };
+    bot4 = start({ config: { ...config, bluesky: { ...config.bluesky, handle: bot4User.handle, appPassword: bot4User.password } }, fetch: refusing, logs: own });
+    await bot4.ready;
+  });
+  afterAll(async () => {
+    await bot4?.stop();
+  });
+
+  const profileLabels = async () => {
+    const got = await bot4User.agent.com.atproto.repo.getRecord({ repo: bot4User.did, collection: "app.bsky.actor.profile", rkey: "self" });
+    return ((got.data.value as { labels?: { values: Array<{ val: string }> } }).labels?.values ?? []).map((l) => l.val);
+  };
+
+  it("answers mentions while its profile cannot be written, says so, and writes the profile once it can", async () => {
+    await within(bot4.nextPoll(), 15_000, "a poll while the profile is refused");
+    const tess = await net.createUser("tess");
+    const m = await mention(tess, "help", undefined, bot4User);
+    await net.processAll();
+    await within(bot4.nextPoll(), 15_000, "a poll while the profile is refused");
+    expect(await repliesTo(m.uri, bot4User)).toHaveLength(1);
+    expect(refusals).toBeGreaterThanOrEqual(1);
+    const errors = own.filter((l) => l.msg === "Bluesky profile upkeep failed: retrying later");
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors[0]).toMatchObject({ level: 50, err: expect.stringContaining("InvalidRequest") });
+    // Retried later with back-off (from 200 ms here), not at every poll (100 ms here).
+    for (let i = 1; i < refusedAt.length; i++) expect(refusedAt[i]! - refusedAt[i - 1]!).toBeGreaterThanOrEqual(190);
+    expect(await profileLabels()).not.toContain("bot");
+
+    refuseProfile = false;
+    const deadline = Date.now() + 10_000;
+    // Written once done: the profile, then the chat declaration, then the version saved.
+    while ((await db.store.bluesky.profileVersion(accountKey(bot4User.handle))) < 1) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await profileLabels()).toContain("bot");
+  });
+});
+
+describe("one event, two workers", () => {
+  let fifth: BlueskyBot;
+  let fifthUser: TestUser;
+  const own: Array<Record<string, unknown>> = [];
+  /** The n-th chat message this bot sends gets a 429 that says to wait `retryAfterSeconds` (once). */
+  let limitSendNumber = 0;
+  const retryAfterSeconds = 3;
+  let sendAttempts = 0;
+  let limitedAt = 0;
+  beforeAll(async () => {
+    fifthUser = await net.createUser("fifthbot");
+    const limiting: typeof globalThis.fetch = async (input, init) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      if (url.pathname.endsWith("/chat.bsky.convo.sendMessage") && ++sendAttempts === limitSendNumber) {
+        limitedAt = Date.now();
+        return new Response(JSON.stringify({ error: "RateLimitExceeded", message: "Rate Limit Exceeded" }), {
+          status: 429,
+          headers: { "content-type": "application/json", "retry-after": String(retryAfterSeconds) },
+        });
+      }
+      return globalThis.fetch(input, init);
+    };
+    fifth = start({
+      config: { ...config, bluesky: { ...config.bluesky, handle: fifthUser.handle, appPassword: fifthUser.password } },
+      fetch: limiting,
+      logs: own,
+      options: { claimHeartbeatMs: 100 },
+    });
+    await fifth.ready;
+    await fifth.nextPoll();
+  });
+  afterAll(async () => {
+    await fifth?.stop();
+  });
+
+  it("keeps its claim alive while a send waits on a 429, and stops before the next piece once another worker has taken it over", async () => {
+    const uma = await net.createUser("uma");
+    await net.processAll();
+    const chat = uma.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+    const convo = (await chat.chat.bsky.convo.getConvoForMembers({ members: [fifthUser.did] })).data.convo;
+    limitSendNumber = sendAttempts + 2; // the second piece of the answer waits
+    const msg = (await chat.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text: "help" } })).data;
+    const eventId = `chat:${convo.id}:${msg.id}`;
+    const key = accountKey(fifthUser.handle);
+    const fromBot = () => net.chat.messagesBetween(fifthUser.did, uma.did).filter((m) => m.sender.did === fifthUser.did);
+
+    const deadline = Date.now() + 10_000;
+    while (!limitedAt) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(fromBot()).toHaveLength(1);
+    // 1.5 s into the wait, the claim is fresh: its holder renews it (heartbeat).
+    await new Promise((r) => setTimeout(r, 1500));
+    const [row] = await db.sql<{ age: number; sent: number }[]>`
+      select extract(epoch from now() - claimed_at)::float as age, sent from bluesky_event where account = ${key} and event_id = ${eventId}`;
+    expect(row!.sent).toBe(1);
+    expect(row!.age).toBeLessThan(1);
+
+    // Another worker takes the event over (as it would a claim gone stale).
+    const other = await db.store.bluesky.claim(key, eventId, "chat", { staleSeconds: 0 });
+    expect(other.status).toBe("resume");
+    if (other.status !== "resume") throw new Error("unreachable");
+    // Past the end of the wait: the first worker sent nothing more, and left the claim to the other.
+    while (Date.now() < limitedAt + retryAfterSeconds * 1000 + 1000) await new Promise((r) => setTimeout(r, 100));
+    expect(fromBot()).toHaveLength(1);
+    expect(sendAttempts).toBe(limitSendNumber);
+    const [after] = await db.sql<{ state: string; sent: number; claim_token: string }[]>`
+      select state, sent, claim_token from bluesky_event where account = ${key} and event_id = ${eventId}`;
+    expect(after).toEqual({ state: "claimed", sent: 1, claim_token: other.token });
+    expect(own.some((l) => l.msg === "Bluesky claim lost: another worker took the event over" && l.event === eventId)).toBe(true);
+    // The other worker finishes it: the first does not answer it again.
+    await db.store.bluesky.finish(key, eventId, other.token, "done");
+    await fifth.nextPoll();
+    expect(fromBot()).toHaveLength(1);
   });
 });

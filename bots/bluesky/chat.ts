@@ -9,10 +9,12 @@
  */
 import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@atproto/api";
 import type { Incoming } from "../../src/conversation/index.ts";
-import { describe, EventBusyError, isTransient } from "./errors.ts";
+import { describe, EventBusyError, isRetryable } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
-import { mentions, type MentionContext } from "./mentions.ts";
-import type { Person } from "./outbox.ts";
+import { ClaimLostError } from "../../src/store/bluesky-state.ts";
+import { HeldClaim } from "./claim.ts";
+import { claimLost, mentions, type MentionContext } from "./mentions.ts";
+import type { ChatProgress, Person } from "./outbox.ts";
 import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
 
 const PROFILE_TTL_MS = 10 * 60_000;
@@ -45,9 +47,9 @@ async function convoKind(ctx: ChatContext, convoId: string): Promise<ConvoKind> 
   if (known) return known;
   let convo: ChatBskyConvoDefs.ConvoView;
   try {
-    convo = (await ctx.outbox.chat.chat.bsky.convo.getConvo({ convoId })).data.convo;
+    convo = (await ctx.outbox.chat((chat) => chat.chat.bsky.convo.getConvo({ convoId }))).data.convo;
   } catch (error) {
-    if (isTransient(error)) throw error;
+    if (isRetryable(error)) throw error;
     // Not known for sure: treated as a group, where nothing private is said (and only mentions are answered).
     ctx.log.warn({ convoId, err: describe(error) }, "Bluesky conversation not found: taken for a group");
     return "group";
@@ -86,7 +88,7 @@ async function profileOf(ctx: ChatContext, did: string) {
   try {
     profile = (await ctx.agent.app.bsky.actor.getProfile({ actor: did })).data;
   } catch (error) {
-    if (isTransient(error)) throw error;
+    if (isRetryable(error)) throw error;
   }
   ctx.profiles.set(did, { at: Date.now(), profile });
   return profile;
@@ -99,7 +101,7 @@ export async function pollChat(ctx: ChatContext): Promise<number> {
   const firstRun = cursor === undefined;
   let answered = 0;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const res = await ctx.outbox.chat.chat.bsky.convo.getLog(cursor ? { cursor } : {});
+    const res = await ctx.outbox.chat((chat) => chat.chat.bsky.convo.getLog(cursor ? { cursor } : {}));
     const logs = res.data.logs;
     if (!firstRun) {
       for (const entry of logs) {
@@ -127,10 +129,11 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
   const claim = await state.claim(account, eventId, "chat");
   if (claim.status === "done") return false;
   if (claim.status === "busy") throw new EventBusyError(eventId);
+  const held = new HeldClaim(state, account, eventId, claim.token, ctx.claimHeartbeatMs);
   try {
     const profile = await profileOf(ctx, message.sender.did);
     if (isBotLabelled(profile?.labels)) {
-      await state.finish(account, eventId, "skipped");
+      await state.finish(account, eventId, held.token, "skipped");
       return false;
     }
     const sender: Person = { did: message.sender.did, handle: profile?.handle ?? null };
@@ -149,19 +152,26 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
     const answerAs = Array.isArray(saved) ? "direct" : saved && typeof saved === "object" ? "group" : kind;
     const handledAs =
       answerAs === "direct"
-        ? await answerDirect(ctx, eventId, kind === "direct" ? convoId : undefined, sender, () => incoming(true), resumed)
-        : await answerInGroup(ctx, eventId, convoId, sender, () => incoming(false), resumed);
-    await state.finish(account, eventId, "done");
+        ? await answerDirect(ctx, held, kind === "direct" ? convoId : undefined, sender, () => incoming(true), resumed)
+        : await answerInGroup(ctx, held, convoId, sender, () => incoming(false), resumed);
+    await state.finish(account, eventId, held.token, "done");
     log.info({ convoId, handledAs, group: kind === "group" || undefined }, "answered Bluesky chat message");
     return true;
   } catch (error) {
-    if (isTransient(error)) {
-      await state.release(account, eventId).catch(() => {});
+    if (held.lost || error instanceof ClaimLostError) claimLost(ctx, held);
+    // A passing failure, or the bot's own session (or chat) refused: the message is tried again.
+    if (isRetryable(error)) {
+      await state.release(account, eventId, held.token).catch(() => {});
       throw error;
     }
     log.error({ convoId, err: describe(error) }, "cannot answer Bluesky chat message");
-    await state.finish(account, eventId, "skipped");
+    await state.finish(account, eventId, held.token, "skipped").catch((lost: unknown) => {
+      if (lost instanceof ClaimLostError) claimLost(ctx, held);
+      throw lost;
+    });
     return false;
+  } finally {
+    held.end();
   }
 }
 
@@ -171,8 +181,9 @@ type Resumed = { replies: unknown; sent: number } | undefined;
  * A direct conversation: every answer, private or not, goes into it
  * (`convoId`), or, without one, into the direct conversation with the sender.
  */
-async function answerDirect(ctx: ChatContext, eventId: string, convoId: string | undefined, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
+async function answerDirect(ctx: ChatContext, held: HeldClaim, convoId: string | undefined, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
   const { state, account } = ctx;
+  const { eventId, token } = held;
   // A retry sends what the first try wrote, from where it stopped: the
   // message is not run twice (a link code would be spent already).
   let texts = resumed && Array.isArray(resumed.replies) ? (resumed.replies as string[]) : null;
@@ -181,10 +192,15 @@ async function answerDirect(ctx: ChatContext, eventId: string, convoId: string |
     const outcome = await ctx.engine.handle(incoming());
     handledAs = outcome.handledAs;
     texts = outcome.replies.map((r) => r.text);
-    if (texts.length) await state.saveReplies(account, eventId, texts);
+    if (texts.length) await state.saveReplies(account, eventId, token, texts);
   }
   if (texts.length) {
-    const progress = { skip: resumed?.sent ?? 0, onSent: (n: number) => state.saveSent(account, eventId, n) };
+    const progress: ChatProgress = {
+      skip: resumed?.sent ?? 0,
+      onSent: (n: number) => state.saveSent(account, eventId, token, n),
+      beforeSend: () => held.check(),
+      signal: held.signal,
+    };
     const sent = convoId
       ? await ctx.outbox.sendToConvo(convoId, texts, [sender], progress)
       : await ctx.outbox.sendDm(sender, texts, progress).then((dm) => (dm.delivered ? true : dm.reason));
@@ -194,17 +210,18 @@ async function answerDirect(ctx: ChatContext, eventId: string, convoId: string |
 }
 
 /** A group conversation: a public place, like a thread; the private part goes by direct message. */
-async function answerInGroup(ctx: ChatContext, eventId: string, convoId: string, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
+async function answerInGroup(ctx: ChatContext, held: HeldClaim, convoId: string, sender: Person, incoming: () => Incoming, resumed: Resumed): Promise<string> {
   const { state, account } = ctx;
+  const { eventId, token } = held;
   const savedBefore = resumed?.replies;
   let answer = savedBefore && typeof savedBefore === "object" && !Array.isArray(savedBefore) ? (savedBefore as GroupAnswer) : null;
   if (!answer) {
     answer = splitOutcome(await ctx.engine.handle(incoming()));
-    await state.saveReplies(account, eventId, answer);
+    await state.saveReplies(account, eventId, token, answer);
   }
   const saved = answer;
-  const keep = () => state.saveReplies(account, eventId, saved);
-  const { publicTexts } = await sendPrivatePart(ctx, eventId, sender, saved, resumed?.sent ?? 0, keep);
+  const keep = () => state.saveReplies(account, eventId, token, saved);
+  const { publicTexts } = await sendPrivatePart(ctx, held, sender, saved, resumed?.sent ?? 0, keep);
   if (publicTexts.length) {
     const sent = await ctx.outbox.sendToConvo(convoId, publicTexts, [sender], {
       skip: saved.groupSent ?? 0,
@@ -212,6 +229,8 @@ async function answerInGroup(ctx: ChatContext, eventId: string, convoId: string,
         saved.groupSent = n;
         await keep();
       },
+      beforeSend: () => held.check(),
+      signal: held.signal,
     });
     if (sent !== true) ctx.log.info({ convoId, reason: sent }, "Bluesky group answer refused");
   }

@@ -22,6 +22,15 @@ export function isAuthFailure(error: unknown): boolean {
   );
 }
 
+/**
+ * Whether an event that failed this way should be tried again rather than
+ * given up: the network's passing failures, and a refused or lost session
+ * (the bot logs in again; the event is not the problem).
+ */
+export function isRetryable(error: unknown): boolean {
+  return isTransient(error) || isAuthFailure(error) || error instanceof ChatUnavailableError;
+}
+
 export function describe(error: unknown): string {
   if (error instanceof XRPCError) return `${error.status} ${error.error}: ${error.message}`;
   if (error instanceof Error) return `${error.name}: ${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ""}`;
@@ -33,5 +42,16 @@ export class EventBusyError extends Error {
   constructor(eventId: string) {
     super(`event ${eventId} is being handled by another worker`);
     this.name = "EventBusyError";
+  }
+}
+
+/**
+ * The PDS refuses every chat call of the bot's session while its other calls
+ * work: the app password was made without access to direct messages.
+ */
+export class ChatUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`Bluesky chat refused to the bot's session (${describe(cause)})`, { cause });
+    this.name = "ChatUnavailableError";
   }
 }

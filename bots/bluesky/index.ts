@@ -16,7 +16,7 @@ import { botNamesFrom, ConversationEngine, type EngineContext } from "../../src/
 import type { Logger } from "../../src/logger.ts";
 import type { Store } from "../../src/store/index.ts";
 import { pollChat, type ChatContext } from "./chat.ts";
-import { describe, EventBusyError, isAuthFailure, isTransient } from "./errors.ts";
+import { ChatUnavailableError, describe, EventBusyError, isAuthFailure, isRetryable, isTransient } from "./errors.ts";
 import { pollMentions, type MentionContext } from "./mentions.ts";
 import { Outbox } from "./outbox.ts";
 import { ensureBotProfile } from "./profile.ts";
@@ -41,6 +41,8 @@ export interface BlueskyBotOptions {
   notificationPageSize?: number;
   /** Engine overrides (clock, limits) for tests. */
   engine?: Partial<EngineContext>;
+  /** How often a claim on an event being answered is renewed (default a fifth of the time after which it goes stale). */
+  claimHeartbeatMs?: number;
 }
 
 export interface BlueskyBot {
@@ -88,10 +90,14 @@ export function startBlueskyBot(options: {
       log.warn({ waitMs: Math.round(ms), status, method: new URL(url).pathname.replace("/xrpc/", "") }, "Bluesky rate limit: waiting"),
   });
 
-  let completedPolls = 0;
-  let pollWaiters: Array<{ target: number; resolve: () => void }> = [];
+  // Successful passes over mentions and over the chat log; a waiter needs both past its targets.
+  let mentionPolls = 0;
+  let chatPolls = 0;
+  // Without chat (turned off, or refused to the bot), mentions alone make a poll.
+  const chatOff = opts.chat === false;
+  let pollWaiters: Array<{ mentions: number; chat: number; resolve: () => void }> = [];
   const settleWaiters = (all: boolean) => {
-    const due = pollWaiters.filter((w) => all || completedPolls >= w.target);
+    const due = pollWaiters.filter((w) => all || (mentionPolls >= w.mentions && (chatOff || liveOutbox?.chatUnavailable || chatPolls >= w.chat)));
     pollWaiters = pollWaiters.filter((w) => !due.includes(w));
     for (const w of due) w.resolve();
   };
@@ -103,15 +109,20 @@ export function startBlueskyBot(options: {
   });
   ready.catch(() => {});
 
-  async function login(): Promise<OpenSession | undefined> {
+  /**
+   * Runs `attempt` (a login) until it succeeds, waiting out network failures
+   * (with back-off); undefined when the PDS refuses the credentials (said in
+   * one error line, and passed to `refused`) or the bot stops.
+   */
+  async function retryingLogin<T>(attempt: () => Promise<T>, refused: (error: unknown) => void): Promise<T | undefined> {
     let wait = backoffMs;
     while (!abort.signal.aborted) {
       try {
-        return await openSession({ service, handle: handle!, appPassword: appPassword!, state: store.bluesky, log, fetch });
+        return await attempt();
       } catch (error) {
         if (isAuthFailure(error) || !isTransient(error)) {
           log.error({ err: describe(error) }, "Bluesky bot off: the PDS refused BLUESKY_HANDLE / BLUESKY_APP_PASSWORD");
-          readyReject(error);
+          refused(error);
           return undefined;
         }
         log.warn({ err: describe(error), retryInMs: wait }, "Bluesky unreachable: retrying login");
@@ -119,13 +130,25 @@ export function startBlueskyBot(options: {
         wait = Math.min(wait * 2, maxBackoffMs);
       }
     }
-    readyReject(new Error("stopped"));
     return undefined;
+  }
+
+  async function login(): Promise<OpenSession | undefined> {
+    const session = await retryingLogin(
+      () => openSession({ service, handle: handle!, appPassword: appPassword!, state: store.bluesky, log, fetch }),
+      readyReject,
+    );
+    if (!session && abort.signal.aborted) readyReject(new Error("stopped"));
+    return session;
   }
 
   async function run(): Promise<void> {
     const session = await login();
-    if (!session) return;
+    if (!session) {
+      stopped = true;
+      settleWaiters(true);
+      return;
+    }
     const bot = { did: session.did, handle: session.handle };
     log.info({ did: bot.did, handle: bot.handle, session: session.via }, "Bluesky bot logged in");
     const engine = new ConversationEngine({
@@ -136,52 +159,166 @@ export function startBlueskyBot(options: {
       botStableIds: [bot.did, ...(opts.engine?.botStableIds ?? [])],
     });
     // Posts the bot writes on its own (announcements) are in DEFAULT_LANGUAGE; replies carry their own.
-    const outbox = new Outbox(session.agent, { langs: [config.defaultLanguage] });
+    const outbox = new Outbox(session.agent, { langs: [config.defaultLanguage], log });
     liveOutbox = outbox;
-    const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log };
+    const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log, ...(opts.claimHeartbeatMs ? { claimHeartbeatMs: opts.claimHeartbeatMs } : {}) };
     const mentionCtx: MentionContext = { ...base, ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}) };
     const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>(), convoKinds: new Map() };
     let profileDone = false;
     let lastPurge = 0;
     readyResolve({ ...bot, via: session.via });
 
-    let wait = backoffMs;
+    // Mentions and chat are read on schedules of their own: chat failing
+    // (or refused to the bot) backs off without slowing mentions down.
+    let mentionsAt = 0;
+    let mentionWait = backoffMs;
     let failing = false;
-    while (!abort.signal.aborted) {
+    let chatAt = 0;
+    let chatWait = backoffMs;
+    let chatFailing = false;
+
+    /** Set when the bot cannot go on (its credentials refused): the loop ends. */
+    let off = false;
+
+    /**
+     * After a failed call: when the bot's session is gone (@atproto/api drops
+     * it when a token refresh is refused), logs in again with the configured
+     * credentials, on the same agent (everything holding it carries on), and
+     * says whether it did. A token refused without the library trying a
+     * refresh (InvalidToken) is refreshed first: that tells whether the session lives.
+     */
+    async function keepSession(error: unknown): Promise<"alive" | "renewed" | "off"> {
+      const agent = session!.agent;
+      if (agent.hasSession && isAuthFailure(error)) await agent.sessionManager.refreshSession().catch(() => {});
+      if (agent.hasSession) return "alive";
+      log.warn({ err: describe(error) }, "Bluesky session lost: logging in again");
+      const renewed = await retryingLogin(
+        () => agent.login({ identifier: account, password: appPassword! }),
+        () => {},
+      );
+      if (!renewed) {
+        if (!abort.signal.aborted) off = true;
+        return "off";
+      }
+      if (renewed.data.did !== bot.did) {
+        log.error({ did: renewed.data.did, expected: bot.did }, "Bluesky bot off: BLUESKY_HANDLE now names another account");
+        off = true;
+        return "off";
+      }
+      log.info("Bluesky session lost: logged in again");
+      return "renewed";
+    }
+
+    /**
+     * The bot's profile and chat declaration, written once: a failure (even
+     * one that will not pass, such as a record the PDS refuses) is logged and
+     * tried again later, with back-off, and never holds up answering.
+     */
+    let profileAt = 0;
+    let profileWait = backoffMs;
+    async function upkeepProfile(): Promise<void> {
+      if (profileDone || Date.now() < profileAt) return;
       try {
-        if (!profileDone) {
-          await ensureBotProfile(session.agent, bot.did, store.bluesky, account);
-          profileDone = true;
-        }
+        await ensureBotProfile(session!.agent, bot.did, store.bluesky, account);
+        profileDone = true;
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        const wait = profileWait;
+        profileWait = Math.min(profileWait * 2, maxBackoffMs);
+        profileAt = Date.now() + wait;
+        const line = { err: describe(error), retryInMs: wait };
+        if (isRetryable(error)) log.warn(line, "Bluesky profile upkeep failed: retrying later");
+        else log.error(line, "Bluesky profile upkeep failed: retrying later");
+      }
+    }
+
+    /** One pass over mentions (after the purge of old events, when due); returns when the next is due. */
+    async function readMentions(): Promise<number> {
+      try {
         if (Date.now() - lastPurge > PURGE_EVERY_MS) {
           lastPurge = Date.now();
           await store.bluesky.purge(EVENT_RETENTION_DAYS);
         }
         await pollMentions(mentionCtx);
-        if (opts.chat !== false) await pollChat(chatCtx);
         if (failing) log.info("Bluesky reachable again: resuming");
         failing = false;
-        wait = backoffMs;
-        completedPolls++;
-        settleWaiters(false);
-        await sleep(pollIntervalMs, abort.signal);
+        mentionWait = backoffMs;
+        mentionPolls++;
+        return Date.now() + pollIntervalMs;
       } catch (error) {
-        if (abort.signal.aborted) break;
         if (error instanceof EventBusyError) {
           // Another replica is answering that event: come back at the next poll.
           log.debug({ err: error.message }, "Bluesky event busy elsewhere");
-          await sleep(pollIntervalMs, abort.signal);
-          continue;
+          return Date.now() + pollIntervalMs;
+        }
+        if (abort.signal.aborted) return Date.now();
+        const kept = await keepSession(error);
+        if (kept === "off") return Date.now();
+        if (kept === "renewed") {
+          // Logged in again: both are read at once with the new session.
+          chatAt = 0;
+          return Date.now();
         }
         failing = true;
-        log.warn({ err: describe(error), retryInMs: wait }, "Bluesky poll failed: waiting");
-        await sleep(wait, abort.signal);
-        wait = Math.min(wait * 2, maxBackoffMs);
+        const wait = mentionWait;
+        log.warn({ err: describe(error), retryInMs: wait, part: "mentions" }, "Bluesky poll failed: waiting");
+        mentionWait = Math.min(mentionWait * 2, maxBackoffMs);
+        return Date.now() + wait;
       }
+    }
+
+    /** One pass over the chat log; returns when the next is due. */
+    async function readChat(): Promise<number> {
+      try {
+        await pollChat(chatCtx);
+        if (chatFailing) log.info("Bluesky chat reachable again: resuming");
+        chatFailing = false;
+        chatWait = backoffMs;
+        chatPolls++;
+        return Date.now() + pollIntervalMs;
+      } catch (error) {
+        if (error instanceof EventBusyError) {
+          log.debug({ err: error.message }, "Bluesky event busy elsewhere");
+          return Date.now() + pollIntervalMs;
+        }
+        if (abort.signal.aborted) return Date.now();
+        const kept = await keepSession(error);
+        if (kept === "off") return Date.now();
+        if (kept === "renewed") {
+          mentionsAt = 0;
+          return Date.now();
+        }
+        const wait = chatWait;
+        chatWait = Math.min(chatWait * 2, maxBackoffMs);
+        // Refused to the bot (said once, by the outbox): tried again now and then, in case it was fixed.
+        if (error instanceof ChatUnavailableError) log.debug({ retryInMs: wait }, "Bluesky chat refused to the bot: waiting");
+        else {
+          chatFailing = true;
+          log.warn({ err: describe(error), retryInMs: wait, part: "chat" }, "Bluesky poll failed: waiting");
+        }
+        return Date.now() + wait;
+      }
+    }
+
+    while (!abort.signal.aborted && !off) {
+      await upkeepProfile();
+      if (Date.now() >= mentionsAt) mentionsAt = await readMentions();
+      if (!chatOff && !off && !abort.signal.aborted && Date.now() >= chatAt) chatAt = await readChat();
+      settleWaiters(false);
+      if (off) break;
+      await sleep(Math.min(mentionsAt, chatOff ? Infinity : chatAt) - Date.now(), abort.signal);
+    }
+    if (off) {
+      // Nothing more can be sent: callers are told the bot is not logged in, and nobody waits for a poll.
+      liveOutbox = undefined;
+      stopped = true;
+      settleWaiters(true);
     }
   }
 
   let liveOutbox: Outbox | undefined;
+  /** The bot gave up (credentials refused): no poll will come. */
+  let stopped = false;
   const running = run().catch((error: unknown) => {
     log.error({ err: describe(error) }, "Bluesky bot stopped on an unexpected error");
     readyReject(error);
@@ -192,8 +329,8 @@ export function startBlueskyBot(options: {
     nextPoll() {
       // A poll that starts after this call: the one in flight may have begun before.
       return new Promise<void>((resolve) => {
-        if (abort.signal.aborted) return resolve();
-        pollWaiters.push({ target: completedPolls + 2, resolve });
+        if (abort.signal.aborted || stopped) return resolve();
+        pollWaiters.push({ mentions: mentionPolls + 2, chat: chatPolls + 2, resolve });
       });
     },
     async message(to, texts) {

@@ -8,8 +8,9 @@
 import type { AppBskyFeedPost, AppBskyNotificationListNotifications, AtpAgent } from "@atproto/api";
 import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
 import type { Logger } from "../../src/logger.ts";
-import type { BlueskyState } from "../../src/store/bluesky-state.ts";
-import { describe, EventBusyError, isTransient } from "./errors.ts";
+import { ClaimLostError, type BlueskyState } from "../../src/store/bluesky-state.ts";
+import { HeldClaim } from "./claim.ts";
+import { describe, EventBusyError, isRetryable } from "./errors.ts";
 import { isBotLabelled } from "./labels.ts";
 import type { Outbox, ThreadProgress, ThreadRef } from "./outbox.ts";
 import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
@@ -35,6 +36,8 @@ export interface MentionContext {
   log: Logger;
   /** Notifications per page (default 50). */
   pageSize?: number;
+  /** How often a claim on an event being answered is renewed (default CLAIM_HEARTBEAT_MS). */
+  claimHeartbeatMs?: number;
 }
 
 /** Whether a post's (or a chat message's) facets mention `did`. */
@@ -108,60 +111,93 @@ async function handleMention(ctx: MentionContext, n: Notification, record: AppBs
   const claim = await state.claim(account, n.uri, "mention");
   if (claim.status === "done") return false;
   if (claim.status === "busy") throw new EventBusyError(n.uri);
+  const held = new HeldClaim(state, account, n.uri, claim.token, ctx.claimHeartbeatMs);
   try {
-    if (isBotLabelled(n.author.labels)) {
-      await state.finish(account, n.uri, "skipped");
-      return false;
-    }
-    // The post may have been deleted since it was indexed: never answer it then.
-    const current = await ctx.agent.app.bsky.feed.getPosts({ uris: [n.uri] });
-    const post = current.data.posts[0];
-    if (!post) {
-      await state.finish(account, n.uri, "skipped");
-      log.debug({ uri: n.uri }, "mention deleted before it was answered");
-      return false;
-    }
-    const self = { uri: post.uri, cid: post.cid };
-    const thread: ThreadRef = { parent: self, root: record.reply?.root ?? self };
-    const sender = { did: n.author.did, handle: post.author.handle };
-    // A retry sends what the first try wrote: the message is not run twice.
-    let answer = claim.status === "resume" ? (claim.replies as SavedAnswer | null) : null;
-    const sent = claim.status === "resume" ? claim.sent : 0;
-    if (!answer) {
-      const incoming: Incoming = {
-        channel: "bluesky",
-        sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: isBotLabelled(post.author.labels) },
-        text: record.text,
-        isPrivate: false,
-        replyTo: thread,
-      };
-      const outcome = await ctx.engine.handle(incoming);
-      answer = splitOutcome(outcome);
-      await state.saveReplies(account, n.uri, answer);
-    }
-    const saved = answer;
-    const keep = () => state.saveReplies(account, n.uri, saved);
-    const { publicTexts, dmRefused } = await sendPrivatePart(ctx, n.uri, sender, saved, sent, keep);
-    if (publicTexts.length) {
-      await ctx.outbox.replyInThread(thread, publicTexts, sender, answer.language, {
-        ...(saved.thread ? { saved: saved.thread } : {}),
-        save: async (progress) => {
-          saved.thread = progress;
-          await keep();
-        },
-      });
-    }
-    await state.finish(account, n.uri, "done");
-    log.info({ uri: n.uri, handledAs: answer.handledAs, dm: answer.privateTexts.length ? (dmRefused ? "refused" : "sent") : undefined }, "answered Bluesky mention");
-    return true;
+    return await answerMention(ctx, n, record, held, claim.status === "resume" ? claim : undefined);
   } catch (error) {
-    if (isTransient(error)) {
-      await state.release(account, n.uri).catch(() => {});
+    if (held.lost || error instanceof ClaimLostError) claimLost(ctx, held);
+    // A passing failure, or the bot's own session refused (it logs in again): the mention is tried again.
+    if (isRetryable(error)) {
+      await state.release(account, n.uri, held.token).catch(() => {});
       throw error;
     }
     // An answer the network refuses for good (a 4xx): log it and move on rather than retry forever.
     log.error({ uri: n.uri, err: describe(error) }, "cannot answer Bluesky mention");
-    await state.finish(account, n.uri, "skipped");
+    await state.finish(account, n.uri, held.token, "skipped").catch((lost: unknown) => {
+      if (lost instanceof ClaimLostError) claimLost(ctx, held);
+      throw lost;
+    });
+    return false;
+  } finally {
+    held.end();
+  }
+}
+
+/**
+ * Another worker took the event over (this one had stopped renewing its
+ * claim): nothing more is sent or saved for it here, and the position is not
+ * moved past it (the next poll sees it done, or still busy).
+ */
+export function claimLost(ctx: Pick<MentionContext, "log">, held: HeldClaim): never {
+  held.markLost();
+  ctx.log.warn({ event: held.eventId }, "Bluesky claim lost: another worker took the event over");
+  throw new EventBusyError(held.eventId);
+}
+
+async function answerMention(
+  ctx: MentionContext,
+  n: Notification,
+  record: AppBskyFeedPost.Record,
+  held: HeldClaim,
+  resumed: { replies: unknown; sent: number } | undefined,
+): Promise<boolean> {
+  const { state, account, log } = ctx;
+  const token = held.token;
+  if (isBotLabelled(n.author.labels)) {
+    await state.finish(account, n.uri, token, "skipped");
     return false;
   }
+  // The post may have been deleted since it was indexed: never answer it then.
+  const current = await ctx.agent.app.bsky.feed.getPosts({ uris: [n.uri] });
+  const post = current.data.posts[0];
+  if (!post) {
+    await state.finish(account, n.uri, token, "skipped");
+    log.debug({ uri: n.uri }, "mention deleted before it was answered");
+    return false;
+  }
+  const self = { uri: post.uri, cid: post.cid };
+  const thread: ThreadRef = { parent: self, root: record.reply?.root ?? self };
+  const sender = { did: n.author.did, handle: post.author.handle };
+  // A retry sends what the first try wrote: the message is not run twice.
+  let answer = resumed ? (resumed.replies as SavedAnswer | null) : null;
+  const sent = resumed?.sent ?? 0;
+  if (!answer) {
+    const incoming: Incoming = {
+      channel: "bluesky",
+      sender: { platform: "bluesky", stableId: sender.did, handle: sender.handle, isBot: isBotLabelled(post.author.labels) },
+      text: record.text,
+      isPrivate: false,
+      replyTo: thread,
+    };
+    const outcome = await ctx.engine.handle(incoming);
+    answer = splitOutcome(outcome);
+    await state.saveReplies(account, n.uri, token, answer);
+  }
+  const saved = answer;
+  const keep = () => state.saveReplies(account, n.uri, token, saved);
+  const { publicTexts, dmRefused } = await sendPrivatePart(ctx, held, sender, saved, sent, keep);
+  if (publicTexts.length) {
+    await ctx.outbox.replyInThread(thread, publicTexts, sender, answer.language, {
+      ...(saved.thread ? { saved: saved.thread } : {}),
+      save: async (progress) => {
+        saved.thread = progress;
+        await keep();
+      },
+      beforeSend: () => held.check(),
+      signal: held.signal,
+    });
+  }
+  await state.finish(account, n.uri, token, "done");
+  log.info({ uri: n.uri, handledAs: answer.handledAs, dm: answer.privateTexts.length ? (dmRefused ? "refused" : "sent") : undefined }, "answered Bluesky mention");
+  return true;
 }

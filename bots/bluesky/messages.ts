@@ -2,7 +2,8 @@
  * The few words the Bluesky bot says on its own (not answers: those come
  * from src/conversation): its profile description (both languages, one
  * text), and what a public reply says when the private answer could not be
- * delivered (from the locale of the answer).
+ * delivered (from the locale of the answer, or, for the bot's own trouble,
+ * here in both languages).
  */
 import { findLocale, LOCALES } from "../../src/conversation/i18n/index.ts";
 
@@ -16,4 +17,15 @@ export const PROFILE_DESCRIPTION =
 /** The public reply when the answer is private and the person does not accept messages from the bot. */
 export function openYourMessages(language: string, botHandle: string): string {
   return (findLocale(language) ?? LOCALES.en!).m.openYourMessages(botHandle);
+}
+
+/**
+ * The public reply when the answer is private and the bot cannot send direct
+ * messages at all (its app password has no access to them): nothing the
+ * person can do, so it only says that the answer could not be given.
+ */
+export function cannotWritePrivately(language: string): string {
+  return language === "fr"
+    ? "Ma réponse est privée, mais je ne peux pas envoyer de messages privés pour le moment. Réessayez plus tard."
+    : "My answer is private, but I can't send private messages at the moment. Please try again later.";
 }

@@ -7,7 +7,8 @@
 import { ForeignPostError } from "../../src/announce/public.ts";
 import { RichText, type AtpAgent, type Agent } from "@atproto/api";
 import { TID } from "@atproto/common-web";
-import { errorName, isTransient } from "./errors.ts";
+import type { Logger } from "../../src/logger.ts";
+import { ChatUnavailableError, errorName, isAuthFailure, isTransient } from "./errors.ts";
 import { CHAT_LIMIT, graphemeCount, POST_LIMIT, splitGraphemes } from "./text.ts";
 
 export interface StrongRef {
@@ -39,6 +40,24 @@ export const CHAT_SERVICE_DID = "did:web:api.bsky.chat";
 /** Chat refusals that mean "this person does not accept messages from the bot". */
 const REFUSALS = new Set(["NotFollowedBySender", "MessagesDisabled", "RecipientNotFound", "BlockedActor", "AccountSuspended", "InvalidRequest"]);
 
+/** The reason a DM was not sent when chat is refused to the bot itself (see ChatUnavailableError). */
+export const CHAT_UNAVAILABLE = "ChatUnavailable";
+
+/**
+ * Sending on behalf of a claimed event: `beforeSend` runs before each piece
+ * (and throws to stop: the claim was lost), `signal` aborts requests under way.
+ */
+export interface SendGuard {
+  beforeSend?: () => Promise<void>;
+  signal?: AbortSignal;
+}
+
+/** How far a chat answer has got: pieces sent before (`skip`), and each piece sent now (`onSent`). */
+export interface ChatProgress extends SendGuard {
+  skip?: number;
+  onSent?: (sent: number) => Promise<void>;
+}
+
 export type DmResult = { delivered: true; convoId: string } | { delivered: false; reason: string };
 
 type Facet = NonNullable<RichText["facets"]>[number];
@@ -62,12 +81,65 @@ export function facetsFor(text: string, known: readonly Person[]): Facet[] | und
 
 export class Outbox {
   private readonly agent: AtpAgent;
-  readonly chat: Agent;
+  private readonly chatAgent: Agent;
   private readonly langs: string[];
-  constructor(agent: AtpAgent, options: { langs?: string[] } = {}) {
+  private readonly log: Logger | undefined;
+  /** Whether the last chat call found chat refused to the bot's session (an app password without DM access). */
+  chatUnavailable = false;
+  constructor(agent: AtpAgent, options: { langs?: string[]; log?: Logger } = {}) {
     this.agent = agent;
-    this.chat = agent.withProxy("bsky_chat", CHAT_SERVICE_DID);
+    this.chatAgent = agent.withProxy("bsky_chat", CHAT_SERVICE_DID);
     this.langs = options.langs ?? [];
+    this.log = options.log;
+  }
+
+  /**
+   * Makes a chat call (through the PDS's chat proxy). When the PDS refuses it
+   * for want of rights while the session itself works — an app password made
+   * without access to direct messages — throws a ChatUnavailableError, and
+   * says so once in an error line (again only after chat has worked since).
+   */
+  async chat<T>(call: (chat: Agent) => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await call(this.chatAgent);
+    } catch (error) {
+      if ((isAuthFailure(error) || (error as { status?: number }).status === 403) && (await this.sessionWorks())) {
+        const refused = new ChatUnavailableError(error);
+        if (!this.chatUnavailable) {
+          this.log?.error(
+            { err: refused.message },
+            "Bluesky chat refused: the bot's app password needs access to direct messages (make one with “Allow access to your direct messages” ticked and set it as BLUESKY_APP_PASSWORD); until then mentions are answered in public only",
+          );
+        }
+        this.chatUnavailable = true;
+        throw refused;
+      }
+      throw error;
+    }
+    if (this.chatUnavailable) {
+      this.chatUnavailable = false;
+      this.log?.info("Bluesky chat available again");
+    }
+    return result;
+  }
+
+  /** The bot's DID: its repository. */
+  private repo(): string {
+    const did = this.agent.session?.did;
+    if (!did) throw new Error("the Bluesky bot is not logged in");
+    return did;
+  }
+
+  /** Whether the bot's session is accepted by its PDS (a call that is not proxied). */
+  private async sessionWorks(): Promise<boolean> {
+    if (!this.agent.hasSession) return false;
+    try {
+      await this.agent.com.atproto.server.getSession();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -83,7 +155,7 @@ export class Outbox {
     texts: readonly string[],
     to: Person,
     language?: string,
-    progress: { saved?: ThreadProgress; save?: (progress: ThreadProgress) => Promise<void> } = {},
+    progress: { saved?: ThreadProgress; save?: (progress: ThreadProgress) => Promise<void> } & SendGuard = {},
   ): Promise<StrongRef[]> {
     // A retry posts exactly what the first try planned (the person's handle,
     // hence the split, may have changed since).
@@ -91,7 +163,7 @@ export class Outbox {
     const resuming = saved !== undefined && Array.isArray(saved.texts) && saved.texts.length === saved.rkeys?.length && Array.isArray(saved.posted);
     const state: ThreadProgress = resuming ? saved : this.planThread(texts, to);
     if (!resuming) await progress.save?.(state);
-    const repo = this.agent.session!.did;
+    const repo = this.repo();
     let parent = state.posted.at(-1) ?? ref.parent;
     for (let i = state.posted.length; i < state.texts.length; i++) {
       const rkey = state.rkeys[i]!;
@@ -99,11 +171,16 @@ export class Outbox {
       // After a crash or a lost answer, the next post may already exist.
       let made = resuming && i === state.posted.length ? await this.existingPost(repo, rkey) : undefined;
       if (!made) {
+        await progress.beforeSend?.();
         try {
-          made = await this.createPost(repo, rkey, text, [to], {
-            reply: { root: ref.root, parent },
-            ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}),
-          });
+          made = await this.createPost(
+            repo,
+            rkey,
+            text,
+            [to],
+            { reply: { root: ref.root, parent }, ...(language ? { langs: [language] } : this.langs.length ? { langs: this.langs } : {}) },
+            progress.signal,
+          );
         } catch (error) {
           // Refused because the key is taken: another worker that took the
           // answer over posted it. Anything else is a real failure.
@@ -126,7 +203,7 @@ export class Outbox {
    */
   async post(text: string, known: readonly Person[]): Promise<StrongRef> {
     if (graphemeCount(text) > POST_LIMIT) throw new Error(`a post takes at most ${POST_LIMIT} graphemes`);
-    const repo = this.agent.session!.did;
+    const repo = this.repo();
     const rkey = TID.nextStr();
     try {
       return await this.createPost(repo, rkey, text, known, this.langs.length ? { langs: this.langs } : {});
@@ -142,7 +219,7 @@ export class Outbox {
    * a post already gone is not an error. Anyone else's URI is refused.
    */
   async deletePost(uri: string): Promise<void> {
-    const repo = this.agent.session!.did;
+    const repo = this.repo();
     const match = /^at:\/\/([^/]+)\/app\.bsky\.feed\.post\/([^/]+)$/.exec(uri);
     if (!match || match[1] !== repo) throw new ForeignPostError(uri);
     // deleteRecord of a record that is not there succeeds: nothing to check first.
@@ -156,14 +233,18 @@ export class Outbox {
     text: string,
     known: readonly Person[],
     fields: { reply?: { root: StrongRef; parent: StrongRef }; langs?: string[] },
+    signal?: AbortSignal,
   ): Promise<StrongRef> {
     const facets = facetsFor(text, known);
-    const res = await this.agent.com.atproto.repo.createRecord({
-      repo,
-      collection: "app.bsky.feed.post",
-      rkey,
-      record: { $type: "app.bsky.feed.post", text, ...(facets ? { facets } : {}), ...fields, createdAt: new Date().toISOString() },
-    });
+    const res = await this.agent.com.atproto.repo.createRecord(
+      {
+        repo,
+        collection: "app.bsky.feed.post",
+        rkey,
+        record: { $type: "app.bsky.feed.post", text, ...(facets ? { facets } : {}), ...fields, createdAt: new Date().toISOString() },
+      },
+      signal ? { signal } : {},
+    );
     return { uri: res.data.uri, cid: res.data.cid };
   }
 
@@ -180,22 +261,22 @@ export class Outbox {
       const res = await this.agent.com.atproto.repo.getRecord({ repo, collection: "app.bsky.feed.post", rkey });
       return res.data.cid ? { uri: res.data.uri, cid: res.data.cid } : undefined;
     } catch (error) {
+      // A refused session (400 ExpiredToken…) says nothing about the post: not "not found".
+      if (isAuthFailure(error)) throw error;
       if (errorName(error) === "RecordNotFound" || (error as { status?: number }).status === 400) return undefined;
       throw error;
     }
   }
 
   /** Opens (or finds) the conversation with `to` and sends `texts`; a refusal is a result, not an error. */
-  async sendDm(
-    to: Person,
-    texts: readonly string[],
-    progress: { skip?: number; onSent?: (sent: number) => Promise<void> } = {},
-  ): Promise<DmResult> {
+  async sendDm(to: Person, texts: readonly string[], progress: ChatProgress = {}): Promise<DmResult> {
     let convoId: string;
     try {
-      const res = await this.chat.chat.bsky.convo.getConvoForMembers({ members: [to.did] });
+      const options = progress.signal ? { signal: progress.signal } : {};
+      const res = await this.chat((chat) => chat.chat.bsky.convo.getConvoForMembers({ members: [to.did] }, options));
       convoId = res.data.convo.id;
     } catch (error) {
+      if (error instanceof ChatUnavailableError) return { delivered: false, reason: CHAT_UNAVAILABLE };
       const name = errorName(error);
       if (!isTransient(error) && name && REFUSALS.has(name)) return { delivered: false, reason: name };
       throw error;
@@ -209,17 +290,20 @@ export class Outbox {
     convoId: string,
     texts: readonly string[],
     known: readonly Person[] = [],
-    progress: { skip?: number; onSent?: (sent: number) => Promise<void> } = {},
+    progress: ChatProgress = {},
   ): Promise<true | string> {
     const pieces = texts.flatMap((t) => splitGraphemes(t, CHAT_LIMIT));
+    const options = progress.signal ? { signal: progress.signal } : {};
     // `skip`: pieces an earlier try sent already; `onSent`: how many are sent now.
     for (let i = progress.skip ?? 0; i < pieces.length; i++) {
       const piece = pieces[i]!;
+      await progress.beforeSend?.();
       try {
         const facets = facetsFor(piece, known);
-        await this.chat.chat.bsky.convo.sendMessage({ convoId, message: { text: piece, ...(facets ? { facets } : {}) } });
+        await this.chat((chat) => chat.chat.bsky.convo.sendMessage({ convoId, message: { text: piece, ...(facets ? { facets } : {}) } }, options));
         await progress.onSent?.(i + 1);
       } catch (error) {
+        if (error instanceof ChatUnavailableError) return CHAT_UNAVAILABLE;
         const name = errorName(error);
         if (!isTransient(error) && name && REFUSALS.has(name)) return name;
         throw error;

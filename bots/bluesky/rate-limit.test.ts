@@ -57,4 +57,21 @@ describe("rateLimitedFetch", () => {
     const f = rateLimitedFetch({ base: async () => response(429, { "retry-after": "0" }), maxRetries: 2 });
     expect((await f("http://pds.invalid/xrpc/x")).status).toBe(429);
   });
+
+  it("does not send a request whose own signal aborts while it waits out a 429, and stops waiting at once", async () => {
+    let calls = 0;
+    const f = rateLimitedFetch({
+      base: async () => {
+        calls++;
+        return response(429, { "retry-after": "30" });
+      },
+    });
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = f(new Request("http://pds.invalid/xrpc/x", { signal: controller.signal }));
+    setTimeout(() => controller.abort(new Error("claim lost")), 50);
+    await expect(pending).rejects.toThrow("claim lost");
+    expect(calls).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
 });

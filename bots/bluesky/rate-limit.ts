@@ -2,7 +2,8 @@
  * A `fetch` that respects Bluesky's rate limits: a 429 waits for the time the
  * server names (`retry-after`, else `ratelimit-reset`) and tries again; a
  * response saying no request is left (`ratelimit-remaining: 0`) holds every
- * later request until `ratelimit-reset`. Waits end early when the bot stops.
+ * later request until `ratelimit-reset`. Waits end early when the bot stops,
+ * and a request whose own signal aborts while it waits is not sent.
  */
 
 export interface RateLimitOptions {
@@ -55,12 +56,16 @@ export function rateLimitedFetch(options: RateLimitOptions = {}): typeof globalT
 
   return async function fetchWithLimits(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const own = (input instanceof Request ? input.signal : undefined) ?? init?.signal ?? undefined;
+    const waitSignal = own && options.signal ? AbortSignal.any([own, options.signal]) : (own ?? options.signal);
     for (let attempt = 0; ; attempt++) {
       const hold = blockedUntil - now();
       if (hold > 0) {
         options.onWait?.({ ms: hold, status: 0, url });
-        await sleep(Math.min(hold, maxWaitMs), options.signal);
+        await sleep(Math.min(hold, maxWaitMs), waitSignal);
       }
+      // Given up while it waited (its claim lost): never sent.
+      own?.throwIfAborted();
       const response = await base(input instanceof Request ? input.clone() : input, init);
       const wait = waitFromHeaders(response.headers, now());
       if (response.status === 429) {
@@ -68,7 +73,7 @@ export function rateLimitedFetch(options: RateLimitOptions = {}): typeof globalT
         const ms = Math.min(wait ?? 2 ** attempt * 1000, maxWaitMs);
         await response.body?.cancel().catch(() => {});
         options.onWait?.({ ms, status: 429, url });
-        await sleep(ms, options.signal);
+        await sleep(ms, waitSignal);
         continue;
       }
       if (response.headers.get("ratelimit-remaining") === "0" && wait !== undefined) {

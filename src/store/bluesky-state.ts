@@ -3,20 +3,32 @@
  * has read its notifications and the chat log, and which events it has
  * already taken on (so that none is answered twice, even across replicas).
  */
+import { randomUUID } from "node:crypto";
 import type { SecretBox } from "./secrets.ts";
 import type { Queryable } from "./types.ts";
 
 export type BlueskyEventKind = "mention" | "chat";
 
-/** How long an unfinished claim blocks others before it may be taken again. */
-const STALE_CLAIM_SECONDS = 300;
+/**
+ * How long a claim not renewed blocks others before it may be taken again.
+ * Its holder renews it (`renew`) far more often than this while it works.
+ */
+export const STALE_CLAIM_SECONDS = 300;
 
-/** What `claim` found: see BlueskyState.claim. */
+/** What `claim` found: see BlueskyState.claim. `token`: the holder's, for every later step. */
 export type EventClaim =
-  | { status: "new" }
-  | { status: "resume"; replies: unknown; sent: number }
+  | { status: "new"; token: string }
+  | { status: "resume"; token: string; replies: unknown; sent: number }
   | { status: "done" }
   | { status: "busy" };
+
+/** The claim is no longer the caller's: another worker took the event over. */
+export class ClaimLostError extends Error {
+  constructor(eventId: string) {
+    super(`the claim on ${eventId} was taken over by another worker`);
+    this.name = "ClaimLostError";
+  }
+}
 
 export class BlueskyState {
   private readonly db: Queryable;
@@ -82,40 +94,65 @@ export class BlueskyState {
 
   /**
    * Takes an event on. `new`: first sight. `resume`: a claim released after a
-   * failed delivery, or gone stale (its worker died) — with what was saved.
-   * `done`: handled or skipped. `busy`: another worker holds a fresh claim.
+   * failed delivery, or gone stale (its worker stopped renewing it) — with
+   * what was saved. `done`: handled or skipped. `busy`: another worker holds
+   * a live claim. A claim taken comes with a token that is the holder's alone.
    */
-  async claim(account: string, eventId: string, kind: BlueskyEventKind): Promise<EventClaim> {
+  async claim(account: string, eventId: string, kind: BlueskyEventKind, options: { staleSeconds?: number } = {}): Promise<EventClaim> {
+    const token = randomUUID();
+    const stale = options.staleSeconds ?? STALE_CLAIM_SECONDS;
     const [row] = await this.db<{ inserted: boolean; replies: unknown; sent: number }[]>`
-      insert into bluesky_event (account, event_id, kind, state) values (${account}, ${eventId}, ${kind}, 'claimed')
-      on conflict (account, event_id) do update set state = 'claimed', claimed_at = now()
+      insert into bluesky_event (account, event_id, kind, state, claim_token) values (${account}, ${eventId}, ${kind}, 'claimed', ${token})
+      on conflict (account, event_id) do update set state = 'claimed', claimed_at = now(), claim_token = excluded.claim_token
       where bluesky_event.state = 'released'
-        or (bluesky_event.state = 'claimed' and bluesky_event.claimed_at < now() - ${STALE_CLAIM_SECONDS} * interval '1 second')
+        or (bluesky_event.state = 'claimed' and bluesky_event.claimed_at < now() - ${stale} * interval '1 second')
       returning (xmax = 0) as inserted, replies, sent`;
-    if (row) return row.inserted ? { status: "new" } : { status: "resume", replies: row.replies ?? null, sent: row.sent };
+    if (row) return row.inserted ? { status: "new", token } : { status: "resume", token, replies: row.replies ?? null, sent: row.sent };
     const [existing] = await this.db<{ state: string }[]>`
       select state from bluesky_event where account = ${account} and event_id = ${eventId}`;
     return existing?.state === "claimed" ? { status: "busy" } : { status: "done" };
   }
 
-  /** Keeps the engine's replies with the claim, before any is sent. */
-  async saveReplies(account: string, eventId: string, replies: unknown): Promise<void> {
-    await this.db`update bluesky_event set replies = ${this.db.json(replies as never)} where account = ${account} and event_id = ${eventId}`;
+  /** Renews the holder's claim (heartbeat); false when it is no longer the holder's. */
+  async renew(account: string, eventId: string, token: string): Promise<boolean> {
+    const rows = await this.db`
+      update bluesky_event set claimed_at = now()
+      where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
+    return rows.count > 0;
   }
 
-  /** Records how far sending got (pieces, or phases), so a retry does not send them again. */
-  async saveSent(account: string, eventId: string, sent: number): Promise<void> {
-    await this.db`update bluesky_event set sent = ${sent} where account = ${account} and event_id = ${eventId}`;
+  /** Keeps the engine's replies with the claim, before any is sent. Only for the holder (else ClaimLostError). */
+  async saveReplies(account: string, eventId: string, token: string, replies: unknown): Promise<void> {
+    const rows = await this.db`
+      update bluesky_event set replies = ${this.db.json(replies as never)}
+      where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
+    if (rows.count === 0) throw new ClaimLostError(eventId);
   }
 
-  /** Marks a claimed event handled (`done`) or deliberately ignored (`skipped`). */
-  async finish(account: string, eventId: string, state: "done" | "skipped"): Promise<void> {
-    await this.db`update bluesky_event set state = ${state}, done_at = now(), replies = null where account = ${account} and event_id = ${eventId}`;
+  /**
+   * Records how far sending got (pieces, or phases), so a retry does not send
+   * them again. Only for the holder (else ClaimLostError).
+   */
+  async saveSent(account: string, eventId: string, token: string, sent: number): Promise<void> {
+    const rows = await this.db`
+      update bluesky_event set sent = ${sent}, claimed_at = now()
+      where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
+    if (rows.count === 0) throw new ClaimLostError(eventId);
   }
 
-  /** Gives up a claim so the event is tried again (a delivery failed), keeping what was saved. */
-  async release(account: string, eventId: string): Promise<void> {
-    await this.db`update bluesky_event set state = 'released' where account = ${account} and event_id = ${eventId} and state = 'claimed'`;
+  /** Marks a claimed event handled (`done`) or deliberately ignored (`skipped`). Only for the holder (else ClaimLostError). */
+  async finish(account: string, eventId: string, token: string, state: "done" | "skipped"): Promise<void> {
+    const rows = await this.db`
+      update bluesky_event set state = ${state}, done_at = now(), replies = null, claim_token = null
+      where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
+    if (rows.count === 0) throw new ClaimLostError(eventId);
+  }
+
+  /** Gives up the holder's claim so the event is tried again (a delivery failed), keeping what was saved; a claim lost already is left alone. */
+  async release(account: string, eventId: string, token: string): Promise<void> {
+    await this.db`
+      update bluesky_event set state = 'released', claim_token = null
+      where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
   }
 
   /** Forgets finished events older than `days` (their notifications are long past the watermark). */

@@ -1,7 +1,8 @@
 /**
  * A loopback HTTP proxy in front of the local PDS that can misbehave on cue:
- * answer 429 with Bluesky's rate-limit headers, or drop every connection as
- * a restarting PDS does. Lets tests check that the bot waits and resumes.
+ * answer 429 with Bluesky's rate-limit headers, drop every connection as
+ * a restarting PDS does, or refuse an access token as expired. Lets tests
+ * check that the bot waits and resumes.
  */
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,6 +13,11 @@ export interface FlakyProxy {
   rateLimit(method: string, count: number, resetSeconds: number): void;
   /** Drops every request for `ms` milliseconds. */
   outage(ms: number): void;
+  /**
+   * From now on, refuses requests carrying `accessJwt` (to `methods` only, when
+   * given) as the PDS does an expired token: 400 ExpiredToken.
+   */
+  refuseToken(accessJwt: string, methods?: readonly string[]): void;
   /** Requests seen per method, with their times. */
   seen: Array<{ method: string; at: number; status: number }>;
   close(): Promise<void>;
@@ -21,12 +27,20 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
   const upstream = new URL(target);
   const limits = new Map<string, { count: number; resetSeconds: number }>();
   let downUntil = 0;
+  const refused = new Map<string, readonly string[] | undefined>();
   const seen: FlakyProxy["seen"] = [];
   const server: Server = createServer((req, res) => {
     const method = new URL(req.url ?? "/", "http://x").pathname.replace(/^\/xrpc\//, "");
     if (Date.now() < downUntil) {
       seen.push({ method, at: Date.now(), status: 0 });
       req.socket.destroy();
+      return;
+    }
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (bearer && refused.has(bearer) && (refused.get(bearer) ?? [method]).includes(method)) {
+      seen.push({ method, at: Date.now(), status: 400 });
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "ExpiredToken", message: "Token has expired" }));
       return;
     }
     const limit = limits.get(method);
@@ -64,6 +78,9 @@ export async function startFlakyProxy(target: string): Promise<FlakyProxy> {
     },
     outage(ms) {
       downUntil = Date.now() + ms;
+    },
+    refuseToken(accessJwt, methods) {
+      refused.set(accessJwt, methods);
     },
     async close() {
       server.closeAllConnections();
