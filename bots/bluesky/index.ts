@@ -27,6 +27,18 @@ import { accountKey, openSession, type OpenSession } from "./session.ts";
 const EVENT_RETENTION_DAYS = 30;
 const PURGE_EVERY_MS = 60 * 60_000;
 
+/** When one part of the bot's reading (mentions, chat) is due, and how it has been going. */
+interface PollSchedule {
+  part: "mentions" | "chat";
+  /** Logged when it works again after failing. */
+  resumed: string;
+  /** When the next pass is due (ms since the epoch). */
+  at: number;
+  /** The back-off after the next failure. */
+  wait: number;
+  failing: boolean;
+}
+
 export interface BlueskyBotOptions {
   /** Pause between two polls when all is well (default 5 s). */
   pollIntervalMs?: number;
@@ -170,12 +182,8 @@ export function startBlueskyBot(options: {
 
     // Mentions and chat are read on schedules of their own: chat failing
     // (or refused to the bot) backs off without slowing mentions down.
-    let mentionsAt = 0;
-    let mentionWait = backoffMs;
-    let failing = false;
-    let chatAt = 0;
-    let chatWait = backoffMs;
-    let chatFailing = false;
+    const mentions: PollSchedule = { part: "mentions", resumed: "Bluesky reachable again: resuming", at: 0, wait: backoffMs, failing: false };
+    const chat: PollSchedule = { part: "chat", resumed: "Bluesky chat reachable again: resuming", at: 0, wait: backoffMs, failing: false };
 
     /** Set when the bot cannot go on (its credentials refused): the loop ends. */
     let off = false;
@@ -232,81 +240,65 @@ export function startBlueskyBot(options: {
       }
     }
 
-    /** One pass over mentions (after the purge of old events, when due); returns when the next is due. */
-    async function readMentions(): Promise<number> {
+    /**
+     * One pass over `schedule`'s part (`poll`), then when it is due next: at
+     * the poll interval, or after a back-off that doubles while it fails.
+     * After a new login, `other` is read at once too.
+     */
+    async function read(schedule: PollSchedule, other: PollSchedule, poll: () => Promise<void>, polled: () => void): Promise<void> {
       try {
+        await poll();
+        if (schedule.failing) log.info(schedule.resumed);
+        schedule.failing = false;
+        schedule.wait = backoffMs;
+        polled();
+        schedule.at = Date.now() + pollIntervalMs;
+      } catch (error) {
+        if (error instanceof EventBusyError) {
+          // Another replica is answering that event: come back at the next poll.
+          log.debug({ err: error.message }, "Bluesky event busy elsewhere");
+          schedule.at = Date.now() + pollIntervalMs;
+          return;
+        }
+        if (abort.signal.aborted) return void (schedule.at = Date.now());
+        const kept = await keepSession(error);
+        if (kept === "off") return void (schedule.at = Date.now());
+        if (kept === "renewed") {
+          // Logged in again: both are read at once with the new session.
+          other.at = 0;
+          schedule.at = Date.now();
+          return;
+        }
+        const wait = schedule.wait;
+        schedule.wait = Math.min(schedule.wait * 2, maxBackoffMs);
+        schedule.at = Date.now() + wait;
+        // Chat refused to the bot (said once, by the outbox): tried again now and then, in case it was fixed.
+        if (schedule.part === "chat" && error instanceof ChatUnavailableError) log.debug({ retryInMs: wait }, "Bluesky chat refused to the bot: waiting");
+        else {
+          schedule.failing = true;
+          log.warn({ err: describe(error), retryInMs: wait, part: schedule.part }, "Bluesky poll failed: waiting");
+        }
+      }
+    }
+
+    const readMentions = () =>
+      read(mentions, chat, async () => {
+        // The purge of old events, when due, goes with a pass over mentions.
         if (Date.now() - lastPurge > PURGE_EVERY_MS) {
           lastPurge = Date.now();
           await store.bluesky.purge(EVENT_RETENTION_DAYS);
         }
         await pollMentions(mentionCtx);
-        if (failing) log.info("Bluesky reachable again: resuming");
-        failing = false;
-        mentionWait = backoffMs;
-        mentionPolls++;
-        return Date.now() + pollIntervalMs;
-      } catch (error) {
-        if (error instanceof EventBusyError) {
-          // Another replica is answering that event: come back at the next poll.
-          log.debug({ err: error.message }, "Bluesky event busy elsewhere");
-          return Date.now() + pollIntervalMs;
-        }
-        if (abort.signal.aborted) return Date.now();
-        const kept = await keepSession(error);
-        if (kept === "off") return Date.now();
-        if (kept === "renewed") {
-          // Logged in again: both are read at once with the new session.
-          chatAt = 0;
-          return Date.now();
-        }
-        failing = true;
-        const wait = mentionWait;
-        log.warn({ err: describe(error), retryInMs: wait, part: "mentions" }, "Bluesky poll failed: waiting");
-        mentionWait = Math.min(mentionWait * 2, maxBackoffMs);
-        return Date.now() + wait;
-      }
-    }
-
-    /** One pass over the chat log; returns when the next is due. */
-    async function readChat(): Promise<number> {
-      try {
-        await pollChat(chatCtx);
-        if (chatFailing) log.info("Bluesky chat reachable again: resuming");
-        chatFailing = false;
-        chatWait = backoffMs;
-        chatPolls++;
-        return Date.now() + pollIntervalMs;
-      } catch (error) {
-        if (error instanceof EventBusyError) {
-          log.debug({ err: error.message }, "Bluesky event busy elsewhere");
-          return Date.now() + pollIntervalMs;
-        }
-        if (abort.signal.aborted) return Date.now();
-        const kept = await keepSession(error);
-        if (kept === "off") return Date.now();
-        if (kept === "renewed") {
-          mentionsAt = 0;
-          return Date.now();
-        }
-        const wait = chatWait;
-        chatWait = Math.min(chatWait * 2, maxBackoffMs);
-        // Refused to the bot (said once, by the outbox): tried again now and then, in case it was fixed.
-        if (error instanceof ChatUnavailableError) log.debug({ retryInMs: wait }, "Bluesky chat refused to the bot: waiting");
-        else {
-          chatFailing = true;
-          log.warn({ err: describe(error), retryInMs: wait, part: "chat" }, "Bluesky poll failed: waiting");
-        }
-        return Date.now() + wait;
-      }
-    }
+      }, () => mentionPolls++);
+    const readChat = () => read(chat, mentions, async () => void (await pollChat(chatCtx)), () => chatPolls++);
 
     while (!abort.signal.aborted && !off) {
       await upkeepProfile();
-      if (Date.now() >= mentionsAt) mentionsAt = await readMentions();
-      if (!chatOff && !off && !abort.signal.aborted && Date.now() >= chatAt) chatAt = await readChat();
+      if (Date.now() >= mentions.at) await readMentions();
+      if (!chatOff && !off && !abort.signal.aborted && Date.now() >= chat.at) await readChat();
       settleWaiters(false);
       if (off) break;
-      await sleep(Math.min(mentionsAt, chatOff ? Infinity : chatAt) - Date.now(), abort.signal);
+      await sleep(Math.min(mentions.at, chatOff ? Infinity : chat.at) - Date.now(), abort.signal);
     }
     if (off) {
       // Nothing more can be sent: callers are told the bot is not logged in, and nobody waits for a poll.

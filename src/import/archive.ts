@@ -143,7 +143,10 @@ async function claimant(
   username: string | null,
   options: ArchiveImportOptions,
 ): Promise<{ personId: number; personCreated: boolean }> {
-  // The edges' table before the identity it updates: see mergeEdges and lock-order.ts.
+  // The edges' write lock first: before the identity it updates (lock-order.ts),
+  // and before mergeEdges reads them (taking the read lock first and then
+  // waiting for the write lock behind a bulk edge import would deadlock with
+  // that import's table swap).
   await tx`lock table x_follow in row exclusive mode`;
   const people = new People(tx);
   const identities = new Identities(tx);
@@ -208,10 +211,7 @@ async function uploader(tx: postgres.TransactionSql<{}>, input: string, accountI
  * the probing insert runs instead.
  */
 async function mergeEdges(tx: postgres.TransactionSql<{}>, accountId: string): Promise<number> {
-  // The write lock first: taking the read lock first (for `known`) and then
-  // waiting for the write lock behind a bulk edge import would deadlock with
-  // that import's table swap.
-  await tx`lock table x_follow in row exclusive mode`;
+  // The write lock on x_follow is held already: see claimant.
   try {
     const result = await tx.savepoint((sp) => sp`
       with known as materialized (

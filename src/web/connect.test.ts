@@ -64,22 +64,28 @@ describe("Bluesky OAuth callback", () => {
   });
 });
 
+/** The connect pages alone on 127.0.0.1 (no OAuth client behind them), and their base URL. */
+async function connectPages() {
+  const ctx = {
+    store: db.store,
+    config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
+    log: pino({ level: "silent" }) as unknown as Logger,
+    onAuthorized: async () => undefined,
+    bluesky: {},
+    mastodon: {},
+  } as unknown as ConnectContext;
+  const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
+  await new Promise((r) => server.once("listening", r));
+  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
 describe("the connect page", () => {
   it("sends a form posted for another kind of account (a stale tab) back to the link's own page", async () => {
     const pia = await blueskyPerson("91101");
     const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
-    const ctx = {
-      store: db.store,
-      config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
-      log: pino({ level: "silent" }) as unknown as Logger,
-      onAuthorized: async () => undefined,
-      bluesky: {},
-      mastodon: {},
-    } as unknown as ConnectContext;
-    const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
-    await new Promise((r) => server.once("listening", r));
+    const { server, base } = await connectPages();
     try {
-      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/connect/${link}/mastodon`, { method: "POST", redirect: "manual" });
+      const res = await fetch(`${base}/connect/${link}/mastodon`, { method: "POST", redirect: "manual" });
       expect(res.status).toBe(303);
       expect(res.headers.get("location")).toBe(`/connect/${link}`);
     } finally {
@@ -93,17 +99,7 @@ describe("the connect page's language", () => {
     const pia = await blueskyPerson("91201");
     await db.store.people.updateSettings(pia.personId, { language: "fr" });
     const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
-    const ctx = {
-      store: db.store,
-      config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
-      log: pino({ level: "silent" }) as unknown as Logger,
-      onAuthorized: async () => undefined,
-      bluesky: {},
-      mastodon: {},
-    } as unknown as ConnectContext;
-    const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
-    await new Promise((r) => server.once("listening", r));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { server, base } = await connectPages();
     try {
       // An English-speaking browser: the person chose French.
       const page = await fetch(`${base}/connect/${link}`, { headers: { "accept-language": "en-US,en;q=0.9" } });
