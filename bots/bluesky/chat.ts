@@ -9,12 +9,13 @@
  */
 import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@atproto/api";
 import type { Incoming } from "../../src/conversation/index.ts";
-import { describe, EventBusyError, isRetryable } from "./errors.ts";
+import { ChatUnavailableError, describe, EventBusyError, isRetryable } from "./errors.ts";
+import { settleFailedEvent, tellGaveUp } from "./event-failure.ts";
 import { isBotLabelled } from "./labels.ts";
-import { ClaimLostError } from "../../src/store/bluesky-state.ts";
 import { HeldClaim } from "./claim.ts";
-import { claimLost, mentions, type MentionContext } from "./mentions.ts";
-import type { ChatProgress, Person } from "./outbox.ts";
+import { couldNotAnswer } from "./messages.ts";
+import { mentions, type MentionContext } from "./mentions.ts";
+import { CHAT_UNAVAILABLE, type ChatProgress, type Person } from "./outbox.ts";
 import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
 
 const PROFILE_TTL_MS = 10 * 60_000;
@@ -158,17 +159,14 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
     log.info({ convoId, handledAs, group: kind === "group" || undefined }, "answered Bluesky chat message");
     return true;
   } catch (error) {
-    if (held.lost || error instanceof ClaimLostError) claimLost(ctx, held);
-    // A passing failure, or the bot's own session (or chat) refused: the message is tried again.
-    if (isRetryable(error)) {
-      await state.release(account, eventId, held.token).catch(() => {});
-      throw error;
+    // Retried (thrown) while worth it; else closed, and the pass goes on.
+    const closed = await settleFailedEvent(ctx, held, claim.failures, error, "chat message", { convoId });
+    if (closed === "failed") {
+      const saved = claim.status === "resume" ? (claim.replies as { language?: string } | null) : null;
+      const language = saved && !Array.isArray(saved) ? saved.language : undefined;
+      const text = couldNotAnswer(message.text, language, ctx.defaultLanguage);
+      await tellGaveUp(ctx.log, () => ctx.outbox.sendToConvo(convoId, [text]), { convoId });
     }
-    log.error({ convoId, err: describe(error) }, "cannot answer Bluesky chat message");
-    await state.finish(account, eventId, held.token, "skipped").catch((lost: unknown) => {
-      if (lost instanceof ClaimLostError) claimLost(ctx, held);
-      throw lost;
-    });
     return false;
   } finally {
     held.end();
@@ -204,6 +202,7 @@ async function answerDirect(ctx: ChatContext, held: HeldClaim, convoId: string |
     const sent = convoId
       ? await ctx.outbox.sendToConvo(convoId, texts, [sender], progress)
       : await ctx.outbox.sendDm(sender, texts, progress).then((dm) => (dm.delivered ? true : dm.reason));
+    if (sent === CHAT_UNAVAILABLE) throw new ChatUnavailableError(sent);
     if (sent !== true) ctx.log.info({ convoId, reason: sent }, "Bluesky chat answer refused");
   }
   return handledAs;
@@ -232,6 +231,7 @@ async function answerInGroup(ctx: ChatContext, held: HeldClaim, convoId: string,
       beforeSend: () => held.check(),
       signal: held.signal,
     });
+    if (sent === CHAT_UNAVAILABLE) throw new ChatUnavailableError(sent);
     if (sent !== true) ctx.log.info({ convoId, reason: sent }, "Bluesky group answer refused");
   }
   return saved.handledAs;

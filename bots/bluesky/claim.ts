@@ -5,7 +5,9 @@
  * sent. Once the claim is found taken over, its signal aborts: requests made
  * on its behalf (one waiting out a 429 included) stop, and nothing more is sent.
  */
+import type { Logger } from "../../src/logger.ts";
 import { ClaimLostError, STALE_CLAIM_SECONDS, type BlueskyState } from "../../src/store/bluesky-state.ts";
+import { EventBusyError } from "./errors.ts";
 
 /** How often a held claim is renewed by default: well within STALE_CLAIM_SECONDS. */
 export const CLAIM_HEARTBEAT_MS = (STALE_CLAIM_SECONDS * 1000) / 5;
@@ -59,4 +61,15 @@ export class HeldClaim {
   end(): void {
     clearInterval(this.timer);
   }
+}
+
+/**
+ * Another worker took the event over (this one had stopped renewing its
+ * claim): nothing more is sent or saved for it here, and the position is not
+ * moved past it (the next poll sees it done, or still busy).
+ */
+export function claimLost(ctx: { log: Logger }, held: HeldClaim): never {
+  held.markLost();
+  ctx.log.warn({ event: held.eventId }, "Bluesky claim lost: another worker took the event over");
+  throw new EventBusyError(held.eventId);
 }

@@ -82,4 +82,28 @@ describe("event claims", () => {
     await state.finish(account, event, b.token, "skipped");
     expect((await claimedBy(event))?.state).toBe("skipped");
   });
+
+  it("counts the failures that are the event's own across tries, and gives it up as failed with the last one counted", async () => {
+    const state = db.store.bluesky;
+    const event = nextEvent();
+    const a = await state.claim(account, event, "mention");
+    expect(a).toMatchObject({ status: "new", failures: 0 });
+    if (a.status !== "new") throw new Error("unreachable");
+    await state.release(account, event, a.token, { failed: true });
+    const b = await state.claim(account, event, "mention");
+    expect(b).toMatchObject({ status: "resume", failures: 1 });
+    if (b.status !== "resume") throw new Error("unreachable");
+    // Passing trouble (the network) does not count.
+    await state.release(account, event, b.token);
+    const c = await state.claim(account, event, "mention");
+    expect(c).toMatchObject({ status: "resume", failures: 1 });
+    if (c.status !== "resume") throw new Error("unreachable");
+    await state.finish(account, event, c.token, "failed");
+    const [row] = await db.sql<{ state: string; failures: number; done_at: Date | null }[]>`
+      select state, failures, done_at from bluesky_event where account = ${account} and event_id = ${event}`;
+    expect(row).toMatchObject({ state: "failed", failures: 2 });
+    expect(row!.done_at).toBeInstanceOf(Date);
+    // Given up is final: never taken up again.
+    expect(await state.claim(account, event, "mention")).toEqual({ status: "done" });
+  });
 });

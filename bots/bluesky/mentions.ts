@@ -8,10 +8,12 @@
 import type { AppBskyFeedPost, AppBskyNotificationListNotifications, AtpAgent } from "@atproto/api";
 import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
 import type { Logger } from "../../src/logger.ts";
-import { ClaimLostError, type BlueskyState } from "../../src/store/bluesky-state.ts";
+import type { BlueskyState } from "../../src/store/bluesky-state.ts";
 import { HeldClaim } from "./claim.ts";
-import { describe, EventBusyError, isRetryable } from "./errors.ts";
+import { EventBusyError } from "./errors.ts";
+import { settleFailedEvent, tellGaveUp } from "./event-failure.ts";
 import { isBotLabelled } from "./labels.ts";
+import { couldNotAnswer } from "./messages.ts";
 import type { Outbox, ThreadProgress, ThreadRef } from "./outbox.ts";
 import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
 
@@ -38,6 +40,8 @@ export interface MentionContext {
   pageSize?: number;
   /** How often a claim on an event being answered is renewed (default CLAIM_HEARTBEAT_MS). */
   claimHeartbeatMs?: number;
+  /** The language of what the bot says on its own when nothing else tells (DEFAULT_LANGUAGE). */
+  defaultLanguage: string;
 }
 
 /** Whether a post's (or a chat message's) facets mention `did`. */
@@ -107,41 +111,27 @@ interface SavedAnswer extends PublicPlaceAnswer {
 }
 
 async function handleMention(ctx: MentionContext, n: Notification, record: AppBskyFeedPost.Record): Promise<boolean> {
-  const { state, account, log } = ctx;
+  const { state, account } = ctx;
   const claim = await state.claim(account, n.uri, "mention");
   if (claim.status === "done") return false;
   if (claim.status === "busy") throw new EventBusyError(n.uri);
   const held = new HeldClaim(state, account, n.uri, claim.token, ctx.claimHeartbeatMs);
+  const resumed = claim.status === "resume" ? claim : undefined;
   try {
-    return await answerMention(ctx, n, record, held, claim.status === "resume" ? claim : undefined);
+    return await answerMention(ctx, n, record, held, resumed);
   } catch (error) {
-    if (held.lost || error instanceof ClaimLostError) claimLost(ctx, held);
-    // A passing failure, or the bot's own session refused (it logs in again): the mention is tried again.
-    if (isRetryable(error)) {
-      await state.release(account, n.uri, held.token).catch(() => {});
-      throw error;
+    // Retried (thrown) while worth it; else closed, and the pass goes on.
+    const closed = await settleFailedEvent(ctx, held, claim.failures, error, "mention", { uri: n.uri });
+    if (closed === "failed") {
+      const self = { uri: n.uri, cid: n.cid };
+      const language = (resumed?.replies as SavedAnswer | null | undefined)?.language;
+      const text = couldNotAnswer(record.text, language, ctx.defaultLanguage);
+      await tellGaveUp(ctx.log, () => ctx.outbox.replyInThread({ parent: self, root: record.reply?.root ?? self }, [text], n.author, language), { uri: n.uri });
     }
-    // An answer the network refuses for good (a 4xx): log it and move on rather than retry forever.
-    log.error({ uri: n.uri, err: describe(error) }, "cannot answer Bluesky mention");
-    await state.finish(account, n.uri, held.token, "skipped").catch((lost: unknown) => {
-      if (lost instanceof ClaimLostError) claimLost(ctx, held);
-      throw lost;
-    });
     return false;
   } finally {
     held.end();
   }
-}
-
-/**
- * Another worker took the event over (this one had stopped renewing its
- * claim): nothing more is sent or saved for it here, and the position is not
- * moved past it (the next poll sees it done, or still busy).
- */
-export function claimLost(ctx: Pick<MentionContext, "log">, held: HeldClaim): never {
-  held.markLost();
-  ctx.log.warn({ event: held.eventId }, "Bluesky claim lost: another worker took the event over");
-  throw new EventBusyError(held.eventId);
 }
 
 async function answerMention(

@@ -17,8 +17,8 @@ export const STALE_CLAIM_SECONDS = 300;
 
 /** What `claim` found: see BlueskyState.claim. `token`: the holder's, for every later step. */
 export type EventClaim =
-  | { status: "new"; token: string }
-  | { status: "resume"; token: string; replies: unknown; sent: number }
+  | { status: "new"; token: string; failures: 0 }
+  | { status: "resume"; token: string; replies: unknown; sent: number; failures: number }
   | { status: "done" }
   | { status: "busy" };
 
@@ -101,13 +101,13 @@ export class BlueskyState {
   async claim(account: string, eventId: string, kind: BlueskyEventKind, options: { staleSeconds?: number } = {}): Promise<EventClaim> {
     const token = randomUUID();
     const stale = options.staleSeconds ?? STALE_CLAIM_SECONDS;
-    const [row] = await this.db<{ inserted: boolean; replies: unknown; sent: number }[]>`
+    const [row] = await this.db<{ inserted: boolean; replies: unknown; sent: number; failures: number }[]>`
       insert into bluesky_event (account, event_id, kind, state, claim_token) values (${account}, ${eventId}, ${kind}, 'claimed', ${token})
       on conflict (account, event_id) do update set state = 'claimed', claimed_at = now(), claim_token = excluded.claim_token
       where bluesky_event.state = 'released'
         or (bluesky_event.state = 'claimed' and bluesky_event.claimed_at < now() - ${stale} * interval '1 second')
-      returning (xmax = 0) as inserted, replies, sent`;
-    if (row) return row.inserted ? { status: "new", token } : { status: "resume", token, replies: row.replies ?? null, sent: row.sent };
+      returning (xmax = 0) as inserted, replies, sent, failures`;
+    if (row) return row.inserted ? { status: "new", token, failures: 0 } : { status: "resume", token, replies: row.replies ?? null, sent: row.sent, failures: row.failures };
     const [existing] = await this.db<{ state: string }[]>`
       select state from bluesky_event where account = ${account} and event_id = ${eventId}`;
     return existing?.state === "claimed" ? { status: "busy" } : { status: "done" };
@@ -140,18 +140,27 @@ export class BlueskyState {
     if (rows.count === 0) throw new ClaimLostError(eventId);
   }
 
-  /** Marks a claimed event handled (`done`) or deliberately ignored (`skipped`). Only for the holder (else ClaimLostError). */
-  async finish(account: string, eventId: string, token: string, state: "done" | "skipped"): Promise<void> {
+  /**
+   * Marks a claimed event handled (`done`), deliberately ignored (`skipped`),
+   * or given up after failing too often (`failed`, counting this last try).
+   * Only for the holder (else ClaimLostError).
+   */
+  async finish(account: string, eventId: string, token: string, state: "done" | "skipped" | "failed"): Promise<void> {
     const rows = await this.db`
-      update bluesky_event set state = ${state}, done_at = now(), replies = null, claim_token = null
+      update bluesky_event set state = ${state}, done_at = now(), replies = null, claim_token = null,
+        failures = failures + ${state === "failed" ? 1 : 0}
       where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
     if (rows.count === 0) throw new ClaimLostError(eventId);
   }
 
-  /** Gives up the holder's claim so the event is tried again (a delivery failed), keeping what was saved; a claim lost already is left alone. */
-  async release(account: string, eventId: string, token: string): Promise<void> {
+  /**
+   * Gives up the holder's claim so the event is tried again (a delivery
+   * failed), keeping what was saved; `failed`: the failure was the event's
+   * own (counted towards giving up). A claim lost already is left alone.
+   */
+  async release(account: string, eventId: string, token: string, options: { failed?: boolean } = {}): Promise<void> {
     await this.db`
-      update bluesky_event set state = 'released', claim_token = null
+      update bluesky_event set state = 'released', claim_token = null, failures = failures + ${options.failed ? 1 : 0}
       where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
   }
 

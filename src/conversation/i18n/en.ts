@@ -161,6 +161,7 @@ export const en: Locale = {
         ? "I've answered you in a private message. Nothing there? Follow me, or allow messages from everyone, then ask again."
         : "I've answered you in a private message.",
     hint: "I didn't understand that. Send `help` to see what I can do.",
+    couldNotAnswer: "Sorry, I couldn't answer that message: something went wrong on my side. Please send it again later.",
     openYourMessages: (botHandle) =>
       `My answer is private, but you don't accept messages from me. Follow @${botHandle}, or allow messages from everyone in your chat settings, then write to me again.`,
     slowDown: "That's a lot of messages: slow down, please. I'll answer again in a minute.",

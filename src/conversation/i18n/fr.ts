@@ -164,6 +164,7 @@ export const fr: Locale = {
         ? "Je vous ai répondu en message privé. Rien reçu ? Suivez-moi, ou autorisez les messages de tout le monde, puis redemandez."
         : "Je vous ai répondu en message privé.",
     hint: "Je n’ai pas compris. Envoyez `aide` pour voir ce que je sais faire.",
+    couldNotAnswer: "Désolé, je n’ai pas pu répondre à ce message : un problème de mon côté. Renvoyez-le plus tard, s’il vous plaît.",
     openYourMessages: (botHandle) =>
       `Ma réponse est privée, mais vous n’acceptez pas mes messages. Suivez @${botHandle}, ou autorisez les messages de tout le monde dans les paramètres de vos discussions, puis écrivez-moi à nouveau.`,
     slowDown: "Cela fait beaucoup de messages : doucement, s’il vous plaît. Je vous répondrai de nouveau dans une minute.",

@@ -63,6 +63,8 @@ export interface Messages {
 
   hint: string;
   slowDown: string;
+  /** A message the bot gave up answering (it kept failing on the bot's side). */
+  couldNotAnswer: string;
   /** Bluesky, in public: the answer is private, and the person does not accept the bot's messages. */
   openYourMessages(botHandle: string): string;
   tooLong(maxCharacters: number): string;
