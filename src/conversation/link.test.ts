@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { someoneWaitsForLock } from "../../test/harness/wait.ts";
+import type { ReconnectService } from "../reconnect/service.ts";
 import type { Outcome } from "./incoming.ts";
 import { allText, blueskySender, fediverseSender, makeWorld, privateText, publicText, unique, type World } from "./testing.ts";
 
@@ -46,6 +47,58 @@ describe("link <code> and lock order", () => {
       await forget`rollback`.catch(() => undefined);
       forget.release();
     }
+  });
+});
+
+describe("forget while a link lands", () => {
+  it("erases, and revokes tokens for, the person the sender was joined to while it revoked — not only the one it first saw", async () => {
+    const mine = blueskySender(unique("fg"));
+    const other = fediverseSender(unique("fg"));
+    const pa = await w.person([{ platform: "x", stableId: String(nextX++) }, { platform: "bluesky", stableId: mine.stableId, handle: mine.handle! }]);
+    const pb = await w.person([{ platform: "x", stableId: String(nextX++) }, { platform: "fediverse", stableId: other.stableId, handle: other.handle! }]);
+    const code = codeIn(await w.send(other, `link @${mine.handle}`));
+    const revokedFor: Array<{ personId: number; identities: number }> = [];
+    // Only a seam for the interleaving: while `forget confirm` revokes
+    // tokens at their servers (a network wait), the person's `link <code>`
+    // joins them to their other account.
+    const seam = {
+      async revokeAuthorizations(personId: number, identityIds: readonly number[]) {
+        revokedFor.push({ personId, identities: identityIds.length });
+        if (revokedFor.length === 1) expect((await w.send(mine, `link ${code}`)).effects).toContainEqual({ type: "linked", personId: pb, mergedPersonId: pa });
+      },
+    } as unknown as ReconnectService;
+    const racing = makeWorld(db, { reconnect: seam });
+    await racing.send(mine, "forget");
+    const done = await racing.send(mine, "forget confirm");
+    expect(allText(done)).toContain("deleted");
+    expect(done.effects).toContainEqual({ type: "forgotten", personId: pb });
+    // The joined person's tokens were revoked too (all four accounts), then everything erased.
+    expect(revokedFor).toEqual([
+      { personId: pa, identities: 2 },
+      { personId: pb, identities: 4 },
+    ]);
+    expect(await w.store.findPerson({ platform: "bluesky", stableId: mine.stableId })).toBeUndefined();
+    expect(await w.store.findPerson({ platform: "fediverse", stableId: other.stableId })).toBeUndefined();
+    expect(await w.store.people.get(pb)).toBeUndefined();
+  });
+
+  it("revokes again for an account the person gained while it revoked, then erases it with the rest", async () => {
+    const mine = blueskySender(unique("fg"));
+    const gained = fediverseSender(unique("fg"));
+    const pa = await w.person([{ platform: "x", stableId: String(nextX++) }, { platform: "bluesky", stableId: mine.stableId, handle: mine.handle! }]);
+    const revokedFor: number[] = [];
+    const seam = {
+      async revokeAuthorizations(_personId: number, identityIds: readonly number[]) {
+        revokedFor.push(identityIds.length);
+        if (revokedFor.length === 1) await w.store.identities.attach(pa, { platform: "fediverse", stableId: gained.stableId, handle: gained.handle!, verifiedBy: "dm" });
+      },
+    } as unknown as ReconnectService;
+    const racing = makeWorld(db, { reconnect: seam });
+    await racing.send(mine, "forget");
+    expect(allText(await racing.send(mine, "forget confirm"))).toContain("deleted");
+    expect(revokedFor).toEqual([2, 3]);
+    expect(await w.store.findPerson({ platform: "fediverse", stableId: gained.stableId })).toBeUndefined();
+    expect(await w.store.people.get(pa)).toBeUndefined();
   });
 });
 

@@ -149,14 +149,28 @@ export class Store {
    * nothing keyed by any of their ids.
    */
   async erase(personId: number, alsoSenders: readonly SenderRef[] = []): Promise<boolean> {
+    return this.transaction(async (s) => (await s.eraseAsSeen(personId, undefined, alsoSenders)) === "erased");
+  }
+
+  /**
+   * `erase`, only if the person still has exactly the identities `seen`
+   * (ids): `changed` when a link or unlink came in between (what was done
+   * for the identities seen — their tokens revoked — must be done again for
+   * the person as they are now), `gone` when they were merged into another
+   * person or forgotten meanwhile. Nothing is deleted unless `erased`.
+   */
+  async eraseAsSeen(personId: number, seen: readonly number[] | undefined, alsoSenders: readonly SenderRef[] = []): Promise<"erased" | "changed" | "gone"> {
     return this.transaction(async (s) => {
+      // The person first, as every writer does (lock-order.ts): no link or merge moves an identity while it is read.
+      if (!(await s.people.lockAll([personId])).length) return "gone";
       const identities = await s.identities.listForPerson(personId);
+      if (seen && (identities.length !== seen.length || identities.some((i) => !seen.includes(i.id)))) return "changed";
       const erased = await s.forget(personId);
       await s.conversation.forgetSenders([
         ...alsoSenders,
         ...identities.flatMap((i) => (i.stableId ? [{ platform: i.platform, stableId: i.stableId }] : [])),
       ]);
-      return erased;
+      return erased ? "erased" : "gone";
     });
   }
 

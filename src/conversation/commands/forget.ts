@@ -5,9 +5,19 @@
  * each of their accounts. The confirmation must come from the same account
  * within a few minutes.
  */
-import { say } from "../context.ts";
+import type { PersonView } from "../../store/index.ts";
+import { say, type CommandContext } from "../context.ts";
 import type { Command } from "../registry.ts";
 import { revokeAtServers } from "./revoke.ts";
+
+/** Rounds of revoke-then-erase while the person keeps changing under it (each change is a message of theirs). */
+const ERASE_TRIES = 5;
+
+/** The person the sender belongs to now (by the account they write from). */
+async function personOfSender(ctx: CommandContext): Promise<PersonView | undefined> {
+  const found = await ctx.store.identities.find({ platform: ctx.sender.platform, stableId: ctx.sender.stableId });
+  return found ? ctx.store.personView(found.personId) : undefined;
+}
 
 export const forget: Command = {
   id: "forget",
@@ -30,11 +40,26 @@ export const forget: Command = {
     if (!(await store.conversation.takeForget(sender, ctx.now, ctx.limits.forgetConfirmSeconds))) {
       return [say(locale.m.forgetNoRequest(word))];
     }
-    const { person, identities } = ctx.person;
-    // Tokens die at their servers too, not only here.
-    const { hadAppPassword } = await revokeAtServers(ctx, person.id, identities);
-    await store.erase(person.id, [sender]);
-    ctx.effect({ type: "forgotten", personId: person.id });
+    // Tokens die at their servers too, not only here. Revoking takes a while:
+    // should the person be joined to another (a link code redeemed), or gain
+    // or lose an account meanwhile, the person as they are then is revoked
+    // and erased — never only the one seen first, leaving the rest behind.
+    let view: PersonView | undefined = ctx.person;
+    let hadAppPassword = false;
+    let tries = 0;
+    for (; view && tries < ERASE_TRIES; tries++) {
+      const revoked = await revokeAtServers(ctx, view.person.id, view.identities);
+      hadAppPassword ||= revoked.hadAppPassword;
+      const ids = view.identities.map((i) => i.id);
+      const result = await store.eraseAsSeen(view.person.id, ids, [sender]);
+      if (result === "erased") {
+        ctx.effect({ type: "forgotten", personId: view.person.id });
+        break;
+      }
+      view = await personOfSender(ctx);
+    }
+    // Still changing after every round: nothing said to be deleted that is not.
+    if (view && tries === ERASE_TRIES) return [say(locale.m.couldNotAnswer)];
     return [say(locale.m.forgetDone), ...(hadAppPassword ? [say(locale.m.forgetAppPassword)] : [])];
   },
 };
