@@ -7,7 +7,7 @@
 import { XRPCError } from "@atproto/api";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { ChatUnavailableError, isEventFailure, isPassingFailure, isRetryable } from "./errors.ts";
+import { ChatUnavailableError, EventBusyError, isEventFailure, isPassingFailure, isRetryable } from "./errors.ts";
 
 const systemError = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
 const postgresError = (code: string) => Object.assign(new postgres.PostgresError(`error ${code}`), { code });
@@ -39,8 +39,13 @@ describe("failures of an event's answer", () => {
     expect(isEventFailure(error)).toBe(true);
   });
 
-  it("retries the bot's own trouble (session refused, chat not allowed) without counting it against the event", () => {
-    for (const error of [new XRPCError(401, "AuthenticationRequired"), new XRPCError(400, "ExpiredToken"), new ChatUnavailableError(new XRPCError(403, "Forbidden"))]) {
+  it("retries the bot's own trouble (session refused, chat not allowed, another worker on it) without counting it against the event", () => {
+    for (const error of [
+      new XRPCError(401, "AuthenticationRequired"),
+      new XRPCError(400, "ExpiredToken"),
+      new ChatUnavailableError(new XRPCError(403, "Forbidden")),
+      new EventBusyError("chat:c:m"),
+    ]) {
       expect(isRetryable(error)).toBe(true);
       expect(isEventFailure(error)).toBe(false);
     }

@@ -65,7 +65,13 @@ export function isPassingFailure(error: unknown): boolean {
  * own (its session, its access to chat).
  */
 export function isEventFailure(error: unknown): boolean {
-  return isRetryable(error) && !isPassingFailure(error) && !isAuthFailure(error) && !(error instanceof ChatUnavailableError);
+  return (
+    isRetryable(error) &&
+    !isPassingFailure(error) &&
+    !isAuthFailure(error) &&
+    !(error instanceof ChatUnavailableError) &&
+    !(error instanceof EventBusyError)
+  );
 }
 
 export function describe(error: unknown): string {
