@@ -1044,6 +1044,8 @@ describe("events that keep failing", () => {
   /** getProfile of this DID, and getPosts of this URI, answer with a body that does not parse (a fault of that one event). */
   let unreadableActor: string | undefined;
   let unreadablePost: string | undefined;
+  /** The next this many messages the bot sends get an answer that does not parse (and are not sent). */
+  let garbledSends = 0;
   /** While set, the chat service refuses every message the bot sends (403), while reading the log still works. */
   let refuseSends = false;
   let sendsRefused = 0;
@@ -1057,6 +1059,10 @@ describe("events that keep failing", () => {
       }
       if (unreadablePost && url.pathname.endsWith("/app.bsky.feed.getPosts") && url.searchParams.getAll("uris").includes(unreadablePost)) {
         return json(200, { posts: [{ uri: 7 }] });
+      }
+      if (garbledSends > 0 && url.pathname.endsWith("/chat.bsky.convo.sendMessage")) {
+        garbledSends--;
+        return json(200, { id: 7, rev: [] });
       }
       if (refuseSends && url.pathname.endsWith("/chat.bsky.convo.sendMessage")) {
         sendsRefused++;
@@ -1098,19 +1104,37 @@ describe("events that keep failing", () => {
     const vic = await net.createUser("victor");
     const wen = await net.createUser("wendy");
     await net.processAll();
-    unreadableActor = vic.did;
+    // The answer's first piece fails 5 times; the pass waits on it, then gives it up.
+    garbledSends = 5;
     const stuck = await send(vic, "aide");
     const next = await send(wen, "help");
-    await until("the message after the failing one answered", () => fromBot(wen).length > 0);
+    await until("the message after the failing one answered", async () => (await event(next))?.state === "done");
+    expect(garbledSends).toBe(0);
     expect(await event(stuck)).toEqual({ state: "failed", failures: 5 });
     expect(await event(next)).toEqual({ state: "done", failures: 0 });
     expect(fromBot(vic).map((m) => m.text)).toEqual(["Désolé, je n’ai pas pu répondre à ce message : un problème de mon côté. Renvoyez-le plus tard, s’il vous plaît."]);
     expect(own.filter((l) => l.msg === "Bluesky chat message failed: trying again")).toHaveLength(4);
     expect(own.filter((l) => l.msg === "gave up on Bluesky chat message")).toEqual([expect.objectContaining({ level: 50, failures: 5 })]);
+    // Not taken up again.
+    await sixth.nextPoll();
+    expect(fromBot(vic)).toHaveLength(1);
+  });
+
+  it("gives up, without a word, a chat message from a sender whose profile cannot be read (it may be a bot)", async () => {
+    const zoe = await net.createUser("zoe");
+    const ana = await net.createUser("anabel");
+    await net.processAll();
+    unreadableActor = zoe.did;
+    const stuck = await send(zoe, "help");
+    const next = await send(ana, "help");
+    await until("the message after the failing one answered", async () => (await event(next))?.state === "done");
+    expect(await event(stuck)).toEqual({ state: "failed", failures: 5 });
+    expect(fromBot(zoe)).toHaveLength(0);
     // Fixed later: the message given up is not taken up again.
     unreadableActor = undefined;
     await sixth.nextPoll();
-    expect(fromBot(vic)).toHaveLength(1);
+    expect(fromBot(zoe)).toHaveLength(0);
+    expect(await event(next)).toEqual({ state: "done", failures: 0 });
   });
 
   it("gives up a mention that cannot be read after a few tries, answers the next one, and says so in its thread", async () => {

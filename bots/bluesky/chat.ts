@@ -131,12 +131,15 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
   if (claim.status === "done") return false;
   if (claim.status === "busy") throw new EventBusyError(eventId);
   const held = new HeldClaim(state, account, eventId, claim.token, ctx.claimHeartbeatMs);
+  // Whether the sender is known not to be a bot: only then is a message given up said to be.
+  let notABot = false;
   try {
     const profile = await profileOf(ctx, message.sender.did);
     if (isBotLabelled(profile?.labels)) {
       await state.finish(account, eventId, held.token, "skipped");
       return false;
     }
+    notABot = true;
     const sender: Person = { did: message.sender.did, handle: profile?.handle ?? null };
     const incoming = (isPrivate: boolean): Incoming => ({
       channel: "bluesky",
@@ -161,7 +164,8 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
   } catch (error) {
     // Retried (thrown) while worth it; else closed, and the pass goes on.
     const closed = await settleFailedEvent(ctx, held, claim.failures, error, "chat message", { convoId });
-    if (closed === "failed") {
+    // Not to a sender whose profile could not be read: it may be a bot, and answer back.
+    if (closed === "failed" && notABot) {
       const saved = claim.status === "resume" ? (claim.replies as { language?: string } | null) : null;
       const language = saved && !Array.isArray(saved) ? saved.language : undefined;
       const text = couldNotAnswer(message.text, language, ctx.defaultLanguage);
