@@ -13,7 +13,6 @@ import { ChatUnavailableError, describe, EventBusyError, isRetryable } from "./e
 import { settleFailedEvent, tellGaveUp } from "./event-failure.ts";
 import { isBotLabelled } from "./labels.ts";
 import { HeldClaim } from "./claim.ts";
-import { couldNotAnswer } from "./messages.ts";
 import { mentions, type MentionContext } from "./mentions.ts";
 import { CHAT_UNAVAILABLE, type ChatProgress, type Person } from "./outbox.ts";
 import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
@@ -166,10 +165,12 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
     const closed = await settleFailedEvent(ctx, held, claim.failures, error, "chat message", { convoId });
     // Not to a sender whose profile could not be read: it may be a bot, and answer back.
     if (closed === "failed" && notABot) {
-      const saved = claim.status === "resume" ? (claim.replies as { language?: string } | null) : null;
-      const language = saved && !Array.isArray(saved) ? saved.language : undefined;
-      const text = couldNotAnswer(message.text, language, ctx.defaultLanguage);
-      await tellGaveUp(ctx.log, () => ctx.outbox.sendToConvo(convoId, [text]), { convoId });
+      const sender = { platform: "bluesky" as const, stableId: message.sender.did, handle: null, isBot: false };
+      await tellGaveUp(
+        ctx.log,
+        async () => ctx.outbox.sendToConvo(convoId, [await ctx.engine.couldNotAnswer({ channel: "bluesky", sender, text: message.text, isPrivate: kind === "direct" })]),
+        { convoId },
+      );
     }
     return false;
   } finally {

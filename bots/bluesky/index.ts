@@ -173,7 +173,7 @@ export function startBlueskyBot(options: {
     // Posts the bot writes on its own (announcements) are in DEFAULT_LANGUAGE; replies carry their own.
     const outbox = new Outbox(session.agent, { langs: [config.defaultLanguage], log });
     liveOutbox = outbox;
-    const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log, defaultLanguage: config.defaultLanguage, ...(opts.claimHeartbeatMs ? { claimHeartbeatMs: opts.claimHeartbeatMs } : {}) };
+    const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log, ...(opts.claimHeartbeatMs ? { claimHeartbeatMs: opts.claimHeartbeatMs } : {}) };
     const mentionCtx: MentionContext = { ...base, ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}) };
     const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>(), convoKinds: new Map() };
     let profileDone = false;

@@ -13,7 +13,6 @@ import { HeldClaim } from "./claim.ts";
 import { EventBusyError } from "./errors.ts";
 import { settleFailedEvent, tellGaveUp } from "./event-failure.ts";
 import { isBotLabelled } from "./labels.ts";
-import { couldNotAnswer } from "./messages.ts";
 import type { Outbox, ThreadProgress, ThreadRef } from "./outbox.ts";
 import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-answer.ts";
 
@@ -40,8 +39,6 @@ export interface MentionContext {
   pageSize?: number;
   /** How often a claim on an event being answered is renewed (default CLAIM_HEARTBEAT_MS). */
   claimHeartbeatMs?: number;
-  /** The language of what the bot says on its own when nothing else tells (DEFAULT_LANGUAGE). */
-  defaultLanguage: string;
 }
 
 /** Whether a post's (or a chat message's) facets mention `did`. */
@@ -116,17 +113,22 @@ async function handleMention(ctx: MentionContext, n: Notification, record: AppBs
   if (claim.status === "done") return false;
   if (claim.status === "busy") throw new EventBusyError(n.uri);
   const held = new HeldClaim(state, account, n.uri, claim.token, ctx.claimHeartbeatMs);
-  const resumed = claim.status === "resume" ? claim : undefined;
   try {
-    return await answerMention(ctx, n, record, held, resumed);
+    return await answerMention(ctx, n, record, held, claim.status === "resume" ? claim : undefined);
   } catch (error) {
     // Retried (thrown) while worth it; else closed, and the pass goes on.
     const closed = await settleFailedEvent(ctx, held, claim.failures, error, "mention", { uri: n.uri });
     if (closed === "failed") {
       const self = { uri: n.uri, cid: n.cid };
-      const language = (resumed?.replies as SavedAnswer | null | undefined)?.language;
-      const text = couldNotAnswer(record.text, language, ctx.defaultLanguage);
-      await tellGaveUp(ctx.log, () => ctx.outbox.replyInThread({ parent: self, root: record.reply?.root ?? self }, [text], n.author, language), { uri: n.uri });
+      const sender = { platform: "bluesky" as const, stableId: n.author.did, handle: n.author.handle, isBot: false };
+      await tellGaveUp(
+        ctx.log,
+        async () => {
+          const text = await ctx.engine.couldNotAnswer({ channel: "bluesky", sender, text: record.text, isPrivate: false });
+          return ctx.outbox.replyInThread({ parent: self, root: record.reply?.root ?? self }, [text], n.author);
+        },
+        { uri: n.uri },
+      );
     }
     return false;
   } finally {

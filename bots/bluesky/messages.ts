@@ -6,7 +6,6 @@
  * here in both languages).
  */
 import { findLocale, LOCALES } from "../../src/conversation/i18n/index.ts";
-import { detectLanguage } from "../../src/conversation/language.ts";
 
 /** Bump when the profile text changes, so running bots rewrite it once. */
 export const PROFILE_VERSION = 1;
@@ -29,13 +28,4 @@ export function cannotWritePrivately(language: string): string {
   return language === "fr"
     ? "Ma réponse est privée, mais je ne peux pas envoyer de messages privés pour le moment. Réessayez plus tard."
     : "My answer is private, but I can't send private messages at the moment. Please try again later.";
-}
-
-/**
- * What the bot says when it gave a message up, in the language of the
- * answer it had written, else of the message, else the default.
- */
-export function couldNotAnswer(text: string, answerLanguage: string | undefined, fallback: string): string {
-  const locale = findLocale(answerLanguage) ?? findLocale(detectLanguage(text.split(/\s+/u))) ?? findLocale(fallback) ?? LOCALES.en!;
-  return locale.m.couldNotAnswer;
 }

@@ -218,7 +218,7 @@ class NoteBusyError extends Error {
 }
 
 async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxOptions): Promise<void> {
-  const { username, store, engine, log } = options;
+  const { username, store, log } = options;
   if (!fromActorsServer(create)) return;
   const object = await create.getObject(ctx);
   if (!(object instanceof Note) || !object.id || !create.actorId) return;
@@ -243,14 +243,44 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
   // later, and by then it is answered — or, if that worker died, taken over.
   if (claim.status === "busy") throw new NoteBusyError(noteId);
 
+  const note: HeldNote = { noteId, object, author, audience };
+  const failuresBefore = claim.status === "resume" ? claim.failures : 0;
+  try {
+    // A try before this one failed for the last time but could not say so.
+    if (failuresBefore >= MAX_NOTE_FAILURES) return await giveUp(ctx, note, options);
+    await answer(ctx, note, claim.status === "resume" ? claim.replies : null, options);
+  } catch (error) {
+    // Counted, and the claim released for Fedify's next retry; with the database unreachable, neither.
+    const failures = await store.fediverse.noteFailed(noteId).catch(() => undefined);
+    if (failures === undefined || failures < MAX_NOTE_FAILURES) throw error;
+    log.error({ note: noteId, failures, err: error }, "fediverse: gave up on a message");
+    await giveUp(ctx, note, options);
+  }
+}
+
+/** A note being answered, with what was learnt of it on receipt. */
+interface HeldNote {
+  noteId: string;
+  object: Note;
+  author: Actor;
+  audience: { isDirect: boolean };
+}
+
+/** Tries of a message that fail before its sender is told it could not be answered (with Fedify's back-off between them). */
+export const MAX_NOTE_FAILURES = 5;
+
+/** Runs the message through the engine (unless its replies were saved by a try before) and queues the replies. */
+async function answer(ctx: InboxContext<void>, held: HeldNote, saved: string[] | null, options: InboxOptions): Promise<void> {
+  const { store, engine, log } = options;
+  const { noteId, object, author, audience } = held;
   const isBot = isBotActor(author);
-  const acct = isBot ? null : await confirmAcct(author.id, options.acct);
-  let texts = claim.status === "resume" ? claim.replies : null;
+  const acct = isBot ? null : await confirmAcct(author.id!, options.acct);
+  let texts = saved;
   let handledAs = "resumed";
   if (!texts) {
     const incoming: Incoming = {
       channel: "fediverse",
-      sender: { platform: "fediverse", stableId: author.id.href, handle: acct, apiBase: author.id.origin, isBot },
+      sender: { platform: "fediverse", stableId: author.id!.href, handle: acct, apiBase: author.id!.origin, isBot },
       ...contentOf(object),
       mentions: await mentionsOf(object),
       isPrivate: audience.isDirect,
@@ -265,17 +295,34 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
     // Kept until queued: a process dying now leaves them for the next one.
     if (texts.length) await store.fediverse.saveReplies(noteId, texts);
   }
-  const replies = texts;
-  const send = () => sendReplies(ctx, { username, delivery: options.delivery, recipient: author, acct, inReplyTo: object.id!, texts: replies });
-  // Queued and marked answered in one transaction: a worker dying in between
-  // leaves neither, and the next delivery sends them — once.
-  const sent = await store.transaction(async (s) => {
-    const n = replies.length ? await options.batchOutbox(send, s.db) : 0;
-    await s.fediverse.markAnswered(noteId);
-    return n;
-  });
+  const sent = await queueAndClose(ctx, held, acct, texts, options);
   log.debug({ note: noteId, handledAs, sent }, "fediverse: message handled");
   options.onHandled?.({ noteId, handledAs, replies: sent });
+}
+
+/**
+ * Closes a message that kept failing: its sender (unless a bot) is told it
+ * could not be answered, in their language, and it is marked answered.
+ */
+async function giveUp(ctx: InboxContext<void>, held: HeldNote, options: InboxOptions): Promise<void> {
+  const { author, object } = held;
+  const isBot = isBotActor(author);
+  const acct = isBot ? null : await confirmAcct(author.id!, options.acct).catch(() => null);
+  const sender = { platform: "fediverse" as const, stableId: author.id!.href, handle: acct, isBot };
+  const texts = isBot ? [] : [await options.engine.couldNotAnswer({ channel: "fediverse", sender, ...contentOf(object), isPrivate: held.audience.isDirect })];
+  const sent = await queueAndClose(ctx, held, acct, texts, options);
+  options.onHandled?.({ noteId: held.noteId, handledAs: "gave-up", replies: sent });
+}
+
+/** Queues `texts` as replies to the note and marks it answered, in one transaction: a worker dying in between leaves neither, and the next delivery sends them — once. */
+async function queueAndClose(ctx: InboxContext<void>, held: HeldNote, acct: string | null, texts: readonly string[], options: InboxOptions): Promise<number> {
+  const { username, store } = options;
+  const send = () => sendReplies(ctx, { username, delivery: options.delivery, recipient: held.author, acct, inReplyTo: held.object.id!, texts });
+  return store.transaction(async (s) => {
+    const n = texts.length ? await options.batchOutbox(send, s.db) : 0;
+    await s.fediverse.markAnswered(held.noteId);
+    return n;
+  });
 }
 
 /** The activity's actor: from this process's cache, else as Fedify gets it (then cached). */

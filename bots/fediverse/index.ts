@@ -46,6 +46,8 @@ export interface FediverseBotOptions {
   claimLeaseSeconds?: number;
   /** When a failed delivery is tried again (default: Fedify's exponential back-off from 1 s; tests shorten it). */
   outboxRetryPolicy?: RetryPolicy;
+  /** When a message whose handling failed is tried again (default: Fedify's exponential back-off from 1 s; tests shorten it). */
+  inboxRetryPolicy?: RetryPolicy;
 }
 
 export interface FediverseBot {
@@ -99,6 +101,7 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     allowPrivateAddress: config.allowPrivateAddresses,
     userAgent,
     ...(options.outboxRetryPolicy ? { outboxRetryPolicy: options.outboxRetryPolicy } : {}),
+    ...(options.inboxRetryPolicy ? { inboxRetryPolicy: options.inboxRetryPolicy } : {}),
   });
   const keys = new BotKeys(store, username);
   setupActor(federation, { username, keys, store, version: pkg.version });

@@ -3,7 +3,7 @@
  * the inbound activity waits in PostgreSQL until a worker handles it, and a
  * queued reply is delivered by the next process.
  */
-import { exportJwk } from "@fedify/fedify";
+import { createExponentialBackoffPolicy, exportJwk } from "@fedify/fedify";
 import { Service } from "@fedify/vocab";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
@@ -224,5 +224,44 @@ it("sends the replies once when the worker fails right after queueing them, befo
   } finally {
     await bot.stop();
     await db.sql.unsafe("drop trigger fail_first_answer on fediverse_inbound; drop function fail_first_answer(); drop sequence answered_marks;");
+  }
+});
+
+it("tells the sender, in their language, that a message failing every try could not be answered, then answers the next one", async () => {
+  const bob = server.user("bob");
+  const noteId = bob.noteId();
+  // A value PostgreSQL refuses, for this one note: keeping its replies fails at every try.
+  await db.sql.unsafe(`
+    create function refuse_note() returns trigger language plpgsql as $$
+    begin
+      if new.note_id = '${noteId}' and new.replies is not null then
+        raise exception 'value refused' using errcode = '22023';
+      end if;
+      return new;
+    end $$;
+    create trigger refuse_note before update on fediverse_inbound for each row execute function refuse_note();`);
+  const bot = await startBot(db, port, { inboxRetryPolicy: createExponentialBackoffPolicy({ initialDelay: { milliseconds: 100 }, factor: 1, jitter: false }) });
+  try {
+    const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+    const before = bob.notes.length;
+    expect((await bob.post(bot.inbox, createNote("mastodon", bob, ref, "aide", { noteId }))).status).toBe(202);
+    await bob.waitForNotes(before + 1, 30_000);
+    const said = bob.notes.slice(before);
+    expect(said).toHaveLength(1);
+    expect(said[0]!.inReplyTo).toBe(noteId);
+    expect(said[0]!.content).toContain("Désolé, je n’ai pas pu répondre à ce message");
+    const [row] = await db.sql<{ failures: number; answered: boolean }[]>`
+      select failures, answered_at is not null as answered from fediverse_inbound where note_id = ${noteId}`;
+    expect(row).toEqual({ failures: 5, answered: true });
+    // Closed: nothing more comes of it, and the next message is answered as usual.
+    const next = bob.noteId();
+    expect((await bob.post(bot.inbox, createNote("mastodon", bob, ref, "help", { noteId: next }))).status).toBe(202);
+    const answers = await bob.waitForNotes(before + 2, 30_000);
+    await bot.drained();
+    expect(bob.notes.filter((n) => n.inReplyTo === noteId)).toHaveLength(1);
+    expect(answers.some((n) => n.inReplyTo === next)).toBe(true);
+  } finally {
+    await bot.stop();
+    await db.sql.unsafe("drop trigger refuse_note on fediverse_inbound; drop function refuse_note();");
   }
 });

@@ -1,6 +1,7 @@
 /**
  * Every command, in English and in French, through the engine on a real store.
  */
+import { LOCALES } from "./i18n/index.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { allText, blueskySender, fediverseSender, makeWorld, privateText, publicText, unique, type World } from "./testing.ts";
@@ -378,6 +379,19 @@ describe("forget", () => {
 
   it("tells a stranger there is nothing to delete", async () => {
     expect(allText(await w.send(blueskySender(unique("s")), "oublier"))).toContain("rien à effacer");
+  });
+});
+
+describe("a message given up", () => {
+  it("is said to be in the person's chosen language, else the message's, else the default", async () => {
+    const r = await registered();
+    const asked = (text: string, sender = r.bsky) => w.engine.couldNotAnswer({ channel: sender.platform, sender, text, isPrivate: true });
+    expect(await asked("aide")).toBe(LOCALES.fr!.m.couldNotAnswer);
+    expect(await asked("help")).toBe(LOCALES.en!.m.couldNotAnswer);
+    await w.send(r.bsky, "language fr");
+    expect(await asked("help")).toBe(LOCALES.fr!.m.couldNotAnswer);
+    // A stranger writing words of no language: the default.
+    expect(await asked("🙂", blueskySender(unique("gu")))).toBe(LOCALES.en!.m.couldNotAnswer);
   });
 });
 

@@ -130,6 +130,20 @@ export class ConversationEngine {
   }
 
   /**
+   * What to say when a bot gave `incoming` up (answering it kept failing):
+   * that it could not be answered, in the language an answer would have
+   * had. The store is only a help here (it may be what failed): without it,
+   * the message's own words decide.
+   */
+  async couldNotAnswer(incoming: Incoming): Promise<string> {
+    const { config } = this.ctx;
+    const tokens = rawTooLong(incoming, this.limits) ? [] : parseMessage(incoming, this.bot, incoming.sender.platform).tokens;
+    const detected = detectLanguage(tokens, tokens[0] ? this.registry.find(tokens[0]) : undefined);
+    const person = await this.findSender(incoming).catch(() => undefined);
+    return chooseLocale(person?.person.language, detected ?? person?.person.writtenLanguage, config.defaultLanguage).m.couldNotAnswer;
+  }
+
+  /**
    * The person behind a sender: by stable id; or, for an account the store
    * knows only by handle (imported before it ever wrote), by the handle the
    * platform vouches for.

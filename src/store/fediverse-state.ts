@@ -121,27 +121,40 @@ export class FediverseState {
 
   /**
    * Claims a note for handling. `new`: first sight, handle it. `resume`: a
-   * claim whose holder died before answering (older than `leaseSeconds`),
-   * taken over — with the replies it saved, if any. `answered`: done
-   * already. `busy`: another worker holds a fresh claim; try again later.
+   * claim whose holder died before answering (older than `leaseSeconds`), or
+   * released by a failed try, taken over — with the replies it saved, if any,
+   * and how many tries failed. `answered`: done already. `busy`: another
+   * worker holds a fresh claim; try again later.
    */
   async claimNote(
     noteId: string,
     activityId: string | null,
     actorUri: string,
     leaseSeconds = 120,
-  ): Promise<{ status: "new" } | { status: "resume"; replies: string[] | null } | { status: "answered" } | { status: "busy" }> {
-    const [taken] = await this.db<{ inserted: boolean; replies: string[] | null }[]>`
+  ): Promise<{ status: "new" } | { status: "resume"; replies: string[] | null; failures: number } | { status: "answered" } | { status: "busy" }> {
+    const [taken] = await this.db<{ inserted: boolean; replies: string[] | null; failures: number }[]>`
       insert into fediverse_inbound (note_id, activity_id, actor_uri)
       values (${noteId}, ${activityId}, ${actorUri})
       on conflict (note_id) do update set claimed_at = now()
         where fediverse_inbound.answered_at is null
           and fediverse_inbound.claimed_at < now() - ${leaseSeconds} * interval '1 second'
-      returning (xmax = 0) as inserted, replies`;
-    if (taken) return taken.inserted ? { status: "new" } : { status: "resume", replies: taken.replies };
+      returning (xmax = 0) as inserted, replies, failures`;
+    if (taken) return taken.inserted ? { status: "new" } : { status: "resume", replies: taken.replies, failures: taken.failures };
     const [row] = await this.db<{ answered: boolean }[]>`
       select answered_at is not null as answered from fediverse_inbound where note_id = ${noteId}`;
     return row?.answered === false ? { status: "busy" } : { status: "answered" };
+  }
+
+  /**
+   * A try at the note failed: counted, and its claim released at once (the
+   * next delivery of it takes it up). Returns the failures so far.
+   */
+  async noteFailed(noteId: string): Promise<number> {
+    const [row] = await this.db<{ failures: number }[]>`
+      update fediverse_inbound set failures = failures + 1, claimed_at = '-infinity'
+      where note_id = ${noteId} and answered_at is null
+      returning failures`;
+    return row?.failures ?? 0;
   }
 
   /** Saves a note's replies as the engine wrote them, before they are queued. */

@@ -53,7 +53,7 @@ export interface RunningBot {
 export async function startBot(
   db: TestDatabase,
   port: number,
-  options: { workers?: boolean | "inbox"; env?: Record<string, string | undefined> } & Partial<Pick<FediverseBotOptions, "engine" | "onHandled" | "queue" | "claimLeaseSeconds" | "outboxRetryPolicy">> = {},
+  options: { workers?: boolean | "inbox"; env?: Record<string, string | undefined> } & Partial<Pick<FediverseBotOptions, "engine" | "onHandled" | "queue" | "claimLeaseSeconds" | "outboxRetryPolicy" | "inboxRetryPolicy">> = {},
 ): Promise<RunningBot> {
   const config = botConfig(port, options.env);
   const bot = createFediverseBot({
@@ -66,6 +66,7 @@ export async function startBot(
     ...(options.onHandled ? { onHandled: options.onHandled } : {}),
     ...(options.claimLeaseSeconds !== undefined ? { claimLeaseSeconds: options.claimLeaseSeconds } : {}),
     ...(options.outboxRetryPolicy ? { outboxRetryPolicy: options.outboxRetryPolicy } : {}),
+    ...(options.inboxRetryPolicy ? { inboxRetryPolicy: options.inboxRetryPolicy } : {}),
   });
   const app = createWebApp({ store: db.store, ready: () => true, routes: [bot.middleware] });
   const server = await new Promise<Server>((resolve, reject) => {
