@@ -798,10 +798,11 @@ describe("an app password without access to direct messages", () => {
 
   it("says once, in one error line, that the app password needs DM access, and keeps reading mentions at the normal rate while chat backs off", async () => {
     const from = Date.now();
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 3000));
     const count = (method: string) => calls.filter((c) => c.at >= from && c.method === method).length;
     expect(count("chat.bsky.convo.getLog")).toBeGreaterThanOrEqual(1);
-    expect(count("app.bsky.notification.listNotifications")).toBeGreaterThanOrEqual(3 * count("chat.bsky.convo.getLog"));
+    // Mentions every 100 ms (plus the pass itself), chat backed off to 1 s: a margin for a busy machine.
+    expect(count("app.bsky.notification.listNotifications")).toBeGreaterThanOrEqual(2 * count("chat.bsky.convo.getLog"));
     const errors = own.filter((l) => (l.level as number) >= 50);
     expect(errors).toHaveLength(1);
     expect(errors[0]!.msg).toMatch(/app password.*direct messages/i);
