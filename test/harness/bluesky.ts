@@ -6,7 +6,7 @@
  * resolver, as in production. Start it once per test file.
  */
 import { randomBytes } from "node:crypto";
-import { AtpAgent } from "@atproto/api";
+import { AtpAgent, type Agent } from "@atproto/api";
 import { TestNetwork } from "@atproto/dev-env";
 import { inject } from "vitest";
 import { connect } from "../../src/store/database.ts";
@@ -139,4 +139,24 @@ export async function followSubjects(user: TestUser): Promise<string[]> {
     cursor = res.data.cursor;
   } while (cursor);
   return subjects;
+}
+
+/** Whom `actor` follows, as the AppView shows it (after `processAll`). */
+export async function appViewFollows(net: BlueskyNetwork, actor: string): Promise<string[]> {
+  const appview = new AtpAgent({ service: net.network.bsky.url });
+  return (await appview.app.bsky.graph.getFollows({ actor })).data.follows.map((f) => f.did);
+}
+
+/** Creates one follow record in `did`'s repo through `agent` (a session of theirs: OAuth, app password). */
+export function createFollow(agent: Agent, did: string, subject: string) {
+  return agent.com.atproto.repo.applyWrites({
+    repo: did,
+    writes: [
+      {
+        $type: "com.atproto.repo.applyWrites#create",
+        collection: "app.bsky.graph.follow",
+        value: { $type: "app.bsky.graph.follow", subject, createdAt: new Date().toISOString() },
+      },
+    ],
+  });
 }

@@ -5,9 +5,9 @@
  * AuthorizationExpiredError.
  */
 import { createHmac } from "node:crypto";
-import { AtpAgent, type Agent } from "@atproto/api";
+import { AtpAgent } from "@atproto/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
+import { appViewFollows, createFollow, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
 import { AuthorizationExpiredError, type BlueskyAppPasswordAuthorization } from "../types.ts";
 import { BlueskyLoginError, appPasswordAgent, loginWithAppPassword, normalizeAppPassword } from "./app-password.ts";
 import { ForbiddenDestinationError, isAuthorizationExpired, networkFetch } from "./identity.ts";
@@ -45,23 +45,7 @@ async function appPassword(user: TestUser, name: string): Promise<string> {
   return res.data.password;
 }
 
-function follow(agent: Agent, did: string, subject: string) {
-  return agent.com.atproto.repo.applyWrites({
-    repo: did,
-    writes: [
-      {
-        $type: "com.atproto.repo.applyWrites#create",
-        collection: "app.bsky.graph.follow",
-        value: { $type: "app.bsky.graph.follow", subject, createdAt: new Date().toISOString() },
-      },
-    ],
-  });
-}
 
-async function follows(actor: string): Promise<string[]> {
-  const appview = new AtpAgent({ service: net.network.bsky.url });
-  return (await appview.app.bsky.graph.getFollows({ actor })).data.follows.map((f) => f.did);
-}
 
 async function loginError(promise: Promise<unknown>): Promise<BlueskyLoginError> {
   const error = await promise.then(
@@ -185,9 +169,9 @@ describe("appPasswordAgent", () => {
     expect((saved.at(-1)!.session as { refreshJwt: string }).refreshJwt).not.toBe((auth.session as { refreshJwt: string }).refreshJwt);
     auth = saved.at(-1)!;
 
-    await follow(agent, bob.did, alice.did);
+    await createFollow(agent, bob.did, alice.did);
     await net.processAll();
-    expect(await follows(bob.did)).toContain(alice.did);
+    expect(await appViewFollows(net, bob.did)).toContain(alice.did);
   });
 
   it("logs in again, once, when the saved session is no longer valid", async () => {
@@ -217,7 +201,7 @@ describe("appPasswordAgent", () => {
     // expires; then the refresh and the one new login are refused.
     calls.length = 0;
     expireNextWrite = true;
-    const error = await follow(agent, bob.did, alice.did).catch((e: unknown) => e);
+    const error = await createFollow(agent, bob.did, alice.did).catch((e: unknown) => e);
     expect(isAuthorizationExpired(error)).toBe(true);
     expect(calls).toEqual(["com.atproto.server.refreshSession", "com.atproto.server.createSession"]);
   });

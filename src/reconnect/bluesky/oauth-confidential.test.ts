@@ -24,12 +24,11 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { AtpAgent, type Agent } from "@atproto/api";
 import express from "express";
 import { chromium, type BrowserContext } from "playwright-core";
 import { Agent as UndiciAgent, Dispatcher1Wrapper } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
+import { appViewFollows, createFollow, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "../../../test/harness/database.ts";
 import { BlueskyOAuthStore } from "../../store/bluesky-oauth.ts";
 import { SecretBox } from "../../store/secrets.ts";
@@ -146,24 +145,7 @@ async function sessionRow(did: string) {
   return row;
 }
 
-async function follows(actor: string): Promise<string[]> {
-  const appview = new AtpAgent({ service: net.network.bsky.url });
-  const res = await appview.app.bsky.graph.getFollows({ actor });
-  return res.data.follows.map((f) => f.did);
-}
 
-async function followBy(agent: Agent, did: string, subject: string) {
-  return agent.com.atproto.repo.applyWrites({
-    repo: did,
-    writes: [
-      {
-        $type: "com.atproto.repo.applyWrites#create",
-        collection: "app.bsky.graph.follow",
-        value: { $type: "app.bsky.graph.follow", subject, createdAt: new Date().toISOString() },
-      },
-    ],
-  });
-}
 
 /** The kid of our one signing key, as the PDS reads it at jwks.json. */
 async function ourKid(): Promise<string> {
@@ -274,9 +256,9 @@ describe("confidential client (https PUBLIC_URL) against the PDS's authorization
   it("restores the stored session and creates a follow the AppView sees", async () => {
     const agent = await oauth.agentFor(alice.did);
     expect(agent.did).toBe(alice.did);
-    await followBy(agent, alice.did, bob.did);
+    await createFollow(agent, alice.did, bob.did);
     await net.processAll();
-    expect(await follows(alice.did)).toContain(bob.did);
+    expect(await appViewFollows(net, alice.did)).toContain(bob.did);
   });
 
   it("refreshes an expired access token, authenticating with private_key_jwt again", async () => {
@@ -292,9 +274,9 @@ describe("confidential client (https PUBLIC_URL) against the PDS's authorization
     const token = await pdsToken(after.tokenSet.access_token);
     expect(token?.data.clientAuth).toMatchObject({ method: "private_key_jwt", kid: await ourKid() });
 
-    await followBy(agent, alice.did, carol.did);
+    await createFollow(agent, alice.did, carol.did);
     await net.processAll();
-    expect(await follows(alice.did)).toContain(carol.did);
+    expect(await appViewFollows(net, alice.did)).toContain(carol.did);
   });
 
   it("revoke() ends the session at the PDS and here", async () => {

@@ -9,11 +9,10 @@ import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { AtpAgent } from "@atproto/api";
 import express from "express";
 import { chromium, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
+import { appViewFollows, createFollow, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
 import { createTestDatabase, TEST_SECRET_KEY, type TestDatabase } from "../../../test/harness/database.ts";
 import { BlueskyOAuthStore } from "../../store/bluesky-oauth.ts";
 import { SecretBox } from "../../store/secrets.ts";
@@ -72,24 +71,7 @@ async function sessionRow(did: string) {
   return row;
 }
 
-async function follows(actor: string): Promise<string[]> {
-  const appview = new AtpAgent({ service: net.network.bsky.url });
-  const res = await appview.app.bsky.graph.getFollows({ actor });
-  return res.data.follows.map((f) => f.did);
-}
 
-async function followBy(agent: import("@atproto/api").Agent, did: string, subject: string) {
-  return agent.com.atproto.repo.applyWrites({
-    repo: did,
-    writes: [
-      {
-        $type: "com.atproto.repo.applyWrites#create",
-        collection: "app.bsky.graph.follow",
-        value: { $type: "app.bsky.graph.follow", subject, createdAt: new Date().toISOString() },
-      },
-    ],
-  });
-}
 
 beforeAll(async () => {
   [net, db] = await Promise.all([startBlueskyNetwork(), createTestDatabase()]);
@@ -223,9 +205,9 @@ describe("authorization", () => {
 
     const agent = await oauth.agentFor(alice.did);
     expect(agent.did).toBe(alice.did);
-    await followBy(agent, alice.did, bob.did);
+    await createFollow(agent, alice.did, bob.did);
     await net.processAll();
-    expect(await follows(alice.did)).toContain(bob.did);
+    expect(await appViewFollows(net, alice.did)).toContain(bob.did);
 
     // The scope is that and nothing more: no posts.
     await expect(
@@ -247,9 +229,9 @@ describe("authorization", () => {
     const after = (await store.getSession(alice.did))!;
     expect(after.tokenSet.access_token).not.toBe(before.tokenSet.access_token);
     expect(after.tokenSet.refresh_token).not.toBe(before.tokenSet.refresh_token);
-    await followBy(agent, alice.did, carol.did);
+    await createFollow(agent, alice.did, carol.did);
     await net.processAll();
-    expect(await follows(alice.did)).toContain(carol.did);
+    expect(await appViewFollows(net, alice.did)).toContain(carol.did);
   });
 
   it("a session revoked by the person on their PDS ends in AuthorizationExpiredError", async () => {
@@ -266,7 +248,7 @@ describe("authorization", () => {
     const token = await provider.tokenManager.findToken(saved.tokenSet.refresh_token!);
     await provider.tokenManager.deleteToken(token!.id);
 
-    const error = await followBy(agent, bob.did, alice.did).catch((e: unknown) => e);
+    const error = await createFollow(agent, bob.did, alice.did).catch((e: unknown) => e);
     expect(isAuthorizationExpired(error)).toBe(true);
     expect(await store.hasSession(bob.did)).toBe(false);
     await expect(oauth.agentFor(bob.did)).rejects.toBeInstanceOf(AuthorizationExpiredError);
