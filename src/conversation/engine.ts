@@ -61,7 +61,7 @@ export class ConversationEngine {
 
     const tooLongRaw = rawTooLong(incoming, this.limits);
     const parsed = tooLongRaw ? { text: "", tokens: [] } : parseMessage(incoming, this.bot, incoming.sender.platform);
-    const person = await this.findSender(incoming);
+    let person = await this.findSender(incoming);
 
     const tokens = parsed.tokens;
     let start = 0;
@@ -91,7 +91,9 @@ export class ConversationEngine {
     if (tooLongRaw || parsed.text.length > this.limits.maxTextCharacters) {
       return answer("too-long", [say(locale.m.tooLong(this.limits.maxTextCharacters))]);
     }
-    if (person) await this.refreshIdentity(incoming, person, effects);
+    // Commands then see the person as just recorded (a registry person known
+    // by address only gets their account's id on their first message).
+    if (person && (await this.refreshIdentity(incoming, person, effects))) person = (await store.personView(person.person.id)) ?? person;
 
     if (!match) {
       if (!(await mayHint(store, incoming, now, this.limits))) return silent("unknown-silenced", locale.code);
@@ -160,7 +162,8 @@ export class ConversationEngine {
   }
 
   /** Records what the platform says about a known sender: stable id, current handle, proof by DM. */
-  private async refreshIdentity(incoming: Incoming, view: PersonView, effects: Effect[]): Promise<void> {
+  /** Records what the message tells about the sender's account (its id, handle, server); says whether it did. */
+  private async refreshIdentity(incoming: Incoming, view: PersonView, effects: Effect[]): Promise<boolean> {
     const { store } = this.ctx;
     const s = incoming.sender;
     const identity = view.identities.find(
@@ -169,14 +172,14 @@ export class ConversationEngine {
         (i.stableId === s.stableId ||
           (i.stableId === null && s.handle !== null && i.handle?.toLowerCase() === canonicalHandle(s.platform, s.handle).toLowerCase())),
     );
-    if (!identity) return;
+    if (!identity) return false;
     const handle = s.handle ? canonicalHandle(s.platform, s.handle) : null;
     const stale =
       identity.stableId !== s.stableId ||
       (handle !== null && identity.handle !== handle) ||
       identity.verifiedBy === "archive" ||
       (s.apiBase != null && identity.apiBase !== s.apiBase);
-    if (!stale) return;
+    if (!stale) return false;
     try {
       await store.transaction(async (tx) => {
         await tx.identities.attach(view.person.id, {
@@ -189,10 +192,12 @@ export class ConversationEngine {
         if (identity.verifiedBy === "archive") await tx.matches.refreshForTargets([view.person.id]);
       });
       effects.push({ type: "identity-recorded", personId: view.person.id });
+      return true;
     } catch (error) {
       // Someone else already holds that identity or acct: keep ours as it was.
       const uniqueViolation = (error as { code?: unknown }).code === "23505";
       if (!(error instanceof IdentityTakenError) && !uniqueViolation) throw error;
+      return false;
     }
   }
 }

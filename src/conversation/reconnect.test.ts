@@ -158,6 +158,19 @@ describe("auto, status and list failed", () => {
     expect((await db.store.people.get(personId))!.autoReconnect).toBe(false);
   });
 
+  it("auto on as the first message of a person the registry knew by address only names their platform and links to authorize", async () => {
+    const me = fediverseSender(unique("ao"));
+    const personId = await world.person([
+      { platform: "x", stableId: String(3_000_000 + Math.floor(Math.random() * 1e9)) },
+      { platform: "fediverse", handle: me.handle! },
+    ]);
+    const first = privateText(await world.send(me, "auto on"));
+    expect(first).toContain("/connect/");
+    expect(first).not.toMatch(/arrive on ,/);
+    expect(first).toMatch(/Mastodon/);
+    expect((await db.store.identities.listForPerson(personId)).find((i) => i.platform === "fediverse")?.stableId).toBe(me.stableId);
+  });
+
   it("status shows the job; list failed shows what did not work, with why", async () => {
     const { personId, me, targets } = await personWithMatches(4);
     await world.send(me, "reconnect");

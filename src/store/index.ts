@@ -121,11 +121,40 @@ export class Store {
       await s.people.lockAll([seen.personId]);
       const identity = await s.identities.get(identityId);
       if (!identity) return false;
-      if (identity.platform === "x" && identity.stableId) await s.people.deleteEdgesOf(identity.stableId);
-      await s.identities.remove(identityId);
-      await s.matches.prune([identity.personId]);
+      await s.removeIdentities(identity.personId, [identity]);
       return true;
     });
+  }
+
+  /**
+   * `unlink` as the person asks it: detaches those of `identityIds` the
+   * person still has, unless that would leave them no account (`last`) or X
+   * alone, which the bots can neither write to nor hear `forget` from
+   * (`lastReachable`). Checked under the person's lock, against the
+   * identities as they are then: two unlinks sent at once from two
+   * accounts cannot both pass.
+   */
+  async detach(personId: number, identityIds: readonly number[]): Promise<"detached" | "last" | "lastReachable"> {
+    return this.transaction(async (s) => {
+      await s.people.lockAll([personId]);
+      const identities = await s.identities.listForPerson(personId);
+      const going = identities.filter((i) => identityIds.includes(i.id));
+      const staying = identities.filter((i) => !identityIds.includes(i.id));
+      if (going.length === 0) return "detached";
+      if (staying.length === 0) return "last";
+      if (!staying.some((i) => i.platform !== "x")) return "lastReachable";
+      await s.removeIdentities(personId, going);
+      return "detached";
+    });
+  }
+
+  /** With the person locked: identities out, an X one's follow edges too, and the matches that rested on them. */
+  private async removeIdentities(personId: number, identities: readonly Identity[]): Promise<void> {
+    for (const identity of identities) {
+      if (identity.platform === "x" && identity.stableId) await this.people.deleteEdgesOf(identity.stableId);
+      await this.identities.remove(identity.id);
+    }
+    await this.matches.prune([personId]);
   }
 
   /** Deletes the person's uploaded X archive and the pending matches that rested on it. */

@@ -30,9 +30,15 @@ export const unlink: Command = {
     // A job running from this account would go on with what the run holds in
     // memory (an app password logs in again); X's follows chose every job's targets.
     const stopped = await ctx.store.reconnectJobs.cancelOpen(person.id, platform === "x" ? undefined : [platform]);
-    // Tokens die at their servers too, not only here.
+    // Tokens die at their servers too, not only here. The checks above saw
+    // the person as the message arrived; the store checks again, under the
+    // person's lock, in case another unlink from their other account won the
+    // race (the loser has then stopped that account's jobs and ended its
+    // token: the next reconnection asks for a new one).
     const { hadAppPassword } = await revokeAtServers(ctx, person.id, detach);
-    for (const identity of detach) await ctx.store.unlink(identity.id);
+    const detached = detach.length > 0 ? await ctx.store.detach(person.id, detach.map((i) => i.id)) : "detached";
+    if (detached === "last") return [tell(locale.m.unlinkLastIdentity(forget))];
+    if (detached === "lastReachable") return [tell(locale.m.unlinkLastReachable(forget))];
     if (upload) await ctx.store.removeUpload(person.id);
     ctx.effect({ type: "unlinked", personId: person.id, platform });
     return [
