@@ -80,6 +80,37 @@ describe("import registry", () => {
     expect(await db.store.identities.listForPerson(impostor.id)).toEqual([]);
   });
 
+  it("gives a person the one Bluesky or fediverse account a later export names, replacing the one they had (its authorization too)", async () => {
+    await importRegistry(db.sql, await csv(["501,alice,did:plc:old501,alice-old.bsky.social,alice@old.example,,,,"]));
+    const before = (await db.store.findPerson({ platform: "x", stableId: "501" }))!;
+    const oldBluesky = before.identities.find((i) => i.platform === "bluesky")!;
+    await db.store.authorizations.save(oldBluesky.id, "bluesky-app-password", { session: 1 });
+    const result = await importRegistry(db.sql, await csv(["501,alice,did:plc:new501,alice.bsky.social,alice@new.example,,,,"]));
+    expect(result).toMatchObject({ identitiesAdded: 2, identitiesReplaced: 2 });
+    const after = (await db.store.findPerson({ platform: "x", stableId: "501" }))!;
+    expect(after.identities.filter((i) => i.platform === "bluesky").map((i) => i.stableId)).toEqual(["did:plc:new501"]);
+    expect(after.identities.filter((i) => i.platform === "fediverse").map((i) => i.handle)).toEqual(["alice@new.example"]);
+    expect(await db.store.authorizations.get(oldBluesky.id)).toBeUndefined();
+    // A row that names no account on a platform leaves that platform's account alone.
+    await importRegistry(db.sql, await csv(["501,alice,,,,,,,"]));
+    expect((await db.store.findPerson({ platform: "x", stableId: "501" }))!.identities).toHaveLength(3);
+  });
+
+  it("keeps one account per platform when it merges two people who each had one there: the one its row names", async () => {
+    const a = await db.store.people.create();
+    await db.store.identities.attach(a.id, { platform: "x", stableId: "511", verifiedBy: "dm" });
+    await db.store.identities.attach(a.id, { platform: "bluesky", stableId: "did:plc:a511", verifiedBy: "dm" });
+    const b = await db.store.people.create();
+    await db.store.identities.attach(b.id, { platform: "fediverse", stableId: "https://b.example/users/b", handle: "b@b.example", verifiedBy: "dm" });
+    await db.store.identities.attach(b.id, { platform: "bluesky", stableId: "did:plc:b511", verifiedBy: "dm" });
+    const result = await importRegistry(db.sql, await csv(["511,,did:plc:b511,,b@b.example,,,,"]));
+    expect(result).toMatchObject({ peopleMerged: 1, identitiesReplaced: 1 });
+    const merged = (await db.store.findPerson({ platform: "x", stableId: "511" }))!;
+    expect(merged.identities.map((i) => `${i.platform} ${i.stableId}`).sort()).toEqual([
+      "bluesky did:plc:b511", "fediverse https://b.example/users/b", "x 511",
+    ]);
+  });
+
   it("merges chains of people (a row joins two, another row one of them with a third) into one, whatever the order", async () => {
     // Two chains, one written in each direction, so that one of them is met
     // in the order where the first merge drops the person the second keeps.

@@ -204,6 +204,7 @@ export async function importRegistry(
         on (i.platform = 'x' and i.x_id = r.x_id) or (i.platform = 'bluesky' and i.stable_id = r.bluesky_did)
       where i.person_id <> r.person_id`;
     const counts = await upsertIdentities(tx);
+    const identitiesReplaced = await keepOneAccountPerPlatform(tx);
 
     progress.phase("matching");
     const matches = new Matches(tx);
@@ -211,7 +212,7 @@ export async function importRegistry(
     await matches.prune(losers.map((l) => l.person_id));
     const matchesAdded = (await matches.refreshForFollowers(ids)) + (await matches.refreshForTargets(ids));
     progress.end();
-    return { peopleCreated: created, peopleMerged, matchesAdded, ...counts };
+    return { peopleCreated: created, peopleMerged, matchesAdded, identitiesReplaced, ...counts };
   });
   return { file, rows: rows.length, ...result, seconds: (performance.now() - started) / 1000 };
 }
@@ -263,6 +264,30 @@ async function mergeOwners(tx: Queryable): Promise<number> {
     from (select line, min(person_id) as person_id from registry_owner group by line) o
     where o.line = r.line`;
   return merged;
+}
+
+/**
+ * A person has one account per platform (the bots refuse to link a second):
+ * where a row names a Bluesky or fediverse account, any other account its
+ * person had there goes (a later export naming a new account, or two people
+ * merged who each had one), with its stored authorization.
+ * Reconnection then acts on the account the registry names. Several rows of
+ * one person (chained by the merge): the last one names it.
+ */
+async function keepOneAccountPerPlatform(tx: Queryable): Promise<number> {
+  const replaced = await tx`
+    with bluesky as (
+      select distinct on (person_id) person_id, bluesky_did from registry_import
+      where bluesky_did is not null order by person_id, line desc),
+    fediverse as (
+      select distinct on (person_id) person_id, fediverse_acct from registry_import
+      where fediverse_acct is not null order by person_id, line desc)
+    delete from identity i
+    where (i.platform = 'bluesky' and exists (
+            select 1 from bluesky n where n.person_id = i.person_id and i.stable_id is distinct from n.bluesky_did))
+       or (i.platform = 'fediverse' and exists (
+            select 1 from fediverse n where n.person_id = i.person_id and lower(i.handle) is distinct from lower(n.fediverse_acct)))`;
+  return replaced.count;
 }
 
 async function upsertIdentities(tx: Queryable): Promise<{ identitiesAdded: number; identitiesUpdated: number }> {

@@ -53,6 +53,8 @@ export interface RegistryImportSummary {
   peopleMerged: number;
   identitiesAdded: number;
   identitiesUpdated: number;
+  /** Accounts a person had on a platform where the registry now names another. */
+  identitiesReplaced: number;
   matchesAdded: number;
   seconds: number;
 }
