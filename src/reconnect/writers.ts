@@ -40,8 +40,11 @@ export function createWriterFactory(deps: WriterDeps): WriterFactory {
     } else if (auth.kind === "bluesky-app-password") {
       agent = await appPasswordAgent(
         auth.data as BlueskyAppPasswordAuthorization,
-        // The refreshed session is kept, so a job never logs in again.
-        (next) => store.authorizations.save(identity.id, "bluesky-app-password", next, null, { renewal: true }),
+        // The refreshed session is kept, so a job never logs in again (unless
+        // the person authorized again meanwhile: theirs stays).
+        async (next) => {
+          await store.authorizations.renew(identity.id, auth.grant, "bluesky-app-password", next);
+        },
         { allowPrivateAddresses },
       );
     } else {

@@ -12,6 +12,8 @@ export interface Authorization<T = unknown> {
   kind: AuthorizationKind;
   data: T;
   expiresAt: Date | null;
+  /** Which grant this is (see `grant`): what a renewal names. */
+  grant: string;
 }
 
 /** An authorization as an operator may see it. */
@@ -31,18 +33,29 @@ export class Authorizations {
     this.box = box;
   }
 
-  /**
-   * Stores an authorization: a new grant by the person, or (`renewal`) the
-   * same grant refreshed by the service, which keeps its grant time.
-   */
-  async save<T>(identityId: number, kind: AuthorizationKind, data: T, expiresAt: Date | null = null, options: { renewal?: boolean } = {}): Promise<void> {
+  /** Stores a new grant by the person (replacing any earlier one). */
+  async save<T>(identityId: number, kind: AuthorizationKind, data: T, expiresAt: Date | null = null): Promise<void> {
     const payload = this.box.seal(JSON.stringify(data), context(identityId));
     await this.db`
       insert into account_authorization (identity_id, kind, payload, expires_at)
       values (${identityId}, ${kind}, ${payload}, ${expiresAt})
       on conflict (identity_id) do update set
-        kind = excluded.kind, payload = excluded.payload, expires_at = excluded.expires_at, updated_at = now(),
-        granted_at = case when ${options.renewal ?? false} then account_authorization.granted_at else now() end`;
+        kind = excluded.kind, payload = excluded.payload, expires_at = excluded.expires_at,
+        updated_at = now(), granted_at = now()`;
+  }
+
+  /**
+   * Stores `grant` refreshed by the service (a new session for the same
+   * grant, which keeps its grant time) — only while it is still the stored
+   * grant: a job's refresh never overwrites a grant the person gave since,
+   * nor brings back one deleted (unlink, forget). True when stored.
+   */
+  async renew<T>(identityId: number, grant: string, kind: AuthorizationKind, data: T, expiresAt: Date | null = null): Promise<boolean> {
+    const payload = this.box.seal(JSON.stringify(data), context(identityId));
+    const result = await this.db`
+      update account_authorization set kind = ${kind}, payload = ${payload}, expires_at = ${expiresAt}, updated_at = now()
+      where identity_id = ${identityId} and ${this.grantToken()} = ${grant}`;
+    return result.count > 0;
   }
 
   /**
@@ -77,14 +90,15 @@ export class Authorizations {
   }
 
   async get<T>(identityId: number): Promise<Authorization<T> | undefined> {
-    const [row] = await this.db<{ kind: AuthorizationKind; payload: Buffer; expires_at: Date | null }[]>`
-      select kind, payload, expires_at from account_authorization where identity_id = ${identityId}`;
+    const [row] = await this.db<{ kind: AuthorizationKind; payload: Buffer; expires_at: Date | null; grant: string }[]>`
+      select kind, payload, expires_at, ${this.grantToken()} as grant from account_authorization where identity_id = ${identityId}`;
     if (!row) return undefined;
     return {
       identityId,
       kind: row.kind,
       data: JSON.parse(this.box.open(row.payload, context(identityId))) as T,
       expiresAt: row.expires_at,
+      grant: row.grant,
     };
   }
 

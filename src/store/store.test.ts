@@ -316,19 +316,25 @@ describe("authorizations", () => {
     await expect(store.authorizations.get(other!.id)).rejects.toThrow();
   });
 
-  it("tell a grant by the person from a renewal by the service, and delete only the grant named", async () => {
+  it("tell a grant by the person from a renewal by the service, renew and delete only the grant named", async () => {
     const p = await personWith([{ platform: "bluesky", stableId: "did:plc:grant", handle: "grant.test" }]);
     const [identity] = await store.identities.listForPerson(p.id);
     const id = identity!.id;
     await store.authorizations.save(id, "bluesky-app-password", { session: 1 });
     const first = (await store.authorizations.grant(id))!;
-    await store.authorizations.save(id, "bluesky-app-password", { session: 2 }, null, { renewal: true });
+    expect((await store.authorizations.get(id))!.grant).toBe(first);
+    expect(await store.authorizations.renew(id, first, "bluesky-app-password", { session: 2 })).toBe(true);
     expect(await store.authorizations.grant(id)).toBe(first);
     await store.authorizations.save(id, "bluesky-app-password", { session: 3 });
     const second = (await store.authorizations.grant(id))!;
     expect(second).not.toBe(first);
+    // A session refreshed by a job that started before the new grant does not overwrite it, nor bring back a deleted one.
+    expect(await store.authorizations.renew(id, first, "bluesky-app-password", { session: 2 })).toBe(false);
+    expect((await store.authorizations.get<{ session: number }>(id))!.data.session).toBe(3);
     expect(await store.authorizations.deleteGrant(id, first)).toBe(false);
     expect(await store.authorizations.deleteGrant(id, second)).toBe(true);
+    expect(await store.authorizations.get(id)).toBeUndefined();
+    expect(await store.authorizations.renew(id, second, "bluesky-app-password", { session: 4 })).toBe(false);
     expect(await store.authorizations.get(id)).toBeUndefined();
   });
 });
