@@ -458,3 +458,40 @@ describe("known senders", () => {
     expect(await w.store.identities.find({ platform: "bluesky", stableId: s.stableId })).toBeUndefined();
   });
 });
+
+describe("commands as people copy and punctuate them", () => {
+  it("a command copied with the backticks the bot quotes it in, or in quotes, is that command", async () => {
+    const r = await registered();
+    expect((await w.send(r.bsky, "`status`")).handledAs).toBe("status");
+    expect((await w.send(r.bsky, "« statut »")).handledAs).toBe("status");
+    expect((await w.send(r.bsky, "“help”")).handledAs).toBe("help");
+    const forget = await w.send(r.bsky, "`forget`");
+    expect(forget.handledAs).toBe("forget");
+    expect(allText(forget)).toContain("forget confirm");
+    expect((await w.send(r.fedi, "`notify off`", { html: true })).handledAs).toBe("notify");
+    expect((await w.store.people.get(r.personId))?.notify).toBe(false);
+  });
+
+  it("settings take their word with trailing punctuation, or French punctuation after a space", async () => {
+    const r = await registered();
+    expect(allText(await w.send(r.bsky, "notifications non !"))).toMatch(/désactivées/);
+    expect((await w.store.people.get(r.personId))?.notify).toBe(false);
+    expect((await w.send(r.bsky, "notify on."))).toMatchObject({ handledAs: "notify" });
+    expect((await w.store.people.get(r.personId))?.notify).toBe(true);
+    const en = await w.send(r.bsky, "langue en.");
+    expect(allText(en)).toMatch(/English/);
+    expect((await w.store.people.get(r.personId))?.language).toBe("en");
+    expect((await w.send(r.bsky, "language fr."))?.language).toBe("fr");
+    expect((await w.store.people.get(r.personId))?.language).toBe("fr");
+    expect((await w.send(r.bsky, "langue English !"))?.language).toBe("en");
+    expect((await w.send(r.bsky, "language `français`"))?.language).toBe("fr");
+    // Two words are still one too many.
+    expect(allText(await w.send(r.bsky, "langue en fr"))).toContain("en, fr");
+  });
+
+  it("list takes its arguments with trailing punctuation, or punctuation set apart", async () => {
+    const r = await registered();
+    expect(allText(await w.send(r.bsky, "list bluesky 1."))).not.toContain("Usage:");
+    expect(allText(await w.send(r.bsky, "liste mastodon !"))).not.toContain("Utilisation :");
+  });
+});

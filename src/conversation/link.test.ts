@@ -203,10 +203,39 @@ describe("what linking refuses", () => {
   it("an X account by name", async () => {
     const s = blueskySender(unique("xr"));
     await w.person([{ platform: "bluesky", stableId: s.stableId, handle: s.handle! }]);
-    for (const text of ["link @elonmusk", "link https://x.com/jack", "lier @jack"]) {
+    for (const text of ["link @elonmusk", "link https://x.com/jack", "lier @jack", "link x.com/jack", "link twitter.com/jack_d", "link elonmusk", "link x", "link twitter"]) {
       const out = await w.send(s, text);
       expect(allText(out)).toMatch(/X account can't be linked|Un compte X ne peut pas/);
       expect(out.effects).toEqual([]);
+    }
+  });
+
+  it("a mistyped code: a wrong code, counted as one — not an X account", async () => {
+    const guesser = fediverseSender(unique("typo"));
+    const p = await w.person([{ platform: "bluesky", stableId: `did:plc:${unique("typob")}` }]);
+    const typos = ["ABCDEFG", "ABCDEFGO", "ABCDEFG1", "2dx6k3w", "ABCD-EFGHJ"];
+    expect(typos.length).toBe(w.engine.limits.codeFailuresPerHour);
+    for (const typo of typos) {
+      const out = await w.send(guesser, `link ${typo}`);
+      expect(allText(out), typo).toContain("doesn't work");
+      expect(allText(out), typo).not.toMatch(/X account/);
+    }
+    const real = await w.store.linkCodes.create(p, { platform: "fediverse", handle: guesser.handle });
+    expect(allText(await w.send(guesser, `link ${real.code}`))).toContain("Too many wrong codes");
+    // In public, a mistyped code gets the same warning as a real one, and shows nowhere.
+    const out = await w.send(fediverseSender(unique("typo2")), "link ABCDEFG", { isPrivate: false });
+    expect(publicText(out)).toContain("Never post a code in public");
+    expect(publicText(out)).not.toContain("ABCDEFG");
+  });
+
+  it("a platform's name is answered with the usage, not about X", async () => {
+    const s = blueskySender(unique("kw"));
+    await w.person([{ platform: "bluesky", stableId: s.stableId, handle: s.handle! }]);
+    for (const text of ["link mastodon", "link bluesky", "lier Mastodon.", "link bsky"]) {
+      const out = await w.send(s, text);
+      expect(allText(out), text).toMatch(/Usage: link <code> \| @handle|Utilisation : lier/);
+      expect(allText(out), text).not.toMatch(/X account|compte X/);
+      expect(out.effects, text).toEqual([]);
     }
   });
 
@@ -290,6 +319,22 @@ describe("what linking refuses", () => {
     expect((await w.send(known, `link ${code}`)).effects).toContainEqual(expect.objectContaining({ type: "linked" }));
     const joined = await w.store.findPerson({ platform: "bluesky", stableId: known.stableId });
     expect(joined!.identities.filter((i) => i.platform === "fediverse").map((i) => i.stableId)).toEqual([fresh.stableId]);
+  });
+});
+
+describe("a code copied as the bot quoted it", () => {
+  it("with its backticks, or in quotes, links the account", async () => {
+    for (const quote of [(t: string) => t, (t: string) => `\`${t}\``, (t: string) => `« ${t} »`, (t: string) => `"${t}".`]) {
+      const b = blueskySender(unique("bt"));
+      const f = fediverseSender(unique("bt"));
+      const p = await w.person([{ platform: "x", stableId: String(nextX++) }, { platform: "bluesky", stableId: b.stableId, handle: b.handle! }]);
+      const asked = privateText(await w.send(b, `link @${f.handle}`));
+      const quoted = /`(link [2-9A-HJ-NP-Z]{8})`/.exec(asked)?.[1];
+      expect(quoted, asked).toBeDefined();
+      const out = await w.send(f, quote(quoted!));
+      expect(out.handledAs, quote(quoted!)).toBe("link");
+      expect(out.effects).toContainEqual({ type: "linked", personId: p });
+    }
   });
 });
 

@@ -72,6 +72,37 @@ describe("parsing Bluesky text", () => {
   });
 });
 
+describe("tokens as people copy and punctuate them", () => {
+  it("drops the quotes a command was copied with: backticks, straight, curly and French quotes", () => {
+    expect(bsky("`link 2DX6K3WV`").tokens).toEqual(["link", "2DX6K3WV"]);
+    expect(bsky("`forget`").tokens).toEqual(["forget"]);
+    expect(bsky('"status"').tokens).toEqual(["status"]);
+    expect(bsky("'help'").tokens).toEqual(["help"]);
+    expect(bsky("“aide” ‘statut’").tokens).toEqual(["aide", "statut"]);
+    expect(bsky("«lier ABCD-EFGH»").tokens).toEqual(["lier", "ABCD-EFGH"]);
+    expect(bsky("« lier ABCD-EFGH »").tokens).toEqual(["lier", "ABCD-EFGH"]);
+    expect(fedi("<p>`link 2DX6K3WV`.</p>").tokens).toEqual(["link", "2DX6K3WV"]);
+    // Inside a word, an apostrophe stays.
+    expect(bsky("c'est aujourd’hui").tokens).toEqual(["c'est", "aujourd’hui"]);
+  });
+
+  it("drops trailing punctuation, and punctuation standing alone after a word (French puts a space before ! ? : ;)", () => {
+    expect(bsky("notifications non !").tokens).toEqual(["notifications", "non"]);
+    expect(bsky("langue en.").tokens).toEqual(["langue", "en"]);
+    expect(bsky("liste bluesky 2 ?").tokens).toEqual(["liste", "bluesky", "2"]);
+    expect(bsky("reconnect 5, please…").tokens).toEqual(["reconnect", "5", "please"]);
+    expect(bsky("auto oui 👍").tokens).toEqual(["auto", "oui"]);
+  });
+
+  it("keeps a lone ? that stands for help, and what comes before the command for the engine to skip", () => {
+    expect(bsky("?").tokens).toEqual(["?"]);
+    expect(bsky("`?`").tokens).toEqual(["?"]);
+    expect(bsky("@bob@m.example ?").tokens).toEqual(["@bob@m.example", "?"]);
+    expect(bsky("👋 status").tokens).toEqual(["👋", "status"]);
+    expect(fedi("<<<>>>").tokens).toEqual(["<<<>>>"]);
+  });
+});
+
 describe("cleaning text", () => {
   it("removes zero-width and bidirectional characters", () => {
     expect(cleanText("he\u200Blp\u200D \u202Estatus\u202C \u2066x\u2069\uFEFF")).toBe("help status x");
@@ -101,5 +132,12 @@ describe("folding words", () => {
     expect(commandWord("¿Ayuda?")).toBe("ayuda");
     expect(commandWord("?")).toBe("?");
     expect(commandWord("??")).toBe("?");
+  });
+
+  it("drops the quotes around a command word", () => {
+    expect(commandWord("`status`")).toBe("status");
+    expect(commandWord("«Aide»")).toBe("aide");
+    expect(commandWord("“en”.")).toBe("en");
+    expect(commandWord("`?`")).toBe("?");
   });
 });

@@ -20,7 +20,11 @@ export interface BotNames {
 export interface ParsedMessage {
   /** The cleaned text, the bot's mentions removed. */
   text: string;
-  /** Whitespace-separated words of `text`, case kept. */
+  /**
+   * Whitespace-separated words of `text`, case kept, without surrounding
+   * quotes or trailing punctuation; after the first word, no punctuation- or
+   * emoji-only token (see `tokenize`).
+   */
   tokens: string[];
 }
 
@@ -182,12 +186,55 @@ export function parseMessage(
     )
     .filter((line) => line !== "");
   const text = lines.join("\n");
-  return { text, tokens: text.split(/\s+/).filter((t) => t !== "") };
+  return { text, tokens: tokenize(text) };
 }
 
-/** A command word as compared against the registry: folded, trailing punctuation dropped. */
+// The quotes a command comes copied with: the bot quotes every command in
+// backticks, which Mastodon and Bluesky show as they are; people also quote
+// with straight, curly and French quotes.
+const QUOTES = "`\"'«»“”‘’„‹›";
+const LEADING = new RegExp(`^[${QUOTES}¡¿]+`, "u");
+// Quotes and sentence punctuation closing a word, in any order (`code`. « oui ! »).
+const TRAILING = new RegExp(`[${QUOTES}.,:;!?¡¿…]+$`, "u");
+const WORDLIKE = /[\p{L}\p{N}]/u;
+
+/**
+ * A word without the quotes around it and the punctuation after it
+ * (a backtick-quoted `link` → link, ABCDEFGH followed by a backtick and a
+ * dot → ABCDEFGH, «oui» → oui). Quotes and apostrophes inside a word stay
+ * (c'est). Only punctuation: "".
+ */
+export function cleanToken(token: string): string {
+  return token.replace(LEADING, "").replace(TRAILING, "");
+}
+
+/**
+ * The words of a cleaned text. Each loses its surrounding quotes and
+ * trailing punctuation. After a word, what has no letter or digit left (the
+ * `!` French sets apart, an emoji) is dropped: it is no argument. Before
+ * the first word it stays for the engine to skip — a lone `?` is `help`.
+ */
+function tokenize(text: string): string[] {
+  const tokens: string[] = [];
+  let afterWord = false;
+  for (const raw of text.split(/\s+/)) {
+    if (raw === "") continue;
+    const token = cleanToken(raw);
+    if (WORDLIKE.test(token)) {
+      tokens.push(token);
+      // Mentions of other people come before the command and are skipped with it.
+      if (!token.startsWith("@")) afterWord = true;
+    } else if (!afterWord) {
+      if (token !== "") tokens.push(token);
+      else if (raw.includes("?")) tokens.push("?");
+    }
+  }
+  return tokens;
+}
+
+/** A command word as compared against the registry: folded, quotes and trailing punctuation dropped. */
 export function commandWord(token: string): string {
   const folded = fold(token);
-  const trimmed = folded.replace(/[.,:;!?¡¿…]+$/u, "").replace(/^[¡¿]+/u, "");
+  const trimmed = cleanToken(folded);
   return trimmed === "" ? folded.replace(/[^?]/g, "").slice(0, 1) : trimmed;
 }

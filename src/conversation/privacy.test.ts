@@ -161,6 +161,52 @@ describe("routing", () => {
     expect(splitText("e\u0301".repeat(5), 2)).toEqual(["e\u0301e\u0301", "e\u0301e\u0301", "e\u0301"]);
   });
 
+  it("breaks an over-long line between words, at a sentence's or clause's end when there is one near the limit", () => {
+    expect(splitText("aaaa bbbb cccc dddd", 12)).toEqual(["aaaa bbbb", "cccc dddd"]);
+    expect(splitText("One two. Three four five", 16)).toEqual(["One two.", "Three four five"]);
+    expect(splitText("Some words here, more words after", 24)).toEqual(["Some words here,", "more words after"]);
+    // A boundary far before the limit is not worth a short piece.
+    expect(splitText("Hi. aaaa bbbb cccc dddd eeee", 20)).toEqual(["Hi. aaaa bbbb cccc", "dddd eeee"]);
+    // A word longer than the limit is cut: nothing else fits.
+    expect(splitText(`ab ${"x".repeat(25)} cd`, 10)).toEqual(["ab", "xxxxxxxxxx", "xxxxxxxxxx", "xxxxx cd"]);
+  });
+
+  it("keeps links, list numbers and French punctuation with their words", () => {
+    const url = "https://bot.example/archive/AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+    for (const limit of [60, 70, 80]) {
+      const text = `Upload it here: ${url} within a day.`;
+      const pieces = splitText(text, limit);
+      expect(pieces.filter((p) => p.includes(url)), `${limit}`).toHaveLength(1);
+      expect(pieces.join(" ")).toBe(text);
+    }
+    // No piece starts with the ! or : French sets apart, or ends with a bare « or list number.
+    expect(splitText("Bonjour à vous tous !", 19)).toEqual(["Bonjour à vous", "tous !"]);
+    expect(splitText("Bonjour à vous\u00a0!", 15)).toEqual(["Bonjour à", "vous\u00a0!"]);
+    expect(splitText("Dites « bonjour » svp", 11)).toEqual(["Dites", "« bonjour »", "svp"]);
+    expect(splitText("12. aaaaaaaaaa", 10)).toEqual(["12.", "aaaaaaaaaa"]);
+    expect(splitText("12. aaaa bbbbbb", 10)).toEqual(["12. aaaa", "bbbbbb"]);
+  });
+
+  it("breaks between words by graphemes: emoji and combining accents count as one and are never split", () => {
+    const text = `${"é\u0301".repeat(3)} 👩‍👩‍👧👩‍👩‍👧 ${"e\u0301".repeat(4)}`;
+    const pieces = splitText(text, 6);
+    expect(pieces).toEqual([`${"é\u0301".repeat(3)} 👩‍👩‍👧👩‍👩‍👧`, "e\u0301".repeat(4)]);
+    expect(pieces.every((p) => graphemeCount(p) <= 6)).toBe(true);
+  });
+
+  it("cuts no word of the replies that need more than one public Bluesky post", () => {
+    for (const locale of Object.values(LOCALES)) {
+      for (const platform of ["bluesky", "fediverse"] as const) {
+        const text = locale.m.welcome(platform);
+        const pieces = splitText(text, REPLY_LIMITS.bluesky.public);
+        expect(pieces.length, text).toBeGreaterThan(1);
+        expect(pieces.every((p) => graphemeCount(p) <= REPLY_LIMITS.bluesky.public)).toBe(true);
+        expect(pieces.join(" ")).toBe(text);
+        for (const p of pieces.slice(0, -1)) expect(p, locale.code).toMatch(/[.,:;!?)`]$/);
+      }
+    }
+  });
+
   it("counts graphemes as a segmenter does, on the short path for plain text too", () => {
     const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
     const samples = [

@@ -35,7 +35,12 @@ export function graphemeCount(text: string): number {
   return n;
 }
 
-/** Splits a text into pieces of at most `limit` graphemes, at line breaks when it can. */
+/**
+ * Splits a text into pieces of at most `limit` graphemes, at line breaks
+ * when it can. A line too long for one piece is broken between words (see
+ * `breakAt`); only a single word longer than `limit` (no URL the bot sends
+ * is) is cut inside.
+ */
 export function splitText(text: string, limit: number): string[] {
   const pieces: string[] = [];
   let current = "";
@@ -51,12 +56,16 @@ export function splitText(text: string, limit: number): string[] {
     const separator = size > 0 ? 1 : 0;
     if (size + separator + length > limit) flush();
     if (length > limit) {
-      const chars = graphemes(line);
-      for (let i = 0; i < chars.length; i += limit) {
-        current = chars.slice(i, i + limit).join("");
-        size = Math.min(limit, chars.length - i);
-        if (i + limit < chars.length) flush();
+      let rest = graphemes(line);
+      while (rest.length > limit) {
+        const at = breakAt(rest, limit);
+        current = rest.slice(0, at ?? limit).join("");
+        flush();
+        rest = rest.slice(at ?? limit);
+        while (rest.length > 0 && SPACE.test(rest[0]!)) rest = rest.slice(1);
       }
+      current = rest.join("");
+      size = rest.length;
       continue;
     }
     if (size > 0) {
@@ -68,6 +77,52 @@ export function splitText(text: string, limit: number): string[] {
   }
   flush();
   return pieces;
+}
+
+// Where a line may break: a space, but not a no-break one (French sets
+// `!`, `?`, `:`, `;` apart with one).
+const SPACE = /^[^\S\u00a0\u2007\u202f]+$/u;
+// What a piece should not start with: punctuation closing what came before
+// (French sets `!`, `?`, `:`, `;` and `»` apart with a space).
+const CLOSING = /^[.,;:!?…»)\]}”’]/u;
+// What a piece should not end with: punctuation opening what comes after.
+const OPENING = /[«(\[{“‘]$/u;
+// A list marker alone (`12.`, `•`, `—`): it stays with its item.
+const MARKER = /^(?:\d{1,4}[.)]|[-–—•*·])$/u;
+// The end of a sentence, or of a clause, before closing quotes or brackets.
+const SENTENCE_END = /[.!?…][)\]"'”’»`]*$/u;
+const CLAUSE_END = /[,;:][)\]"'”’»`]*$/u;
+
+/**
+ * Where to break a line (graphemes) longer than `limit`: the index of a
+ * space, the piece being what comes before it. The latest end of a sentence
+ * in the second half of the piece, else of a clause, else the latest space
+ * that leaves no punctuation stranded and no list marker alone, else the
+ * latest space; undefined when the first `limit` graphemes hold none (one
+ * long word). Breaking at spaces keeps links, which hold none, whole.
+ */
+function breakAt(chars: readonly string[], limit: number): number | undefined {
+  let sentence: number | undefined;
+  let clause: number | undefined;
+  let clean: number | undefined;
+  let any: number | undefined;
+  for (let i = Math.min(limit, chars.length - 1); i > 0; i--) {
+    if (!SPACE.test(chars[i]!) || SPACE.test(chars[i - 1]!)) continue;
+    any ??= i;
+    // The piece's last few graphemes say how it ends; a marker alone is short.
+    const end = chars.slice(Math.max(0, i - 6), i).join("");
+    const alone = i <= 8 && MARKER.test(chars.slice(0, i).join("").trim());
+    let next = i + 1;
+    while (next < chars.length && SPACE.test(chars[next]!)) next++;
+    const stranded = CLOSING.test(chars[next] ?? "") || OPENING.test(end) || alone;
+    if (stranded) continue;
+    clean ??= i;
+    if (i * 2 < limit) break;
+    if (SENTENCE_END.test(end)) sentence = i;
+    else if (clause === undefined && CLAUSE_END.test(end)) clause = i;
+    if (sentence !== undefined) break;
+  }
+  return sentence ?? clause ?? clean ?? any;
 }
 
 /** Whether `text` shows any of the secret values (compared case-insensitively). */

@@ -8,6 +8,7 @@
 import { IdentityTakenError } from "../../store/index.ts";
 import { say, tell } from "../context.ts";
 import type { Command } from "../registry.ts";
+import { recordedMeanwhile } from "./link.ts";
 
 /** How long an upload link works. */
 export const ARCHIVE_LINK_HOURS = 24;
@@ -37,10 +38,11 @@ export const archive: Command = {
         });
         ({ personId, identityId } = created);
       } catch (error) {
-        if (error instanceof IdentityTakenError || (error as { code?: unknown } | null)?.code === "23505") {
-          return [tell(ctx.locale.m.linkAccountTaken)];
-        }
-        throw error;
+        if (!(error instanceof IdentityTakenError || (error as { code?: unknown } | null)?.code === "23505")) throw error;
+        // Made a person by their own other message meanwhile: carry on as that person.
+        const person = await recordedMeanwhile(ctx);
+        if (!person) return [tell(ctx.locale.m.linkAccountTaken)];
+        return archive.run({ ...ctx, person });
       }
       ctx.effect({ type: "identity-recorded", personId });
     }

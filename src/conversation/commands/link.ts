@@ -8,7 +8,7 @@
  * in public.
  */
 import { canonicalHandle } from "../../store/identities.ts";
-import { IdentityTakenError, type TargetPlatform } from "../../store/index.ts";
+import { IdentityTakenError, type PersonView, type TargetPlatform } from "../../store/index.ts";
 import { normalizeLinkCode } from "../../store/link-codes.ts";
 import { say, tell, type CommandContext, type Part } from "../context.ts";
 import type { Command } from "../registry.ts";
@@ -17,23 +17,56 @@ import { parseAccountName, type AccountName } from "./accounts.ts";
 /** The shape of a code from store/link-codes.ts (no 0/O, 1/I/L). */
 const CODE = /^[2-9A-HJ-NP-Z]{8}$/;
 
+/**
+ * A bare word that is a code gone wrong rather than a name: a character
+ * missing or extra, a 0/O or 1/I/L slipped in. Codes are shown in capitals
+ * and hold digits; X usernames are rarely all capitals and never hold a
+ * dash. A lower-case word without digits is left to be read as a name.
+ */
+function looksLikeCode(word: string): boolean {
+  if (!/^[A-Za-z0-9-]+$/.test(word)) return false;
+  const code = normalizeLinkCode(word);
+  if (code.length < 6 || code.length > 10) return false;
+  return word.includes("-") || /[0-9]/.test(word) || word === word.toUpperCase();
+}
+
+/** An X profile address written without its scheme (`x.com/jack`), which is no Bluesky handle. */
+const X_ADDRESS = /^(?:www\.|mobile\.)?(?:x|twitter)\.com\/@?([A-Za-z0-9_]{1,50})\/?$/i;
+
 export const link: Command = {
   id: "link",
   needsPerson: false,
   async run(ctx) {
+    const { registry, locale } = ctx;
     const arg = ctx.args.length === 1 ? ctx.args[0]! : undefined;
-    if (arg && !arg.startsWith("@") && CODE.test(normalizeLinkCode(arg))) {
-      return redeem(ctx, normalizeLinkCode(arg));
-    }
-    const name = arg ? parseAccountName(arg) : undefined;
+    const usage = [say(locale.m.usage(registry.usage("link", locale)))];
+    if (!arg) return usage;
+    const bare = !/[@./:]/.test(arg);
+    if (bare && CODE.test(normalizeLinkCode(arg))) return redeem(ctx, normalizeLinkCode(arg));
+    // `link mastodon`, as `unlink mastodon` is written: which account, it does not say.
+    if (bare && (registry.is(arg, "bluesky") || registry.is(arg, "fediverse"))) return usage;
+    // A mistyped code is a wrong code, and counts as one against guessing.
+    if (bare && looksLikeCode(arg)) return redeem(ctx, normalizeLinkCode(arg));
+    if (X_ADDRESS.test(arg)) return [say(locale.m.linkXRefused)];
+    const name = parseAccountName(arg);
     if (name) return start(ctx, name);
-    return [say(ctx.locale.m.usage(ctx.registry.usage("link", ctx.locale)))];
+    return usage;
   },
 };
 
 /** The identity already belongs to someone else (held by id, or its acct by another actor). */
 const isTaken = (error: unknown) =>
   error instanceof IdentityTakenError || (error as { code?: unknown } | null)?.code === "23505";
+
+/**
+ * The sender's person, when a message of theirs handled at the same time
+ * made them one after this message found them unknown: their account then
+ * "belongs to someone" — to them. Undefined if it is truly someone else's.
+ */
+export async function recordedMeanwhile(ctx: CommandContext): Promise<PersonView | undefined> {
+  if (ctx.person) return undefined;
+  return ctx.store.findPerson({ platform: ctx.sender.platform, stableId: ctx.sender.stableId });
+}
 
 const sameHandle = (platform: TargetPlatform, a: string, b: string) =>
   canonicalHandle(platform, a).toLowerCase() === canonicalHandle(platform, b).toLowerCase();
@@ -78,8 +111,11 @@ async function start(ctx: CommandContext, name: AccountName): Promise<Part[]> {
         return person.id;
       });
     } catch (error) {
-      if (isTaken(error)) return [say(m.linkAccountTaken)];
-      throw error;
+      if (!isTaken(error)) throw error;
+      const person = await recordedMeanwhile(ctx);
+      // Made a person by their own other message: carry on as that person.
+      if (person) return start({ ...ctx, person }, name);
+      return [say(m.linkAccountTaken)];
     }
     ctx.effect({ type: "identity-recorded", personId });
   }
@@ -187,7 +223,12 @@ async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
       const unlink = `${ctx.registry.word("unlink", ctx.locale)} ${ctx.locale.keywords[error.platform][0]}`;
       return [tell(m.linkPlatformTaken(error.platform, error.handle, unlink))];
     }
-    else if (isTaken(error)) return [say(m.linkAccountTaken)];
+    else if (isTaken(error)) {
+      // The transaction rolled back, the code with it: redeemed as the person the sender just became.
+      const person = await recordedMeanwhile(ctx);
+      if (person) return redeem({ ...ctx, person }, code);
+      return [say(m.linkAccountTaken)];
+    }
     else throw error;
   }
   if (result.kind === "invalid") {

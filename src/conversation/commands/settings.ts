@@ -4,7 +4,7 @@
  */
 import { findLocale, LOCALES, localeCodes } from "../i18n/index.ts";
 import { say } from "../context.ts";
-import { fold } from "../parse.ts";
+import { commandWord, fold } from "../parse.ts";
 import type { Command } from "../registry.ts";
 
 export const notify: Command = {
@@ -26,7 +26,8 @@ export const language: Command = {
   needsPerson: true,
   async run(ctx) {
     const { locale, registry } = ctx;
-    const arg = ctx.args.length === 1 ? fold(ctx.args[0]!) : undefined;
+    // Compared as command words are: `en.`, `«fr»` and `Français !` count.
+    const arg = ctx.args.length === 1 ? commandWord(ctx.args[0]!) : undefined;
     const chosen =
       findLocale(arg) ?? Object.values(LOCALES).find((l) => arg !== undefined && fold(l.name) === arg);
     if (!chosen) {
