@@ -67,7 +67,7 @@ export function buildProgram(): Command {
         const { importRegistry } = await import("./import/registry.ts");
         const s = await importRegistry(database.sql, file, { progress: terminalProgress() });
         out(`Imported ${file}: ${n(s.rows)} rows, ${n(s.peopleCreated)} people created, ${n(s.peopleMerged)} merged, ` +
-          `${n(s.identitiesAdded)} identities added, ${n(s.identitiesUpdated)} updated, ${n(s.matchesAdded)} matches added in ${s.seconds.toFixed(1)} s.`);
+          `${n(s.identitiesAdded)} identities added, ${n(s.identitiesUpdated)} updated, ${n(s.identitiesReplaced)} replaced, ${n(s.matchesAdded)} matches added in ${s.seconds.toFixed(1)} s.`);
       }),
     );
   importCommand
@@ -89,9 +89,8 @@ export function buildProgram(): Command {
     .action((input: string, options: { xId?: string; person?: string }) =>
       withServices(async ({ database, store }) => {
         const { importArchive } = await import("./import/archive.ts");
-        // An id is checked by the import itself, in its transaction.
-        const personId = options.person === undefined ? undefined
-          : /^[0-9]+$/.test(options.person.trim()) ? Number(options.person) : await resolvePerson(store, options.person);
+        // Named as for `person` (the import checks again, in its transaction, that the person is still there).
+        const personId = options.person === undefined ? undefined : await resolvePerson(store, options.person);
         const s = await importArchive(database.sql, input, { progress: terminalProgress(), xAccountId: options.xId, personId });
         out(`Imported ${input}: X account ${s.xAccountId}${s.xUsername ? ` (@${s.xUsername})` : ""}, person ${s.personId}${s.personCreated ? " (new)" : ""}, ` +
           `${n(s.followings)} followings, ${n(s.followers)} followers, ${n(s.edgesAdded)} new edges, ${n(s.matchesAdded)} matches added in ${s.seconds.toFixed(2)} s.`);

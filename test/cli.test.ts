@@ -93,6 +93,12 @@ describe("reconnexion CLI", () => {
     expect(z.code).toBe(1);
     expect(z.stderr.trim()).toBe(`reconnexion: ${badZip}: data/following.js, line 6: entry 2 has no valid "accountId".`);
 
+    // A zip bomb split in many entries, each too small for the old 1 MB threshold: refused, exit 1, one sentence.
+    const splitBomb = await writeArchiveZip(path.join(dir, "split-bomb.zip"), { accountId: "630", username: "bo", followings: [] },
+      Object.fromEntries(Array.from({ length: 20 }, (_, p) => [`data/following-part${p + 1}.js`, `window.YTD.following.part${p + 1} = [${" ".repeat(200 * 1024)}]`])));
+    const b = await runCli(["import", "archive", splitBomb], { env });
+    expect([b.code, b.stderr.trim()]).toEqual([1, `reconnexion: ${splitBomb}: data/following-part1.js: is compressed beyond any real data file (a zip bomb?).`]);
+
     // A 2 GB registry (sparse: it costs no disk) is refused unread, not read until memory runs out.
     const huge = path.join(dir, "huge-registry.csv");
     const handle = await open(huge, "w");
@@ -101,7 +107,7 @@ describe("reconnexion CLI", () => {
     await handle.close();
     const h = await runCli(["import", "registry", huge], { env, timeoutMs: 20_000 });
     expect([h.code, h.stderr.trim()]).toEqual([1, `reconnexion: ${huge}: is 2,048 MB, more than the 256 MB a registry import reads; split it into smaller files.`]);
-    noStack(z.stderr + h.stderr);
+    noStack(z.stderr + h.stderr + b.stderr);
   });
 
   it("explains configuration and database problems without a stack trace", async () => {
@@ -135,7 +141,15 @@ describe("reconnexion CLI", () => {
     await writeFile(following, 'window.YTD.following.part0 = [ { "following": { "accountId": "601", "userLink": "https://twitter.com/intent/user?user_id=601" } } ]');
     const r = await runCli(["import", "archive", following, "--x-id", "600", "--person", "99999"], { env });
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe(`reconnexion: ${following}: --person 99999: no such person in the store.`);
+    expect(r.stderr.trim()).toBe("reconnexion: No person 99999 in the store.");
+    // An X account id given where a person id goes: the same sentence as `person` and `forget` give, not a database error.
+    const large = await runCli(["import", "archive", following, "--x-id", "600", "--person", "1234567890123"], { env });
+    expect([large.code, large.stderr.trim()]).toEqual([1, "reconnexion: No person 1234567890123 in the store (person ids are below 2147483648); for the X account 1234567890123, write x:1234567890123."]);
+    for (const command of [["person", "1234567890123"], ["forget", "1234567890123", "--yes"]]) {
+      const refused = await runCli(command, { env });
+      expect([command, refused.code, refused.stderr.trim()]).toEqual([command, 1, expect.stringMatching(/^reconnexion: No person 1234567890123 in the store .*write x:1234567890123\.$/)]);
+    }
+    expect(await db.sql`select 1 from x_follow where follower = 600`).toHaveLength(0);
   });
 
   it("shows a person found by any account, and forgets them only when told --yes", async () => {

@@ -13,10 +13,12 @@ export type ArchiveProblem =
   | { kind: "bad-account" }
   /** The archive of another X account than the person's own (`yours`: @username or id). */
   | { kind: "other-account"; yours: string }
-  /** A data file larger than any real one, once unpacked. */
+  /** A data file, or all of them together, larger than any real one, once unpacked. */
   | { kind: "too-large"; mb: number }
   /** Compressed beyond any real data file (a zip bomb). */
   | { kind: "zip-bomb" }
+  /** More following (or follower, or account) files than any X archive has. */
+  | { kind: "too-many-parts"; max: number }
   /** Cut short or damaged: a download to do again. */
   | { kind: "damaged" }
   /** A data file whose content is not what X writes. */

@@ -33,15 +33,32 @@ export interface ArchiveSource {
 export interface ArchiveLimits {
   /** Largest data file read (uncompressed). */
   maxFileBytes: number;
-  /** Largest ratio uncompressed/compressed accepted for a large zip entry. */
+  /**
+   * Largest ratio uncompressed/compressed accepted for a zip entry, and for
+   * the zip's data files together (past RATIO_FLOOR bytes unpacked: smaller
+   * ones, such as an empty list, compress as well as they like).
+   */
   maxCompressionRatio: number;
+  /** Most bytes read from all the data files together (uncompressed); DEFAULT_LIMITS' when not given. */
+  maxTotalBytes?: number;
+  /** Most data files of one kind (following.js and its -partN.js splits…); DEFAULT_LIMITS' when not given. */
+  maxParts?: number;
 }
 
-export const DEFAULT_LIMITS: ArchiveLimits = {
+export const DEFAULT_LIMITS: Required<ArchiveLimits> = {
   // 150,000 followings take ~20 MB; 256 MB leaves room for any real account.
   maxFileBytes: 256 * 1024 * 1024,
+  // Real data files compress 10–20:1 (measured on X's layout).
   maxCompressionRatio: 100,
+  // Followings and followers (the operator reads both) of any real account.
+  maxTotalBytes: 1024 * 1024 * 1024,
+  // X splits a data file in parts of many megabytes: a hundred is far past
+  // any real archive, and a ceiling on what many small entries can add up to.
+  maxParts: 100,
 };
+
+/** Unpacked bytes below which an entry, or a zip's data files together, are not judged by their compression ratio. */
+const RATIO_FLOOR = 64 * 1024;
 
 /**
  * A bad archive; `line` when the problem is at a place in a data file,
@@ -66,9 +83,59 @@ function tooLarge(name: string, max: number, archive: string | undefined, unpack
   return new ArchiveError(name, `is larger than ${mb} MB${unpacked} — far more than any X archive data file.`, { kind: "too-large", mb }, { archive });
 }
 
+/** `archive`'s data files add up past the total cap. */
+function tooLargeInAll(archive: string, max: number): ArchiveError {
+  const mb = Math.round(max / 1048576);
+  return new ArchiveError(archive, `holds data files of more than ${mb} MB in all once unpacked — far more than any X archive.`, { kind: "too-large", mb });
+}
+
+function zipBomb(name: string, archive: string): ArchiveError {
+  return new ArchiveError(name, "is compressed beyond any real data file (a zip bomb?).", { kind: "zip-bomb" }, { archive });
+}
+
+/** The zip's data files together are compressed beyond any real archive. */
+function zipBombInAll(archive: string, ratio: number): ArchiveError {
+  return new ArchiveError(
+    archive,
+    `is compressed beyond any real X archive: its data files together unpack to more than ${ratio} times their size (a zip bomb?).`,
+    { kind: "zip-bomb" },
+  );
+}
+
+/**
+ * Counts `archive`'s data files by kind as they are listed: the error once
+ * one kind has more than `max`.
+ */
+function partCounter(archive: string, max: number): (kind: ArchiveFileKind) => ArchiveError | undefined {
+  const counts: Record<ArchiveFileKind, number> = { account: 0, following: 0, follower: 0 };
+  return (kind) =>
+    ++counts[kind] > max
+      ? new ArchiveError(archive, `holds more than ${max} ${kind} data files (${kind}.js and its -partN.js splits) — far more than any X archive.`, {
+          kind: "too-many-parts",
+          max,
+        })
+      : undefined;
+}
+
+/**
+ * What all of one source's data files may unpack to, and what they have so
+ * far: checked as the bytes come, whatever the sizes declared.
+ */
+interface Budget {
+  /** The zip or folder, for messages (a lone data file has no other data file to add up with). */
+  archive: string;
+  maxTotal: number;
+  ratio: number;
+  /** Bytes read so far, over all the data files. */
+  read: number;
+  /** For a zip: the compressed size of its data files together. */
+  compressed?: number;
+}
+
 const DATA_FILE = /(?:^|\/)(account|following|follower)(?:-part(\d+))?\.js$/;
 
-function classify(name: string): { kind: ArchiveFileKind; part: number } | undefined {
+/** What data file `name` (a path in an archive, or a file's name) is, if it is one the import reads. */
+export function classify(name: string): { kind: ArchiveFileKind; part: number } | undefined {
   const match = DATA_FILE.exec(name.replace(/\\/g, "/"));
   if (!match) return undefined;
   return { kind: match[1] as ArchiveFileKind, part: match[2] ? Number(match[2]) : 0 };
@@ -79,18 +146,46 @@ function ordered(files: ArchiveFile[]): ArchiveFile[] {
   return files.sort((a, b) => rank[a.kind] - rank[b.kind] || a.part - b.part);
 }
 
-/** Fails a stream that yields more than `max` bytes (a lying header, a bomb). */
-function capped(stream: Readable, max: number, name: string, archive: string | undefined): Readable {
+/**
+ * Fails a stream that yields more than `max` bytes (a lying header, a bomb),
+ * that unpacks beyond the ratio from its `compressed` size (a zip entry),
+ * or that takes its source's `budget` past its total or its ratio.
+ */
+function capped(
+  stream: Readable,
+  max: number,
+  name: string,
+  archive: string | undefined,
+  budget?: Budget,
+  compressed?: number,
+): Readable {
   let seen = 0;
   const guard = new Transform({
     transform(chunk: Buffer, _enc, callback) {
       seen += chunk.length;
-      if (seen > max) callback(tooLarge(name, max, archive));
-      else callback(null, chunk);
+      if (seen > max) return callback(tooLarge(name, max, archive));
+      if (budget) {
+        budget.read += chunk.length;
+        if (compressed !== undefined && seen > RATIO_FLOOR && seen > compressed * budget.ratio) return callback(zipBomb(name, budget.archive));
+        if (budget.read > budget.maxTotal) return callback(tooLargeInAll(budget.archive, budget.maxTotal));
+        if (budget.compressed !== undefined && budget.read > RATIO_FLOOR && budget.read > budget.compressed * budget.ratio) {
+          return callback(zipBombInAll(budget.archive, budget.ratio));
+        }
+      }
+      callback(null, chunk);
     },
   });
   stream.on("error", (e) => guard.destroy(e));
   return stream.pipe(guard);
+}
+
+function budgetFor(archive: string, limits: ArchiveLimits): Budget {
+  return {
+    archive,
+    maxTotal: limits.maxTotalBytes ?? DEFAULT_LIMITS.maxTotalBytes,
+    ratio: limits.maxCompressionRatio,
+    read: 0,
+  };
 }
 
 /** Opens `input`: a zip file, a folder (with or without `data/`), or one data file. */
@@ -122,8 +217,8 @@ export async function openArchiveSource(input: string, limits: ArchiveLimits = D
   return { files: [diskFile(input, path.basename(input), info.size, limits)], close: async () => {} };
 }
 
-/** A data file on disk: `name` for messages, inside `archive` (a folder) when there is one. */
-function diskFile(file: string, name: string, size: number, limits: ArchiveLimits, archive?: string): ArchiveFile {
+/** A data file on disk: `name` for messages, inside `archive` (a folder, whose `budget` it counts in) when there is one. */
+function diskFile(file: string, name: string, size: number, limits: ArchiveLimits, archive?: string, budget?: Budget): ArchiveFile {
   const kind = classify(name)!;
   return {
     name,
@@ -132,7 +227,7 @@ function diskFile(file: string, name: string, size: number, limits: ArchiveLimit
     size,
     async open() {
       if (size > limits.maxFileBytes) throw tooLarge(name, limits.maxFileBytes, archive);
-      return capped(createReadStream(file, { highWaterMark: 1 << 20 }), limits.maxFileBytes, name, archive);
+      return capped(createReadStream(file, { highWaterMark: 1 << 20 }), limits.maxFileBytes, name, archive, budget);
     },
   };
 }
@@ -147,11 +242,20 @@ async function openFolder(folder: string, limits: ArchiveLimits): Promise<Archiv
       continue;
     }
     const files: ArchiveFile[] = [];
+    const budget = budgetFor(folder, limits);
+    const tooMany = partCounter(folder, limits.maxParts ?? DEFAULT_LIMITS.maxParts);
+    let total = 0;
     for (const name of names) {
-      if (!classify(name)) continue;
+      const kind = classify(name);
+      if (!kind) continue;
       const full = path.join(dir, name);
       const s = await stat(full);
-      if (s.isFile()) files.push(diskFile(full, path.relative(folder, full), s.size, limits, folder));
+      if (!s.isFile()) continue;
+      const refused = tooMany(kind.kind);
+      if (refused) throw refused;
+      total += s.size;
+      if (total > budget.maxTotal) throw tooLargeInAll(folder, budget.maxTotal);
+      files.push(diskFile(full, path.relative(folder, full), s.size, limits, folder, budget));
     }
     if (files.length > 0) return { files: ordered(files), close: async () => {} };
   }
@@ -166,6 +270,10 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
         return;
       }
       const files: ArchiveFile[] = [];
+      const budget: Budget = { ...budgetFor(file, limits), compressed: 0 };
+      const tooMany = partCounter(file, limits.maxParts ?? DEFAULT_LIMITS.maxParts);
+      // Declared sizes: checked before anything is read (yauzl holds each entry to its own).
+      let unpacked = 0;
       const fail = (e: Error) => {
         zip.close();
         reject(e instanceof ArchiveError ? e : new ArchiveError(file, `is a damaged zip file (${e.message}).`, { kind: "damaged" }));
@@ -175,10 +283,16 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
         const kind = classify(entry.fileName);
         if (kind && !entry.fileName.endsWith("/")) {
           const name = entry.fileName;
+          const refused = tooMany(kind.kind);
+          if (refused) return fail(refused);
           if (entry.uncompressedSize > limits.maxFileBytes) return fail(tooLarge(name, limits.maxFileBytes, file, " once unpacked"));
-          if (entry.uncompressedSize > 1024 * 1024 && entry.uncompressedSize > entry.compressedSize * limits.maxCompressionRatio) {
-            return fail(new ArchiveError(name, "is compressed beyond any real data file (a zip bomb?).", { kind: "zip-bomb" }, { archive: file }));
+          if (entry.uncompressedSize > RATIO_FLOOR && entry.uncompressedSize > entry.compressedSize * limits.maxCompressionRatio) {
+            return fail(zipBomb(name, file));
           }
+          unpacked += entry.uncompressedSize;
+          budget.compressed! += entry.compressedSize;
+          if (unpacked > budget.maxTotal) return fail(tooLargeInAll(file, budget.maxTotal));
+          const compressed = entry.compressedSize;
           files.push({
             name,
             archive: file,
@@ -188,7 +302,7 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
               new Promise<Readable>((res, rej) =>
                 zip.openReadStream(entry, (e, stream) => {
                   if (e || !stream) rej(new ArchiveError(name, `cannot be unpacked (${e?.message ?? "unreadable"}).`, { kind: "damaged" }, { archive: file }));
-                  else res(capped(stream, limits.maxFileBytes, name, file));
+                  else res(capped(stream, limits.maxFileBytes, name, file, budget, compressed));
                 }),
               ),
           });
@@ -199,6 +313,8 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
         if (files.length === 0) {
           zip.close();
           reject(new ArchiveError(file, "is a zip file but not an X archive (no data/account.js, following.js or follower.js inside).", { kind: "not-archive" }));
+        } else if (unpacked > RATIO_FLOOR && unpacked > budget.compressed! * limits.maxCompressionRatio) {
+          fail(zipBombInAll(file, limits.maxCompressionRatio));
         } else {
           resolve({ files: ordered(files), close: async () => zip.close() });
         }

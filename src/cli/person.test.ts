@@ -48,6 +48,15 @@ describe("resolvePerson", () => {
     await expect(resolvePerson(db.store, "")).rejects.toThrow(/a person id .* or an account/);
     await expect(resolvePerson(db.store, "x:not a name")).rejects.toThrow(PersonRefError);
   });
+
+  it("takes a number too large for a person id as a person id that does not exist, and says how to name an X account", async () => {
+    for (const id of ["2147483648", "1234567890123", "99999999999999999999999"]) {
+      await expect(resolvePerson(db.store, id)).rejects.toThrow(
+        new PersonRefError(`No person ${id} in the store (person ids are below 2147483648); for the X account ${id}, write x:${id}.`),
+      );
+    }
+    expect(await resolvePerson(db.store, "x:501")).toBe(ann);
+  });
 });
 
 describe("personReport", () => {

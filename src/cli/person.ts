@@ -71,12 +71,21 @@ function bareRef(value: string): IdentityRef | undefined {
   return named && named.platform !== "x" ? { platform: named.platform, handle: named.handle } : undefined;
 }
 
+/** The largest person id (`person.id` is a PostgreSQL integer). */
+const MAX_PERSON_ID = 2_147_483_647;
+
 /** The person `ref` names: a person id, or any account of theirs. */
 export async function resolvePerson(store: Store, ref: string): Promise<number> {
   const value = ref.trim();
   if (/^[0-9]+$/.test(value)) {
     const id = Number(value);
-    if (Number.isSafeInteger(id) && (await store.people.get(id))) return id;
+    // Person ids are PostgreSQL integers: a larger number is no person (more
+    // likely an X account id typed without `x:`), and is never sent to the
+    // database, which would refuse it as out of range.
+    if (id > MAX_PERSON_ID) {
+      throw new PersonRefError(`No person ${value} in the store (person ids are below ${MAX_PERSON_ID + 1}); for the X account ${value}, write x:${value}.`);
+    }
+    if (await store.people.get(id)) return id;
     throw new PersonRefError(`No person ${value} in the store.`);
   }
   const colon = value.indexOf(":");

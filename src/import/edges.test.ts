@@ -99,12 +99,28 @@ describe("import edges", () => {
     ["a non-numeric id", "1,2\n3,abc\n", /line 3: followed_x_id must be a positive whole number.*"abc"/],
     ["a negative id", "1,2\n-3,4\n", /line 3: X account ids must be positive/],
     ["an id beyond 64 bits", "1,99999999999999999999\n", /line 2: followed_x_id must be a positive whole number/],
+    // PostgreSQL reads these as numbers (hexadecimal 16, octal 15, binary 5, 1000): not X account ids as written.
+    ["a hexadecimal id", "1,2\n0x10,4\n", /line 3: follower_x_id must be a positive whole number \(an X account id\), not "0x10"\.$/],
+    ["an octal id", "1,0o17\n", /line 2: followed_x_id must be a positive whole number.*"0o17"/],
+    ["a binary id", "1,2\r\n3,0b101\r\n", /line 3: followed_x_id must be a positive whole number.*"0b101"/],
+    ["an id with an underscore", "1,1_000\n", /line 2: followed_x_id must be a positive whole number.*"1_000"/],
+    ["an id with a space", "1, 2\n", /line 2: followed_x_id must be a positive whole number.*" 2"/],
+    ["an id with a sign", "+1,2\n", /line 2: follower_x_id must be a positive whole number.*"\+1"/],
+    ["a quoted hexadecimal id", '"1","2"\n"3","0x4"\n', /line 3: followed_x_id must be a positive whole number.*"0x4"/],
+    ["letters in an extra column", "1,2,x\n", /line 2: the row has more columns than the header/],
     ["a missing column", "1,2\n3\n", /line 3: a column is missing/],
     ["an extra column", "1,2,3\n", /line 2: the row has more columns than the header/],
     ["an empty cell", "1,\n", /line 2: .*followed/],
     ["the wrong header", "1,2\n", /line 1: the header row is "follower,followed"/, "follower,followed"],
     ["registry columns", "1,a,,,,,,,\n", /line 1: the header row is "x_id,x_username/, "x_id,x_username,bluesky_did,bluesky_handle,fediverse_acct,language,notify,auto_reconnect,announce_me"],
   ];
+  it("takes quoted ids as plain ones", async () => {
+    const before = await edgeCount();
+    const result = await importEdges(db.sql, await csv('"8800001","8800002"\n8800001,"8800003"\n'));
+    expect(result).toMatchObject({ rows: 2, added: 2 });
+    expect(await edgeCount()).toBe(before + 2);
+  });
+
   it("names the file's own line of a bad row that comes after repeated lines left out on the way", async () => {
     const body = "7,1\n7,2\n7,1\n7,1\n8,1\n8,1\n8,x\n";
     const error = await importEdges(db.sql, await csv(body)).catch((e: unknown) => e);

@@ -26,8 +26,8 @@ import type { Sql } from "../store/database.ts";
 import { Matches } from "../store/matches.ts";
 import { readCsvHeader } from "./csv-file.ts";
 import { translateCopyError } from "./copy-errors.ts";
-import { GroupDedupe } from "./group-dedupe.ts";
-import { silentProgress, type EdgeImportSummary, type Progress } from "./types.ts";
+import { EdgeFieldError, GroupDedupe } from "./group-dedupe.ts";
+import { ImportError, silentProgress, type EdgeImportSummary, type Progress } from "./types.ts";
 
 export const EDGE_COLUMNS = ["follower_x_id", "followed_x_id"] as const;
 
@@ -116,14 +116,17 @@ async function copyFile(
       callback(null, chunk);
     },
   });
-  // It also counts the lines: one pass over the bytes, not two.
-  const dedupe = new GroupDedupe();
+  // It also counts the lines, and refuses any byte but digits, commas, quotes
+  // and line breaks (COPY would read `0x10`, `0o17`, `0b101`, `1_000` or ` 12`
+  // as numbers): one pass over the bytes, not two.
+  const dedupe = new GroupDedupe({ checkDigits: true });
   try {
     // Both tables are created by this transaction, so the rows can go in
     // frozen: no autovacuum rewriting 2 GB of edges later to freeze them.
     const copy = await tx`copy ${tx(table)} (follower, followed) from stdin with (format csv, freeze true)`.writable();
     await pipeline(createReadStream(file, { start: offset, highWaterMark: 1 << 20 }), counter, dedupe, copy);
   } catch (error) {
+    if (error instanceof EdgeFieldError) throw new ImportError(file, error.line + 1, fieldMessage(error));
     // COPY counts the lines it saw; the file also has its header and the dropped repeats.
     const fileLine = (copyLine: number) => dedupe.fileLine(copyLine) + 1;
     throw translateCopyError(error, file, fileLine, { follower: "follower_x_id", followed: "followed_x_id" }) ?? error;
@@ -131,6 +134,13 @@ async function copyFile(
   // A last line without a line break is a row too.
   const rows = dedupe.lineBreaks + (bytes > 0 && lastByte !== 0x0a ? 1 : 0);
   return { rows, copied: rows - dedupe.dropped.length };
+}
+
+/** What is wrong with a field that is not a decimal number, worded as COPY's refusals are (copy-errors.ts). */
+function fieldMessage(error: EdgeFieldError): string {
+  if (error.column >= EDGE_COLUMNS.length) return "the row has more columns than the header.";
+  if (/^-[0-9]+$/.test(error.field)) return "X account ids must be positive numbers.";
+  return `${EDGE_COLUMNS[error.column]} must be a positive whole number (an X account id), not "${error.field}".`;
 }
 
 /** Incremental: new edges from `table` into the indexed `x_follow`. */

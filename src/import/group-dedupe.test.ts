@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { GroupDedupe, type GroupDedupeLimits } from "./group-dedupe.ts";
+import { EdgeFieldError, GroupDedupe, type GroupDedupeLimits } from "./group-dedupe.ts";
 
 /** Runs `text`, cut into chunks of `size` bytes, through a GroupDedupe. */
 async function run(text: string, size = 7, limits?: GroupDedupeLimits): Promise<{ out: string; dedupe: GroupDedupe }> {
@@ -81,6 +81,55 @@ describe("GroupDedupe", () => {
     expect(dedupe.dropped).toEqual([2, 3, 5]);
     // COPY saw lines 1 (file 1), 2 (file 4) and 3 (file 6).
     expect([1, 2, 3].map((l) => dedupe.fileLine(l))).toEqual([1, 4, 6]);
+  });
+});
+
+describe("GroupDedupe checking that ids are plain decimal digits", () => {
+  /** The error a checking GroupDedupe ends with, for `text` cut into chunks of `size`. */
+  async function refusal(text: string, size: number): Promise<unknown> {
+    return run(text, size, { checkDigits: true }).then(() => undefined, (e: unknown) => e);
+  }
+
+  it("refuses any byte but digits, comma, CR, LF and the quote, naming the line, column and field, however the chunks fall", async () => {
+    const cases: [string, { line: number; column: number; field: string }][] = [
+      ["1,2\n0x10,5\n", { line: 2, column: 0, field: "0x10" }],
+      ["10,2\n10,3\n1o,4\n", { line: 3, column: 0, field: "1o" }], // a follower checked once per run: this is a new one
+      ["1,2\n1,3\nab\n", { line: 3, column: 0, field: "ab" }], // no comma
+      ["1,2\r\n3,1_000\r\n", { line: 2, column: 1, field: "1_000" }],
+      ["1,2\n3,0o17\n", { line: 2, column: 1, field: "0o17" }],
+      ["1,2\n1,2\n1,0b101\n", { line: 3, column: 1, field: "0b101" }],
+      ["1,2\n3, 4\n", { line: 2, column: 1, field: " 4" }],
+      ["1,2\n3,+4\n", { line: 2, column: 1, field: "+4" }],
+      ["1,2\n-3,4\n", { line: 2, column: 0, field: "-3" }],
+      ["1,2\n3,4,x\n", { line: 2, column: 2, field: "x" }],
+      ["1,2\n3,4e5", { line: 2, column: 1, field: "4e5" }], // a last line without a break
+      [`${"7".repeat(70)},1\n${"7".repeat(70)},1x\n`, { line: 2, column: 1, field: "1x" }], // past the remembered follower length
+      [`1,${"9".repeat(25)}\n1,${"9".repeat(25)}z\n`, { line: 2, column: 1, field: `${"9".repeat(25)}z` }], // past the remembered digits
+      ['"1","2"\n"0x10",3\n', { line: 2, column: 0, field: "0x10" }], // quoted: checked all the same
+      ['1,2\n"3","4"\n5,6\n7,1_0\n', { line: 4, column: 1, field: "1_0" }],
+    ];
+    for (const [text, expected] of cases) {
+      for (const size of [1, 3, 7, 4096]) {
+        const error = await refusal(text, size);
+        expect([text, size, error]).toEqual([text, size, expect.any(EdgeFieldError)]);
+        const { line, column, field } = error as EdgeFieldError;
+        expect([text, size, { line, column, field }]).toEqual([text, size, expected]);
+      }
+    }
+  });
+
+  it("counts the lines it left out, and checks a line that never ends (CR-only breaks) all the same", async () => {
+    expect(await refusal("1,2\n1,2\n1,2\n1,x\n", 64)).toMatchObject({ line: 4, field: "x" });
+    const crOnly = "1,2\r".repeat(20_000) + "1,y\r";
+    expect(await refusal(crOnly, 4096)).toMatchObject({ field: "y" });
+  });
+
+  it("lets decimal ids through unchanged, quoted or not", async () => {
+    for (const text of ["1,2\n1,2\n3,4\r\n5,6", '"1","2"\n"3",4\n5,6\n', "12345678901234567890123,1\n"]) {
+      const plain = await run(text, 5);
+      const checked = await run(text, 5, { checkDigits: true });
+      expect(checked.out).toBe(plain.out);
+    }
   });
 });
 

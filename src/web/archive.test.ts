@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import yazl from "yazl";
 import { loadConfig } from "../config.ts";
 import type { Logger } from "../logger.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
@@ -121,6 +122,57 @@ describe("the archive upload page", () => {
     expect(res.status, done).toBe(200);
     expect(done).toContain("Archive reçue");
     expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550200", followings: 1 });
+  });
+
+  it("takes the archive's whole data/ folder: the files it does not read (follower.js, tweets.js…) are skipped, unsaved", async () => {
+    const { personId, url } = await newcomerWithLink();
+    const files = archiveFiles({ accountId: "5550250", username: "folder_x", followings: ["5550001"], followers: ["5550003"] });
+    const others = Array.from({ length: 120 }, (_, i) => ({ name: `other-${i}.js`, body: `window.YTD.other${i}.part0 = []` }));
+    const picked = [...dataFiles({ accountId: "5550250", username: "folder_x", followings: ["5550001"], followers: ["5550003"] }), ...others, { name: "manifest.js", body: files.get("data/manifest.js")! }];
+    const res = await upload(url, picked);
+    const done = await res.text();
+    expect(res.status, done).toBe(200);
+    expect(done).toContain("Archive received");
+    expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550250", followings: 1 });
+  });
+
+  it("says so, in the person's language, when there are more parts of a data file than any archive has", async () => {
+    const { personId, url } = await newcomerWithLink("fr");
+    const files = archiveFiles({ accountId: "5550260", username: "parts_x", followings: [], followers: [] });
+    const parts = Array.from({ length: 101 }, (_, p) => ({ name: `following${p === 0 ? "" : `-part${p}`}.js`, body: `window.YTD.following.part${p} = [ ]` }));
+    const many = await upload(url, [{ name: "account.js", body: files.get("data/account.js")! }, ...parts]);
+    const text = await many.text();
+    expect(many.status).toBe(400);
+    expect(text).toContain("Ce que vous avez envoyé contient plus de 100 parties d’un même fichier de données");
+    expect(text).not.toContain("Mo");
+    // A hundred is taken.
+    const hundred = await upload(url, [{ name: "account.js", body: files.get("data/account.js")! }, ...parts.slice(0, 100)]);
+    expect(hundred.status, await hundred.text()).toBe(200);
+    expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550260", followings: 0 });
+  });
+
+  it("refuses a zip bomb split into many small entries, and a zip of more parts than any archive has", async () => {
+    const { personId, url } = await newcomerWithLink();
+    const zipOf = async (entries: Record<string, string>) => {
+      const zip = new yazl.ZipFile();
+      zip.addBuffer(Buffer.from(archiveFiles({ accountId: "5550270", username: "bomb_x", followings: [] }).get("data/account.js")!), "data/account.js");
+      for (const [name, body] of Object.entries(entries)) zip.addBuffer(Buffer.from(body), name);
+      zip.end();
+      const chunks: Buffer[] = [];
+      for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    };
+    const named = (count: number, body: (p: number) => string) =>
+      Object.fromEntries(Array.from({ length: count }, (_, p) => [`data/following${p === 0 ? "" : `-part${p}`}.js`, body(p)]));
+    const bomb = await zipOf(named(20, (p) => `window.YTD.following.part${p} = [${" ".repeat(200 * 1024)}]`));
+    expect(bomb.length).toBeLessThan(MAX_UPLOAD);
+    const refused = await upload(url, [{ name: "bomb.zip", body: bomb }]);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("data/following.js is compressed far beyond any real archive file. Nothing was kept.");
+    const parts = await upload(url, [{ name: "parts.zip", body: await zipOf(named(101, (p) => `window.YTD.following.part${p} = [ ]`)) }]);
+    expect(parts.status).toBe(400);
+    expect(await parts.text()).toContain("parts.zip holds more than 100 parts of one data file");
+    expect(await db.store.uploadedArchives.get(personId)).toBeUndefined();
   });
 
   it("refuses a broken zip in one sentence naming the file, keeps nothing, and leaves the link usable", async () => {

@@ -23,7 +23,7 @@ import { Router, type Request, type Response } from "express";
 import type { Sql } from "postgres";
 import type { Config } from "../config.ts";
 import type { Locale } from "../conversation/i18n/index.ts";
-import { DEFAULT_LIMITS, type ArchiveLimits } from "../archive/source.ts";
+import { classify, DEFAULT_LIMITS, type ArchiveFileKind, type ArchiveLimits } from "../archive/source.ts";
 import { importArchive } from "../import/archive.ts";
 import { ImportError } from "../import/types.ts";
 import type { Logger } from "../logger.ts";
@@ -45,32 +45,41 @@ export interface ArchiveUploadContext {
 }
 
 const DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024;
-/** What an uploaded archive's data files may weigh (150,000 followings take ~20 MB). */
-const UPLOAD_LIMITS: ArchiveLimits = { ...DEFAULT_LIMITS, maxFileBytes: 64 * 1024 * 1024 };
-/** Files taken from one form: the zip, or the data files (following.js and follower.js may come in parts). */
-const MAX_FILES = 40;
+/** What an uploaded archive's data files may weigh (150,000 followings take ~20 MB), each and together. */
+const UPLOAD_LIMITS = { ...DEFAULT_LIMITS, maxFileBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024 } satisfies ArchiveLimits;
+/** The data files an upload is read for: its follower.js (and parts) is left out (src/import/archive.ts, selfService). */
+const UPLOAD_KINDS: ReadonlySet<ArchiveFileKind> = new Set(["account", "following"]);
 
 /** What the form brought: where it was saved, and the names the person gave. */
 interface Upload {
   folder: string;
+  /** The first .zip, saved; `zipCount` says how many came. */
   zips: { saved: string; name: string }[];
+  zipCount: number;
+  /** Data files saved. */
   dataFiles: number;
   tooLarge: boolean;
+  /** More files of one kind (following-partN.js…) than UPLOAD_LIMITS.maxParts: the rest was not saved. */
+  tooManyParts: boolean;
 }
 
 class UploadError extends Error {}
 
 /**
- * Saves the form's files under `folder`: a .zip as is, .js files as
- * `data/<name>`; anything else is read past. Stops reading, marked too
- * large, once the whole request passes `maxBytes`.
+ * Saves the form's files under `folder`: the first .zip as is, and the data
+ * files the import reads (account.js, following.js and its -partN.js) as
+ * `data/<name>`, up to UPLOAD_LIMITS.maxParts of a kind; anything else —
+ * the rest of an X archive's data/ folder, picked whole — is read past,
+ * unsaved (so only the bytes count, not the number of files). Stops
+ * reading, marked too large, once the whole request passes `maxBytes`.
  */
 async function receive(req: Request, folder: string, maxBytes: number): Promise<Upload> {
-  const upload: Upload = { folder, zips: [], dataFiles: 0, tooLarge: false };
+  const upload: Upload = { folder, zips: [], zipCount: 0, dataFiles: 0, tooLarge: false, tooManyParts: false };
+  const kinds: Record<ArchiveFileKind, number> = { account: 0, following: 0, follower: 0 };
   await mkdir(path.join(folder, "data"));
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: req.headers, limits: { files: MAX_FILES, fileSize: maxBytes, fields: 0, parts: MAX_FILES } });
+    parser = busboy({ headers: req.headers, limits: { fileSize: maxBytes, fields: 0 } });
   } catch (error) {
     // Not a multipart form at all.
     throw new UploadError(error instanceof Error ? error.message : String(error));
@@ -82,22 +91,30 @@ async function receive(req: Request, folder: string, maxBytes: number): Promise<
   const fail = (error: unknown) => void (failure ??= error);
   parser.on("file", (_field, stream, info) => {
     stream.on("error", fail);
-    files.push(stream);
     stream.on("limit", () => (upload.tooLarge = true));
     // Only the base name, and only safe characters: the name never leaves the folder.
     const name = path.basename(info.filename ?? "").replace(/[^A-Za-z0-9._-]/g, "_");
+    const kind = classify(name)?.kind;
     let target: string | undefined;
     if (/\.zip$/i.test(name)) {
-      target = path.join(folder, `upload-${upload.zips.length}.zip`);
-      upload.zips.push({ saved: target, name });
-    } else if (/\.js$/i.test(name)) {
-      target = path.join(folder, "data", name);
-      upload.dataFiles++;
+      // A second one is refused anyway: counted, not kept.
+      if (upload.zipCount++ === 0) {
+        target = path.join(folder, "upload-0.zip");
+        upload.zips.push({ saved: target, name });
+      }
+    } else if (kind && UPLOAD_KINDS.has(kind)) {
+      if (++kinds[kind] > UPLOAD_LIMITS.maxParts) {
+        upload.tooManyParts = true;
+      } else {
+        target = path.join(folder, "data", name);
+        upload.dataFiles++;
+      }
     }
     if (!target) {
       stream.resume();
       return;
     }
+    files.push(stream);
     // `wx`: two files of one name are a refusal, not a mix of both.
     // A write that fails leaves its file unread: the whole form stops there, or it would never end.
     writes.push(
@@ -107,8 +124,6 @@ async function receive(req: Request, folder: string, maxBytes: number): Promise<
       }),
     );
   });
-  parser.on("filesLimit", () => (upload.tooLarge = true));
-  parser.on("partsLimit", () => (upload.tooLarge = true));
   // The whole request counts, not each file: past the cap, reading stops.
   let total = 0;
   const counted = new Transform({
@@ -194,12 +209,15 @@ export function archiveRoutes(ctx: ArchiveUploadContext): Router {
     if (upload.tooLarge) {
       return refuse(413, locale.web.archiveTooLarge(Math.round(maxBytes / (1024 * 1024))));
     }
+    if (upload.tooManyParts) {
+      return refuse(400, locale.web.archiveRefused({ kind: "too-many-parts", max: UPLOAD_LIMITS.maxParts }, undefined, undefined));
+    }
     // All in: reading it says nothing on the connection for a while, which
     // the server's idle timeout (src/main.ts) must not take for a stalled client.
     req.socket.setTimeout(0);
     // One zip, read as it came, or the data files.
-    const oneZip = upload.zips.length === 1 && upload.dataFiles === 0;
-    if (!oneZip && (upload.zips.length > 0 || upload.dataFiles === 0)) return refuse(400, locale.web.archiveNothing);
+    const oneZip = upload.zipCount === 1 && upload.dataFiles === 0;
+    if (!oneZip && (upload.zipCount > 0 || upload.dataFiles === 0)) return refuse(400, locale.web.archiveNothing);
     // Forgotten (`forget`) while the upload came in: the link went with the person.
     if (!(await ctx.store.people.get(personId))) return () => invalid(res, locale);
     let summary;

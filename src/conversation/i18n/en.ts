@@ -48,6 +48,8 @@ function archiveProblem(problem: ArchiveProblem | undefined, file: string | unde
       return `${what} is larger than ${problem.mb} MB — far more than any X archive data file.`;
     case "zip-bomb":
       return `${what} is compressed far beyond any real archive file.`;
+    case "too-many-parts":
+      return `${what} holds more than ${problem.max} parts of one data file (following-part1.js, following-part2.js…) — far more than any X archive.`;
     case "damaged":
       return `${where} is damaged or cut short: download your archive from X again.`;
     case "bad-content":

@@ -50,6 +50,8 @@ function archiveProblem(problem: ArchiveProblem | undefined, file: string | unde
       return `${what} dépasse ${problem.mb} Mo — bien plus que tout fichier de données d’une archive X.`;
     case "zip-bomb":
       return `${what} est compressé bien au-delà de tout vrai fichier d’archive.`;
+    case "too-many-parts":
+      return `${what} contient plus de ${problem.max} parties d’un même fichier de données (following-part1.js, following-part2.js…) — bien plus que toute archive X.`;
     case "damaged":
       return `${where} est abîmé ou incomplet : téléchargez à nouveau votre archive depuis X.`;
     case "bad-content":
