@@ -15,6 +15,7 @@ import { startBlueskyBot, type BlueskyBot, type BlueskyBotOptions } from "./inde
 import { PROFILE_DESCRIPTION } from "./messages.ts";
 import { Outbox, type ThreadProgress } from "./outbox.ts";
 import { accountKey } from "./session.ts";
+import { until } from "../../test/harness/wait.ts";
 import { senderKey } from "../../src/store/conversation-state.ts";
 
 let net: BlueskyNetwork;
@@ -88,6 +89,15 @@ async function mention(user: TestUser, text: string, replyTo?: { uri: string; ci
     ...(replyTo ? { reply: { root: replyTo.root ?? { uri: replyTo.uri, cid: replyTo.cid }, parent: { uri: replyTo.uri, cid: replyTo.cid } } } : {}),
     createdAt: new Date().toISOString(),
   };
+  const res = await user.agent.com.atproto.repo.createRecord({ repo: user.did, collection: "app.bsky.feed.post", record });
+  return { uri: res.data.uri, cid: res.data.cid };
+}
+
+/** A mention of the bot whose record says it was written at `createdAt` (a clock behind, a late relay). */
+async function mentionCreatedAt(user: TestUser, text: string, createdAt: Date, to: TestUser = botUser) {
+  const rt = new RichText({ text: `@${to.handle} ${text}` });
+  await rt.detectFacets(user.agent);
+  const record: AppBskyFeedPost.Record = { $type: "app.bsky.feed.post", text: rt.text, ...(rt.facets ? { facets: rt.facets } : {}), createdAt: createdAt.toISOString() };
   const res = await user.agent.com.atproto.repo.createRecord({ repo: user.did, collection: "app.bsky.feed.post", record });
   return { uri: res.data.uri, cid: res.data.cid };
 }
@@ -472,6 +482,69 @@ describe("nothing lost, nothing twice", () => {
     expect(await repliesTo(m.uri)).toHaveLength(1);
     expect((await botPosts()).length).toBe(before);
     expect(net.chat.messages().length).toBe(dmsBefore);
+  });
+});
+
+describe("mentions listed late (the AppView lists a post at the earlier of its createdAt and when it was indexed)", () => {
+  // A bot account of its own: only these tests' notifications in its list.
+  let late: BlueskyBot;
+  let lateUser: TestUser;
+  const asLate = (options: BlueskyBotOptions) =>
+    start({ config: { ...config, bluesky: { ...config.bluesky, handle: lateUser.handle, appPassword: lateUser.password } }, options });
+  beforeAll(async () => {
+    lateUser = await net.createUser("latebot");
+    // Only its first poll reads the whole lookback: the others stop at the first page below its position with nothing new.
+    late = asLate({ notificationSweepMs: 1e9 });
+    await late.ready;
+    await late.nextPoll();
+  });
+  afterAll(async () => {
+    await late?.stop();
+  });
+
+  it("answers a mention whose post says it was written minutes before it reached the AppView", async () => {
+    const jo = await net.createUser("lateposter");
+    // A mention on time first: the bot's position is now.
+    const first = await mention(jo, "help", undefined, lateUser);
+    await settle(late);
+    expect(await repliesTo(first.uri, lateUser)).toHaveLength(1);
+    const behind = await mentionCreatedAt(jo, "aide", new Date(Date.now() - 4 * 60_000), lateUser);
+    await settle(late);
+    await late.nextPoll();
+    // The premise: listed at its createdAt, behind the bot's position.
+    const listed = await lateUser.agent.app.bsky.notification.listNotifications({ limit: 100 });
+    const n = listed.data.notifications.find((x) => x.uri === behind.uri);
+    expect(Date.parse(n!.indexedAt)).toBeLessThan(Date.now() - 3 * 60_000);
+    expect(await repliesTo(behind.uri, lateUser)).toHaveLength(1);
+    // And never twice.
+    await late.nextPoll();
+    expect(await repliesTo(behind.uri, lateUser)).toHaveLength(1);
+  });
+
+  it("answers a mention listed an hour back, below pages of newer ones already answered (a sweep of the last hours now and then)", async () => {
+    await late.stop();
+    late = asLate({ notificationPageSize: 2, notificationSweepMs: 500 });
+    await late.ready;
+    const kim = await net.createUser("lateposter2");
+    const first = await mention(kim, "help", undefined, lateUser);
+    await settle(late);
+    expect(await repliesTo(first.uri, lateUser)).toHaveLength(1);
+    // Two answered mentions listed 10 minutes back: below the bot's position, a page with nothing new.
+    const answered = [
+      await mentionCreatedAt(kim, "help", new Date(Date.now() - 10 * 60_000), lateUser),
+      await mentionCreatedAt(kim, "aide", new Date(Date.now() - 11 * 60_000), lateUser),
+    ];
+    await settle(late);
+    await late.nextPoll();
+    for (const m of answered) expect(await repliesTo(m.uri, lateUser)).toHaveLength(1);
+    // Then one listed an hour back (below that page), and newer ones.
+    const behind = await mentionCreatedAt(kim, "aide", new Date(Date.now() - 60 * 60_000), lateUser);
+    const after = [await mention(kim, "hello", undefined, lateUser), await mention(kim, "bonjour", undefined, lateUser), await mention(kim, "hi", undefined, lateUser)];
+    await settle(late);
+    for (const m of after) expect(await repliesTo(m.uri, lateUser)).toHaveLength(1);
+    await until("the mention listed an hour back to be answered", async () => (await repliesTo(behind.uri, lateUser)).length > 0, 15_000, 200);
+    await late.nextPoll();
+    expect(await repliesTo(behind.uri, lateUser)).toHaveLength(1);
   });
 });
 

@@ -126,7 +126,7 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
   // Talk among a group's members is not for the bot.
   if (kind === "group" && !mentionsBot(message, ctx.bot)) return false;
   const eventId = `chat:${convoId}:${message.id}`;
-  const claim = await state.claim(account, eventId, "chat");
+  const claim = await state.claim(account, eventId, "chat", { sender: message.sender.did });
   if (claim.status === "done") return false;
   if (claim.status === "busy") throw new EventBusyError(eventId);
   const held = new HeldClaim(state, account, eventId, claim.token, ctx.claimHeartbeatMs);

@@ -107,3 +107,63 @@ describe("event claims", () => {
     expect(await state.claim(account, event, "mention")).toEqual({ status: "done" });
   });
 });
+
+describe("answers kept for a retry", () => {
+  it("are sealed at rest, bound to their event; ones written before they were sealed are still read", async () => {
+    const state = db.store.bluesky;
+    const event = nextEvent();
+    const { code } = await db.store.linkCodes.create((await db.store.people.create()).id);
+    const a = await state.claim(account, event, "chat", { sender: "did:plc:sealed" });
+    if (a.status !== "new") throw new Error("unreachable");
+    await state.saveReplies(account, event, a.token, [`Send link ${code} from your other account.`]);
+    await state.release(account, event, a.token);
+    const [row] = await db.sql<{ raw: string; sender: string | null }[]>`
+      select replies::text as raw, sender_digest as sender from bluesky_event where account = ${account} and event_id = ${event}`;
+    expect(row!.raw).not.toContain(code);
+    expect(row!.raw).not.toContain("Send link");
+    // Who sent it is no DID in the clear either.
+    expect(row!.sender).not.toContain("did:plc:sealed");
+    expect(await state.claim(account, event, "chat")).toMatchObject({ status: "resume", replies: [`Send link ${code} from your other account.`] });
+    // Moved to another event, they do not open: that event is answered afresh.
+    const copy = nextEvent();
+    await db.sql`insert into bluesky_event (account, event_id, kind, state, replies)
+      select account, ${copy}, kind, 'released', replies from bluesky_event where account = ${account} and event_id = ${event}`;
+    expect(await state.claim(account, copy, "chat")).toMatchObject({ status: "resume", replies: null });
+    // Written in the clear before: read as they are.
+    const plain = nextEvent();
+    await db.sql`insert into bluesky_event (account, event_id, kind, state, replies) values (${account}, ${plain}, 'chat', 'released', ${db.sql.json({ publicTexts: ["hi"] })})`;
+    expect(await state.claim(account, plain, "chat")).toMatchObject({ status: "resume", replies: { publicTexts: ["hi"] } });
+  });
+
+  it("are dropped for a person forgotten (their DIDs), those events closed; a worker sending one loses its claim", async () => {
+    const state = db.store.bluesky;
+    const held = async (sender: string, release: boolean) => {
+      const event = nextEvent();
+      const c = await state.claim(account, event, "chat", { sender });
+      if (c.status !== "new") throw new Error("unreachable");
+      await state.saveReplies(account, event, c.token, [`for ${sender}`]);
+      if (release) await state.release(account, event, c.token);
+      return { event, token: c.token };
+    };
+    const released = await held("did:plc:gone", true);
+    const sending = await held("did:plc:gone", false);
+    const other = await held("did:plc:kept", true);
+    // The event being answered right now (replies not saved yet) is left alone.
+    const current = nextEvent();
+    const c = await state.claim(account, current, "chat", { sender: "did:plc:gone" });
+    if (c.status !== "new") throw new Error("unreachable");
+    expect(await state.dropHeldReplies([{ platform: "bluesky", stableId: "did:plc:gone" }, { platform: "fediverse", stableId: "https://a.example/users/x" }])).toBe(2);
+    const rows = async (event: string) =>
+      (await db.sql<{ state: string; held: boolean }[]>`
+        select state, replies is not null as held from bluesky_event where account = ${account} and event_id = ${event}`)[0];
+    expect(await rows(released.event)).toEqual({ state: "skipped", held: false });
+    expect(await rows(sending.event)).toEqual({ state: "skipped", held: false });
+    expect(await rows(other.event)).toEqual({ state: "released", held: true });
+    expect(await rows(current)).toEqual({ state: "claimed", held: false });
+    await expect(state.saveSent(account, sending.event, sending.token, 1)).rejects.toBeInstanceOf(ClaimLostError);
+    expect((await state.claim(account, released.event, "chat")).status).toBe("done");
+    // Finished: who sent it is not kept.
+    await state.finish(account, current, c.token, "done");
+    expect((await db.sql`select sender_digest from bluesky_event where account = ${account} and event_id = ${current}`)[0]!.sender_digest).toBeNull();
+  });
+});

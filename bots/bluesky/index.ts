@@ -55,6 +55,8 @@ export interface BlueskyBotOptions {
   engine?: Partial<EngineContext>;
   /** How often a claim on an event being answered is renewed (default a fifth of the time after which it goes stale). */
   claimHeartbeatMs?: number;
+  /** How often a poll of mentions reads back the whole lookback for unanswered mentions listed late (default 5 min; see mentions.ts). */
+  notificationSweepMs?: number;
 }
 
 export interface BlueskyBot {
@@ -174,7 +176,11 @@ export function startBlueskyBot(options: {
     const outbox = new Outbox(session.agent, { langs: [config.defaultLanguage], log });
     liveOutbox = outbox;
     const base = { agent: session.agent, outbox, engine, state: store.bluesky, account, bot, log, ...(opts.claimHeartbeatMs ? { claimHeartbeatMs: opts.claimHeartbeatMs } : {}) };
-    const mentionCtx: MentionContext = { ...base, ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}) };
+    const mentionCtx: MentionContext = {
+      ...base,
+      ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}),
+      ...(opts.notificationSweepMs !== undefined ? { sweepEveryMs: opts.notificationSweepMs } : {}),
+    };
     const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>(), convoKinds: new Map() };
     let profileDone = false;
     let lastPurge = 0;

@@ -18,8 +18,21 @@ import { sendPrivatePart, splitOutcome, type PublicPlaceAnswer } from "./public-
 
 type Notification = AppBskyNotificationListNotifications.Notification;
 
-/** How far back of the watermark each poll looks again (indexing is not strictly in order). */
+/** How far back of the watermark each poll reads every notification again (indexing is not strictly in order). */
 const OVERLAP_MS = 2 * 60_000;
+/**
+ * How far back of the watermark a mention not yet answered is still looked
+ * for. Bluesky's AppView lists a notification at min(createdAt, indexedAt)
+ * — and gives that as its `indexedAt` —, so a post whose createdAt is behind
+ * (a slow clock, a late relay) is listed below newer ones already read.
+ */
+export const LOOKBACK_MS = 6 * 60 * 60_000;
+/**
+ * How often a poll reads the whole lookback, rather than stopping at the
+ * first page below the watermark that holds no unanswered mention (and at
+ * each start).
+ */
+export const SWEEP_EVERY_MS = 5 * 60_000;
 const PAGE = 50;
 /** Only these notifications can carry a command (the AppView filters the others out). */
 const REASONS = ["mention", "reply"];
@@ -39,6 +52,10 @@ export interface MentionContext {
   pageSize?: number;
   /** How often a claim on an event being answered is renewed (default CLAIM_HEARTBEAT_MS). */
   claimHeartbeatMs?: number;
+  /** How often a poll reads the whole lookback (default SWEEP_EVERY_MS). */
+  sweepEveryMs?: number;
+  /** When the last poll that read the whole lookback ended (ms since the epoch; kept here between polls). */
+  sweptAt?: number;
 }
 
 /** Whether a post's (or a chat message's) facets mention `did`. */
@@ -48,15 +65,27 @@ export function mentions(record: Pick<AppBskyFeedPost.Record, "facets">, did: st
   );
 }
 
+/** A notification that may carry a command: a post by someone else whose facets mention the bot. */
+function isCommand(ctx: MentionContext, n: Notification): boolean {
+  if ((n.reason !== "mention" && n.reason !== "reply") || n.author.did === ctx.bot.did) return false;
+  const record = n.record as AppBskyFeedPost.Record;
+  return record.$type === "app.bsky.feed.post" && mentions(record, ctx.bot.did);
+}
+
 /**
- * The mentions and replies newer than the watermark (minus the overlap),
- * oldest first: every page back to the watermark, however long the bot was
- * away (the watermark then moves past all of them).
+ * The mentions and replies to look at, oldest first: every one listed newer
+ * than the watermark (minus the overlap), however long the bot was away (the
+ * watermark then moves past all of them); and below that, back to the
+ * lookback, the mentions not yet settled (answered, skipped, given up). The
+ * reading stops at the first page below the watermark that holds none of
+ * those — or, on a sweep, only at the lookback.
  */
-async function newNotifications(ctx: MentionContext, since: Date): Promise<Notification[]> {
+async function newNotifications(ctx: MentionContext, since: Date, sweep: boolean): Promise<Notification[]> {
   const found: Notification[] = [];
   let cursor: string | undefined;
   const floor = since.getTime() - OVERLAP_MS;
+  const horizon = since.getTime() - LOOKBACK_MS;
+  const at = (n: Notification) => Date.parse(n.indexedAt);
   for (let page = 0; ; page++) {
     if (page === MAX_PAGES) {
       ctx.log.warn({ pages: page }, "Bluesky notifications: stopped reading at the page limit; older mentions are skipped");
@@ -64,13 +93,16 @@ async function newNotifications(ctx: MentionContext, since: Date): Promise<Notif
     }
     const res = await ctx.agent.app.bsky.notification.listNotifications({ limit: ctx.pageSize ?? PAGE, reasons: REASONS, ...(cursor ? { cursor } : {}) });
     const items = res.data.notifications;
-    found.push(...items.filter((n) => Date.parse(n.indexedAt) >= floor));
+    const older = items.filter((n) => at(n) < floor && at(n) >= horizon && isCommand(ctx, n));
+    const settled = await ctx.state.settledEvents(ctx.account, older.map((n) => n.uri));
+    const unsettled = older.filter((n) => !settled.has(n.uri));
+    found.push(...items.filter((n) => at(n) >= floor), ...unsettled);
     cursor = res.data.cursor;
     // A filtered page may be empty and still not the last: the cursor (a time, on Bluesky's AppView) says how far it went.
-    const reached = Date.parse(cursor ?? "");
-    if (!cursor || items.some((n) => Date.parse(n.indexedAt) < floor) || reached < floor) break;
+    const below = (t: number) => items.some((n) => at(n) < t) || Date.parse(cursor ?? "") < t;
+    if (!cursor || below(horizon) || (!sweep && below(floor) && unsettled.length === 0)) break;
   }
-  return found.sort((a, b) => Date.parse(a.indexedAt) - Date.parse(b.indexedAt));
+  return found.sort((a, b) => at(a) - at(b));
 }
 
 /** One pass over new notifications; returns how many mentions were answered. */
@@ -80,18 +112,16 @@ export async function pollMentions(ctx: MentionContext): Promise<number> {
   if (!since) {
     // First start ever: begin from now rather than answering the account's whole history.
     await state.advanceNotifications(account, new Date());
+    ctx.sweptAt = Date.now();
     return 0;
   }
-  const notifications = await newNotifications(ctx, since);
+  const startedAt = Date.now();
+  const sweep = ctx.sweptAt === undefined || startedAt - ctx.sweptAt >= (ctx.sweepEveryMs ?? SWEEP_EVERY_MS);
+  const notifications = await newNotifications(ctx, since, sweep);
   let answered = 0;
   let latest = since;
   for (const n of notifications) {
-    if ((n.reason === "mention" || n.reason === "reply") && n.author.did !== ctx.bot.did) {
-      const record = n.record as AppBskyFeedPost.Record;
-      if (record.$type === "app.bsky.feed.post" && mentions(record, ctx.bot.did)) {
-        if (await handleMention(ctx, n, record)) answered++;
-      }
-    }
+    if (isCommand(ctx, n) && (await handleMention(ctx, n, n.record as AppBskyFeedPost.Record))) answered++;
     const at = new Date(n.indexedAt);
     if (at > latest) latest = at;
   }
@@ -99,6 +129,7 @@ export async function pollMentions(ctx: MentionContext): Promise<number> {
     await state.advanceNotifications(account, latest);
     await ctx.agent.app.bsky.notification.updateSeen({ seenAt: latest.toISOString() }).catch(() => {});
   }
+  if (sweep) ctx.sweptAt = startedAt;
   return answered;
 }
 
@@ -109,7 +140,7 @@ interface SavedAnswer extends PublicPlaceAnswer {
 
 async function handleMention(ctx: MentionContext, n: Notification, record: AppBskyFeedPost.Record): Promise<boolean> {
   const { state, account } = ctx;
-  const claim = await state.claim(account, n.uri, "mention");
+  const claim = await state.claim(account, n.uri, "mention", { sender: n.author.did });
   if (claim.status === "done") return false;
   if (claim.status === "busy") throw new EventBusyError(n.uri);
   const held = new HeldClaim(state, account, n.uri, claim.token, ctx.claimHeartbeatMs);

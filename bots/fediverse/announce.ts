@@ -38,7 +38,7 @@ export async function publishNote(
   // The people named, who may not follow the bot, see themselves welcomed:
   // best effort, the post is out already.
   try {
-    const actors = await actorsAt(ctx, named.map((n) => n.id));
+    const actors = await actorsAt(ctx, options.username, named.map((n) => n.id));
     if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, create, { preferSharedInbox: true, orderingKey });
   } catch {
     // The followers have it; a named person who does not follow the bot misses the mention.
@@ -96,16 +96,21 @@ export async function retractNote(ctx: Context<void>, options: { username: strin
   });
   const orderingKey = options.noteUri;
   await ctx.sendActivity({ identifier: options.username }, "followers", del, { preferSharedInbox: true, orderingKey });
-  const actors = await actorsAt(ctx, mentioned);
+  const actors = await actorsAt(ctx, options.username, mentioned);
   if (actors.length > 0) await ctx.sendActivity({ identifier: options.username }, actors, del, { preferSharedInbox: true, orderingKey });
   await options.store.fediverse.deletePublicNote(id);
 }
 
-/** The actors at these addresses that can be fetched now (the others are left out). */
-async function actorsAt(ctx: Context<void>, ids: readonly (string | URL)[]): Promise<Actor[]> {
+/**
+ * The actors at these addresses that can be fetched now (the others are
+ * left out), fetched signed with the bot's key: some servers serve actors to
+ * signed requests only.
+ */
+async function actorsAt(ctx: Context<void>, username: string, ids: readonly (string | URL)[]): Promise<Actor[]> {
   const actors: Actor[] = [];
+  const documentLoader = ids.length > 0 ? await ctx.getDocumentLoader({ identifier: username }) : undefined;
   for (const id of ids) {
-    const actor = await ctx.lookupObject(id).catch(() => null);
+    const actor = await ctx.lookupObject(id, { documentLoader }).catch(() => null);
     if (actor && isActor(actor)) actors.push(actor);
   }
   return actors;

@@ -15,6 +15,7 @@ import { Accept, Application, Create, Delete, Follow, Move, Note, Service, Undo,
 import { randomUUID } from "node:crypto";
 import type { ConversationEngine, Incoming } from "../../src/conversation/index.ts";
 import type { Logger } from "../../src/logger.ts";
+import { NoteClaimLostError } from "../../src/store/fediverse-state.ts";
 import type { Store } from "../../src/store/index.ts";
 import type { Queryable } from "../../src/store/types.ts";
 import { confirmAcct, type AcctOptions } from "./acct.ts";
@@ -22,6 +23,7 @@ import { INBOX_PATH, SHARED_INBOX_PATH } from "./actor.ts";
 import { TtlCache } from "./cache.ts";
 import { audienceOf, contentOf, mentionsOf } from "./message.ts";
 import type { DirectDelivery } from "./direct.ts";
+import { NoteClaim } from "./note-claim.ts";
 import { sendReplies } from "./send.ts";
 
 export interface InboxOptions {
@@ -35,7 +37,8 @@ export interface InboxOptions {
   /**
    * Senders' actors as last fetched, by actor URI. Without it, every message
    * fetches its author again: Fedify's loader for a personal inbox signs the
-   * request with the bot's key and never caches. Kept minutes (as Fedify's
+   * request with the bot's key (on the shared inbox too: see
+   * setSharedKeyDispatcher below) and never caches. Kept minutes (as Fedify's
    * own document cache), dropped on the actor's Update, Delete or Move.
    */
   actors?: TtlCache<Actor>;
@@ -43,7 +46,11 @@ export interface InboxOptions {
   delivery: DirectDelivery;
   /** Runs `fn` with the outbox queue's enqueues gathered into one statement, through `sql` (a transaction). */
   batchOutbox: <T>(fn: () => Promise<T>, sql: Queryable) => Promise<T>;
-  /** How long an unanswered claim on a note holds before another delivery takes it over (default 120 s). */
+  /**
+   * How long a claim on a note that is no longer renewed holds before another
+   * delivery takes it over (default 120 s). Its holder renews it five times
+   * as often while it works.
+   */
   claimLeaseSeconds?: number;
 }
 
@@ -87,6 +94,11 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
     // (@fedify/fedify 2.3): that check was a wasted query per message.
     // Handled-once stays the worker's (and, for notes, ours: claimNote).
     .withIdempotency(() => null)
+    // What the listeners fetch (the sender's actor, a Move's target, a
+    // follower) is fetched signed with the bot's key, on the shared inbox as
+    // on its own: GoToSocial always, and Mastodon or Akkoma in authorized-fetch
+    // mode, refuse to serve an actor to an unsigned request.
+    .setSharedKeyDispatcher(() => ({ identifier: username }))
     .on(Create, (ctx, create) => onCreate(ctx, create, options))
     .on(Follow, async (ctx, follow) => {
       const target = ctx.parseUri(follow.objectId);
@@ -133,7 +145,8 @@ export function setupInbox(federation: Federation<void>, options: InboxOptions):
       if ((await store.fediverse.identityOf(from.href)) === undefined || !move.targetId) return;
       // The target as its own server serves it, never as embedded in the
       // activity: the mover could write Victor's "alsoKnownAs" there.
-      const target = await ctx.lookupObject(move.targetId.href).catch(() => null);
+      const documentLoader = await ctx.getDocumentLoader({ identifier: username });
+      const target = await ctx.lookupObject(move.targetId.href, { documentLoader }).catch(() => null);
       if (!target?.id || target.id.href !== move.targetId.href || !isActor(target)) return;
       // The new account must claim the old one (alsoKnownAs), as Mastodon requires.
       if (!target.aliasIds.some((a) => a.href === from.href)) return;
@@ -209,6 +222,9 @@ function fromActorsServer(activity: { id: URL | null; actorId: URL | null }): bo
   return activity.id !== null && activity.actorId !== null && activity.id.origin === activity.actorId.origin;
 }
 
+/** How long a claim on a note holds when its holder stops renewing it. */
+const DEFAULT_CLAIM_LEASE_SECONDS = 120;
+
 /** A note another worker is handling right now; thrown so that Fedify retries its delivery later. */
 class NoteBusyError extends Error {
   constructor(noteId: string) {
@@ -234,7 +250,8 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
   const audience = await audienceOf(object, create, { actorId: botId, profileUrls: [] }, author);
   if (!audience.addressesBot) return;
   const noteId = object.id.href;
-  const claim = await store.fediverse.claimNote(noteId, create.id?.href ?? null, author.id.href, options.claimLeaseSeconds);
+  const lease = options.claimLeaseSeconds ?? DEFAULT_CLAIM_LEASE_SECONDS;
+  const claim = await store.fediverse.claimNote(noteId, create.id?.href ?? null, author.id.href, lease);
   if (claim.status === "answered") {
     log.debug({ note: noteId }, "fediverse: note already handled");
     return;
@@ -243,18 +260,29 @@ async function onCreate(ctx: InboxContext<void>, create: Create, options: InboxO
   // later, and by then it is answered — or, if that worker died, taken over.
   if (claim.status === "busy") throw new NoteBusyError(noteId);
 
-  const note: HeldNote = { noteId, object, author, audience };
+  const held = new NoteClaim(store.fediverse, noteId, claim.token, (lease * 1000) / 5);
+  const note: HeldNote = { noteId, object, author, audience, claim: held };
   const failuresBefore = claim.status === "resume" ? claim.failures : 0;
   try {
     // A try before this one failed for the last time but could not say so.
     if (failuresBefore >= MAX_NOTE_FAILURES) return await giveUp(ctx, note, options);
     await answer(ctx, note, claim.status === "resume" ? claim.replies : null, options);
   } catch (error) {
-    // Counted, and the claim released for Fedify's next retry; with the database unreachable, neither.
-    const failures = await store.fediverse.noteFailed(noteId).catch(() => undefined);
+    // Taken over by another worker (this one had stopped renewing): it
+    // answers; Fedify retries this delivery later, and finds it answered.
+    if (error instanceof NoteClaimLostError || held.lost) throw new NoteBusyError(noteId);
+    // Counted, and the claim released for Fedify's next retry (kept after
+    // the last try, to close the note); with the database unreachable, neither.
+    const release = failuresBefore + 1 < MAX_NOTE_FAILURES;
+    const failures = await store.fediverse
+      .noteFailed(noteId, held.token, { release })
+      .catch((e: unknown) => (e instanceof NoteClaimLostError ? null : undefined));
+    if (failures === null) throw new NoteBusyError(noteId);
     if (failures === undefined || failures < MAX_NOTE_FAILURES) throw error;
     log.error({ note: noteId, failures, err: error }, "fediverse: gave up on a message");
     await giveUp(ctx, note, options);
+  } finally {
+    held.end();
   }
 }
 
@@ -264,6 +292,8 @@ interface HeldNote {
   object: Note;
   author: Actor;
   audience: { isDirect: boolean };
+  /** The claim it is answered under. */
+  claim: NoteClaim;
 }
 
 /** Tries of a message that fail before its sender is told it could not be answered (with Fedify's back-off between them). */
@@ -293,7 +323,7 @@ async function answer(ctx: InboxContext<void>, held: HeldNote, saved: string[] |
     const hasPrivate = outcome.replies.some((r) => r.visibility === "private");
     texts = outcome.replies.filter((r) => !(hasPrivate && r.kind === "notice")).map((r) => r.text);
     // Kept until queued: a process dying now leaves them for the next one.
-    if (texts.length) await store.fediverse.saveReplies(noteId, texts);
+    if (texts.length) await store.fediverse.saveReplies(noteId, held.claim.token, texts);
   }
   const sent = await queueAndClose(ctx, held, acct, texts, options);
   log.debug({ note: noteId, handledAs, sent }, "fediverse: message handled");
@@ -314,13 +344,18 @@ async function giveUp(ctx: InboxContext<void>, held: HeldNote, options: InboxOpt
   options.onHandled?.({ noteId: held.noteId, handledAs: "gave-up", replies: sent });
 }
 
-/** Queues `texts` as replies to the note and marks it answered, in one transaction: a worker dying in between leaves neither, and the next delivery sends them — once. */
+/**
+ * Queues `texts` as replies to the note and marks it answered, in one
+ * transaction: a worker dying in between leaves neither, and the next
+ * delivery sends them — once. A claim lost meanwhile (NoteClaimLostError)
+ * leaves neither too: the worker that took the note over answers it.
+ */
 async function queueAndClose(ctx: InboxContext<void>, held: HeldNote, acct: string | null, texts: readonly string[], options: InboxOptions): Promise<number> {
   const { username, store } = options;
   const send = () => sendReplies(ctx, { username, delivery: options.delivery, recipient: held.author, acct, inReplyTo: held.object.id!, texts });
   return store.transaction(async (s) => {
     const n = texts.length ? await options.batchOutbox(send, s.db) : 0;
-    await s.fediverse.markAnswered(held.noteId);
+    await s.fediverse.markAnswered(held.noteId, held.claim.token);
     return n;
   });
 }

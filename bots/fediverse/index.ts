@@ -156,7 +156,9 @@ export function createFediverseBot(options: FediverseBotOptions): FediverseBot {
     queues,
     async message(actorUri, acct, texts) {
       const ctx = federation.createContext(new URL(origin), undefined);
-      const actor = await ctx.lookupObject(actorUri).catch(() => null);
+      // Signed with the bot's key: some servers serve actors to signed requests only.
+      const documentLoader = await ctx.getDocumentLoader({ identifier: username });
+      const actor = await ctx.lookupObject(actorUri, { documentLoader }).catch(() => null);
       if (!actor || !isActor(actor)) return false;
       return (await sendReplies(ctx, { username, delivery, recipient: actor, acct, texts })) > 0;
     },

@@ -44,6 +44,24 @@ describe("PostgresQueue", () => {
     expect(await queue.depth()).toBe(0);
   });
 
+  it("renews the lease of a message while its handler runs: a handler that outlasts the lease is not run again by another worker", async () => {
+    const queue = new PostgresQueue(db.sql, "lease-test", { concurrency: 3, pollMs: 50, leaseMs: 300 });
+    await queue.enqueue({ n: 1 });
+    const runs: number[] = [];
+    const controller = new AbortController();
+    const listening = queue.listen(async (m: { n: number }) => {
+      runs.push(m.n);
+      // Five leases long (a lock held by a bulk import, a slow database).
+      await new Promise((r) => setTimeout(r, 1500));
+    }, { signal: controller.signal });
+    await until("the message to be done", async () => (await queue.depth()) === 0, 10_000, 50);
+    // Long enough for another worker to have taken it, had its lease lapsed.
+    await new Promise((r) => setTimeout(r, 400));
+    controller.abort();
+    await listening;
+    expect(runs).toEqual([1]);
+  });
+
   it("keeps a message's place among those with its ordering key when its handler queues it again for later (Fedify's retries)", async () => {
     const box = new SecretBox("queue-test-secret-key-of-at-least-32-chars");
     const queue = new PostgresQueue(db.sql, "retry-order-test", { concurrency: 4, pollMs: 50, box });

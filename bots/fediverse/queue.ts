@@ -3,11 +3,12 @@
  *
  * Why not @fedify/postgres's PostgresMessageQueue: it deletes a message
  * before handling it, so a process stopped or killed mid-task loses that
- * activity. Here a worker leases a row (`locked_until`), and deletes it only
- * once the handler is done; a row whose worker died is taken again when its
- * lease ends. Enqueuing wakes workers through LISTEN/NOTIFY; a slow poll
- * catches delayed messages (Fedify's retries with back-off) and missed
- * notifications. Several workers per queue run at once (`concurrency`);
+ * activity. Here a worker leases a row (`locked_until`), renews the lease
+ * while the handler runs, and deletes the row only once the handler is done;
+ * a row whose worker died is taken again when its lease ends. Enqueuing
+ * wakes workers through LISTEN/NOTIFY; a slow poll catches delayed
+ * messages (Fedify's retries with back-off) and missed notifications.
+ * Several workers per queue run at once (`concurrency`);
  * messages with the same `orderingKey` are still handled one at a time, in
  * the order they were queued (a reply's numbered notes arrive in order).
  * That order holds through Fedify's retries: when a handler queues a message
@@ -170,6 +171,13 @@ export class PostgresQueue implements MessageQueue {
       select pg_notify(${CHANNEL}, ${this.name}) from (select 1 from added limit 1) x`;
   }
 
+  /** Extends a worker's lease on a row, while that take (counted in `attempts`) still holds it. */
+  private async renewLease(id: string, attempts: number): Promise<void> {
+    await this.sql`
+      update fediverse_queue set locked_until = now() + ${this.leaseMs} * interval '1 millisecond'
+      where id = ${id} and attempts = ${attempts} and locked_until is not null`;
+  }
+
   /** Messages waiting (ready or delayed) in this queue. */
   async depth(): Promise<number> {
     const [row] = await this.sql<{ n: number }[]>`select count(*)::int as n from fediverse_queue where queue = ${this.name}`;
@@ -249,6 +257,12 @@ export class PostgresQueue implements MessageQueue {
           continue;
         }
         const held: Held = { id: row.id, key: row.ordering_key, replaced: false };
+        // The lease is renewed while the handler runs: one that outlasts it
+        // (a lock held by a bulk import) is not run again by another worker
+        // meanwhile. Only this worker's lease (the take it counted), and
+        // not once the handler has put a retry into the row.
+        const heartbeat = setInterval(() => void this.renewLease(row.id, row.attempts).catch(() => {}), Math.max(1, this.leaseMs / 4));
+        heartbeat.unref();
         try {
           if (await this.admit(message)) {
             try {
@@ -256,11 +270,14 @@ export class PostgresQueue implements MessageQueue {
             } finally {
               // What the handler's leftovers queue after it returned goes in a row of its own.
               held.closed = true;
+              clearInterval(heartbeat);
             }
           }
+          clearInterval(heartbeat);
           // A row its handler queued a retry into stays, for that retry.
           if (!held.replaced) await this.sql`delete from fediverse_queue where id = ${row.id}`;
         } catch (error) {
+          clearInterval(heartbeat);
           this.onError(error, message);
           // Fedify retries failed tasks itself; this only guards against a
           // handler that throws: back off, and give up after maxAttempts.

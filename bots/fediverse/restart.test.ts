@@ -11,6 +11,7 @@ import { startFediServer, type FediServer } from "../../test/harness/fediverse.t
 import { freePort, startBot } from "../../test/harness/fediverse-bot.ts";
 import { createNote } from "../../test/harness/fediverse-shapes.ts";
 import { until } from "../../test/harness/wait.ts";
+import { connect } from "../../src/store/database.ts";
 
 let db: TestDatabase;
 let server: FediServer;
@@ -263,5 +264,86 @@ it("tells the sender, in their language, that a message failing every try could 
   } finally {
     await bot.stop();
     await db.sql.unsafe("drop trigger refuse_note on fediverse_inbound; drop function refuse_note();");
+  }
+});
+
+/** Holds `conversation_sender` locked for `ms` (the engine waits on it, as on a bulk import): resolves when released. */
+async function holdEngine(ms: number): Promise<() => Promise<void>> {
+  const locker = connect(db.url, { max: 1 });
+  let locked!: () => void;
+  const taken = new Promise<void>((r) => (locked = r));
+  const holding = locker.begin(async (tx) => {
+    await tx`lock table conversation_sender in access exclusive mode`;
+    locked();
+    await new Promise((r) => setTimeout(r, ms));
+  });
+  await taken;
+  return async () => {
+    await holding;
+    await locker.end();
+  };
+}
+
+it("runs a message once when its handling outlasts the inbox queue's lease and the note's claim (both renewed while it runs)", async () => {
+  const fay = await server.addUser({ name: "fay" });
+  const handled: { noteId: string }[] = [];
+  // Scaled down: a queue lease of 1.5 s (5 min in production), a claim lease of 1 s (120 s), the engine held 5 s.
+  const bot = await startBot(db, port, { onHandled: (i) => void handled.push(i), queue: { leaseMs: 1500 }, claimLeaseSeconds: 1 });
+  try {
+    const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+    // Warm up: the sender's actor and acct cached, so that only the engine waits.
+    expect((await fay.post(bot.inbox, createNote("mastodon", fay, ref, "help"))).status).toBe(202);
+    await fay.waitForNotes(1);
+    await bot.drained();
+    const before = fay.notes.length;
+    const released = await holdEngine(5000);
+    const noteId = fay.noteId();
+    expect((await fay.post(bot.inbox, createNote("mastodon", fay, ref, "status", { noteId }))).status).toBe(202);
+    await released();
+    await until("the note to be handled", () => handled.some((h) => h.noteId === noteId), 30_000, 50);
+    await bot.drained();
+    expect(handled.filter((h) => h.noteId === noteId)).toHaveLength(1);
+    const replies = fay.notes.slice(before);
+    expect(replies.length).toBeGreaterThan(0);
+    expect(new Set(replies.map((n) => n.inReplyTo))).toEqual(new Set([noteId]));
+    // One answer: as many notes as its numbering says.
+    const total = Number(replies[0]!.content.match(/\((\d+)\/(\d+)\)<\/p>$/)?.[2] ?? 1);
+    expect(replies).toHaveLength(total);
+  } finally {
+    await bot.stop();
+  }
+});
+
+it("does not run again a note delivered twice while its first delivery is still being handled, however long that takes (its claim renewed)", async () => {
+  const gus = await server.addUser({ name: "gus" });
+  const handled: { noteId: string }[] = [];
+  const bot = await startBot(db, port, {
+    onHandled: (i) => void handled.push(i),
+    claimLeaseSeconds: 1,
+    inboxRetryPolicy: createExponentialBackoffPolicy({ initialDelay: { milliseconds: 300 }, factor: 1, jitter: false, maxAttempts: 50 }),
+  });
+  try {
+    const ref = { actorId: bot.actorId, acct: `reconnexion@127.0.0.1:${port}` };
+    expect((await gus.post(bot.inbox, createNote("mastodon", gus, ref, "help"))).status).toBe(202);
+    await gus.waitForNotes(1);
+    await bot.drained();
+    const before = gus.notes.length;
+    const released = await holdEngine(4000);
+    const noteId = gus.noteId();
+    expect((await gus.post(bot.inbox, createNote("mastodon", gus, ref, "status", { noteId }))).status).toBe(202);
+    await until("the note to be claimed", async () => (await db.sql`select 1 from fediverse_inbound where note_id = ${noteId}`).length > 0, 10_000, 20);
+    // Past the claim's lease: a claim not renewed would be taken over now.
+    await new Promise((r) => setTimeout(r, 1500));
+    const again = createNote("mastodon", gus, ref, "status", { noteId, activityId: `${noteId}/again` });
+    expect((await gus.post(bot.sharedInbox, again)).status).toBe(202);
+    await released();
+    await until("the note to be handled", () => handled.some((h) => h.noteId === noteId), 30_000, 50);
+    await bot.drained();
+    expect(handled.filter((h) => h.noteId === noteId)).toHaveLength(1);
+    const replies = gus.notes.slice(before);
+    const total = Number(replies[0]!.content.match(/\((\d+)\/(\d+)\)<\/p>$/)?.[2] ?? 1);
+    expect(replies).toHaveLength(total);
+  } finally {
+    await bot.stop();
   }
 });

@@ -30,6 +30,9 @@ export class ClaimLostError extends Error {
   }
 }
 
+/** What an event's saved replies are sealed to: they open for that event only. */
+const repliesContext = (account: string, eventId: string) => `bluesky-event-replies:${account}:${eventId}`;
+
 export class BlueskyState {
   private readonly db: Queryable;
   private readonly box: SecretBox;
@@ -97,20 +100,40 @@ export class BlueskyState {
    * failed delivery, or gone stale (its worker stopped renewing it) — with
    * what was saved. `done`: handled or skipped. `busy`: another worker holds
    * a live claim. A claim taken comes with a token that is the holder's alone.
+   * `sender` (a DID): who sent the event, kept (as a keyed digest) until it
+   * is finished, so that forgetting them drops what is held for them.
    */
-  async claim(account: string, eventId: string, kind: BlueskyEventKind, options: { staleSeconds?: number } = {}): Promise<EventClaim> {
+  async claim(account: string, eventId: string, kind: BlueskyEventKind, options: { staleSeconds?: number; sender?: string } = {}): Promise<EventClaim> {
     const token = randomUUID();
     const stale = options.staleSeconds ?? STALE_CLAIM_SECONDS;
+    const sender = options.sender ? this.senderDigest(options.sender) : null;
     const [row] = await this.db<{ inserted: boolean; replies: unknown; sent: number; failures: number }[]>`
-      insert into bluesky_event (account, event_id, kind, state, claim_token) values (${account}, ${eventId}, ${kind}, 'claimed', ${token})
-      on conflict (account, event_id) do update set state = 'claimed', claimed_at = now(), claim_token = excluded.claim_token
+      insert into bluesky_event (account, event_id, kind, state, claim_token, sender_digest)
+      values (${account}, ${eventId}, ${kind}, 'claimed', ${token}, ${sender})
+      on conflict (account, event_id) do update set state = 'claimed', claimed_at = now(), claim_token = excluded.claim_token,
+        sender_digest = coalesce(excluded.sender_digest, bluesky_event.sender_digest)
       where bluesky_event.state = 'released'
         or (bluesky_event.state = 'claimed' and bluesky_event.claimed_at < now() - ${stale} * interval '1 second')
       returning (xmax = 0) as inserted, replies, sent, failures`;
-    if (row) return row.inserted ? { status: "new", token, failures: 0 } : { status: "resume", token, replies: row.replies ?? null, sent: row.sent, failures: row.failures };
+    if (row) {
+      if (row.inserted) return { status: "new", token, failures: 0 };
+      return { status: "resume", token, replies: this.openReplies(account, eventId, row.replies), sent: row.sent, failures: row.failures };
+    }
     const [existing] = await this.db<{ state: string }[]>`
       select state from bluesky_event where account = ${account} and event_id = ${eventId}`;
     return existing?.state === "claimed" ? { status: "busy" } : { status: "done" };
+  }
+
+  /**
+   * Which of these events are settled — answered, skipped or given up — and
+   * so need no look: a claimed or released one is not (claim decides).
+   */
+  async settledEvents(account: string, eventIds: readonly string[]): Promise<Set<string>> {
+    if (eventIds.length === 0) return new Set();
+    const rows = await this.db<{ event_id: string }[]>`
+      select event_id from bluesky_event
+      where account = ${account} and event_id = any(${eventIds as string[]}) and state in ('done', 'skipped', 'failed')`;
+    return new Set(rows.map((r) => r.event_id));
   }
 
   /** Renews the holder's claim (heartbeat); false when it is no longer the holder's. */
@@ -121,10 +144,15 @@ export class BlueskyState {
     return rows.count > 0;
   }
 
-  /** Keeps the engine's replies with the claim, before any is sent. Only for the holder (else ClaimLostError). */
+  /**
+   * Keeps the engine's replies with the claim, before any is sent: sealed
+   * (they may hold a link code, a one-time link, a person's matches), bound
+   * to the event. Only for the holder (else ClaimLostError).
+   */
   async saveReplies(account: string, eventId: string, token: string, replies: unknown): Promise<void> {
+    const sealed = this.box.seal(JSON.stringify(replies), repliesContext(account, eventId)).toString("base64");
     const rows = await this.db`
-      update bluesky_event set replies = ${this.db.json(replies as never)}
+      update bluesky_event set replies = ${this.db.json(sealed)}
       where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
     if (rows.count === 0) throw new ClaimLostError(eventId);
   }
@@ -147,7 +175,7 @@ export class BlueskyState {
    */
   async finish(account: string, eventId: string, token: string, state: "done" | "skipped" | "failed"): Promise<void> {
     const rows = await this.db`
-      update bluesky_event set state = ${state}, done_at = now(), replies = null, claim_token = null,
+      update bluesky_event set state = ${state}, done_at = now(), replies = null, claim_token = null, sender_digest = null,
         failures = failures + ${state === "failed" ? 1 : 0}
       where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
     if (rows.count === 0) throw new ClaimLostError(eventId);
@@ -162,6 +190,38 @@ export class BlueskyState {
     await this.db`
       update bluesky_event set state = 'released', claim_token = null, failures = failures + ${options.failed ? 1 : 0}
       where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
+  }
+
+  /**
+   * Drops what is held for these senders (the Bluesky ones: DIDs) — the
+   * answers kept for a retry of their events — and closes those events
+   * (`skipped`): a person forgotten is sent nothing more that was written
+   * for them. A worker sending one of them loses its claim, and stops.
+   * Returns how many events were closed.
+   */
+  async dropHeldReplies(senders: readonly { platform: string; stableId: string }[]): Promise<number> {
+    const digests = senders.filter((s) => s.platform === "bluesky").map((s) => this.senderDigest(s.stableId));
+    if (digests.length === 0) return 0;
+    const result = await this.db`
+      update bluesky_event set replies = null, state = 'skipped', done_at = now(), claim_token = null, sender_digest = null
+      where sender_digest = any(${digests}) and state in ('claimed', 'released') and replies is not null`;
+    return result.count;
+  }
+
+  /** The key under which an event's sender is kept: a keyed digest of their DID. */
+  private senderDigest(did: string): string {
+    return this.box.digest(did, "bluesky-event-sender");
+  }
+
+  /** Saved replies as `saveReplies` sealed them (or, written before they were, as they are); null when they cannot be opened. */
+  private openReplies(account: string, eventId: string, stored: unknown): unknown {
+    if (stored === null || stored === undefined) return null;
+    if (typeof stored !== "string") return stored;
+    try {
+      return JSON.parse(this.box.open(Buffer.from(stored, "base64"), repliesContext(account, eventId))) as unknown;
+    } catch {
+      return null; // sealed with another key, or for another event: the message is run again
+    }
   }
 
   /** Forgets finished events older than `days` (their notifications are long past the watermark). */

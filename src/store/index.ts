@@ -195,10 +195,11 @@ export class Store {
       const identities = await s.identities.listForPerson(personId);
       if (seen && (identities.length !== seen.length || identities.some((i) => !seen.includes(i.id)))) return "changed";
       const erased = await s.forget(personId);
-      await s.conversation.forgetSenders([
-        ...alsoSenders,
-        ...identities.flatMap((i) => (i.stableId ? [{ platform: i.platform, stableId: i.stableId }] : [])),
-      ]);
+      const senders = [...alsoSenders, ...identities.flatMap((i) => (i.stableId ? [{ platform: i.platform, stableId: i.stableId }] : []))];
+      await s.conversation.forgetSenders(senders);
+      // Answers held for a retry (codes, links, matches) are not sent after the person is gone.
+      await s.fediverse.dropHeldReplies(senders);
+      await s.bluesky.dropHeldReplies(senders);
       return erased ? "erased" : "gone";
     });
   }

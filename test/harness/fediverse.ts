@@ -12,13 +12,20 @@
  * as a Tombstone (410), like a deleted account. A user's inbox can be made to
  * fail its next deliveries (`failNextDeliveries`), like a server that is down
  * for a while; every POST to it is timed in `deliveryAttempts`.
+ *
+ * With `signedFetch`, the server behaves as GoToSocial always does (and
+ * Mastodon or Akkoma in authorized-fetch mode): a GET of an actor must carry
+ * a valid HTTP signature (checked against the signer's key, fetched from its
+ * server), else it is refused with 401; only the key document
+ * (`/users/<name>/main-key`, the key id its users sign with) is served
+ * unsigned, as a minimal actor. Refused GETs are kept in `refusedFetches`.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { webcrypto } from "node:crypto";
 import { randomUUID } from "node:crypto";
-import { createFederation, generateCryptoKeyPair, MemoryKvStore, signRequest, type Federation } from "@fedify/fedify";
-import { Accept, Application, Create, Delete, Endpoints, Follow, Note, Person, Service, Tombstone } from "@fedify/vocab";
+import { createFederation, generateCryptoKeyPair, MemoryKvStore, signRequest, verifyRequest, type Federation } from "@fedify/fedify";
+import { Accept, Application, Create, CryptographicKey, Delete, Endpoints, Follow, Note, Person, Service, Tombstone } from "@fedify/vocab";
 import { LITEPUB_CONTEXT } from "./fediverse-shapes.ts";
 
 export interface ReceivedNote {
@@ -82,7 +89,8 @@ export class FediUser {
     return `${this.server.origin}/users/${this.name}`;
   }
   get keyId(): string {
-    return `${this.actorId}#main-key`;
+    // GoToSocial's key ids are a path of their own, served unsigned.
+    return this.server.signedFetch ? `${this.actorId}/main-key` : `${this.actorId}#main-key`;
   }
   get followers(): string {
     return `${this.actorId}/followers`;
@@ -180,6 +188,10 @@ export class FediServer {
   httpServer!: Server;
   origin = "";
   accountDomain = "";
+  /** Actors served only to signed GETs (see the module's comment). */
+  signedFetch = false;
+  /** GETs refused for want of a valid signature (signedFetch), by path. */
+  readonly refusedFetches: string[] = [];
   federation!: Federation<void>;
   readonly users = new Map<string, FediUser>();
   /** Public notes that reached the shared inbox (a bot's posts to its followers). */
@@ -247,14 +259,46 @@ async function noteOf(create: Create): Promise<ReceivedNote | null> {
   };
 }
 
+/** A user's public key as served at its own id (signedFetch). */
+function keyOf(user: FediUser): CryptographicKey {
+  return new CryptographicKey({ id: new URL(user.keyId), owner: new URL(user.actorId), publicKey: user.keys.publicKey });
+}
+
+/**
+ * For a signedFetch server: the key document, served to anyone, as a minimal
+ * actor (GoToSocial's); a 401 for a GET of an actor without a valid
+ * signature; null for anything else (served as usual).
+ */
+async function signedFetchOnly(server: FediServer, request: Request): Promise<Response | null> {
+  if (request.method !== "GET" && request.method !== "HEAD") return null;
+  const path = new URL(request.url).pathname;
+  const keyDoc = /^\/users\/([^/]+)\/main-key$/.exec(path);
+  if (keyDoc) {
+    const user = server.users.get(decodeURIComponent(keyDoc[1]!));
+    if (!user) return new Response("not found", { status: 404 });
+    const actor = new Person({ id: new URL(user.actorId), preferredUsername: user.name, publicKey: keyOf(user) });
+    return new Response(JSON.stringify(await actor.toJsonLd({ format: "compact" })), { headers: { "Content-Type": "application/activity+json" } });
+  }
+  if (!/^\/users\/[^/]+$/.test(path)) return null;
+  const ctx = server.federation.createContext(new URL(server.origin), undefined);
+  const spec = request.headers.has("signature-input") ? "rfc9421" : "draft-cavage-http-signatures-12";
+  const key = await verifyRequest(request.clone(), { documentLoader: ctx.documentLoader, contextLoader: ctx.contextLoader, spec }).catch(() => null);
+  if (key) return null;
+  server.refusedFetches.push(path);
+  return new Response("Unauthorized", { status: 401 });
+}
+
 /** Starts a server with these users on 127.0.0.1 (a free port). */
 export async function startFediServer(options: {
   users: FediUserSpec[];
   splitDomain?: boolean;
   /** Answers requests outside Fedify's routes (e.g. a Mastodon client API); null passes them on. */
   routes?: (request: Request) => Promise<Response | null>;
+  /** Serves actors to signed GETs only, keys unsigned (GoToSocial; Mastodon's authorized fetch). */
+  signedFetch?: boolean;
 }): Promise<FediServer> {
   const server = new FediServer();
+  server.signedFetch = options.signedFetch ?? false;
   let federation: Federation<void> | undefined;
   server.httpServer = createServer(async (req, res) => {
     if (req.url === "/schemas/litepub-0.1.jsonld") {
@@ -286,7 +330,10 @@ export async function startFediServer(options: {
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
     const request = new Request(`http://${req.headers.host}${req.url}`, { method: req.method!, headers, ...(body ? { body } : {}) });
-    const response = (await options.routes?.(request)) ?? (await federation!.fetch(request, { contextData: undefined }));
+    const response =
+      (server.signedFetch ? await signedFetchOnly(server, request) : null) ??
+      (await options.routes?.(request)) ??
+      (await federation!.fetch(request, { contextData: undefined }));
     recipient?.deliveryAttempts.push({ at: Date.now(), status: response.status });
     res.writeHead(response.status, Object.fromEntries(response.headers));
     res.end(Buffer.from(await response.arrayBuffer()));
@@ -317,7 +364,7 @@ export async function startFediServer(options: {
         inbox: ctx.getInboxUri(identifier),
         endpoints: new Endpoints({ sharedInbox: ctx.getInboxUri() }),
         followers: new URL(user.followers),
-        publicKey: pair?.cryptographicKey ?? null,
+        publicKey: server.signedFetch ? keyOf(user) : (pair?.cryptographicKey ?? null),
         aliases: user.alsoKnownAs.map((a) => new URL(a)),
         manuallyApprovesFollowers: user.locked,
       });
