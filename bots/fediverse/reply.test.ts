@@ -27,6 +27,18 @@ describe("replies as notes", () => {
     expect(pieces.map((p) => p.replace(/\n\(\d+\/\d+\)$/, "")).join("\n")).toBe(lines.join("\n"));
   });
 
+  it("keeps numbered notes within the limit when numbering them makes more of them", () => {
+    // Eight lines that each fill a note: with room kept for "(9/9)" each takes two, sixteen in all.
+    const room = NOTE_LIMIT - [...`@${alice.acct} `].length;
+    const line = (i: number) => `${i} ${"word ".repeat(room)}`.slice(0, room).trim();
+    const pieces = splitForNotes([Array.from({ length: 8 }, (_, i) => line(i)).join("\n")], alice);
+    expect(pieces.length).toBeGreaterThan(9);
+    pieces.forEach((p, i) => {
+      expect(p.endsWith(`(${i + 1}/${pieces.length})`)).toBe(true);
+      expect([...`@${alice.acct} ${p}`].length).toBeLessThanOrEqual(NOTE_LIMIT);
+    });
+  });
+
   it("links the accts an announcement names, whole accts only, and escapes the rest", () => {
     const bob = { id: "https://x.org/users/bob", acct: "bob@x.org" };
     const html = announcementHtml("Welcome @bob@x.org, not @bob@x.org.uk <b>!</b> Bye @bob@x.org.", [bob]);

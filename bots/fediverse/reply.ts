@@ -77,8 +77,13 @@ export function splitForNotes(texts: readonly string[], recipient: Recipient, li
   const mention = [...mentionName(recipient)].length + 1;
   const whole = texts.flatMap((t) => splitText(t, limit - mention));
   if (whole.length <= 1) return whole;
-  // Room for " (12/12)".
-  const marker = ` (${whole.length + 1}/${whole.length + 1})`.length + 1;
-  const pieces = texts.flatMap((t) => splitText(t, limit - mention - marker));
-  return pieces.map((p, i) => `${p}\n(${i + 1}/${pieces.length})`);
+  // Room for "\n(12/12)", sized for the count: the room taken can make more
+  // pieces (lines that fitted no longer do), so again until the digits hold.
+  let count = whole.length + 1;
+  for (;;) {
+    const marker = ` (${count}/${count})`.length + 1;
+    const pieces = texts.flatMap((t) => splitText(t, limit - mention - marker));
+    if (String(pieces.length).length <= String(count).length) return pieces.map((p, i) => `${p}\n(${i + 1}/${pieces.length})`);
+    count = pieces.length;
+  }
 }
