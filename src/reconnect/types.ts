@@ -51,6 +51,13 @@ export interface MastodonAuthorization {
   scope: string;
   /** The person's account id on that instance (verify_credentials). */
   accountId: string;
+  /**
+   * The app the token was issued to: only that client may revoke it, and the
+   * instance's stored app may be replaced since (a new PUBLIC_URL) or
+   * forgotten. Absent from authorizations stored before it was kept: then the
+   * instance's current app is tried.
+   */
+  app?: { clientId: string; clientSecret: string };
 }
 
 /** Bluesky app password as stored (encrypted), kind `bluesky-app-password`. */

@@ -45,6 +45,9 @@ function emptyCounts(): MatchCounts {
   return { bluesky: one(), fediverse: one() };
 }
 
+/** Mastodon's follow limit: its importer takes no longer following list (fewer rows if the account already follows some). */
+export const EXPORT_LIMIT = 7_500;
+
 export class Matches {
   private readonly db: Queryable;
   constructor(db: Queryable) {
@@ -294,19 +297,27 @@ export class Matches {
   }
 
   /**
-   * The handles of a person's matches on a platform (all but ignored), for
-   * the export file: fediverse accts or Bluesky handles, most recent first.
+   * The handles a person still has to follow on a platform, for the export
+   * file (Mastodon's "following list" import): pending matches, and failed
+   * ones a retry may settle (the run's failures: `failed: http_502`,
+   * `failed: gave_up`, `failed: follow_limit`…), not those the target itself
+   * ended (`not_found`, `gone`, `blocked`, `failed: self`). Most recent
+   * first, at most `limit` (Mastodon's importer refuses a whole file longer
+   * than the follows left under its limit); `total` counts them all.
    */
-  async handles(personId: number, platform: TargetPlatform): Promise<string[]> {
-    const rows = await this.db<{ handle: string }[]>`
-      select t.handle from match m
+  async handles(personId: number, platform: TargetPlatform, limit = EXPORT_LIMIT): Promise<{ handles: string[]; total: number }> {
+    const rows = await this.db<{ handle: string; total: number }[]>`
+      select t.handle, count(*) over ()::int as total from match m
       join lateral (
         select handle from identity
         where person_id = m.target_person_id and platform = m.platform and verified_by <> 'archive' and handle is not null
         order by updated_at desc limit 1) t on true
-      where m.person_id = ${personId} and m.platform = ${platform} and m.state <> 'ignored'
-      order by m.created_at desc, m.target_person_id`;
-    return rows.map((r) => r.handle);
+      where m.person_id = ${personId} and m.platform = ${platform}
+        and (m.state = 'pending'
+          or (m.state = 'failed' and (m.reason is null or (m.reason like 'failed%' and m.reason <> 'failed: self'))))
+      order by m.created_at desc, m.target_person_id
+      limit ${limit}`;
+    return { handles: rows.map((r) => r.handle), total: rows[0]?.total ?? 0 };
   }
 
   /** Records what happened to one match. */

@@ -14,7 +14,7 @@ import { createTestDatabase, type TestDatabase } from "../../test/harness/databa
 import { registerPerson } from "../../test/harness/graph.ts";
 import type { AddressInfo } from "node:net";
 import { createWebApp } from "./app.ts";
-import { blueskyOAuthCompleted, connectRoutes, type ConnectContext } from "./connect.ts";
+import { blueskyOAuthCompleted, connectRoutes, sealState, type ConnectContext } from "./connect.ts";
 
 let db: TestDatabase;
 let revoked: string[];
@@ -115,5 +115,94 @@ describe("the connect page's language", () => {
     } finally {
       await new Promise((r) => server.close(r));
     }
+  });
+});
+
+describe("the Mastodon OAuth callback", () => {
+  it("keeps, with the token, the app it was issued to (only that app can revoke it later)", async () => {
+    const actor = "https://masto.example/users/connect91301";
+    const pia = await registerPerson(db.store, "91301", { platform: "fediverse", stableId: actor, handle: "connect91301@masto.example" });
+    const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
+    const app = { clientId: "issuing-client", clientSecret: "issuing-secret" };
+    const ctx = {
+      store: db.store,
+      config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
+      log: pino({ level: "silent" }) as unknown as Logger,
+      onAuthorized: async () => undefined,
+      bluesky: {},
+      mastodon: {
+        complete: async (instance: string) => ({
+          instance, accessToken: "tok", scope: "read:accounts", accountId: "7", app,
+          acct: "connect91301@masto.example", url: "https://masto.example/@connect91301", actorUri: actor,
+        }),
+      },
+    } as unknown as ConnectContext;
+    const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const state = encodeURIComponent(sealState(db.store, link));
+      const res = await fetch(`${base}/connect/mastodon/callback?state=${state}&code=c`);
+      expect(res.status).toBe(200);
+      const stored = await db.store.authorizations.get(pia.identityId);
+      expect(stored).toMatchObject({ kind: "mastodon-oauth", data: { instance: "https://masto.example", accessToken: "tok", accountId: "7", app } });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe("the Mastodon export (following_accounts.csv)", () => {
+  /** A fediverse person with matches to new people, in these states (`state` or `state/reason`). */
+  async function exporter(x: string, states: string[]) {
+    const p = await registerPerson(db.store, x, { platform: "fediverse", stableId: `https://masto.example/users/e${x}`, handle: `e${x}@masto.example` });
+    const targets = await db.sql<{ id: number }[]>`insert into person (language) select null from generate_series(1, ${states.length}) returning id`;
+    const ids = targets.map((t) => t.id).sort((a, b) => a - b);
+    await db.sql`
+      insert into identity (person_id, platform, stable_id, handle, verified_by)
+      select id, 'fediverse', 'https://far.example/users/t' || id, 't' || id || '@far.example', 'platform' from unnest(${ids}::int[]) id`;
+    const [st, rs] = [states.map((s) => s.split("/")[0]!), states.map((s) => s.split("/")[1] ?? null)];
+    await db.sql`
+      insert into match (person_id, platform, target_person_id, state, reason)
+      select ${p.personId}, 'fediverse', id, st::match_state, rs from unnest(${ids}::int[], ${st}::text[], ${rs as string[]}::text[]) as e(id, st, rs)`;
+    const link = await db.store.webLinks.create("export", p.personId, p.identityId, 600);
+    return { ...p, link, acct: (i: number) => `t${ids[i]}@far.example` };
+  }
+
+  async function download(link: string) {
+    const { server, base } = await connectPages();
+    try {
+      const page = await (await fetch(`${base}/export/${link}/following_accounts.csv`)).text();
+      const file = await fetch(`${base}/export/${link}/following_accounts.csv`, { method: "POST" });
+      expect(file.status).toBe(200);
+      const [, ...lines] = (await file.text()).trimEnd().split("\n");
+      return { page, accts: lines.map((l) => l.split(",")[0]!) };
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }
+
+  it("lists only what is still to follow: pending, and failures a retry may settle", async () => {
+    const states = [
+      "pending", "followed", "already_following", "ignored", "failed/failed: http_502", "failed/failed: gave_up",
+      "failed/failed: follow_limit", "failed/not_found", "failed/gone", "failed/gone: moved", "failed/blocked", "failed/failed: self",
+    ];
+    const { link, acct } = await exporter("91401", states);
+    const { page, accts } = await download(link);
+    expect(accts.sort()).toEqual([0, 4, 5, 6].map(acct).sort());
+    expect(page).toContain("4 accounts you followed on X are on the fediverse");
+    expect(page).not.toContain("7,500");
+  });
+
+  it("holds at most 7,500 accounts (Mastodon refuses a longer file whole), and says so", async () => {
+    const { link, personId, identityId } = await exporter("91402", Array.from({ length: 7_502 }, () => "pending"));
+    const { page, accts } = await download(link);
+    expect(accts).toHaveLength(7_500);
+    expect(new Set(accts).size).toBe(7_500);
+    expect(page).toContain("7502 accounts you followed on X are on the fediverse");
+    expect(page).toContain("The file holds the 7,500 most recent of the 7,502");
+    await db.store.people.updateSettings(personId, { language: "fr" });
+    const again = await db.store.webLinks.create("export", personId, identityId, 600);
+    expect((await download(again)).page).toMatch(/Le fichier contient les 7\s500 plus récents des 7\s502/);
   });
 });

@@ -225,8 +225,9 @@ export function connectRoutes(ctx: ConnectContext): Router {
       page(res, locale, locale.web.title, html`<p class="error">${locale.web.wrongAccount(identity.handle ?? "")}</p>`, 403);
       return;
     }
-    const { instance: apiInstance, accessToken, scope, accountId } = auth;
-    const stored: MastodonAuthorization = { instance: apiInstance, accessToken, scope, accountId };
+    const { instance: apiInstance, accessToken, scope, accountId, app } = auth;
+    // With the app it was issued to: only that app can revoke it later.
+    const stored: MastodonAuthorization = { instance: apiInstance, accessToken, scope, accountId, ...(app ? { app } : {}) };
     await finish(res, token, opened, (s) => s.authorizations.save(identity.id, "mastodon-oauth", stored));
   });
 
@@ -234,9 +235,11 @@ export function connectRoutes(ctx: ConnectContext): Router {
     const opened = await open(req, res, "export", req.params.token);
     if (!opened) return;
     const { identity, locale } = opened;
-    const count = (await ctx.store.matches.handles(identity.personId, "fediverse")).length;
+    const { handles, total } = await ctx.store.matches.handles(identity.personId, "fediverse");
+    // Mastodon refuses a whole file longer than its follow limit: the file holds the most recent.
+    const capped = handles.length < total ? html`<p>${locale.web.exportCapped(handles.length, total)}</p>` : html``;
     page(res, locale, locale.web.exportTitle, html`
-      <p>${locale.web.exportIntro(count)}</p>
+      <p>${locale.web.exportIntro(total)}</p>${capped}
       <form method="post"><button type="submit">${locale.web.exportButton}</button></form>`);
   });
 
@@ -247,7 +250,7 @@ export function connectRoutes(ctx: ConnectContext): Router {
       page(res, locale, locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`, 410);
       return;
     }
-    const handles = await ctx.store.matches.handles(grant.personId, "fediverse");
+    const { handles } = await ctx.store.matches.handles(grant.personId, "fediverse");
     res
       .status(200)
       .set({

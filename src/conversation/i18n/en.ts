@@ -320,6 +320,7 @@ export const en: Locale = {
     exportTitle: "Your following list for Mastodon",
     exportIntro: (n) => `${n === 1 ? "1 account you followed on X is" : `${n} accounts you followed on X are`} on the fediverse. Download the file, then in Mastodon: Preferences → Import and export → Import, type "Following list". This link works once.`,
     exportButton: "Download following_accounts.csv",
+    exportCapped: (shown, total) => `The file holds the ${shown.toLocaleString("en")} most recent of the ${total.toLocaleString("en")}: Mastodon imports no more at once (it refuses the whole file if it goes beyond the ${(7500).toLocaleString("en")} follows it allows, your current follows included). Once they are followed, ask the bot again for the rest.`,
     archiveTitle: "Your X archive",
     archiveIntro: "Choose the files data/account.js and data/following.js from your X archive (Settings → Your account → Download an archive of your data), or the whole .zip if it is small. reconnexion reads only whom you followed, and keeps nothing else.",
     archiveLabel: "Archive (.zip) or its data files (.js)",

@@ -326,6 +326,7 @@ export const fr: Locale = {
     exportTitle: "Votre liste d’abonnements pour Mastodon",
     exportIntro: (n) => `${n > 1 ? `${n} comptes que vous suiviez sur X sont` : `${n} compte que vous suiviez sur X est`} sur le fédivers. Téléchargez le fichier, puis dans Mastodon : Préférences → Import et export → Importer, type « Liste d’abonnements ». Ce lien ne sert qu’une fois.`,
     exportButton: "Télécharger following_accounts.csv",
+    exportCapped: (shown, total) => `Le fichier contient les ${shown.toLocaleString("fr")} plus récents des ${total.toLocaleString("fr")} : Mastodon n’en importe pas plus à la fois (il refuse tout le fichier s’il dépasse les ${(7500).toLocaleString("fr")} abonnements qu’il permet, ceux que vous avez déjà compris). Une fois ceux-ci suivis, redemandez au bot pour le reste.`,
     archiveTitle: "Votre archive X",
     archiveIntro: "Choisissez les fichiers data/account.js et data/following.js de votre archive X (Paramètres → Votre compte → Télécharger une archive de vos données), ou le .zip entier s’il est petit. reconnexion n’y lit que qui vous suiviez, et ne garde rien d’autre.",
     archiveLabel: "Archive (.zip) ou ses fichiers de données (.js)",

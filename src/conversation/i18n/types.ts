@@ -201,6 +201,8 @@ export interface WebMessages {
   privacy: string;
   exportTitle: string;
   exportIntro(count: number): string;
+  /** The file holds only the `shown` most recent of `total` (Mastodon's follow limit). */
+  exportCapped(shown: number, total: number): string;
   exportButton: string;
   /** The X archive upload page (the `archive` command's link). */
   archiveTitle: string;

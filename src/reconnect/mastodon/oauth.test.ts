@@ -196,6 +196,36 @@ describe("MastodonOAuth", () => {
     expect(await apps.get(instance.origin)).toBeUndefined();
   });
 
+  it("revokes a token with the app it was issued to, after that app was replaced (new PUBLIC_URL) or forgotten", async () => {
+    const fresh = await startMastodonInstance({ users: [{ name: "you", password: "pw" }] });
+    const valid = (token: string) =>
+      new MastodonClient({ instance: fresh.origin, accessToken: token, allowPrivateAddresses: true }).verifyCredentials().then(() => true, () => false);
+    try {
+      const before = oauth({ redirectUri: "http://old.example/cb" });
+      const grant = async () => before.complete(fresh.origin, (await authorizeInBrowser(await before.authorizeUrl(fresh.origin, "s"), "you", "pw")).searchParams.get("code")!);
+      const [first, second, legacy] = [await grant(), await grant(), await grant()];
+      const issuer = (await apps.get(fresh.origin))!;
+      expect(first.app).toEqual({ clientId: issuer.clientId, clientSecret: issuer.clientSecret });
+      // Stored before the app was kept with the token: the current app (here, the issuer) revokes it.
+      const { app: _app, ...old } = legacy;
+      await before.revoke(old);
+      expect(await valid(legacy.accessToken)).toBe(false);
+
+      // The service moves to a new PUBLIC_URL: someone connecting registers a new app in the old one's place.
+      const after = oauth({ redirectUri: "https://bot.example/cb" });
+      await after.authorizeUrl(fresh.origin, "t");
+      expect((await apps.get(fresh.origin))!.clientId).not.toBe(issuer.clientId);
+      await after.revoke(first);
+      expect(await valid(first.accessToken)).toBe(false);
+      // Our copy of the app is gone too (deleted after a refused token exchange): the token is still revoked.
+      await apps.delete(fresh.origin);
+      await after.revoke(second);
+      expect(await valid(second.accessToken)).toBe(false);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it("refuses private addresses and plain http unless allowed", async () => {
     const strict = oauth({ allowPrivateAddresses: false });
     await expect(strict.authorizeUrl(instance.origin, "s")).rejects.toMatchObject({ code: "insecure_url" });

@@ -118,17 +118,23 @@ export class MastodonOAuth {
       accessToken: token.access_token,
       scope: token.scope ?? app.scopes,
       accountId: account.id,
+      app: { clientId: app.clientId, clientSecret: app.clientSecret },
       acct: `${account.username}@${domain}`,
       url: account.url ?? new URL(`/@${account.username}`, instance).href,
       actorUri: account.uri ?? null,
     };
   }
 
-  /** Revokes a token at its instance (the person unlinks or is forgotten). */
+  /**
+   * Revokes a token at its instance (the person unlinks or is forgotten),
+   * as the app it was issued to (Doorkeeper lets no other client revoke it);
+   * a token stored without its app is tried with the instance's current one.
+   */
   async revoke(authorization: MastodonAuthorization): Promise<void> {
-    const app = await this.#options.apps.get(authorization.instance);
+    const instance = mastodonInstanceKey(authorization.instance);
+    const app = authorization.app ?? (await this.#options.apps.get(instance));
     if (!app) return;
-    await this.#client(app.instance).request("POST", "/oauth/revoke", {
+    await this.#client(instance).request("POST", "/oauth/revoke", {
       auth: false,
       form: true,
       body: { client_id: app.clientId, client_secret: app.clientSecret, token: authorization.accessToken },

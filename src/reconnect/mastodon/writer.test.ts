@@ -85,6 +85,26 @@ function writer(auth: MastodonAuthorization, options: MastodonWriterOptions = {}
   return new MastodonWriter(auth, { allowPrivateAddresses: true, ...options });
 }
 
+/**
+ * The way to the person's instance, where the requests `match` picks (at most
+ * `times`) get `fault`: that status (a reverse proxy's 502 while Mastodon
+ * restarts), or no answer at all ("hang", until the client's timeout).
+ */
+function faulty(match: (url: URL, method: string) => boolean, fault: number | "hang", times = Infinity): typeof fetch {
+  let left = times;
+  return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (left > 0 && match(url, init?.method ?? "GET")) {
+      left--;
+      if (fault === "hang") {
+        return new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
+      }
+      return new Response(JSON.stringify({ error: "Bad gateway" }), { status: fault, headers: { "Content-Type": "application/json" } });
+    }
+    return fetch(input, init);
+  };
+}
+
 /** A fake clock shared by the writer and the instance; sleeping moves it. */
 function fakeClock(start: number) {
   fakeNow = start;
@@ -298,6 +318,63 @@ describe("MastodonWriter", () => {
       release();
       await hanging.close();
     }
+  });
+
+  it("stops the run on a 502 or a timeout from the person's own instance on lookup: no target fails, the next run follows them", async () => {
+    const me = await person();
+    const users = await remoteUsers({ name: "down1_" }, { name: "down2_" }, { name: "down3_" });
+    const lookup = (url: URL) => url.pathname === "/api/v1/accounts/lookup";
+    const first = new MemoryRun(users.map(byAcct));
+    const error = await writer(me.auth, { fetch: faulty(lookup, 502) }).run(first).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "MastodonApiError", status: 502 });
+    expect(first.outcomes.size).toBe(0);
+    const second = first.next();
+    const timedOut = await writer(me.auth, { fetch: faulty(lookup, "hang"), timeoutMs: 300 }).run(second).catch((e: unknown) => e);
+    expect(timedOut).toMatchObject({ name: "MastodonApiError", code: "timeout" });
+    expect(second.outcomes.size).toBe(0);
+    for (const u of users) expect(instance.followPosts(u.acct)).toHaveLength(0);
+    const third = second.next();
+    await writer(me.auth).run(third);
+    expect(third.targets.map((t) => third.outcome(t))).toEqual(["followed", "followed", "followed"]);
+  });
+
+  it("stops the run on a 503 from relationships, and on a 502 from a follow; the next run follows each target once", async () => {
+    const me = await person();
+    const users = await remoteUsers({ name: "rel1_" }, { name: "rel2_" });
+    const first = new MemoryRun(users.map(byAcct));
+    const relationships = (url: URL) => url.pathname === "/api/v1/accounts/relationships";
+    await expect(writer(me.auth, { fetch: faulty(relationships, 503) }).run(first)).rejects.toMatchObject({ status: 503 });
+    expect(first.outcomes.size).toBe(0);
+    expect(first.markers.size).toBe(0);
+
+    const second = first.next();
+    const follow = (url: URL, method: string) => method === "POST" && url.pathname.endsWith("/follow");
+    await expect(writer(me.auth, { concurrency: 1, fetch: faulty(follow, 502, 1) }).run(second)).rejects.toMatchObject({ status: 502 });
+    expect([...second.outcomes.values()].filter((r) => r.outcome === "failed")).toEqual([]);
+    const third = second.next();
+    await writer(me.auth).run(third);
+    expect(third.targets.map((t) => third.outcome(t))).toEqual(["followed", "followed"]);
+    for (const u of users) expect(instance.followPosts(u.acct)).toHaveLength(1);
+  });
+
+  it("fails only the target whose resolve fails (502 from search) while the instance answers, by acct or by actor URI", async () => {
+    const me = await person();
+    const [broken, byUriBroken, fine] = await remoteUsers({ name: "sbroken" }, { name: "sbrokenuri" }, { name: "sfine" });
+    const search = (url: URL) =>
+      url.pathname === "/api/v2/search" && [broken!.acct, byUriBroken!.actorId].includes(url.searchParams.get("q") ?? "");
+    const targets = [byAcct(broken!), byUri(byUriBroken!), byAcct(fine!)];
+    const run = new MemoryRun(targets);
+    await writer(me.auth, { fetch: faulty(search, 502) }).run(run);
+    expect(targets.map((t) => run.outcome(t))).toEqual(["failed:http_502", "failed:http_502", "followed"]);
+  });
+
+  it("stops the run when a search fails and the instance does not answer either (target known by actor URI only)", async () => {
+    const me = await person();
+    const [u] = await remoteUsers({ name: "urionly" });
+    const any = (url: URL) => url.pathname === "/api/v2/search" || url.pathname === "/api/v1/accounts/verify_credentials";
+    const run = new MemoryRun([byUri(u!)]);
+    await expect(writer(me.auth, { fetch: faulty(any, 503) }).run(run)).rejects.toMatchObject({ status: 503 });
+    expect(run.outcomes.size).toBe(0);
   });
 
   it("normalizes accts", () => {

@@ -10,7 +10,9 @@
  *
  * Outcomes are recorded batch by batch. The instance's rate limit is waited
  * out when the reset is near (`maxWaitMs`), otherwise the run throws
- * `RateLimitedError` with the instance's reset time.
+ * `RateLimitedError` with the instance's reset time. A 5xx or timeout from
+ * the person's own instance (lookup, relationships, follow) throws too: it
+ * says nothing about the target, and the job retries with its back-off.
  */
 import type { FollowWriter, MastodonAuthorization, Target, TargetResult, WriterRun } from "../types.ts";
 import { MastodonApiError, MastodonClient, type MastodonAccount, type MastodonRelationship } from "./client.ts";
@@ -125,7 +127,9 @@ export class MastodonWriter implements FollowWriter {
       if (rel.following || rel.requested) return outcomeOf(f, rel);
       return failed(f.target, "not_following");
     } catch (error) {
-      if (!(error instanceof MastodonApiError) || error.status === 0) throw error;
+      // No answer, or a 5xx: the person's instance is in trouble, not this target (a follow
+      // only queues a delivery there). The job retries; the in-flight marker keeps it once.
+      if (!(error instanceof MastodonApiError) || error.status === 0 || error.status >= 500) throw error;
       const personId = f.target.personId;
       // Mastodon: 403 when either side blocks (or the account moved), 404 when suspended.
       if (error.status === 403) return { personId, outcome: "blocked" };
@@ -138,20 +142,38 @@ export class MastodonWriter implements FollowWriter {
     }
   }
 
-  /** The target's account on the person's instance, or the outcome that ends it. */
+  /**
+   * The target's account on the person's instance, or the outcome that ends it.
+   *
+   * Whose failure is it? A 5xx or a timeout on `lookup` (a read of the
+   * instance's own database) is the person's instance in trouble (restarting,
+   * overloaded): thrown, the job retries later. Only `search` with resolve
+   * makes the instance fetch the target from its server, so its 5xx or
+   * timeout is the target's, once the instance has shown it answers: by
+   * `lookup`, or for a target known by actor URI only, by a cheap read of
+   * the person's own account (which throws if the instance is down too).
+   */
   async #resolve(client: MastodonClient, target: Target): Promise<MastodonAccount | TargetResult> {
     const personId = target.personId;
     const acct = normalizeAcct(target.handle);
     const uri = target.stableId && /^https?:\/\//i.test(target.stableId) ? target.stableId : null;
     let trouble: MastodonApiError | undefined;
-    const attempt = async (call: () => Promise<MastodonAccount | undefined | null>) => {
+    let instanceAnswered = false;
+    const attempt = async (step: "lookup" | "search", call: () => Promise<MastodonAccount | undefined | null>) => {
       try {
-        return (await call()) ?? undefined;
+        const found = (await call()) ?? undefined;
+        instanceAnswered = true;
+        return found;
       } catch (error) {
-        // One target's failing lookup (e.g. its server is down: 503, or a
-        // resolve that hangs: timeout) is that target's problem, not the job's.
-        if (error instanceof MastodonApiError && (error.status >= 400 || error.code === "timeout")) {
-          if (error.status >= 500 || error.code === "timeout") trouble = error;
+        if (!(error instanceof MastodonApiError)) throw error;
+        const transient = error.status >= 500 || error.code === "timeout";
+        if (transient && step === "lookup") throw error;
+        if (transient) {
+          trouble = error;
+          return undefined;
+        }
+        if (error.status >= 400) {
+          instanceAnswered = true;
           return undefined;
         }
         throw error;
@@ -160,19 +182,24 @@ export class MastodonWriter implements FollowWriter {
     let account: MastodonAccount | undefined;
     if (acct) {
       // Lookup is exact: a local account comes back as `user`.
-      account = await attempt(async () => {
+      account = await attempt("lookup", async () => {
         const a = await client.lookup(acct);
         return a && sameActor(a, target) !== false ? a : null;
       });
     }
     for (const q of [acct, uri]) {
       if (account || !q) continue;
-      account = await attempt(async () => {
+      account = await attempt("search", async () => {
         const accounts = await client.searchAccounts(q, { resolve: true });
         return accounts.find((a) => sameActor(a, target) ?? (q === uri ? accounts.length === 1 : sameAcct(a.acct, q, client.instance)));
       });
     }
-    if (!account) return trouble ? failed(target, trouble.code) : { personId, outcome: "not_found" };
+    if (!account && trouble) {
+      // Throws (the job's problem) unless the instance itself answers.
+      if (!instanceAnswered) await client.verifyCredentials();
+      return failed(target, trouble.code);
+    }
+    if (!account) return { personId, outcome: "not_found" };
     if (account.suspended) return { personId, outcome: "gone" };
     if (account.moved) return { personId, outcome: "gone", reason: "moved" };
     if (account.id === this.#auth.accountId) return failed(target, "self");
