@@ -200,6 +200,7 @@ describe("public announcements", () => {
     await db.store.people.updateSettings(late.personId, { announceMe: true });
     // Arrived inside the next window (the earlier runs covered up to a few hours ahead).
     await db.sql`update identity set verified_at = ${new Date(Date.now() + 40 * 3_600_000)} where person_id = ${late.personId}`;
+    await db.sql`update arrival set arrived_at = ${new Date(Date.now() + 40 * 3_600_000)} where person_id = ${late.personId}`;
     const deleted: string[] = [];
     const forgetting: AnnouncementPoster = {
       post: async (_text, named) => {

@@ -5,10 +5,13 @@
  * and how to follow them. Sent on one of the person's own accounts by the
  * bot of that platform (the first that delivers).
  *
- * Each match is told at most once: it is claimed in the store before the
- * message goes (two replicas never both send it), and given back only when
- * no channel could take the message, so a crash after claiming loses one
- * digest rather than sending one twice.
+ * Each arrival is told at most once: its match is claimed in the store before
+ * the message goes (two replicas never both send it), and the arrival is
+ * recorded as told, so an account unlinked and linked again is not news again
+ * (src/store/arrivals.ts). The claim is given back when the message did not
+ * go: no channel could take it, or an error came before it went (the store
+ * failing while it was written). A crash after claiming loses one digest
+ * rather than sending one twice.
  */
 import type { Language } from "../config.ts";
 import type { DigestPart, Locale } from "../conversation/i18n/index.ts";
@@ -76,17 +79,34 @@ async function tellPerson(options: DigestOptions, personId: number, tick: Date):
   const stamp = (options.now ?? (() => new Date()))();
   const arrivals = await store.arrivals.claim(personId, stamp, tick);
   if (arrivals.length === 0) return "nothing";
-  const locale = await localeFor(store, personId, options);
-  const text = digestText(locale, arrivals, options.namesPerPlatform ?? 5);
-  for (const to of channels(await store.identities.listForPerson(personId), arrivals)) {
-    try {
-      if (await messenger.send(to, text)) return "sent";
-    } catch (error) {
-      log.warn({ err: error, personId, platform: to.platform }, "announce: digest not delivered on this channel");
+  try {
+    const locale = await localeFor(store, personId, options);
+    const text = digestText(locale, arrivals, options.namesPerPlatform ?? 5);
+    for (const to of channels(await store.identities.listForPerson(personId), arrivals)) {
+      try {
+        // Sent: told, whatever happens next.
+        if (await messenger.send(to, text)) return "sent";
+      } catch (error) {
+        log.warn({ err: error, personId, platform: to.platform }, "announce: digest not delivered on this channel");
+      }
     }
+  } catch (error) {
+    // Not sent: given back, so the next run tells them.
+    await giveBack(options, personId, stamp, arrivals).catch(() => {});
+    throw error;
   }
-  await store.arrivals.release(personId, stamp);
+  await giveBack(options, personId, stamp, arrivals);
   return "undelivered";
+}
+
+/** Releases a claim whose digest did not go out; if even that fails, those arrivals are not told (never twice). */
+async function giveBack(options: DigestOptions, personId: number, stamp: Date, arrivals: readonly Arrival[]): Promise<void> {
+  try {
+    await options.store.arrivals.release(personId, stamp, arrivals);
+  } catch (error) {
+    options.log.error({ err: error, personId }, "announce: a digest that did not go out could not be given back; those arrivals stay untold");
+    throw error;
+  }
 }
 
 /** The person's accounts a bot can write to, those on the platforms of the arrivals first. */

@@ -45,37 +45,31 @@ export class Announcements {
   }
 
   /**
-   * The people who arrived on the window's platform within it: their X
-   * identity and their identity there both verified (not from an archive),
-   * the later of the two (`verified_at`) inside (since, until].
+   * The people who arrived on the window's platform within it: whose first
+   * arrival there (src/store/arrivals.ts: their X identity and their
+   * identity there both verified, not from an archive; recorded once, so an
+   * account unlinked and linked again does not count again) is inside
+   * (since, until]. Named: those who agreed, by their account there.
    */
   async tally(window: AnnouncementWindow, maxNamed: number): Promise<ArrivalTally> {
     const { platform, since, until } = window;
     const rows = await this.db<{ count: number; named: ArrivalTally["named"] | null }[]>`
-      with touched as (
-        select distinct person_id from identity
-        where verified_at > ${since} and verified_at <= ${until}
-          and platform in ('x', ${platform}) and verified_by <> 'archive'),
-      arrived as (
-        select t.person_id, p.announce_me, there.stable_id, there.handle,
-          greatest(x.at, there.at) as at
-        from touched t
-        join person p on p.id = t.person_id
-        cross join lateral (
-          select min(verified_at) as at from identity
-          where person_id = t.person_id and platform = 'x' and verified_by <> 'archive') x
-        cross join lateral (
-          select verified_at as at, stable_id, handle from identity
-          where person_id = t.person_id and platform = ${platform} and verified_by <> 'archive'
-          order by verified_at, id limit 1) there
-        where x.at is not null)
+      with arrived as (
+        select a.person_id, a.arrived_at as at, p.announce_me
+        from arrival a join person p on p.id = a.person_id
+        where a.platform = ${platform} and a.arrived_at > ${since} and a.arrived_at <= ${until})
       select count(*)::int as count,
         (select json_agg(json_build_object('personId', n.person_id, 'stableId', n.stable_id, 'handle', n.handle) order by n.at, n.person_id)
-         from (select * from arrived a
-               where a.announce_me and a.handle is not null and a.stable_id is not null
-                 and a.at > ${since} and a.at <= ${until}
+         from (select a.person_id, a.at, there.stable_id, there.handle
+               from arrived a
+               cross join lateral (
+                 select stable_id, handle from identity
+                 where person_id = a.person_id and platform = ${platform} and verified_by <> 'archive'
+                   and stable_id is not null and handle is not null
+                 order by verified_at, id limit 1) there
+               where a.announce_me
                order by a.at, a.person_id limit ${maxNamed}) n) as named
-      from arrived where at > ${since} and at <= ${until}`;
+      from arrived`;
     const row = rows[0];
     return { count: row?.count ?? 0, named: row?.named ?? [] };
   }

@@ -1,5 +1,6 @@
 /** People and their settings; merging two people into one; forgetting one. */
 import { Announcements } from "./announcements.ts";
+import { Arrivals } from "./arrivals.ts";
 import { lockEdgesBeforePeople } from "./lock-order.ts";
 import type { Person, PersonSettings, Queryable } from "./types.ts";
 import { UploadedArchives } from "./uploaded-archives.ts";
@@ -203,6 +204,8 @@ export class People {
     await this.db`
       update announcement set named_people = array_replace(named_people, ${dropId}::int, ${keepId}::int)
       where named_people @> array[${dropId}]::int[]`;
+    // Arrivals told (and first arrivals) carry over: a merged person who links again is no news twice.
+    await new Arrivals(this.db).merge(keepId, dropId);
     await this.db`delete from person where id = ${dropId}`;
   }
 
