@@ -190,8 +190,16 @@ describe("the Mastodon export (following_accounts.csv)", () => {
     const { link, acct } = await exporter("91401", states);
     const { page, accts } = await download(link);
     expect(accts.sort()).toEqual([0, 4, 5, 6].map(acct).sort());
-    expect(page).toContain("4 accounts you followed on X are on the fediverse");
+    expect(page).toContain("4 accounts you followed on X are on the fediverse and not followed from here yet");
     expect(page).not.toContain("7,500");
+  });
+
+  it("says there is nothing left to import, with no button, once everything is followed or settled", async () => {
+    const { link } = await exporter("91403", ["followed", "already_following", "failed/not_found"]);
+    const { page, accts } = await download(link);
+    expect(accts).toEqual([]);
+    expect(page).toContain("there is nothing left to import");
+    expect(page).not.toContain("<button");
   });
 
   it("holds at most 7,500 accounts (Mastodon refuses a longer file whole), and says so", async () => {

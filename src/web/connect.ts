@@ -20,6 +20,7 @@ import type { Locale } from "../conversation/i18n/index.ts";
 import { personLocale } from "../conversation/language.ts";
 import type { Logger } from "../logger.ts";
 import type { Identity, Store, TargetPlatform } from "../store/index.ts";
+import { EXPORT_LIMIT } from "../store/matches.ts";
 import type { WebLinkGrant } from "../store/web-links.ts";
 import type { BlueskyAppPasswordAuthorization, MastodonAuthorization } from "../reconnect/types.ts";
 import { BlueskyLoginError } from "../reconnect/bluesky/app-password.ts";
@@ -237,7 +238,11 @@ export function connectRoutes(ctx: ConnectContext): Router {
     const { identity, locale } = opened;
     const { handles, total } = await ctx.store.matches.handles(identity.personId, "fediverse");
     // Mastodon refuses a whole file longer than its follow limit: the file holds the most recent.
-    const capped = handles.length < total ? html`<p>${locale.web.exportCapped(handles.length, total)}</p>` : html``;
+    if (total === 0) {
+      page(res, locale, locale.web.exportTitle, html`<p>${locale.web.exportNothing}</p>`);
+      return;
+    }
+    const capped = handles.length < total ? html`<p>${locale.web.exportCapped(handles.length, total, EXPORT_LIMIT)}</p>` : html``;
     page(res, locale, locale.web.exportTitle, html`
       <p>${locale.web.exportIntro(total)}</p>${capped}
       <form method="post"><button type="submit">${locale.web.exportButton}</button></form>`);

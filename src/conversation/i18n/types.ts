@@ -201,8 +201,10 @@ export interface WebMessages {
   privacy: string;
   exportTitle: string;
   exportIntro(count: number): string;
-  /** The file holds only the `shown` most recent of `total` (Mastodon's follow limit). */
-  exportCapped(shown: number, total: number): string;
+  /** Nothing left to export: every match on the fediverse is followed or settled. */
+  exportNothing: string;
+  /** The file holds only the `shown` most recent of `total` (Mastodon's follow limit, `limit`). */
+  exportCapped(shown: number, total: number, limit: number): string;
   exportButton: string;
   /** The X archive upload page (the `archive` command's link). */
   archiveTitle: string;
