@@ -264,20 +264,21 @@ export class PostgresQueue implements MessageQueue {
         const heartbeat = setInterval(() => void this.renewLease(row.id, row.attempts).catch(() => {}), Math.max(1, this.leaseMs / 4));
         heartbeat.unref();
         try {
-          if (await this.admit(message)) {
-            try {
-              await this.held.run(held, () => handler(message));
-            } finally {
-              // What the handler's leftovers queue after it returned goes in a row of its own.
-              held.closed = true;
-              clearInterval(heartbeat);
+          try {
+            if (await this.admit(message)) {
+              try {
+                await this.held.run(held, () => handler(message));
+              } finally {
+                // What the handler's leftovers queue after it returned goes in a row of its own.
+                held.closed = true;
+              }
             }
+          } finally {
+            clearInterval(heartbeat);
           }
-          clearInterval(heartbeat);
           // A row its handler queued a retry into stays, for that retry.
           if (!held.replaced) await this.sql`delete from fediverse_queue where id = ${row.id}`;
         } catch (error) {
-          clearInterval(heartbeat);
           this.onError(error, message);
           // Fedify retries failed tasks itself; this only guards against a
           // handler that throws: back off, and give up after maxAttempts.

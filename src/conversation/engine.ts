@@ -161,7 +161,6 @@ export class ConversationEngine {
     return undefined;
   }
 
-  /** Records what the platform says about a known sender: stable id, current handle, proof by DM. */
   /** Records what the message tells about the sender's account (its id, handle, server); says whether it did. */
   private async refreshIdentity(incoming: Incoming, view: PersonView, effects: Effect[]): Promise<boolean> {
     const { store } = this.ctx;
