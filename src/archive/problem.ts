@@ -13,8 +13,10 @@ export type ArchiveProblem =
   | { kind: "bad-account" }
   /** The archive of another X account than the person's own (`yours`: @username or id). */
   | { kind: "other-account"; yours: string }
-  /** A data file, or all of them together, larger than any real one, once unpacked. */
+  /** A data file larger than any real one, once unpacked. */
   | { kind: "too-large"; mb: number }
+  /** The data files read, together, past `mb` once unpacked (each may be under the cap for one). */
+  | { kind: "too-large-in-all"; mb: number }
   /** Compressed beyond any real data file (a zip bomb). */
   | { kind: "zip-bomb" }
   /** More following (or follower, or account) files than any X archive has. */

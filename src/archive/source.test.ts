@@ -104,8 +104,8 @@ describe("openArchiveSource: the total unpacked and the number of parts", () => 
     expect(said(await readAll(zip, limits))).toMatchObject({
       file: "many.zip",
       archive: undefined,
-      problem: { kind: "too-large", mb: 0 },
-      message: "holds data files of more than 0 MB in all once unpacked — far more than any X archive.",
+      problem: { kind: "too-large-in-all", mb: 0 },
+      message: "holds data files (account.js, following.js, follower.js and their -partN.js splits) of more than 0 MB in all once unpacked — far more than any X archive.",
     });
   });
 
@@ -126,7 +126,7 @@ describe("openArchiveSource: the total unpacked and the number of parts", () => 
       } catch (e) {
         error = e;
       }
-      expect(said(error)).toMatchObject({ file: "growing", problem: { kind: "too-large" }, message: expect.stringMatching(/in all once unpacked/) });
+      expect(said(error)).toMatchObject({ file: "growing", problem: { kind: "too-large-in-all", mb: 0 }, message: expect.stringMatching(/in all once unpacked/) });
     } finally {
       await source.close();
     }
@@ -149,5 +149,70 @@ describe("openArchiveSource: the total unpacked and the number of parts", () => 
     expect(said(await readAll(folder, limits))).toMatchObject({ file: "parts", problem: { kind: "too-many-parts", max: 5 } });
     // The default: far more parts than X writes, far fewer than a bomb needs.
     expect(DEFAULT_LIMITS.maxParts).toBe(100);
+  });
+});
+
+describe("openArchiveSource: only the kinds of data file the caller reads", () => {
+  const followers = (count: number, body: (part: number) => string) => {
+    const entries: Record<string, string> = {};
+    for (let p = 0; p < count; p++) entries[`data/follower${p === 0 ? "" : `-part${p}`}.js`] = body(p);
+    return entries;
+  };
+  const listed = async (input: string, limits: ArchiveLimits) => {
+    const source = await openArchiveSource(input, limits);
+    try {
+      return source.files.map((f) => `${f.kind}:${f.part}`);
+    } finally {
+      await source.close();
+    }
+  };
+
+  it("leaves follower files out of the total and the parts when they are not read, and never unpacks them", async () => {
+    const limits: ArchiveLimits = { ...DEFAULT_LIMITS, maxFileBytes: 32 * 1024, maxTotalBytes: 64 * 1024, maxParts: 5, kinds: ["account", "following"] };
+    // Six follower parts, each past the cap for one file and together past the total, one a bomb.
+    const big = (p: number) => `window.YTD.follower.part${p} = [${p === 5 ? " ".repeat(1024 * 1024) : entry.repeat(1500).replaceAll("following", "follower")}]`;
+    const zip = await zipOf("followers.zip", { ...parts(2, (p) => `window.YTD.following.part${p} = [ ]`), ...followers(6, big) });
+    expect(await listed(zip, limits)).toEqual(["account:0", "following:0", "following:1"]);
+    expect(await readAll(zip, limits)).toBeUndefined();
+    const folder = path.join(dir, "followers");
+    await mkdir(path.join(folder, "data"), { recursive: true });
+    await writeFile(path.join(folder, "data", "account.js"), account);
+    await writeFile(path.join(folder, "data", "following.js"), "window.YTD.following.part0 = [ ]");
+    for (const [name, body] of Object.entries(followers(6, big))) await writeFile(path.join(folder, name), body);
+    expect(await listed(folder, limits)).toEqual(["account:0", "following:0"]);
+    expect(await readAll(folder, limits)).toBeUndefined();
+
+    // The operator's import reads followers too: the same archive is refused.
+    const all: ArchiveLimits = { ...limits, kinds: DEFAULT_LIMITS.kinds };
+    expect(said(await readAll(zip, { ...DEFAULT_LIMITS, maxParts: 5 }))).toMatchObject({ file: "followers.zip", problem: { kind: "too-many-parts", max: 5 } });
+    expect(said(await readAll(zip, { ...all, maxParts: 100 }))).toMatchObject({ file: "follower.js", problem: { kind: "too-large", mb: 0 } });
+    expect(said(await readAll(zip, { ...all, maxParts: 100, maxFileBytes: DEFAULT_LIMITS.maxFileBytes }))).toMatchObject({
+      file: "followers.zip",
+      problem: { kind: "too-large-in-all", mb: 0 },
+    });
+    expect(DEFAULT_LIMITS.kinds).toEqual(["account", "following", "follower"]);
+  });
+
+  it("counts the data files read toward the total, naming what it counts; a lone data file of another kind is skipped", async () => {
+    const limits: ArchiveLimits = { ...DEFAULT_LIMITS, maxTotalBytes: 64 * 1024, kinds: ["account", "following"] };
+    const ids = Array.from({ length: 800 }, (_, i) => String(5_560_001 + i));
+    const zip = await writeArchiveZip(path.join(dir, "followings.zip"), { accountId: "5560000", username: "f", followings: ids, followers: ids, perPart: 400 });
+    expect(said(await readAll(zip, limits))).toEqual({
+      file: "followings.zip",
+      archive: undefined,
+      problem: { kind: "too-large-in-all", mb: 0 },
+      message: "holds data files (account.js, following.js and their -partN.js splits) of more than 0 MB in all once unpacked — far more than any X archive.",
+    });
+    const lone = path.join(dir, "follower.js");
+    await writeFile(lone, "window.YTD.follower.part0 = [ ]");
+    expect(await listed(lone, limits)).toEqual([]);
+    expect(await listed(lone, DEFAULT_LIMITS)).toEqual(["follower:0"]);
+    // An archive whose only data files are not read is still an archive (whose account.js is missing).
+    const onlyFollowers = path.join(dir, "only-followers.zip");
+    const z = new yazl.ZipFile();
+    z.addBuffer(Buffer.from("window.YTD.follower.part0 = [ ]"), "data/follower.js");
+    z.end();
+    await new Promise<void>((resolve) => z.outputStream.pipe(createWriteStream(onlyFollowers)).on("close", () => resolve()));
+    expect(await listed(onlyFollowers, limits)).toEqual([]);
   });
 });

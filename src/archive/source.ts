@@ -1,7 +1,8 @@
 /**
  * Where an X archive's data files come from: the zip X sends (read in place,
  * entry by entry), an unpacked folder, or a single data file. Only the files
- * the import needs are opened; media and the rest are never read.
+ * the import needs are opened — the kinds its caller reads (ArchiveLimits.kinds);
+ * media and the rest are never read, nor counted toward any limit.
  */
 import { createReadStream } from "node:fs";
 import { open as openFile, readdir, stat } from "node:fs/promises";
@@ -43,6 +44,13 @@ export interface ArchiveLimits {
   maxTotalBytes?: number;
   /** Most data files of one kind (following.js and its -partN.js splits…); DEFAULT_LIMITS' when not given. */
   maxParts?: number;
+  /**
+   * The kinds of data file the caller reads (DEFAULT_LIMITS': all of them).
+   * Only these are listed, counted toward the total and the parts, and
+   * unpacked; the others are skipped like media (the upload page reads no
+   * follower.js, however large).
+   */
+  kinds?: readonly ArchiveFileKind[];
 }
 
 export const DEFAULT_LIMITS: Required<ArchiveLimits> = {
@@ -55,6 +63,8 @@ export const DEFAULT_LIMITS: Required<ArchiveLimits> = {
   // X splits a data file in parts of many megabytes: a hundred is far past
   // any real archive, and a ceiling on what many small entries can add up to.
   maxParts: 100,
+  // The operator's import reads followers too.
+  kinds: ["account", "following", "follower"],
 };
 
 /** Unpacked bytes below which an entry, or a zip's data files together, are not judged by their compression ratio. */
@@ -83,10 +93,15 @@ function tooLarge(name: string, max: number, archive: string | undefined, unpack
   return new ArchiveError(name, `is larger than ${mb} MB${unpacked} — far more than any X archive data file.`, { kind: "too-large", mb }, { archive });
 }
 
-/** `archive`'s data files add up past the total cap. */
-function tooLargeInAll(archive: string, max: number): ArchiveError {
+/** `archive`'s data files of the `kinds` read add up past the total cap. */
+function tooLargeInAll(archive: string, max: number, kinds: ReadonlySet<ArchiveFileKind>): ArchiveError {
   const mb = Math.round(max / 1048576);
-  return new ArchiveError(archive, `holds data files of more than ${mb} MB in all once unpacked — far more than any X archive.`, { kind: "too-large", mb });
+  const names = (["account", "following", "follower"] as const).filter((k) => kinds.has(k)).map((k) => `${k}.js`);
+  return new ArchiveError(
+    archive,
+    `holds data files (${names.join(", ")} and their -partN.js splits) of more than ${mb} MB in all once unpacked — far more than any X archive.`,
+    { kind: "too-large-in-all", mb },
+  );
 }
 
 function zipBomb(name: string, archive: string): ArchiveError {
@@ -125,6 +140,8 @@ interface Budget {
   /** The zip or folder, for messages (a lone data file has no other data file to add up with). */
   archive: string;
   maxTotal: number;
+  /** The kinds read: the only ones listed and counted. */
+  kinds: ReadonlySet<ArchiveFileKind>;
   ratio: number;
   /** Bytes read so far, over all the data files. */
   read: number;
@@ -167,7 +184,7 @@ function capped(
       if (budget) {
         budget.read += chunk.length;
         if (compressed !== undefined && seen > RATIO_FLOOR && seen > compressed * budget.ratio) return callback(zipBomb(name, budget.archive));
-        if (budget.read > budget.maxTotal) return callback(tooLargeInAll(budget.archive, budget.maxTotal));
+        if (budget.read > budget.maxTotal) return callback(tooLargeInAll(budget.archive, budget.maxTotal, budget.kinds));
         if (budget.compressed !== undefined && budget.read > RATIO_FLOOR && budget.read > budget.compressed * budget.ratio) {
           return callback(zipBombInAll(budget.archive, budget.ratio));
         }
@@ -183,12 +200,22 @@ function budgetFor(archive: string, limits: ArchiveLimits): Budget {
   return {
     archive,
     maxTotal: limits.maxTotalBytes ?? DEFAULT_LIMITS.maxTotalBytes,
+    kinds: kindsRead(limits),
     ratio: limits.maxCompressionRatio,
     read: 0,
   };
 }
 
-/** Opens `input`: a zip file, a folder (with or without `data/`), or one data file. */
+/** The kinds of data file `limits`' caller reads. */
+function kindsRead(limits: ArchiveLimits): ReadonlySet<ArchiveFileKind> {
+  return new Set(limits.kinds ?? DEFAULT_LIMITS.kinds);
+}
+
+/**
+ * Opens `input`: a zip file, a folder (with or without `data/`), or one data
+ * file, listing the data files of the kinds `limits` reads (a lone data file
+ * of another kind lists none).
+ */
 export async function openArchiveSource(input: string, limits: ArchiveLimits = DEFAULT_LIMITS): Promise<ArchiveSource> {
   let info;
   try {
@@ -214,6 +241,7 @@ export async function openArchiveSource(input: string, limits: ArchiveLimits = D
       { kind: "not-archive" },
     );
   }
+  if (!kindsRead(limits).has(kind.kind)) return { files: [], close: async () => {} };
   return { files: [diskFile(input, path.basename(input), info.size, limits)], close: async () => {} };
 }
 
@@ -245,19 +273,25 @@ async function openFolder(folder: string, limits: ArchiveLimits): Promise<Archiv
     const budget = budgetFor(folder, limits);
     const tooMany = partCounter(folder, limits.maxParts ?? DEFAULT_LIMITS.maxParts);
     let total = 0;
+    // Data files of a kind not read: an archive all the same, with nothing to read in it.
+    let skipped = false;
     for (const name of names) {
       const kind = classify(name);
       if (!kind) continue;
       const full = path.join(dir, name);
       const s = await stat(full);
       if (!s.isFile()) continue;
+      if (!budget.kinds.has(kind.kind)) {
+        skipped = true;
+        continue;
+      }
       const refused = tooMany(kind.kind);
       if (refused) throw refused;
       total += s.size;
-      if (total > budget.maxTotal) throw tooLargeInAll(folder, budget.maxTotal);
+      if (total > budget.maxTotal) throw tooLargeInAll(folder, budget.maxTotal, budget.kinds);
       files.push(diskFile(full, path.relative(folder, full), s.size, limits, folder, budget));
     }
-    if (files.length > 0) return { files: ordered(files), close: async () => {} };
+    if (files.length > 0 || skipped) return { files: ordered(files), close: async () => {} };
   }
   throw new ArchiveError(folder, "holds no X archive data (no data/account.js, following.js or follower.js).", { kind: "not-archive" });
 }
@@ -274,6 +308,8 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
       const tooMany = partCounter(file, limits.maxParts ?? DEFAULT_LIMITS.maxParts);
       // Declared sizes: checked before anything is read (yauzl holds each entry to its own).
       let unpacked = 0;
+      // Data files of a kind not read: neither counted nor unpacked, but an X archive all the same.
+      let skipped = false;
       const fail = (e: Error) => {
         zip.close();
         reject(e instanceof ArchiveError ? e : new ArchiveError(file, `is a damaged zip file (${e.message}).`, { kind: "damaged" }));
@@ -281,7 +317,8 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
       zip.on("error", fail);
       zip.on("entry", (entry: yauzl.Entry) => {
         const kind = classify(entry.fileName);
-        if (kind && !entry.fileName.endsWith("/")) {
+        if (kind && !entry.fileName.endsWith("/") && !budget.kinds.has(kind.kind)) skipped = true;
+        else if (kind && !entry.fileName.endsWith("/")) {
           const name = entry.fileName;
           const refused = tooMany(kind.kind);
           if (refused) return fail(refused);
@@ -291,7 +328,7 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
           }
           unpacked += entry.uncompressedSize;
           budget.compressed! += entry.compressedSize;
-          if (unpacked > budget.maxTotal) return fail(tooLargeInAll(file, budget.maxTotal));
+          if (unpacked > budget.maxTotal) return fail(tooLargeInAll(file, budget.maxTotal, budget.kinds));
           const compressed = entry.compressedSize;
           files.push({
             name,
@@ -310,7 +347,7 @@ function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveSource> {
         zip.readEntry();
       });
       zip.on("end", () => {
-        if (files.length === 0) {
+        if (files.length === 0 && !skipped) {
           zip.close();
           reject(new ArchiveError(file, "is a zip file but not an X archive (no data/account.js, following.js or follower.js inside).", { kind: "not-archive" }));
         } else if (unpacked > RATIO_FLOOR && unpacked > budget.compressed! * limits.maxCompressionRatio) {

@@ -21,6 +21,7 @@ import { createWebApp } from "./app.ts";
 import { archiveRoutes } from "./archive.ts";
 import { importArchive } from "../import/archive.ts";
 import { importEdges } from "../import/edges.ts";
+import { LOCALES } from "../conversation/i18n/index.ts";
 
 let db: TestDatabase;
 let server: Server;
@@ -173,6 +174,38 @@ describe("the archive upload page", () => {
     expect(parts.status).toBe(400);
     expect(await parts.text()).toContain("parts.zip holds more than 100 parts of one data file");
     expect(await db.store.uploadedArchives.get(personId)).toBeUndefined();
+  });
+
+  it("takes a zip with more follower parts than any archive has: follower files are not read, so neither counted nor unpacked", async () => {
+    const { personId, url } = await newcomerWithLink();
+    const zip = new yazl.ZipFile();
+    const files = archiveFiles({ accountId: "5550275", username: "popular_x", followings: ["5550001"], followers: [] });
+    zip.addBuffer(Buffer.from(files.get("data/account.js")!), "data/account.js");
+    zip.addBuffer(Buffer.from(files.get("data/following.js")!), "data/following.js");
+    for (let p = 0; p < 101; p++) zip.addBuffer(Buffer.from(`window.YTD.follower.part${p} = [ ]`), `data/follower${p === 0 ? "" : `-part${p}`}.js`);
+    // And one a zip bomb (1,000:1): never opened.
+    zip.addBuffer(Buffer.alloc(24 * 1024 * 1024, 32), "data/follower-part101.js");
+    zip.end();
+    const chunks: Buffer[] = [];
+    for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    expect(body.length).toBeLessThan(MAX_UPLOAD);
+    const res = await upload(url, [{ name: "popular.zip", body }]);
+    const done = await res.text();
+    expect(res.status, done).toBe(200);
+    expect(await db.store.uploadedArchives.get(personId)).toMatchObject({ xAccountId: "5550275", followings: 1 });
+  });
+
+  it("says the data files together are too large apart from one file too large, naming the total, in English and French", () => {
+    expect(LOCALES.en!.web.archiveRefused({ kind: "too-large-in-all", mb: 256 }, "archive.zip", undefined)).toBe(
+      "archive.zip holds data files (account.js, following.js) of more than 256 MB in all once unpacked — far more than any X archive. Nothing was kept.",
+    );
+    expect(LOCALES.fr!.web.archiveRefused({ kind: "too-large-in-all", mb: 256 }, undefined, undefined)).toBe(
+      "Ce que vous avez envoyé contient des fichiers de données (account.js, following.js) de plus de 256 Mo en tout une fois décompressés — bien plus que toute archive X. Rien n’a été gardé.",
+    );
+    expect(LOCALES.en!.web.archiveRefused({ kind: "too-large", mb: 64 }, "data/following.js", undefined)).toBe(
+      "data/following.js is larger than 64 MB — far more than any X archive data file. Nothing was kept.",
+    );
   });
 
   it("refuses a broken zip in one sentence naming the file, keeps nothing, and leaves the link usable", async () => {

@@ -45,10 +45,20 @@ export interface ArchiveUploadContext {
 }
 
 const DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024;
-/** What an uploaded archive's data files may weigh (150,000 followings take ~20 MB), each and together. */
-const UPLOAD_LIMITS = { ...DEFAULT_LIMITS, maxFileBytes: 64 * 1024 * 1024, maxTotalBytes: 256 * 1024 * 1024 } satisfies ArchiveLimits;
-/** The data files an upload is read for: its follower.js (and parts) is left out (src/import/archive.ts, selfService). */
-const UPLOAD_KINDS: ReadonlySet<ArchiveFileKind> = new Set(["account", "following"]);
+/**
+ * What an uploaded archive's data files may weigh (150,000 followings take
+ * ~20 MB), each and together, and which are read: its follower.js (and
+ * parts) is left out (src/import/archive.ts, selfService), so neither
+ * counted toward these limits nor unpacked, however many followers.
+ */
+const UPLOAD_LIMITS = {
+  ...DEFAULT_LIMITS,
+  maxFileBytes: 64 * 1024 * 1024,
+  maxTotalBytes: 256 * 1024 * 1024,
+  kinds: ["account", "following"],
+} satisfies ArchiveLimits;
+/** The data files an upload is read for (UPLOAD_LIMITS.kinds). */
+const UPLOAD_KINDS: ReadonlySet<ArchiveFileKind> = new Set(UPLOAD_LIMITS.kinds);
 
 /** What the form brought: where it was saved, and the names the person gave. */
 interface Upload {

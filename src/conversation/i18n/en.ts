@@ -46,6 +46,8 @@ function archiveProblem(problem: ArchiveProblem | undefined, file: string | unde
       return `This is the archive of another X account than yours (${problem.yours}): upload that account's archive.`;
     case "too-large":
       return `${what} is larger than ${problem.mb} MB — far more than any X archive data file.`;
+    case "too-large-in-all":
+      return `${what} holds data files (account.js, following.js) of more than ${problem.mb} MB in all once unpacked — far more than any X archive.`;
     case "zip-bomb":
       return `${what} is compressed far beyond any real archive file.`;
     case "too-many-parts":

@@ -48,6 +48,8 @@ function archiveProblem(problem: ArchiveProblem | undefined, file: string | unde
       return `C’est l’archive d’un autre compte X que le vôtre (${problem.yours}) : déposez l’archive de ce compte-là.`;
     case "too-large":
       return `${what} dépasse ${problem.mb} Mo — bien plus que tout fichier de données d’une archive X.`;
+    case "too-large-in-all":
+      return `${what} contient des fichiers de données (account.js, following.js) de plus de ${problem.mb} Mo en tout une fois décompressés — bien plus que toute archive X.`;
     case "zip-bomb":
       return `${what} est compressé bien au-delà de tout vrai fichier d’archive.`;
     case "too-many-parts":
