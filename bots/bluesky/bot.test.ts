@@ -497,6 +497,8 @@ describe("mentions listed late (the AppView lists a post at the earlier of its c
     late = asLate({ notificationSweepMs: 1e9 });
     await late.ready;
     await late.nextPoll();
+    // A bot reading for two hours already: the mentions dated back below are made after its first start.
+    await db.sql`update bluesky_account set notifications_from = notifications_from - interval '2 hours' where account = ${accountKey(lateUser.handle)}`;
   });
   afterAll(async () => {
     await late?.stop();
@@ -545,6 +547,54 @@ describe("mentions listed late (the AppView lists a post at the earlier of its c
     await until("the mention listed an hour back to be answered", async () => (await repliesTo(behind.uri, lateUser)).length > 0, 15_000, 200);
     await late.nextPoll();
     expect(await repliesTo(behind.uri, lateUser)).toHaveLength(1);
+  });
+});
+
+describe("the first start (reading begins then, not hours back)", () => {
+  it("answers no mention listed before it, even one in the lookback, but answers the ones dated after it", async () => {
+    const freshUser = await net.createUser("freshbot");
+    const lou = await net.createUser("earlyposter");
+    // Before the bot's first start: a mention on time, listed then.
+    const early = await mention(lou, "help", undefined, freshUser);
+    await net.processAll();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const fresh = start({ config: { ...config, bluesky: { ...config.bluesky, handle: freshUser.handle, appPassword: freshUser.password } }, options: { notificationSweepMs: 300 } });
+    try {
+      await fresh.ready;
+      await fresh.nextPoll();
+      const [row] = await db.sql<{ from: Date | null; seen: Date | null }[]>`
+        select notifications_from as "from", notifications_seen_at as seen from bluesky_account where account = ${accountKey(freshUser.handle)}`;
+      const began = row!.from!;
+      expect(began).toBeInstanceOf(Date);
+      expect(row!.seen).toEqual(began);
+      // After it: one dated 20 minutes before it (listed then, in the lookback), one dated just after it, one on time.
+      const backdated = await mentionCreatedAt(lou, "aide", new Date(began.getTime() - 20 * 60_000), freshUser);
+      const justAfter = await mentionCreatedAt(lou, "aide", new Date(began.getTime() + 1), freshUser);
+      const onTime = await mention(lou, "hello", undefined, freshUser);
+      await settle(fresh);
+      await until("the mentions after the first start to be answered", async () => (await repliesTo(justAfter.uri, freshUser)).length > 0 && (await repliesTo(onTime.uri, freshUser)).length > 0, 15_000, 200);
+      // Sweeps of the whole lookback, several.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await fresh.nextPoll();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await fresh.nextPoll();
+      // The premise: both listed before the first start, within the lookback of the bot's position.
+      const listed = await freshUser.agent.app.bsky.notification.listNotifications({ limit: 100 });
+      const at = (uri: string) => Date.parse(listed.data.notifications.find((x) => x.uri === uri)!.indexedAt);
+      for (const m of [early, backdated]) {
+        expect(at(m.uri)).toBeLessThan(began.getTime());
+        expect(at(m.uri)).toBeGreaterThan(Date.now() - 6 * 60 * 60_000);
+      }
+      expect(await repliesTo(early.uri, freshUser)).toHaveLength(0);
+      expect(await repliesTo(backdated.uri, freshUser)).toHaveLength(0);
+      expect(await repliesTo(justAfter.uri, freshUser)).toHaveLength(1);
+      expect(await repliesTo(onTime.uri, freshUser)).toHaveLength(1);
+      // Where reading began is kept, across later polls.
+      const [after] = await db.sql<{ from: Date }[]>`select notifications_from as "from" from bluesky_account where account = ${accountKey(freshUser.handle)}`;
+      expect(after!.from).toEqual(began);
+    } finally {
+      await fresh.stop();
+    }
   });
 });
 

@@ -167,3 +167,25 @@ describe("answers kept for a retry", () => {
     expect((await db.sql`select sender_digest from bluesky_event where account = ${account} and event_id = ${current}`)[0]!.sender_digest).toBeNull();
   });
 });
+
+describe("where reading notifications began", () => {
+  it("is set once, at the first start, with the watermark; moving the watermark on leaves it; an account read before it was kept has none", async () => {
+    const state = db.store.bluesky;
+    const fresh = "position.test";
+    // The session is saved before the first poll: a row, no position yet.
+    await state.saveSession(fresh, { did: "did:plc:position" });
+    expect(await state.notificationsPosition(fresh)).toEqual({});
+    const t0 = new Date("2025-01-01T10:00:00.000Z");
+    await state.beginNotifications(fresh, t0);
+    expect(await state.notificationsPosition(fresh)).toEqual({ seenAt: t0, from: t0 });
+    const later = new Date("2025-01-01T12:00:00.000Z");
+    await state.advanceNotifications(fresh, later);
+    // A second replica's first start, racing the first: neither moves back.
+    await state.beginNotifications(fresh, new Date("2025-01-01T11:00:00.000Z"));
+    expect(await state.notificationsPosition(fresh)).toEqual({ seenAt: later, from: t0 });
+    // Read before the column existed: a watermark only.
+    const legacy = "legacy-position.test";
+    await state.advanceNotifications(legacy, later);
+    expect(await state.notificationsPosition(legacy)).toEqual({ seenAt: later });
+  });
+});

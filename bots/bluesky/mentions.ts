@@ -25,6 +25,8 @@ const OVERLAP_MS = 2 * 60_000;
  * for. Bluesky's AppView lists a notification at min(createdAt, indexedAt)
  * — and gives that as its `indexedAt` —, so a post whose createdAt is behind
  * (a slow clock, a late relay) is listed below newer ones already read.
+ * Never further back than the bot's first start, though: what was listed
+ * before it is the account's history, not to be answered.
  */
 export const LOOKBACK_MS = 6 * 60 * 60_000;
 /**
@@ -76,15 +78,16 @@ function isCommand(ctx: MentionContext, n: Notification): boolean {
  * The mentions and replies to look at, oldest first: every one listed newer
  * than the watermark (minus the overlap), however long the bot was away (the
  * watermark then moves past all of them); and below that, back to the
- * lookback, the mentions not yet settled (answered, skipped, given up). The
- * reading stops at the first page below the watermark that holds none of
- * those — or, on a sweep, only at the lookback.
+ * lookback, the mentions not yet settled (answered, skipped, given up). None
+ * listed before `from`, the bot's first start (when known). The reading stops
+ * at the first page below the watermark that holds none of those — or, on a
+ * sweep, only at the horizon.
  */
-async function newNotifications(ctx: MentionContext, since: Date, sweep: boolean): Promise<Notification[]> {
+async function newNotifications(ctx: MentionContext, since: Date, from: Date | undefined, sweep: boolean): Promise<Notification[]> {
   const found: Notification[] = [];
   let cursor: string | undefined;
   const floor = since.getTime() - OVERLAP_MS;
-  const horizon = since.getTime() - LOOKBACK_MS;
+  const horizon = Math.max(since.getTime() - LOOKBACK_MS, from?.getTime() ?? -Infinity);
   const at = (n: Notification) => Date.parse(n.indexedAt);
   for (let page = 0; ; page++) {
     if (page === MAX_PAGES) {
@@ -96,7 +99,7 @@ async function newNotifications(ctx: MentionContext, since: Date, sweep: boolean
     const older = items.filter((n) => at(n) < floor && at(n) >= horizon && isCommand(ctx, n));
     const settled = await ctx.state.settledEvents(ctx.account, older.map((n) => n.uri));
     const unsettled = older.filter((n) => !settled.has(n.uri));
-    found.push(...items.filter((n) => at(n) >= floor), ...unsettled);
+    found.push(...items.filter((n) => at(n) >= floor && at(n) >= horizon), ...unsettled);
     cursor = res.data.cursor;
     // A filtered page may be empty and still not the last: the cursor (a time, on Bluesky's AppView) says how far it went.
     const below = (t: number) => items.some((n) => at(n) < t) || Date.parse(cursor ?? "") < t;
@@ -108,16 +111,17 @@ async function newNotifications(ctx: MentionContext, since: Date, sweep: boolean
 /** One pass over new notifications; returns how many mentions were answered. */
 export async function pollMentions(ctx: MentionContext): Promise<number> {
   const { state, account } = ctx;
-  const since = await state.notificationsSeenAt(account);
+  const { seenAt: since, from } = await state.notificationsPosition(account);
   if (!since) {
-    // First start ever: begin from now rather than answering the account's whole history.
-    await state.advanceNotifications(account, new Date());
+    // First start ever: begin from now rather than answering the account's whole history
+    // (and remember it: the lookback for mentions listed late stops there).
+    await state.beginNotifications(account, new Date());
     ctx.sweptAt = Date.now();
     return 0;
   }
   const startedAt = Date.now();
   const sweep = ctx.sweptAt === undefined || startedAt - ctx.sweptAt >= (ctx.sweepEveryMs ?? SWEEP_EVERY_MS);
-  const notifications = await newNotifications(ctx, since, sweep);
+  const notifications = await newNotifications(ctx, since, from, sweep);
   let answered = 0;
   let latest = since;
   for (const n of notifications) {

@@ -59,9 +59,28 @@ export class BlueskyState {
       on conflict (account) do update set session = excluded.session, updated_at = now()`;
   }
 
-  async notificationsSeenAt(account: string): Promise<Date | undefined> {
-    const [row] = await this.db<{ at: Date | null }[]>`select notifications_seen_at as at from bluesky_account where account = ${account}`;
-    return row?.at ?? undefined;
+  /**
+   * How far the bot has read the account's notifications (the watermark), and
+   * since when it reads them (its first start; none for an account read
+   * before that was kept).
+   */
+  async notificationsPosition(account: string): Promise<{ seenAt?: Date; from?: Date }> {
+    const [row] = await this.db<{ seen: Date | null; from: Date | null }[]>`
+      select notifications_seen_at as seen, notifications_from as "from" from bluesky_account where account = ${account}`;
+    return { ...(row?.seen ? { seenAt: row.seen } : {}), ...(row?.from ? { from: row.from } : {}) };
+  }
+
+  /**
+   * The first start: reading begins at `at`, which becomes the watermark (if
+   * none is further) and when reading began (if not set already: set once).
+   */
+  async beginNotifications(account: string, at: Date): Promise<void> {
+    await this.db`
+      insert into bluesky_account (account, notifications_seen_at, notifications_from) values (${account}, ${at}, ${at})
+      on conflict (account) do update set
+        notifications_seen_at = greatest(bluesky_account.notifications_seen_at, excluded.notifications_seen_at),
+        notifications_from = coalesce(bluesky_account.notifications_from, excluded.notifications_from),
+        updated_at = now()`;
   }
 
   /** Moves the notifications watermark forward (never back). */

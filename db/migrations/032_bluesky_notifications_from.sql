@@ -1,0 +1,11 @@
+-- When the bot began reading an account's notifications: set once, at its
+-- first start (when it takes "now" as its first position rather than answer
+-- the account's history). The lookback that finds mentions listed late (below
+-- the position) reaches no further back than this, so a mention made before
+-- the bot's first start is never answered, however it is listed.
+-- Accounts read before this column existed keep it null: no limit besides the
+-- lookback. Their first start is, but for one started in the last hours, more
+-- than the lookback ago; filling it from the current position instead would
+-- drop, for hours after the upgrade, late-listed mentions made while the bot
+-- was already reading.
+alter table bluesky_account add column notifications_from timestamptz;
