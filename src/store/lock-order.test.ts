@@ -103,6 +103,36 @@ describe("lock order with a bulk edge import", () => {
     expect(summary.personId).toBe(uploader.personId);
   });
 
+  it("a fediverse Move waits for the import instead of deadlocking with it", async () => {
+    const [moving, other] = [await person(), await person()];
+    const from = `https://old.lock.example/users/m${n}`;
+    await db.store.identities.attach(moving.personId, { platform: "fediverse", stableId: from, handle: `m${n}@old.lock.example`, verifiedBy: "dm" });
+    const to = { actorUri: `https://new.lock.example/users/m${n}`, acct: `m${n}@new.lock.example`, apiBase: null };
+    expect(await duringBulkImport("exclusive", moving.personId, other.personId, () => db.store.fediverse.moveIdentity(from, to))).toBe(true);
+    expect(await db.store.identities.find({ platform: "fediverse", stableId: to.actorUri })).toMatchObject({ personId: moving.personId });
+  });
+
+  it("claiming arrivals for a digest waits for a forget of an arrival instead of deadlocking with it", async () => {
+    const [told, arrived] = [await person(), await person()];
+    await db.sql`insert into match (person_id, platform, target_person_id) values (${told.personId}, 'bluesky', ${arrived.personId})`;
+    // A forget of the one who arrived, as its cascade locks: the person, then the matches naming it.
+    const forget = await db.sql.reserve();
+    try {
+      await forget`begin`;
+      await forget`select 1 from person where id = ${arrived.personId} for update`;
+      const claiming = db.store.arrivals.claim(told.personId, new Date());
+      claiming.catch(() => undefined);
+      await someoneWaitsForLock(db.sql);
+      await forget`select 1 from match where target_person_id = ${arrived.personId} for update`;
+      await forget`delete from person where id = ${arrived.personId}`;
+      await forget`commit`;
+      expect(await claiming).toEqual([]);
+    } finally {
+      await forget`rollback`.catch(() => undefined);
+      forget.release();
+    }
+  });
+
   it("recording a reconnection's outcomes waits for a forget of its target instead of deadlocking with it", async () => {
     const [owner, target] = [await person(), await person()];
     await db.sql`insert into match (person_id, platform, target_person_id) values (${owner.personId}, 'bluesky', ${target.personId})`;

@@ -18,13 +18,14 @@
  * - an operator's archive import takes it in row exclusive mode before it
  *   claims the archive's X identity (after reading the archive, which
  *   locks nothing);
- * - a forget, a merge, a link, an unlink, removing or adding an uploaded
- *   archive and the registry import take it in share row exclusive mode,
+ * - a forget, a merge, a link, an unlink, a fediverse Move, removing or
+ *   adding an uploaded archive and the registry import take it in share row exclusive mode,
  *   which waits for the imports and for each other, and never for readers.
  *   All but the registry import (an operator's, which refreshes matches for
  *   everyone it loads) are a few statements; an upload reads its file first.
- * Recording reconnection outcomes, opening a job and recording public posts
- * lock their people in id order first, for key share (which a forget's or
+ * Recording reconnection outcomes, opening a job, claiming arrivals for a
+ * digest and recording public posts lock their people in id order first,
+ * for key share (which a forget's or
  * merge's lock waits for); using a web link locks its identity first.
  *
  * Each case is a deterministic test in src/store/lock-order.test.ts (and
