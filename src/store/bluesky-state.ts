@@ -4,6 +4,7 @@
  * already taken on (so that none is answered twice, even across replicas).
  */
 import { randomUUID } from "node:crypto";
+import { openHeld, sealHeld } from "./held-replies.ts";
 import type { SecretBox } from "./secrets.ts";
 import type { Queryable } from "./types.ts";
 
@@ -136,7 +137,7 @@ export class BlueskyState {
       returning (xmax = 0) as inserted, replies, sent, failures`;
     if (row) {
       if (row.inserted) return { status: "new", token, failures: 0 };
-      return { status: "resume", token, replies: this.openReplies(account, eventId, row.replies), sent: row.sent, failures: row.failures };
+      return { status: "resume", token, replies: openHeld(this.box, row.replies, repliesContext(account, eventId)), sent: row.sent, failures: row.failures };
     }
     const [existing] = await this.db<{ state: string }[]>`
       select state from bluesky_event where account = ${account} and event_id = ${eventId}`;
@@ -169,7 +170,7 @@ export class BlueskyState {
    * to the event. Only for the holder (else ClaimLostError).
    */
   async saveReplies(account: string, eventId: string, token: string, replies: unknown): Promise<void> {
-    const sealed = this.box.seal(JSON.stringify(replies), repliesContext(account, eventId)).toString("base64");
+    const sealed = sealHeld(this.box, replies, repliesContext(account, eventId));
     const rows = await this.db`
       update bluesky_event set replies = ${this.db.json(sealed)}
       where account = ${account} and event_id = ${eventId} and state = 'claimed' and claim_token = ${token}`;
@@ -233,16 +234,6 @@ export class BlueskyState {
   }
 
   /** Saved replies as `saveReplies` sealed them (or, written before they were, as they are); null when they cannot be opened. */
-  private openReplies(account: string, eventId: string, stored: unknown): unknown {
-    if (stored === null || stored === undefined) return null;
-    if (typeof stored !== "string") return stored;
-    try {
-      return JSON.parse(this.box.open(Buffer.from(stored, "base64"), repliesContext(account, eventId))) as unknown;
-    } catch {
-      return null; // sealed with another key, or for another event: the message is run again
-    }
-  }
-
   /** Forgets finished events older than `days` (their notifications are long past the watermark). */
   async purge(days: number): Promise<number> {
     const result = await this.db`delete from bluesky_event where done_at < now() - ${days} * interval '1 day'`;

@@ -9,6 +9,7 @@ import { randomUUID, type webcrypto } from "node:crypto";
 import type postgres from "postgres";
 import { Authorizations } from "./authorizations.ts";
 import { lockEdgesBeforePeople } from "./lock-order.ts";
+import { openHeld, sealHeld } from "./held-replies.ts";
 import type { SecretBox } from "./secrets.ts";
 import type { Queryable } from "./types.ts";
 
@@ -199,7 +200,7 @@ export class FediverseState {
    * bound to the note. Only for the holder (else NoteClaimLostError).
    */
   async saveReplies(noteId: string, token: string, replies: readonly string[]): Promise<void> {
-    const sealed = this.box.seal(JSON.stringify(replies), repliesContext(noteId)).toString("base64");
+    const sealed = sealHeld(this.box, replies, repliesContext(noteId));
     const result = await this.db`
       update fediverse_inbound set replies = ${this.db.json(sealed)}
       where note_id = ${noteId} and claim_token = ${token} and answered_at is null`;
@@ -231,14 +232,8 @@ export class FediverseState {
 
   /** Saved replies as `saveReplies` sealed them (or, written before they were, as they are); null when they cannot be opened. */
   private openReplies(noteId: string, stored: unknown): string[] | null {
-    if (stored === null || stored === undefined) return null;
-    if (typeof stored !== "string") return Array.isArray(stored) ? (stored as string[]) : null;
-    try {
-      const replies = JSON.parse(this.box.open(Buffer.from(stored, "base64"), repliesContext(noteId))) as unknown;
-      return Array.isArray(replies) ? (replies as string[]) : null;
-    } catch {
-      return null; // sealed with another key, or for another note: the message is run again
-    }
+    const replies = openHeld(this.box, stored, repliesContext(noteId));
+    return Array.isArray(replies) ? (replies as string[]) : null;
   }
 
   /** Forgets claims older than `before` (redeliveries stop within days). */
