@@ -64,15 +64,15 @@ describe("Bluesky OAuth callback", () => {
   });
 });
 
-/** The connect pages alone on 127.0.0.1 (no OAuth client behind them), and their base URL. */
-async function connectPages() {
+/** The connect pages alone on 127.0.0.1 (no OAuth client behind them, or the Mastodon one given), and their base URL. */
+async function connectPages(mastodon: object = {}) {
   const ctx = {
     store: db.store,
     config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
     log: pino({ level: "silent" }) as unknown as Logger,
     onAuthorized: async () => undefined,
     bluesky: {},
-    mastodon: {},
+    mastodon,
   } as unknown as ConnectContext;
   const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
@@ -124,23 +124,13 @@ describe("the Mastodon OAuth callback", () => {
     const pia = await registerPerson(db.store, "91301", { platform: "fediverse", stableId: actor, handle: "connect91301@masto.example" });
     const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
     const app = { clientId: "issuing-client", clientSecret: "issuing-secret" };
-    const ctx = {
-      store: db.store,
-      config: loadConfig({ DEFAULT_LANGUAGE: "en" }),
-      log: pino({ level: "silent" }) as unknown as Logger,
-      onAuthorized: async () => undefined,
-      bluesky: {},
-      mastodon: {
-        complete: async (instance: string) => ({
-          instance, accessToken: "tok", scope: "read:accounts", accountId: "7", app,
-          acct: "connect91301@masto.example", url: "https://masto.example/@connect91301", actorUri: actor,
-        }),
-      },
-    } as unknown as ConnectContext;
-    const server = createWebApp({ store: db.store, ready: () => true, routes: [connectRoutes(ctx)] }).listen(0, "127.0.0.1");
-    await new Promise((r) => server.once("listening", r));
+    const { server, base } = await connectPages({
+      complete: async (instance: string) => ({
+        instance, accessToken: "tok", scope: "read:accounts", accountId: "7", app,
+        acct: "connect91301@masto.example", url: "https://masto.example/@connect91301", actorUri: actor,
+      }),
+    });
     try {
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const state = encodeURIComponent(sealState(db.store, link));
       const res = await fetch(`${base}/connect/mastodon/callback?state=${state}&code=c`);
       expect(res.status).toBe(200);
