@@ -80,17 +80,27 @@ describe("import registry", () => {
     expect(await db.store.identities.listForPerson(impostor.id)).toEqual([]);
   });
 
-  it("gives a person the one Bluesky or fediverse account a later export names, replacing the one they had (its authorization too)", async () => {
+  it("gives a person the one Bluesky or fediverse account a later export names, replacing the one they had (its authorization queued for revocation)", async () => {
     await importRegistry(db.sql, await csv(["501,alice,did:plc:old501,alice-old.bsky.social,alice@old.example,,,,"]));
     const before = (await db.store.findPerson({ platform: "x", stableId: "501" }))!;
     const oldBluesky = before.identities.find((i) => i.platform === "bluesky")!;
+    const oldFediverse = before.identities.find((i) => i.platform === "fediverse")!;
     await db.store.authorizations.save(oldBluesky.id, "bluesky-app-password", { session: 1 });
+    await db.store.authorizations.save(oldFediverse.id, "mastodon-oauth", { accessToken: "old-token" });
+    await db.sql`delete from authorization_revocation`;
     const result = await importRegistry(db.sql, await csv(["501,alice,did:plc:new501,alice.bsky.social,alice@new.example,,,,"]));
     expect(result).toMatchObject({ identitiesAdded: 2, identitiesReplaced: 2 });
     const after = (await db.store.findPerson({ platform: "x", stableId: "501" }))!;
     expect(after.identities.filter((i) => i.platform === "bluesky").map((i) => i.stableId)).toEqual(["did:plc:new501"]);
     expect(after.identities.filter((i) => i.platform === "fediverse").map((i) => i.handle)).toEqual(["alice@new.example"]);
     expect(await db.store.authorizations.get(oldBluesky.id)).toBeUndefined();
+    // Both tokens still work at their servers: the service revokes them there.
+    const queued = await db.store.revocations.claimDue();
+    expect(queued.map(({ kind, data }) => ({ kind, data })).sort((a, b) => a.kind.localeCompare(b.kind))).toEqual([
+      { kind: "bluesky-app-password", data: { session: 1 } },
+      { kind: "mastodon-oauth", data: { accessToken: "old-token" } },
+    ]);
+    for (const r of queued) await db.store.revocations.done(r.id);
     // A row that names no account on a platform leaves that platform's account alone.
     await importRegistry(db.sql, await csv(["501,alice,,,,,,,"]));
     expect((await db.store.findPerson({ platform: "x", stableId: "501" }))!.identities).toHaveLength(3);

@@ -14,6 +14,7 @@ import { isDid, isXAccountId, normalizeBlueskyHandle, normalizeFediverseAcct, no
 import { lockEdgesBeforePeople } from "../store/lock-order.ts";
 import { Matches } from "../store/matches.ts";
 import { People } from "../store/people.ts";
+import { retireAuthorizations } from "../store/revocations.ts";
 import type { Queryable } from "../store/types.ts";
 import { readCsvHeader } from "./csv-file.ts";
 import { ImportError, silentProgress, type Progress, type RegistryImportSummary } from "./types.ts";
@@ -277,17 +278,21 @@ async function mergeOwners(tx: Queryable): Promise<number> {
 async function keepOneAccountPerPlatform(tx: Queryable): Promise<number> {
   // One equi-join on (person, platform), not a subquery per identity: a
   // registry of 20,000 rows took 30 s that way, as a join 64 ms (measured).
-  const replaced = await tx`
+  const replaced = await tx<{ id: number }[]>`
     with named as (
       select distinct on (person_id, platform) person_id, platform, account
       from registry_import
       cross join lateral (values ('bluesky', bluesky_did), ('fediverse', lower(fediverse_acct))) as v (platform, account)
       where account is not null
       order by person_id, platform, line desc)
-    delete from identity i using named n
-    where i.person_id = n.person_id and i.platform::text = n.platform
+    select i.id from identity i join named n
+      on i.person_id = n.person_id and i.platform::text = n.platform
       and (case i.platform when 'bluesky' then i.stable_id else lower(i.handle) end) is distinct from n.account`;
-  return replaced.count;
+  const ids = replaced.map((r) => r.id);
+  // Their tokens still work at their servers: revoked there by the service.
+  await retireAuthorizations(tx, ids);
+  if (ids.length > 0) await tx`delete from identity where id = any(${ids}::int[])`;
+  return ids.length;
 }
 
 async function upsertIdentities(tx: Queryable): Promise<{ identitiesAdded: number; identitiesUpdated: number }> {

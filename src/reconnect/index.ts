@@ -8,13 +8,13 @@ import type { Logger } from "../logger.ts";
 import type { Sql } from "../store/database.ts";
 import type { Store } from "../store/index.ts";
 import { blueskyOAuthCompleted, connectRoutes } from "../web/connect.ts";
-import { endAppPasswordSession, loginWithAppPassword } from "./bluesky/app-password.ts";
+import { loginWithAppPassword } from "./bluesky/app-password.ts";
 import { BlueskyOAuth } from "./bluesky/oauth.ts";
 import { BlueskyWriteBudget, type WriteLimits } from "./budget.ts";
 import { MastodonOAuth } from "./mastodon/oauth.ts";
 import type { Messenger } from "./messenger.ts";
-import type { BlueskyAppPasswordAuthorization, MastodonAuthorization } from "./types.ts";
 import { Reconnector, type ReconnectorOptions } from "./reconnector.ts";
+import { createGrantRevoker } from "./revocations.ts";
 import { createWriterFactory } from "./writers.ts";
 
 export { Reconnector } from "./reconnector.ts";
@@ -66,13 +66,7 @@ export function createReconnection(options: {
     config,
     log: log.child({ component: "reconnect" }),
     messenger: options.messenger,
-    revoke: async (identity) => {
-      const auth = await store.authorizations.get(identity.id);
-      if (auth?.kind === "bluesky-oauth" && blueskyOAuth && identity.stableId) await blueskyOAuth.revoke(identity.stableId);
-      if (auth?.kind === "mastodon-oauth") await mastodon.revoke(auth.data as MastodonAuthorization);
-      // The app password itself can only be revoked by its owner (the bot says so): its session ends here.
-      if (auth?.kind === "bluesky-app-password") await endAppPasswordSession(auth.data as BlueskyAppPasswordAuthorization, { allowPrivateAddresses });
-    },
+    revokeGrant: createGrantRevoker({ mastodon, blueskyOAuth, allowPrivateAddresses }),
     writers: createWriterFactory({
       config,
       blueskyOAuth,

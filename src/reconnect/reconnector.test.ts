@@ -13,7 +13,9 @@ import { registerFollowed, registerPerson } from "../../test/harness/graph.ts";
 import { until } from "../../test/harness/wait.ts";
 import { createReconnection, type Reconnection } from "./index.ts";
 import { ACCOUNT_LOCK, Reconnector } from "./reconnector.ts";
-import { AuthorizationExpiredError } from "./types.ts";
+import { startMastodonInstance } from "../../test/harness/mastodon-instance.ts";
+import { MastodonClient } from "./mastodon/client.ts";
+import { AuthorizationExpiredError, type MastodonAuthorization } from "./types.ts";
 
 let db: TestDatabase;
 let reconnection: Reconnection;
@@ -180,6 +182,28 @@ describe("Reconnector", () => {
     } finally {
       await runner.stop();
       await own.drop();
+    }
+  });
+  it("revokes at the old server, within the rescan interval, the token of an account that moved away", async () => {
+    const instance = await startMastodonInstance({ users: [{ name: "mover" }] });
+    try {
+      const token = instance.issueToken("mover");
+      const app = instance.apps.at(-1)!;
+      const p = await fediversePerson(0, instance.origin);
+      const grant: MastodonAuthorization = {
+        instance: instance.origin, accessToken: token, scope: "read write follow", accountId: "1",
+        app: { clientId: app.clientId, clientSecret: app.clientSecret },
+      };
+      await db.store.authorizations.save(p.identity.id, "mastodon-oauth", grant);
+      const from = (await db.store.identities.get(p.identity.id))!.stableId!;
+      expect(await db.store.fediverse.moveIdentity(from, { actorUri: "https://elsewhere.example/users/mover", acct: "mover@elsewhere.example", apiBase: null })).toBe(true);
+      const works = () =>
+        new MastodonClient({ instance: instance.origin, accessToken: token, allowPrivateAddresses: true }).verifyCredentials().then(() => true, () => false);
+      // Refused at the instance, then its row done with (a moment later).
+      await until("the moved account's old token refused", async () => !(await works()), 10_000);
+      await until("the revocation done with", async () => (await db.store.revocations.count()) === 0, 10_000);
+    } finally {
+      await instance.close();
     }
   });
 });

@@ -25,6 +25,7 @@ import type { Identity, ReconnectJob, Store, TargetPlatform } from "../store/ind
 import { ReconnectJobs, type JobRequest } from "../store/reconnect-jobs.ts";
 import type { Messenger } from "./messenger.ts";
 import { Reports } from "./reports.ts";
+import { drainRevocations, type GrantRevoker } from "./revocations.ts";
 import { AuthorizationExpiredError, RateLimitedError, type FollowWriter, type TargetResult } from "./types.ts";
 
 const QUEUE = "reconnect";
@@ -73,8 +74,13 @@ export interface ReconnectorOptions {
   maxFailures?: number;
   /** How often unfinished jobs are queued again, in case a wake-up was lost (a stopped replica, a dropped send; default 60 s). */
   rescanSeconds?: number;
-  /** Revokes one stored authorization at its server (OAuth sessions, tokens); absent: nothing to revoke. */
-  revoke?: (identity: Identity) => Promise<void>;
+  /**
+   * Revokes a grant at its server: those the person gives up (`forget`,
+   * `unlink`) at once, and the outbox's (a Move, a registry replacement,
+   * a failed attempt) at each rescan. Absent (a reconnector that only
+   * queues): grants wait in the outbox for the service.
+   */
+  revokeGrant?: GrantRevoker;
 }
 
 export type RequestResult =
@@ -90,6 +96,7 @@ export class Reconnector {
   private readonly abort = new AbortController();
   private sweepTimer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
+  private draining: Promise<unknown> | undefined;
   private started = false;
 
   constructor(options: ReconnectorOptions) {
@@ -160,6 +167,7 @@ export class Reconnector {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.abort.abort();
+    await this.draining;
     if (this.started) await this.boss.stop({ graceful: true, timeout: 10_000, close: true });
     this.started = false;
   }
@@ -237,17 +245,16 @@ export class Reconnector {
     return started;
   }
 
-  /** Revokes what these identities of the person authorized, at each server, before they are forgotten or unlinked. */
+  /**
+   * Revokes what these identities of the person authorized, at each server,
+   * before they are forgotten or unlinked. The grants leave the identities
+   * first (to the revocation outbox), so a server that does not answer now
+   * is tried again later, after the identities are gone.
+   */
   async revokeAuthorizations(personId: number, identityIds: readonly number[]): Promise<void> {
-    if (!this.o.revoke) return;
-    for (const identity of await this.store.identities.listForPerson(personId)) {
-      if (!identityIds.includes(identity.id)) continue;
-      try {
-        await this.o.revoke(identity);
-      } catch (error) {
-        this.o.log.warn({ err: describe(error), identity: identity.id }, "reconnect: could not revoke an authorization at its server");
-      }
-    }
+    const mine = (await this.store.identities.listForPerson(personId)).filter((i) => identityIds.includes(i.id)).map((i) => i.id);
+    const queued = await this.store.revocations.retire(mine);
+    if (queued.length > 0 && this.o.revokeGrant) await drainRevocations(this.store.revocations, this.o.revokeGrant, this.o.log, { only: queued });
   }
 
   /**
@@ -259,6 +266,16 @@ export class Reconnector {
     const jobs = this.store.reconnectJobs;
     for (const job of await jobs.unfinished()) await this.enqueue(job.id, job.waitUntil);
     for (const job of await jobs.unreported()) await this.reports.summary(job, await jobs.counts(job.id));
+    this.drainRevocations();
+  }
+
+  /** Revokes retired grants in the background: a server that does not answer holds up nothing else. */
+  private drainRevocations(): void {
+    const revoke = this.o.revokeGrant;
+    if (!revoke || this.draining) return;
+    this.draining = drainRevocations(this.store.revocations, revoke, this.o.log)
+      .catch((e: unknown) => this.o.log.warn({ err: describe(e) }, "reconnect: revocations failed"))
+      .finally(() => (this.draining = undefined));
   }
 
   /** Queues a run of a job (at most one queued per job: pg-boss's short policy). */

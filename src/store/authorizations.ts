@@ -23,7 +23,9 @@ export interface AuthorizationInfo {
   expiresAt: Date | null;
 }
 
-const context = (identityId: number) => `identity:${identityId}`;
+/** What an authorization's payload is sealed to: its identity (a payload moved to another identity does not open). */
+export const authorizationContext = (identityId: number) => `identity:${identityId}`;
+const context = authorizationContext;
 
 export class Authorizations {
   private readonly db: Queryable;

@@ -20,7 +20,8 @@ const LEASE_SECONDS = 60;
 const LEASE_WAIT_MS = 90_000;
 
 const stateContext = (key: string) => `bluesky-oauth-state:${key}`;
-const sessionContext = (did: string) => `bluesky-oauth-session:${did}`;
+/** What a Bluesky OAuth session is sealed to: its DID. */
+export const sessionContext = (did: string) => `bluesky-oauth-session:${did}`;
 const keyContext = (kid: string) => `bluesky-oauth-key:${kid}`;
 
 /** A private JWK as stored (the client turns it into a signing key). */

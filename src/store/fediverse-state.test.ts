@@ -85,7 +85,8 @@ describe("a Move", () => {
     expect((await db.store.webLinks.peek(link, "connect"))?.identityId).toBe(old.id);
   });
 
-  it("drops the old account's authorization: its token acts for the account left, and the person is asked again", async () => {
+  it("drops the old account's authorization, queued to be revoked at the old server: its token acts for the account left, and the person is asked again", async () => {
+    await db.sql`delete from authorization_revocation`;
     const p = await db.store.people.create();
     const old = await db.store.identities.attach(p.id, { platform: "fediverse", stableId: "https://old.example/users/dan", handle: "dan@old.example", verifiedBy: "dm" });
     await db.store.authorizations.save(old.id, "mastodon-oauth", { instance: "https://old.example", token: "old-account-token" });
@@ -95,6 +96,12 @@ describe("a Move", () => {
     await db.store.authorizations.save(old.id, "mastodon-oauth", { instance: "https://new.example", token: "dan-token" });
     expect(await move("https://new.example/users/dan", "new.example", "dan2")).toBe(true);
     expect(await db.store.authorizations.get(old.id)).toBeUndefined();
+    const queued = await db.store.revocations.claimDue();
+    expect(queued.map((r) => r.data)).toEqual([
+      { instance: "https://old.example", token: "old-account-token" },
+      { instance: "https://new.example", token: "dan-token" },
+    ]);
+    for (const r of queued) await db.store.revocations.done(r.id);
   });
 
   it("to an address the registry named for someone else is refused cleanly: nothing changes", async () => {

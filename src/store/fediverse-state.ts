@@ -10,6 +10,7 @@ import type postgres from "postgres";
 import { Authorizations } from "./authorizations.ts";
 import { lockEdgesBeforePeople } from "./lock-order.ts";
 import { openHeld, sealHeld } from "./held-replies.ts";
+import { retireAuthorizations } from "./revocations.ts";
 import type { SecretBox } from "./secrets.ts";
 import type { Queryable } from "./types.ts";
 
@@ -272,9 +273,10 @@ export class FediverseState {
         : [];
       if (named && (named.stable_id !== null || named.person_id !== moved.person_id)) return false;
       // The old account's token acts for the account left behind, never for
-      // the new one: it goes (a job then asks the person to authorize again).
+      // the new one: it goes, to be revoked at the old server (a job then
+      // asks the person to authorize again).
+      await retireAuthorizations(db, [moved.id]);
       const authorizations = new Authorizations(db, this.box);
-      await authorizations.delete(moved.id);
       if (named) {
         // The address row's authorization is the new account's: it takes
         // the old one's place (sealed again: a payload is bound to its identity).

@@ -16,6 +16,7 @@ import { Arrivals } from "./arrivals.ts";
 import { Announcements } from "./announcements.ts";
 import { People } from "./people.ts";
 import { ReconnectJobs } from "./reconnect-jobs.ts";
+import { Revocations } from "./revocations.ts";
 import type { SecretBox } from "./secrets.ts";
 import { backlogStats, storeStats, type BacklogStats, type StoreStats } from "./stats.ts";
 import type { Identity, IdentityRef, Person, Queryable } from "./types.ts";
@@ -53,6 +54,7 @@ export class Store {
   readonly blueskyOAuth: BlueskyOAuthStore;
   readonly writeBudgets: WriteBudgets;
   readonly uploadedArchives: UploadedArchives;
+  readonly revocations: Revocations;
 
   readonly db: Queryable;
   readonly box: SecretBox;
@@ -76,6 +78,7 @@ export class Store {
     this.blueskyOAuth = new BlueskyOAuthStore(db, box);
     this.writeBudgets = new WriteBudgets(db);
     this.uploadedArchives = new UploadedArchives(db);
+    this.revocations = new Revocations(db, box);
   }
 
   /** Runs `fn` in one transaction (or inside the current one). */

@@ -63,6 +63,12 @@ describe("web endpoints", () => {
     expect(text).toMatch(/^reconnexion_fediverse_queue_messages\{queue="outbox"\} 3$/m);
     expect(text).toMatch(/^reconnexion_fediverse_queue_messages\{queue="inbox"\} 0$/m);
     expect(Number(/^reconnexion_fediverse_queue_oldest_seconds\{queue="outbox"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(90);
+    expect(text).toMatch(/^reconnexion_authorization_revocations\{state="waiting"\} 0$/m);
+    await db.sql`insert into authorization_revocation (kind, identity_id, payload, attempts) values ('mastodon-oauth', 1, '\\x00', 0), ('mastodon-oauth', 2, '\\x00', 3)`;
+    const after = await (await fetch(`${base}/metrics`)).text();
+    expect(after).toMatch(/^reconnexion_authorization_revocations\{state="waiting"\} 2$/m);
+    expect(after).toMatch(/^reconnexion_authorization_revocations\{state="retrying"\} 1$/m);
+    await db.sql`delete from authorization_revocation`;
     await db.sql`delete from fediverse_queue`;
     await db.sql`delete from reconnect_job`;
   });

@@ -116,5 +116,11 @@ export async function metricsText(store: Store): Promise<string> {
     "# TYPE reconnexion_fediverse_queue_oldest_seconds gauge",
   );
   for (const [queue, q] of Object.entries(backlog.fediverseQueues)) lines.push(`reconnexion_fediverse_queue_oldest_seconds{queue="${queue}"} ${q.oldestReadySeconds}`);
+  lines.push(
+    "# HELP reconnexion_authorization_revocations Grants waiting to be revoked at their servers; retrying: tried at least once (a server that does not answer).",
+    "# TYPE reconnexion_authorization_revocations gauge",
+    `reconnexion_authorization_revocations{state="waiting"} ${backlog.authorizationRevocations.waiting}`,
+    `reconnexion_authorization_revocations{state="retrying"} ${backlog.authorizationRevocations.retrying}`,
+  );
   return lines.join("\n") + "\n";
 }

@@ -62,6 +62,23 @@ describe("Bluesky OAuth callback", () => {
     expect(await complete({ did: pia.did, state: link })).toContain("is authorized");
     expect((await db.store.authorizations.get(pia.identityId))?.kind).toBe("bluesky-oauth");
   });
+
+  it("queues an earlier app password's session to be ended at the PDS, and leaves the new session alone", async () => {
+    const ivy = await blueskyPerson("91004");
+    await db.sql`delete from authorization_revocation`;
+    await db.store.authorizations.save(ivy.identityId, "bluesky-app-password", { did: ivy.did, session: { refreshJwt: "old" } });
+    // What the OAuth client stored before calling back.
+    await db.store.blueskyOAuth.setSession(ivy.did, { dpopJwk: { kty: "EC" }, authMethod: { method: "none" }, tokenSet: { iss: "x", sub: ivy.did, aud: "y", scope: "atproto", access_token: "new" } } as never);
+    const link = await db.store.webLinks.create("connect", ivy.personId, ivy.identityId, 600);
+    expect(await complete({ did: ivy.did, state: link })).toContain("is authorized");
+    expect((await db.store.authorizations.get(ivy.identityId))?.kind).toBe("bluesky-oauth");
+    expect(await db.store.blueskyOAuth.hasSession(ivy.did)).toBe(true);
+    const queued = await db.store.revocations.claimDue();
+    expect(queued.map((r) => ({ kind: r.kind, data: r.data }))).toEqual([
+      { kind: "bluesky-app-password", data: { did: ivy.did, session: { refreshJwt: "old" } } },
+    ]);
+    await db.sql`delete from authorization_revocation`;
+  });
 });
 
 /** The connect pages alone on 127.0.0.1 (no OAuth client behind them, or the Mastodon one given), and their base URL. */
@@ -136,6 +153,38 @@ describe("the Mastodon OAuth callback", () => {
       expect(res.status).toBe(200);
       const stored = await db.store.authorizations.get(pia.identityId);
       expect(stored).toMatchObject({ kind: "mastodon-oauth", data: { instance: "https://masto.example", accessToken: "tok", accountId: "7", app } });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it("queues the token it replaces to be revoked at the instance, unless the instance handed out the same one again", async () => {
+    const actor = "https://masto.example/users/connect91302";
+    const pia = await registerPerson(db.store, "91302", { platform: "fediverse", stableId: actor, handle: "connect91302@masto.example" });
+    let issued = "first-token";
+    const { server, base } = await connectPages({
+      complete: async (instance: string) => ({
+        instance, accessToken: issued, scope: "read:accounts", accountId: "8", app: { clientId: "c", clientSecret: "s" },
+        acct: "connect91302@masto.example", url: "https://masto.example/@connect91302", actorUri: actor,
+      }),
+    });
+    const authorize = async () => {
+      const link = await db.store.webLinks.create("connect", pia.personId, pia.identityId, 600);
+      const res = await fetch(`${base}/connect/mastodon/callback?state=${encodeURIComponent(sealState(db.store, link))}&code=c`);
+      expect(res.status).toBe(200);
+    };
+    try {
+      await db.sql`delete from authorization_revocation`;
+      await authorize();
+      expect(await db.store.revocations.count()).toBe(0);
+      issued = "second-token";
+      await authorize();
+      issued = "second-token";
+      await authorize();
+      const queued = await db.store.revocations.claimDue();
+      expect(queued.map((r) => (r.data as { accessToken: string }).accessToken)).toEqual(["first-token"]);
+      expect((await db.store.authorizations.get<{ accessToken: string }>(pia.identityId))?.data.accessToken).toBe("second-token");
+      await db.sql`delete from authorization_revocation`;
     } finally {
       await new Promise((r) => server.close(r));
     }

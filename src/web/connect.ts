@@ -179,7 +179,11 @@ export function connectRoutes(ctx: ConnectContext): Router {
       return;
     }
     tries.delete(token);
-    await finish(res, token, opened, (s) => s.authorizations.save(identity.id, "bluesky-app-password", auth));
+    await finish(res, token, opened, async (s) => {
+      // The earlier grant (an OAuth session, another app password's session) goes, to be revoked at its server.
+      await s.revocations.retire([identity.id]);
+      await s.authorizations.save(identity.id, "bluesky-app-password", auth);
+    });
   });
 
   router.post("/connect/:token/mastodon", async (req, res) => {
@@ -229,7 +233,13 @@ export function connectRoutes(ctx: ConnectContext): Router {
     const { instance: apiInstance, accessToken, scope, accountId, app } = auth;
     // With the app it was issued to: only that app can revoke it later.
     const stored: MastodonAuthorization = { instance: apiInstance, accessToken, scope, accountId, ...(app ? { app } : {}) };
-    await finish(res, token, opened, (s) => s.authorizations.save(identity.id, "mastodon-oauth", stored));
+    await finish(res, token, opened, async (s) => {
+      // The earlier token goes, to be revoked at its instance — unless the
+      // instance handed out the same one again (Doorkeeper can reuse tokens).
+      const previous = await s.authorizations.get<MastodonAuthorization>(identity.id).catch(() => undefined);
+      if (previous?.data.accessToken !== stored.accessToken) await s.revocations.retire([identity.id]);
+      await s.authorizations.save(identity.id, "mastodon-oauth", stored);
+    });
   });
 
   router.get("/export/:token/following_accounts.csv", async (req, res) => {
@@ -303,8 +313,13 @@ export function blueskyOAuthCompleted(ctx: ConnectContext & { revoke(did: string
     }
     const used = await ctx.store.transaction(async (s) => {
       const consumed = await s.webLinks.consume(token, "connect");
-      // The session itself lives in the OAuth client's store; this row says which kind to use.
-      if (consumed) await s.authorizations.save(identity.id, "bluesky-oauth", { did: result.did });
+      // The session itself lives in the OAuth client's store (which has
+      // already replaced any earlier session); this row says which kind to
+      // use. An earlier app password's session goes, to be ended at the PDS.
+      if (consumed) {
+        await s.revocations.retire([identity.id], { kinds: ["bluesky-app-password"] });
+        await s.authorizations.save(identity.id, "bluesky-oauth", { did: result.did });
+      }
       return consumed;
     });
     if (!used) return show(locale.web.title, html`<p>${prose(locale.web.linkInvalid)}</p>`);

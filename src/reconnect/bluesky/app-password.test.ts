@@ -5,11 +5,19 @@
  * AuthorizationExpiredError.
  */
 import { createHmac } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { AtpAgent } from "@atproto/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appViewFollows, createFollow, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
+import { createTestDatabase } from "../../../test/harness/database.ts";
+import { importRegistry, REGISTRY_COLUMNS } from "../../import/registry.ts";
+import { createLogger } from "../../logger.ts";
+import { MastodonOAuth } from "../mastodon/oauth.ts";
+import { createGrantRevoker, drainRevocations } from "../revocations.ts";
 import { AuthorizationExpiredError, type BlueskyAppPasswordAuthorization } from "../types.ts";
-import { BlueskyLoginError, appPasswordAgent, loginWithAppPassword, normalizeAppPassword } from "./app-password.ts";
+import { BlueskyLoginError, appPasswordAgent, endAppPasswordSession, loginWithAppPassword, normalizeAppPassword } from "./app-password.ts";
 import { ForbiddenDestinationError, isAuthorizationExpired, networkFetch } from "./identity.ts";
 
 let net: BlueskyNetwork;
@@ -204,5 +212,42 @@ describe("appPasswordAgent", () => {
     const error = await createFollow(agent, bob.did, alice.did).catch((e: unknown) => e);
     expect(isAuthorizationExpired(error)).toBe(true);
     expect(calls).toEqual(["com.atproto.server.refreshSession", "com.atproto.server.createSession"]);
+  });
+  it("ends at the PDS the session of an account the registry replaced (the revocation outbox, drained)", async () => {
+    const db = await createTestDatabase();
+    const dir = await mkdtemp(path.join(os.tmpdir(), "app-password-revoke-"));
+    try {
+      const carol = await net.createUser("carol");
+      const registry = async (did: string) => {
+        const file = path.join(dir, `${did.replace(/\W/g, "")}.csv`);
+        await writeFile(file, `${REGISTRY_COLUMNS.join(",")}\n901,carol,${did},,,,,,\n`);
+        await importRegistry(db.sql, file);
+      };
+      await registry(carol.did);
+      const identity = (await db.store.findPerson({ platform: "bluesky", stableId: carol.did }))!.identities.find((i) => i.platform === "bluesky")!;
+      const grant = await loginWithAppPassword({ identifier: carol.did, appPassword: await appPassword(carol, "reconnexion"), ...resolver });
+      await db.store.authorizations.save(identity.id, "bluesky-app-password", grant);
+      const session = grant.session as { refreshJwt: string };
+      const refresh = async () => {
+        const res = await realFetch(new URL("/xrpc/com.atproto.server.refreshSession", grant.service), { method: "POST", headers: { authorization: `Bearer ${session.refreshJwt}` } });
+        return { status: res.status, body: (await res.json()) as unknown };
+      };
+
+      // A newer export names another Bluesky account for this person.
+      await registry("did:plc:carolsnewaccount0000000000");
+      expect(await db.store.authorizations.get(identity.id)).toBeUndefined();
+      const revoke = createGrantRevoker({
+        mastodon: new MastodonOAuth({ apps: db.store.mastodonApps, redirectUri: "http://127.0.0.1:9/cb", clientName: "reconnexion", website: "http://127.0.0.1:9", allowPrivateAddresses: true }),
+        blueskyOAuth: undefined,
+        allowPrivateAddresses: true,
+      });
+      expect(await drainRevocations(db.store.revocations, revoke, createLogger("silent"))).toEqual({ revoked: 1, retrying: 0, givenUp: 0 });
+      expect(await refresh()).toEqual({ status: 400, body: { error: "ExpiredToken", message: "Token has been revoked" } });
+      // Ending it again (a drain that died before deleting its row) is harmless.
+      await expect(endAppPasswordSession(grant, resolver)).resolves.toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await db.drop();
+    }
   });
 });

@@ -135,9 +135,11 @@ export async function endAppPasswordSession(
     method: "POST",
     headers: { authorization: `Bearer ${saved.refreshJwt}` },
   });
-  await response.body?.cancel();
-  // 401: the session had already ended (expired, or the password revoked).
-  if (!response.ok && response.status !== 401) throw new Error(`deleteSession answered ${response.status}`);
+  if (response.ok) return void (await response.body?.cancel());
+  const error = ((await response.json().catch(() => ({}))) as { error?: unknown }).error;
+  // The session had already ended: 401, or 400 ExpiredToken (expired, or revoked).
+  if (response.status === 401 || (response.status === 400 && error === "ExpiredToken")) return;
+  throw Object.assign(new Error(`deleteSession answered ${response.status}`), { status: response.status });
 }
 
 /**

@@ -268,6 +268,22 @@ describe("authorization", () => {
     await oauth.revoke(carol.did);
   });
 
+  it("revokeSession() ends at the PDS a session kept nowhere any more (the revocation outbox's copy)", async () => {
+    const fay = await net.createUser("fay");
+    await authorizeAs(fay, "link-fay");
+    const saved = (await store.getSession(fay.did))!;
+    await store.deleteSession(fay.did);
+    const provider = net.network.pds.ctx.oauthProvider as unknown as {
+      tokenManager: { findToken(token: string): Promise<unknown> };
+    };
+    expect(await provider.tokenManager.findToken(saved.tokenSet.refresh_token!)).not.toBeNull();
+    await oauth.revokeSession(saved);
+    expect(await provider.tokenManager.findToken(saved.tokenSet.refresh_token!)).toBeNull();
+    expect(await provider.tokenManager.findToken(saved.tokenSet.access_token)).toBeNull();
+    // Already revoked: the server no longer knows it, which counts as done.
+    await oauth.revokeSession(saved);
+  });
+
   it("never-authorized accounts have no agent", async () => {
     await expect(oauth.agentFor("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")).rejects.toBeInstanceOf(AuthorizationExpiredError);
   });

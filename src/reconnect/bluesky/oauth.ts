@@ -25,6 +25,7 @@ import {
   TokenRefreshError,
   TokenRevokedError,
   buildAtprotoLoopbackClientMetadata,
+  type NodeSavedSession,
   type OAuthClientMetadataInput,
   type OAuthSession,
 } from "@atproto/oauth-client-node";
@@ -266,6 +267,22 @@ export class BlueskyOAuth {
     } finally {
       await this.store.deleteSession(did);
     }
+  }
+
+  /**
+   * Revokes a session this client no longer keeps (one moved to the
+   * revocation outbox) at its authorization server, with the DPoP key and
+   * client authentication it was issued to. Revoking the refresh token ends
+   * the whole grant. A token the server no longer knows counts as revoked
+   * (RFC 7009).
+   * @throws when the server could not be reached or refused: try again later
+   */
+  async revokeSession(saved: NodeSavedSession): Promise<void> {
+    const { client } = await this.#init();
+    const dpopKey = await JoseKey.fromJWK(saved.dpopJwk);
+    const server = await client.serverFactory.fromIssuer(saved.tokenSet.iss, saved.authMethod, dpopKey);
+    // Not `server.revoke()`, which ignores every failure: here a failure is tried again.
+    await server.request("revocation", { token: saved.tokenSet.refresh_token ?? saved.tokenSet.access_token });
   }
 
   /**
