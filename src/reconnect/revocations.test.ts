@@ -5,9 +5,14 @@
  * refuses for good. Bluesky's kinds: bluesky/oauth.test.ts (revokeSession)
  * and bluesky/app-password.test.ts (the registry's replacement, end to end).
  */
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../logger.ts";
+import { Store } from "../store/index.ts";
 import { MAX_REVOCATION_ATTEMPTS } from "../store/revocations.ts";
+import { SecretBox } from "../store/secrets.ts";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import { startMastodonInstance, type MastodonInstance } from "../../test/harness/mastodon-instance.ts";
 import { MastodonClient } from "./mastodon/client.ts";
@@ -22,7 +27,7 @@ const log = createLogger("info", { write: (line: string) => void lines.push(line
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  instance = await startMastodonInstance({ users: [{ name: "dan" }, { name: "eve" }, { name: "fox" }] });
+  instance = await startMastodonInstance({ users: ["dan", "eve", "fox", "gus", "hal", "ian"].map((name) => ({ name })) });
 });
 afterAll(async () => {
   await instance?.close();
@@ -96,5 +101,43 @@ describe("revoking retired grants", () => {
     expect(await drain()).toEqual({ revoked: 0, retrying: 0, givenUp: 1 });
     expect(await db.store.revocations.count()).toBe(0);
     expect(lines.join("\n")).not.toContain(token);
+  });
+  it("tries again, within its lease, a server that takes the connection and never answers", async () => {
+    const silent = createServer(() => {}).listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    try {
+      const { identity, token } = await authorized("gus", { instance: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` });
+      await db.store.revocations.retire([identity.id]);
+      const started = Date.now();
+      expect(await drainRevocations(db.store.revocations, revoker(), log, { timeoutMs: 300 })).toEqual({ revoked: 0, retrying: 1, givenUp: 0 });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(lines.join("\n")).toContain("no answer within 0.3 s");
+      expect(lines.join("\n")).not.toContain(token);
+      await db.sql`delete from authorization_revocation`;
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+
+  it("keeps, and says so, a grant this replica cannot open (another SECRET_KEY), until its last attempt", async () => {
+    const { identity } = await authorized("hal");
+    await db.store.revocations.retire([identity.id]);
+    const rekeyed = new Store(db.sql, new SecretBox("another-secret-key-of-at-least-32-characters"));
+    expect(await drainRevocations(rekeyed.revocations, revoker(), log)).toEqual({ revoked: 0, retrying: 1, givenUp: 0 });
+    expect(lines.join("\n")).toContain("cannot be opened with this SECRET_KEY");
+    await db.sql`update authorization_revocation set next_attempt_at = now()`;
+    // The replica with the right key revokes it.
+    expect(await drain()).toEqual({ revoked: 1, retrying: 0, givenUp: 0 });
+  });
+
+  it("says when there was nothing to revoke with (no app known for a token stored without one)", async () => {
+    const { identity } = await authorized("ian");
+    const stored = (await db.store.authorizations.get<MastodonAuthorization>(identity.id))!;
+    const { app: _app, ...withoutApp } = stored.data;
+    await db.store.authorizations.save(identity.id, "mastodon-oauth", { ...withoutApp, instance: "http://127.0.0.1:2" });
+    await db.store.revocations.retire([identity.id]);
+    expect(await drain()).toEqual({ revoked: 1, retrying: 0, givenUp: 0 });
+    expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["reconnect: a retired authorization had nothing left to revoke"]);
   });
 });

@@ -35,15 +35,27 @@ export class Authorizations {
     this.box = box;
   }
 
-  /** Stores a new grant by the person (replacing any earlier one). */
+  /**
+   * Stores a new grant by the person (replacing any earlier one). A token
+   * the server handed out again (Mastodon reuses a valid one) is in use:
+   * a revocation still waiting for it is dropped.
+   */
   async save<T>(identityId: number, kind: AuthorizationKind, data: T, expiresAt: Date | null = null): Promise<void> {
     const payload = this.box.seal(JSON.stringify(data), context(identityId));
+    const digest = this.tokenDigest(kind, data);
     await this.db`
-      insert into account_authorization (identity_id, kind, payload, expires_at)
-      values (${identityId}, ${kind}, ${payload}, ${expiresAt})
+      insert into account_authorization (identity_id, kind, payload, expires_at, token_digest)
+      values (${identityId}, ${kind}, ${payload}, ${expiresAt}, ${digest})
       on conflict (identity_id) do update set
         kind = excluded.kind, payload = excluded.payload, expires_at = excluded.expires_at,
-        updated_at = now(), granted_at = now()`;
+        token_digest = excluded.token_digest, updated_at = now(), granted_at = now()`;
+    if (digest) await this.db`delete from authorization_revocation where token_digest = ${digest}`;
+  }
+
+  /** The keyed digest of a grant's reusable bearer token (Mastodon's access token); null for other kinds. */
+  tokenDigest(kind: AuthorizationKind, data: unknown): string | null {
+    const token = kind === "mastodon-oauth" ? (data as { accessToken?: unknown } | null)?.accessToken : undefined;
+    return typeof token === "string" ? this.box.digest(token, "mastodon-access-token") : null;
   }
 
   /**

@@ -97,7 +97,7 @@ describe("a Move", () => {
     expect(await move("https://new.example/users/dan", "new.example", "dan2")).toBe(true);
     expect(await db.store.authorizations.get(old.id)).toBeUndefined();
     const queued = await db.store.revocations.claimDue();
-    expect(queued.map((r) => r.data)).toEqual([
+    expect(queued.map((r) => (r.unreadable ? undefined : r.data))).toEqual([
       { instance: "https://old.example", token: "old-account-token" },
       { instance: "https://new.example", token: "dan-token" },
     ]);

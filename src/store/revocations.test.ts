@@ -74,12 +74,43 @@ describe("revocations", () => {
     expect(await db.store.revocations.count()).toBe(0);
   });
 
-  it("drop a row that no longer opens (sealed under another SECRET_KEY): nobody can use it", async () => {
+  it("hand back a row that does not open (sealed under another SECRET_KEY) as unreadable, and leave it for its attempts", async () => {
     const id = await identity("fediverse", "https://revoke.example/users/rekeyed");
     await db.store.authorizations.save(id.id, "mastodon-oauth", { accessToken: "token" });
     await db.store.revocations.retire([id.id]);
     const rekeyed = new Store(db.sql, new SecretBox("another-secret-key-of-at-least-32-characters"));
-    expect(await rekeyed.revocations.claimDue()).toEqual([]);
+    expect(await rekeyed.revocations.claimDue()).toEqual([expect.objectContaining({ kind: "mastodon-oauth", attempt: 1, unreadable: true })]);
+    expect(await db.store.revocations.count()).toBe(1);
+  });
+
+  it("drop a waiting revocation once the same token is granted again (Mastodon hands out a valid token anew)", async () => {
+    const before = await identity("fediverse", "https://revoke.example/users/again");
+    await db.store.authorizations.save(before.id, "mastodon-oauth", { accessToken: "same-token" });
+    await db.store.revocations.retire([before.id]);
+    // Forgotten, back, and authorized again: the instance gives the same token.
+    const after = await identity("fediverse", "https://revoke.example/users/again2");
+    await db.store.authorizations.save(after.id, "mastodon-oauth", { accessToken: "same-token" });
     expect(await db.store.revocations.count()).toBe(0);
+    // Also when the grant comes back by a path that bypasses save (a row restored meanwhile): never claimed.
+    await db.store.revocations.retire([after.id]);
+    await db.sql`insert into account_authorization (identity_id, kind, payload, token_digest)
+      select ${before.id}, kind, payload, token_digest from authorization_revocation`;
+    expect(await db.store.revocations.claimDue()).toEqual([]);
+    expect(await db.store.revocations.count()).toBe(0);
+  });
+
+  it("move a grant saved while they run, or leave it, never lose it (one statement)", async () => {
+    const id = await identity("bluesky", "did:plc:revokerace");
+    for (let round = 0; round < 20; round++) {
+      await db.store.authorizations.save(id.id, "bluesky-app-password", { round });
+      const [queued] = await Promise.all([db.store.revocations.retire([id.id]), db.store.authorizations.save(id.id, "bluesky-app-password", { round, again: true })]);
+      const left = await db.store.authorizations.get(id.id);
+      const moved = (await db.store.revocations.claimDue(50)).filter((r) => queued.includes(r.id));
+      // Whatever the interleaving, the grant saved last is either still here or queued.
+      const seen = [left?.data, ...moved.map((r) => (r.unreadable ? undefined : r.data))];
+      expect(seen).toContainEqual({ round, again: true });
+      await db.sql`delete from authorization_revocation`;
+      await db.store.authorizations.delete(id.id);
+    }
   });
 });

@@ -17,17 +17,22 @@ import type { Queryable } from "./types.ts";
 /** Attempts before a revocation is given up (backoff 1 min doubling to 6 h: about a day). */
 export const MAX_REVOCATION_ATTEMPTS = 12;
 
-/** One authorization to revoke, opened. */
-export interface PendingRevocation {
+/** One authorization to revoke, as claimed: opened, or `unreadable` (sealed under another key). */
+export type PendingRevocation = {
   id: number;
   kind: AuthorizationKind;
-  /** The authorization's data, as `Authorizations.get` gave it. */
-  data: unknown;
-  /** A Bluesky OAuth grant's session (tokens, DPoP key); undefined for other kinds or when none was stored. */
-  blueskySession: NodeSavedSession | undefined;
   /** This attempt's number, from 1. */
   attempt: number;
-}
+} & (
+  | {
+      unreadable: false;
+      /** The authorization's data, as `Authorizations.get` gave it. */
+      data: unknown;
+      /** A Bluesky OAuth grant's session (tokens, DPoP key); undefined for other kinds or when none was stored. */
+      blueskySession: NodeSavedSession | undefined;
+    }
+  | { unreadable: true }
+);
 
 export class Revocations {
   private readonly db: Queryable;
@@ -43,13 +48,19 @@ export class Revocations {
   }
 
   /**
-   * Claims up to `limit` revocations that are due (of `only`, when given): each is leased until its
-   * next attempt (a minute, doubling to six hours), so a worker that dies
-   * mid-way leaves it to be tried again then, and two workers never take the
-   * same one. A row that no longer opens (another `SECRET_KEY`) is deleted:
-   * nobody can use it.
+   * Claims up to `limit` revocations that are due (of `only`, when given):
+   * each is leased until its next attempt (a minute, doubling to six hours),
+   * so a worker that dies mid-way leaves it to be tried again then, and two
+   * workers never take the same one. A token in use again (the server handed
+   * it out anew) is not to be revoked: its row goes first. A row that does
+   * not open (sealed under another `SECRET_KEY`: this replica's, or the
+   * row's, is wrong) comes back `unreadable`, left for its attempts.
    */
   async claimDue(limit = 20, only?: readonly number[]): Promise<PendingRevocation[]> {
+    await this.db`
+      delete from authorization_revocation r
+      where r.token_digest is not null
+        and exists (select 1 from account_authorization a where a.token_digest = r.token_digest)`;
     const rows = await this.db<
       { id: string; kind: AuthorizationKind; identity_id: number; payload: Buffer; session_did: string | null; session_payload: Buffer | null; attempts: number }[]
     >`
@@ -61,24 +72,22 @@ export class Revocations {
         where next_attempt_at <= now() ${only ? this.db`and id = any(${only.map(Number)}::bigint[])` : this.db``}
         order by next_attempt_at, id limit ${limit} for update skip locked)
       returning r.id, r.kind, r.identity_id, r.payload, r.session_did, r.session_payload, r.attempts`;
-    const pending: PendingRevocation[] = [];
-    for (const row of rows) {
+    return rows.map((row) => {
+      const claimed = { id: Number(row.id), kind: row.kind, attempt: row.attempts };
       try {
-        pending.push({
-          id: Number(row.id),
-          kind: row.kind,
-          data: JSON.parse(this.box.open(row.payload, authorizationContext(row.identity_id))),
+        return {
+          ...claimed,
+          data: JSON.parse(this.box.open(row.payload, authorizationContext(row.identity_id))) as unknown,
           blueskySession:
             row.session_did && row.session_payload
               ? (JSON.parse(this.box.open(row.session_payload, sessionContext(row.session_did))) as NodeSavedSession)
               : undefined,
-          attempt: row.attempts,
-        });
+          unreadable: false as const,
+        };
       } catch {
-        await this.done(Number(row.id));
+        return { ...claimed, unreadable: true as const };
       }
-    }
-    return pending;
+    });
   }
 
   /** Forgets a revocation: done, or given up. */
@@ -96,8 +105,9 @@ export class Revocations {
 /**
  * Moves the authorizations of `identityIds` (a Bluesky OAuth grant with its
  * session) into the revocation outbox, out of the identities' reach; the
- * caller deletes the identities next, or saves new grants for them, in the
- * same transaction. Only grants of `kinds`, when given. Needs no key
+ * caller deletes the identities next, or saves new grants for them. Only
+ * grants of `kinds`, when given. One statement, so a grant saved meanwhile
+ * is either moved or left, never deleted unrecorded. Needs no key
  * (payloads move sealed). Returns the ids of the revocations queued.
  */
 export async function retireAuthorizations(
@@ -109,16 +119,17 @@ export async function retireAuthorizations(
   const ids = identityIds.map(Number);
   const kinds = [...(options.kinds ?? ["bluesky-oauth", "bluesky-app-password", "mastodon-oauth"])];
   const queued = await db<{ id: string }[]>`
-    insert into authorization_revocation (kind, identity_id, payload, session_did, session_payload)
-    select a.kind, a.identity_id, a.payload, s.did, s.payload
-    from account_authorization a
-    left join bluesky_oauth_session s on a.kind = 'bluesky-oauth' and s.identity_id = a.identity_id
-    where a.identity_id = any(${ids}::int[]) and a.kind = any(${kinds}::text[])
+    with gone as (
+      delete from account_authorization
+      where identity_id = any(${ids}::int[]) and kind = any(${kinds}::text[])
+      returning identity_id, kind, payload, token_digest),
+    sessions as (
+      delete from bluesky_oauth_session s using gone g
+      where g.kind = 'bluesky-oauth' and s.identity_id = g.identity_id
+      returning s.identity_id, s.did, s.payload)
+    insert into authorization_revocation (kind, identity_id, payload, token_digest, session_did, session_payload)
+    select g.kind, g.identity_id, g.payload, g.token_digest, s.did, s.payload
+    from gone g left join sessions s on s.identity_id = g.identity_id
     returning id`;
-  await db`
-    delete from bluesky_oauth_session s using account_authorization a
-    where a.identity_id = s.identity_id and a.kind = 'bluesky-oauth'
-      and a.identity_id = any(${ids}::int[]) and a.kind = any(${kinds}::text[])`;
-  await db`delete from account_authorization where identity_id = any(${ids}::int[]) and kind = any(${kinds}::text[])`;
   return queued.map((r) => Number(r.id));
 }

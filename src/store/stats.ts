@@ -53,8 +53,8 @@ export interface BacklogStats {
   reconnectJobs: Record<"queued" | "running" | "waiting" | "needs_authorization", number>;
   /** Fediverse queue messages by queue (inbox, outbox, fanout): how many, and how long the oldest ready one has waited. */
   fediverseQueues: Record<string, { messages: number; oldestReadySeconds: number }>;
-  /** Grants waiting to be revoked at their servers (src/store/revocations.ts), and those already tried and refused or unreachable. */
-  authorizationRevocations: { waiting: number; retrying: number };
+  /** Grants waiting to be revoked at their servers (src/store/revocations.ts), and of those, how many were tried already (a server that did not answer, or one under way). */
+  authorizationRevocations: { waiting: number; tried: number };
 }
 
 export async function backlogStats(db: Queryable): Promise<BacklogStats> {
@@ -65,13 +65,13 @@ export async function backlogStats(db: Queryable): Promise<BacklogStats> {
       select queue, count(*)::int as n,
         coalesce(extract(epoch from now() - min(run_at) filter (where run_at <= now())), 0)::float8 as oldest
       from fediverse_queue group by 1`,
-    db<{ waiting: number; retrying: number }[]>`
-      select count(*)::int as waiting, (count(*) filter (where attempts > 0))::int as retrying from authorization_revocation`,
+    db<{ waiting: number; tried: number }[]>`
+      select count(*)::int as waiting, (count(*) filter (where attempts > 0))::int as tried from authorization_revocation`,
   ]);
   const reconnectJobs = { queued: 0, running: 0, waiting: 0, needs_authorization: 0 };
   for (const r of jobRows) reconnectJobs[r.state] = r.n;
   const fediverseQueues: BacklogStats["fediverseQueues"] = {};
   for (const q of ["inbox", "outbox", "fanout", ...queueRows.map((r) => r.queue)]) fediverseQueues[q] = { messages: 0, oldestReadySeconds: 0 };
   for (const r of queueRows) fediverseQueues[r.queue] = { messages: r.n, oldestReadySeconds: Math.round(r.oldest) };
-  return { reconnectJobs, fediverseQueues, authorizationRevocations: revocations ?? { waiting: 0, retrying: 0 } };
+  return { reconnectJobs, fediverseQueues, authorizationRevocations: revocations ?? { waiting: 0, tried: 0 } };
 }

@@ -67,7 +67,7 @@ describe("web endpoints", () => {
     await db.sql`insert into authorization_revocation (kind, identity_id, payload, attempts) values ('mastodon-oauth', 1, '\\x00', 0), ('mastodon-oauth', 2, '\\x00', 3)`;
     const after = await (await fetch(`${base}/metrics`)).text();
     expect(after).toMatch(/^reconnexion_authorization_revocations\{state="waiting"\} 2$/m);
-    expect(after).toMatch(/^reconnexion_authorization_revocations\{state="retrying"\} 1$/m);
+    expect(after).toMatch(/^reconnexion_authorization_revocations\{state="tried"\} 1$/m);
     await db.sql`delete from authorization_revocation`;
     await db.sql`delete from fediverse_queue`;
     await db.sql`delete from reconnect_job`;

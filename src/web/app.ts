@@ -117,10 +117,10 @@ export async function metricsText(store: Store): Promise<string> {
   );
   for (const [queue, q] of Object.entries(backlog.fediverseQueues)) lines.push(`reconnexion_fediverse_queue_oldest_seconds{queue="${queue}"} ${q.oldestReadySeconds}`);
   lines.push(
-    "# HELP reconnexion_authorization_revocations Grants waiting to be revoked at their servers; retrying: tried at least once (a server that does not answer).",
+    "# HELP reconnexion_authorization_revocations Grants waiting to be revoked at their servers (waiting), and of those, how many were tried already (tried: a server that did not answer, or an attempt under way).",
     "# TYPE reconnexion_authorization_revocations gauge",
     `reconnexion_authorization_revocations{state="waiting"} ${backlog.authorizationRevocations.waiting}`,
-    `reconnexion_authorization_revocations{state="retrying"} ${backlog.authorizationRevocations.retrying}`,
+    `reconnexion_authorization_revocations{state="tried"} ${backlog.authorizationRevocations.tried}`,
   );
   return lines.join("\n") + "\n";
 }

@@ -74,10 +74,25 @@ describe("Bluesky OAuth callback", () => {
     expect((await db.store.authorizations.get(ivy.identityId))?.kind).toBe("bluesky-oauth");
     expect(await db.store.blueskyOAuth.hasSession(ivy.did)).toBe(true);
     const queued = await db.store.revocations.claimDue();
-    expect(queued.map((r) => ({ kind: r.kind, data: r.data }))).toEqual([
+    expect(queued.map((r) => ({ kind: r.kind, data: r.unreadable ? undefined : r.data }))).toEqual([
       { kind: "bluesky-app-password", data: { did: ivy.did, session: { refreshJwt: "old" } } },
     ]);
     await db.sql`delete from authorization_revocation`;
+  });
+
+  it("authorized again with OAuth, keeps the session the client just stored in place of the earlier one (nothing to queue)", async () => {
+    const jon = await blueskyPerson("91005");
+    await db.sql`delete from authorization_revocation`;
+    const session = (token: string) =>
+      ({ dpopJwk: { kty: "EC" }, authMethod: { method: "none" }, tokenSet: { iss: "x", sub: jon.did, aud: "y", scope: "atproto", access_token: token } }) as never;
+    await db.store.blueskyOAuth.setSession(jon.did, session("earlier"));
+    await db.store.authorizations.save(jon.identityId, "bluesky-oauth", { did: jon.did });
+    // The client replaces the earlier session with the new one, then calls back.
+    await db.store.blueskyOAuth.setSession(jon.did, session("new"));
+    const link = await db.store.webLinks.create("connect", jon.personId, jon.identityId, 600);
+    expect(await complete({ did: jon.did, state: link })).toContain("is authorized");
+    expect((await db.store.blueskyOAuth.getSession(jon.did))?.tokenSet.access_token).toBe("new");
+    expect(await db.store.revocations.count()).toBe(0);
   });
 });
 
@@ -182,7 +197,7 @@ describe("the Mastodon OAuth callback", () => {
       issued = "second-token";
       await authorize();
       const queued = await db.store.revocations.claimDue();
-      expect(queued.map((r) => (r.data as { accessToken: string }).accessToken)).toEqual(["first-token"]);
+      expect(queued.map((r) => (r.unreadable ? undefined : (r.data as { accessToken: string }).accessToken))).toEqual(["first-token"]);
       expect((await db.store.authorizations.get<{ accessToken: string }>(pia.identityId))?.data.accessToken).toBe("second-token");
       await db.sql`delete from authorization_revocation`;
     } finally {

@@ -39,7 +39,7 @@ export interface MastodonConnect {
   authorizeUrl(instance: string, state: string): Promise<URL>;
   complete(instance: string, code: string): Promise<MastodonAuthorization & { acct: string; url: string; actorUri: string | null }>;
   /** Revokes a token at its instance (one we will not keep). */
-  revoke?(authorization: MastodonAuthorization): Promise<void>;
+  revoke?(authorization: MastodonAuthorization): Promise<unknown>;
 }
 
 export interface ConnectContext {

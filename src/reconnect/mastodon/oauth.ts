@@ -129,16 +129,18 @@ export class MastodonOAuth {
    * Revokes a token at its instance (the person unlinks or is forgotten),
    * as the app it was issued to (Doorkeeper lets no other client revoke it);
    * a token stored without its app is tried with the instance's current one.
+   * False, having sent nothing, when no app is known to revoke it with.
    */
-  async revoke(authorization: MastodonAuthorization): Promise<void> {
+  async revoke(authorization: MastodonAuthorization): Promise<boolean> {
     const instance = mastodonInstanceKey(authorization.instance);
     const app = authorization.app ?? (await this.#options.apps.get(instance));
-    if (!app) return;
+    if (!app) return false;
     await this.#client(instance).request("POST", "/oauth/revoke", {
       auth: false,
       form: true,
       body: { client_id: app.clientId, client_secret: app.clientSecret, token: authorization.accessToken },
     });
+    return true;
   }
 
   /** The app for `instanceOrigin`: the stored one, or one registered now. */
