@@ -1,10 +1,10 @@
 /**
- * Authorizations waiting to be revoked at their servers: those the store
- * lets go of without the person asking — a `Move` leaves the old account's
- * token behind, a registry import replaces an account. (`unlink` and
- * `forget` revoke before they delete, while the person waits.) The
- * reconnection workers drain this outbox (src/reconnect/revocations.ts).
- * Rows keep their payloads sealed exactly as they were, with what they were
+ * Authorizations waiting to be revoked at their servers: every grant the
+ * service lets go of — `forget` and `unlink` (drained at once, while the
+ * person waits), a `Move` away from the account, an account a registry
+ * import replaced, a grant given again. The reconnection workers drain this
+ * outbox (src/reconnect/revocations.ts), again later for a server that did
+ * not answer. Rows keep their payloads sealed exactly as they were, with what they were
  * sealed to, so moving them needs no key and nothing is readable at rest.
  * Schema: db/migrations/033_authorization_revocations.sql.
  */
