@@ -222,6 +222,9 @@ describe("what linking refuses", () => {
     }
     const real = await w.store.linkCodes.create(p, { platform: "fediverse", handle: guesser.handle });
     expect(allText(await w.send(guesser, `link ${real.code}`))).toContain("Too many wrong codes");
+    // Asking to be forgotten does not buy more guesses.
+    await w.send(guesser, "forget");
+    expect(allText(await w.send(guesser, `link ${real.code}`))).toContain("Too many wrong codes");
     // In public, a mistyped code gets the same warning as a real one, and shows nowhere.
     const out = await w.send(fediverseSender(unique("typo2")), "link ABCDEFG", { isPrivate: false });
     expect(publicText(out)).toContain("Never post a code in public");

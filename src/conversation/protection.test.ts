@@ -126,6 +126,30 @@ describe("rate limit", () => {
     expect((await limited.send(s, "statut")).handledAs).toBe("status");
   });
 
+  it("a steady flood stays silent: the window ends only after a whole window without messages", async () => {
+    let now = new Date();
+    const limited = makeWorld(db, { clock: () => now, limits: { messagesPerWindow: 3, windowSeconds: 60 } });
+    const s = blueskySender(unique("sf"));
+    await known(s);
+    const kinds: string[] = [];
+    // One message every 10 s for five minutes: never a minute of quiet.
+    for (let i = 0; i < 30; i++) {
+      kinds.push((await limited.send(s, "status")).handledAs);
+      now = new Date(now.getTime() + 10_000);
+    }
+    expect(kinds).toEqual([...Array(3).fill("status"), "slow-down", ...Array(26).fill("rate-limited")]);
+    now = new Date(now.getTime() + 61_000);
+    expect((await limited.send(s, "status")).handledAs).toBe("status");
+  });
+
+  it("is not reset by `forget`, from a stranger or from someone known", async () => {
+    const limited = makeWorld(db, { limits: { messagesPerWindow: 3, windowSeconds: 60 } });
+    const stranger = blueskySender(unique("fg"));
+    const kinds: string[] = [];
+    for (let i = 0; i < 8; i++) kinds.push((await limited.send(stranger, "forget")).handledAs);
+    expect(kinds).toEqual([...Array(3).fill("forget"), "slow-down", ...Array(4).fill("rate-limited")]);
+  });
+
   it("is shared by every process: concurrent messages through two connections count once each", async () => {
     const other = connect(db.url, { max: 4 });
     try {

@@ -2,7 +2,7 @@
  * What keeps the bot from being abused or from abusing anyone: no answer to
  * automated accounts or to itself (no bot-to-bot loops); a per-sender rate
  * limit shared by every process through the database (a flood gets one
- * "slow down", then silence until the window ends); a size cap checked before
+ * "slow down", then silence until it pauses for a whole window); a size cap checked before
  * parsing; one hint for text the bot does not understand, then silence.
  */
 import type { Store } from "../store/index.ts";
@@ -18,7 +18,7 @@ export type RateVerdict = "ok" | "slow-down" | "silent";
 
 /** Counts this message against the sender's window. */
 export async function rateLimit(store: Store, incoming: Incoming, now: Date, limits: Limits): Promise<RateVerdict> {
-  const count = await store.conversation.countMessage(incoming.sender, now, limits.windowSeconds);
+  const count = await store.conversation.countMessage(incoming.sender, now, limits.windowSeconds, limits.messagesPerWindow);
   if (count <= limits.messagesPerWindow) return "ok";
   return count === limits.messagesPerWindow + 1 ? "slow-down" : "silent";
 }

@@ -26,15 +26,18 @@ export class ConversationState {
   }
 
   /**
-   * Counts one message in the sender's current fixed window (which restarts
-   * `windowSeconds` after it began) and returns how many the window now holds.
+   * Counts one message in the sender's current window and returns how many
+   * the window now holds. The window restarts `windowSeconds` after it
+   * began — but once a sender is over `limit`, each further message starts
+   * it again: a flood stays silenced until it pauses for a whole window.
    */
-  async countMessage(sender: SenderRef, now: Date, windowSeconds: number): Promise<number> {
+  async countMessage(sender: SenderRef, now: Date, windowSeconds: number, limit: number): Promise<number> {
     const [row] = await this.db<{ window_count: number }[]>`
       insert into conversation_sender as s (sender_key, window_start, window_count, updated_at)
       values (${senderKey(sender)}, ${now}, 1, ${now})
       on conflict (sender_key) do update set
         window_start = case when s.window_start <= ${now}::timestamptz - ${windowSeconds} * interval '1 second'
+                              or s.window_count >= ${limit}
                             then ${now}::timestamptz else s.window_start end,
         window_count = case when s.window_start <= ${now}::timestamptz - ${windowSeconds} * interval '1 second'
                             then 1 else s.window_count + 1 end,
@@ -104,13 +107,16 @@ export class ConversationState {
     return row!.code_failures;
   }
 
-  /** Drops everything kept about these senders (when their person is forgotten). */
+  /** Drops what these senders asked for (a pending `forget`) when their person is forgotten; the abuse counters stay (below). */
   async forgetSenders(senders: readonly SenderRef[]): Promise<number> {
     if (senders.length === 0) return 0;
-    // A person has a handful of identities: one statement each.
+    // A person has a handful of identities: one statement each. What guards
+    // against abuse (the message window, the hint silence, wrong codes)
+    // stays until it runs out (purgeIdle): else `forget` would buy a flood
+    // or a code-guesser a fresh start.
     let count = 0;
     for (const sender of senders) {
-      const result = await this.db`delete from conversation_sender where sender_key = ${senderKey(sender)}`;
+      const result = await this.db`update conversation_sender set forget_asked_at = null where sender_key = ${senderKey(sender)}`;
       count += result.count;
     }
     return count;

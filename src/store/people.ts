@@ -51,16 +51,30 @@ export class People {
 
   /** Changes only the settings given; returns the person as saved. */
   async updateSettings(id: number, settings: Partial<PersonSettings>): Promise<Person | undefined> {
+    // Turning something back on is a choice made since a `stop`: it no longer holds in a merge.
+    const optIn = settings.notify === true || settings.autoReconnect === true || settings.announceMe === true;
     const [row] = await this.db<PersonRow[]>`
       update person set
         language = case when ${settings.language !== undefined} then ${settings.language ?? null} else language end,
         notify = coalesce(${settings.notify ?? null}::boolean, notify),
         auto_reconnect = coalesce(${settings.autoReconnect ?? null}::boolean, auto_reconnect),
         announce_me = coalesce(${settings.announceMe ?? null}::boolean, announce_me),
+        stopped_at = case when ${optIn} then null else stopped_at end,
         updated_at = now()
       where id = ${id}
       returning *`;
     return row && toPerson(row);
+  }
+
+  /**
+   * `stop`: the bot never writes first again — no notifications, no
+   * automatic reconnection, never named in public — and a merge with
+   * another person keeps it so (see `merge`).
+   */
+  async stop(id: number): Promise<void> {
+    await this.db`
+      update person set notify = false, auto_reconnect = false, announce_me = false, stopped_at = now(), updated_at = now()
+      where id = ${id}`;
   }
 
   /** Notes the language the person just wrote in (a no-op when it is the one noted). */
@@ -145,7 +159,8 @@ export class People {
    * over; where both had a match, the further-along state wins. Settings merge
    * without losing a choice: a language set on either is kept; notifications
    * stay on only if both had them on (a `stop` anywhere holds); an
-   * auto-reconnect opt-in on either side is kept; being named in public
+   * auto-reconnect opt-in on either side is kept, unless the other side
+   * said `stop` and has turned nothing on since; being named in public
    * announcements needs the consent of both sides (a public post is read
    * the moment it is made, and `stop` on one account must not be undone by linking
    * another). Run inside a transaction, then refresh the kept person's matches.
@@ -162,7 +177,10 @@ export class People {
         language = coalesce(k.language, d.language),
         written_language = coalesce(k.written_language, d.written_language),
         notify = k.notify and d.notify,
-        auto_reconnect = k.auto_reconnect or d.auto_reconnect,
+        auto_reconnect = case when k.stopped_at is null and d.stopped_at is null
+                              then k.auto_reconnect or d.auto_reconnect
+                              else k.auto_reconnect and d.auto_reconnect end,
+        stopped_at = greatest(k.stopped_at, d.stopped_at),
         announce_me = k.announce_me and d.announce_me,
         created_at = least(k.created_at, d.created_at),
         updated_at = now()

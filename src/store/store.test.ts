@@ -238,6 +238,23 @@ describe("people", () => {
     expect(await store.people.get(a.id)).toBeUndefined();
   });
 
+  it("merge never undoes a `stop`: automatic reconnection stays off unless the stopped side turned it on again since", async () => {
+    const stopped = await store.people.create();
+    await store.people.stop(stopped.id);
+    const eager = await store.people.create({ autoReconnect: true });
+    await store.mergePeople(eager.id, stopped.id);
+    expect(await store.people.get(eager.id)).toMatchObject({ notify: false, autoReconnect: false, announceMe: false });
+    // Merged again with someone else who has it on: still stopped.
+    const other = await store.people.create({ autoReconnect: true });
+    await store.mergePeople(other.id, eager.id);
+    expect(await store.people.get(other.id)).toMatchObject({ autoReconnect: false });
+    // `auto on` after the stop is a choice made since: kept, and merged as an opt-in.
+    await store.people.updateSettings(other.id, { autoReconnect: true });
+    const third = await store.people.create();
+    await store.mergePeople(third.id, other.id);
+    expect(await store.people.get(third.id)).toMatchObject({ autoReconnect: true, notify: false });
+  });
+
   it("merge never undoes a refusal to be named in public: announce-me needs both sides", async () => {
     const stopped = await store.people.create({ announceMe: false, notify: false });
     const agreed = await store.people.create({ announceMe: true });

@@ -46,7 +46,7 @@ export const stop: Command = {
   async run(ctx) {
     const personId = ctx.person!.person.id;
     // A public welcome mentions (so notifies) the person: that is writing first too.
-    await ctx.store.people.updateSettings(personId, { notify: false, autoReconnect: false, announceMe: false });
+    await ctx.store.people.stop(personId);
     // A reconnection under way would go on following and reporting by DM.
     const cancelled = await ctx.store.reconnectJobs.cancelOpen(personId);
     ctx.effect({ type: "settings-changed", personId });
