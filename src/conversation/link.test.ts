@@ -173,6 +173,33 @@ describe("link @handle, then link <code> from the other account", () => {
 });
 
 describe("what linking refuses", () => {
+  it("a newcomer naming another account on the network they write from: no code that could never work, nobody recorded", async () => {
+    const fresh = blueskySender(unique("sp"));
+    const out = await w.send(fresh, `link @${unique("other")}.test`);
+    expect(allText(out)).toContain("one account per network");
+    expect(out.replies.map((r) => r.visibility)).toEqual(["private"]);
+    expect(allText(out)).not.toMatch(/Your code/);
+    expect(await w.store.findPerson({ platform: "bluesky", stableId: fresh.stableId })).toBeUndefined();
+    const fr = await w.send(fediverseSender(unique("spf")), `lier @${unique("autre")}@mastodon.example`);
+    expect(allText(fr)).toContain("un seul compte par réseau");
+  });
+
+  it("a code whose maker has an account on the redeemer's network: the redeemer, unknown here, is told it is the maker's to unlink", async () => {
+    const maker = blueskySender(unique("mk"));
+    const makersMastodon = fediverseSender(unique("mm"));
+    await w.person([
+      { platform: "bluesky", stableId: maker.stableId, handle: maker.handle! },
+      { platform: "fediverse", stableId: makersMastodon.stableId, handle: makersMastodon.handle! },
+    ]);
+    const fresh = fediverseSender(unique("mr"));
+    // Asked before the maker had that Mastodon account would be the usual way; here the CLI's kind of code.
+    const pk = (await w.store.findPerson({ platform: "bluesky", stableId: maker.stableId }))!.person.id;
+    const { code } = await w.store.linkCodes.create(pk, { platform: "fediverse", handle: fresh.handle });
+    const refused = await w.send(fresh, `link ${code}`);
+    expect(allText(refused)).toContain(`made by an account that already has a Mastodon (fediverse) account linked (@${makersMastodon.handle})`);
+    expect(refused.replies.map((r) => r.visibility)).toEqual(["private"]);
+  });
+
   it("a code redeemed by anyone but the account it was made for, which keeps it usable", async () => {
     const owner = blueskySender(unique("ow"));
     const mine = fediverseSender(unique("mi"));

@@ -109,6 +109,14 @@ describe("cleaning text", () => {
     expect(cleanText("so\u00ADft")).toBe("soft");
   });
 
+  it("reads blank-looking letters and symbols (Hangul fillers, the braille blank) as spaces, and drops invisible marks", () => {
+    for (const blank of ["\u3164", "\uFFA0", "\u115F", "\u1160", "\u2800"]) {
+      expect(cleanText(`${blank} status${blank}`), blank.codePointAt(0)!.toString(16)).toBe(" status ");
+      expect(bsky(`${blank}aide`).tokens).toEqual(["aide"]);
+    }
+    expect(cleanText("st\u034Fat\u17B4us")).toBe("status");
+  });
+
   it("folds compatibility forms and keeps emoji", () => {
     expect(cleanText("ｈｅｌｐ")).toBe("help");
     expect(cleanText("hi 👋🏽")).toBe("hi 👋🏽");

@@ -50,13 +50,17 @@ export function fold(word: string): string {
 /**
  * Removes what a person cannot see or did not mean: format characters
  * (zero-width spaces and joiners, bidirectional controls, soft hyphens, BOM),
- * control characters, and compatibility forms (full-width letters, ligatures).
- * Line breaks are kept; other spaces become plain spaces.
+ * invisible marks (the combining grapheme joiner, Khmer's inherent vowels),
+ * control characters, and compatibility forms (full-width letters,
+ * ligatures). Characters that draw nothing though they are letters or
+ * symbols (Hangul fillers, the braille blank), used as invisible spaces,
+ * become spaces. Line breaks are kept; other spaces become plain spaces.
  */
 export function cleanText(input: string): string {
   return input
     .normalize("NFKC")
-    .replace(/\p{Cf}/gu, "")
+    .replace(/[\p{Cf}\u034F\u17B4\u17B5]/gu, "")
+    .replace(/[\u115F\u1160\u3164\uFFA0\u2800]/g, " ")
     .replace(/\r\n?|[\u2028\u2029\u0085]/g, "\n")
     .replace(/[\u0000-\u0009\u000B-\u001F\u007F-\u009F]/g, " ")
     .replace(/[^\S\n]+/gu, " ");

@@ -97,6 +97,8 @@ async function start(ctx: CommandContext, name: AccountName): Promise<Part[]> {
       return [say(m.linkTooManyCodes)];
     }
   } else {
+    // One account per platform: the code could never be redeemed by the account it names.
+    if (platform === ctx.sender.platform) return [tell(m.linkSamePlatform(platform, name.handle))];
     // A newcomer starting from here: they become a person with this account.
     try {
       personId = await ctx.store.transaction(async (s) => {
@@ -221,6 +223,8 @@ async function redeem(ctx: CommandContext, code: string): Promise<Part[]> {
     else if (error instanceof PlatformTaken) {
       ctx.secret(error.handle);
       const unlink = `${ctx.registry.word("unlink", ctx.locale)} ${ctx.locale.keywords[error.platform][0]}`;
+      // Unknown here, the sender has nothing to unlink: the account in the way is the code maker's.
+      if (!ctx.person) return [tell(m.linkOwnerPlatformTaken(error.platform, error.handle, unlink))];
       return [tell(m.linkPlatformTaken(error.platform, error.handle, unlink))];
     }
     else if (isTaken(error)) {

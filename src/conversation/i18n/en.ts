@@ -194,6 +194,10 @@ export const en: Locale = {
     linkAlreadyYours: (handle) => `@${handle} is already linked to you.`,
     linkPlatformTaken: (platform, handle, unlinkCommand) =>
       `You already have a ${platformName[platform]} account linked (@${handle}). Send \`${unlinkCommand}\` first to replace it.`,
+    linkSamePlatform: (platform, handle) =>
+      `You are writing from a ${platformName[platform]} account, and a person has one account per network here. To use @${handle} instead, write to me from it; to link an account on the other network, name that one.`,
+    linkOwnerPlatformTaken: (platform, handle, unlinkCommand) =>
+      `This code was made by an account that already has a ${platformName[platform]} account linked (@${handle}), and a person has one per network. To link this one instead, send \`${unlinkCommand}\` from that account first, then ask for a new code.`,
     linkTooManyCodes: "You've asked for many codes in a short time. Please try again in an hour.",
     linkCodeInvalid: (minutes) =>
       `That code doesn't work. A code is used once, within ${minutes} minutes, from the account it was made for: ask for a new one if needed.`,

@@ -198,6 +198,10 @@ export const fr: Locale = {
     linkAlreadyYours: (handle) => `@${handle} est déjà l’un de vos comptes liés.`,
     linkPlatformTaken: (platform, handle, unlinkCommand) =>
       `Vous avez déjà un compte ${platformName[platform]} lié (@${handle}). Envoyez d’abord \`${unlinkCommand}\` pour le remplacer.`,
+    linkSamePlatform: (platform, handle) =>
+      `Vous m’écrivez depuis un compte ${platformName[platform]}, et chacun a ici un seul compte par réseau. Pour utiliser @${handle} à la place, écrivez-moi depuis celui-ci ; pour lier un compte sur l’autre réseau, nommez celui-là.`,
+    linkOwnerPlatformTaken: (platform, handle, unlinkCommand) =>
+      `Ce code vient d’un compte qui a déjà un compte ${platformName[platform]} lié (@${handle}), et chacun n’en a qu’un par réseau. Pour lier celui-ci à la place, envoyez d’abord \`${unlinkCommand}\` depuis ce compte-là, puis demandez un nouveau code.`,
     linkTooManyCodes: "Vous avez demandé beaucoup de codes en peu de temps. Réessayez dans une heure.",
     linkCodeInvalid: (minutes) =>
       `Ce code ne fonctionne pas. Un code sert une seule fois, dans les ${minutes} minutes, depuis le compte pour lequel il a été créé : demandez-en un nouveau si besoin.`,

@@ -91,6 +91,10 @@ export interface Messages {
   archiveTooManyLinks: string;
   linkAlreadyYours(handle: string): string;
   linkPlatformTaken(platform: TargetPlatform, handle: string, unlinkCommand: string): string;
+  /** A newcomer names another account on the network they write from: a person has one per network. */
+  linkSamePlatform(platform: TargetPlatform, handle: string): string;
+  /** The code's maker already has an account on the network of the one redeeming it. */
+  linkOwnerPlatformTaken(platform: TargetPlatform, handle: string, unlinkCommand: string): string;
   linkTooManyCodes: string;
   linkCodeInvalid(minutes: number): string;
   linkTooManyFailures: string;
