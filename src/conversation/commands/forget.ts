@@ -35,7 +35,7 @@ export const forget: Command = {
       return [say(locale.m.forgetAsk(confirm, Math.round(ctx.limits.forgetConfirmSeconds / 60)))];
     }
     if (ctx.args.length !== 1 || !registry.is(ctx.args[0], "confirm")) {
-      return [say(locale.m.usage(`${word} | ${word} ${locale.keywords.confirm[0]}`))];
+      return [say(locale.m.usage(registry.usage("forget", locale)))];
     }
     if (!(await store.conversation.takeForget(sender, ctx.now, ctx.limits.forgetConfirmSeconds))) {
       return [say(locale.m.forgetNoRequest(word))];

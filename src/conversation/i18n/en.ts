@@ -135,7 +135,7 @@ export const en: Locale = {
     reconnect: { words: ["reconnect", "follow"], args: "[all|N|@handle…] [bluesky|mastodon]", summary: "I follow them for you from your account: all, the first N, or the ones you name" },
     auto: { words: ["auto"], args: "on|off", summary: "follow newcomers you followed on X automatically" },
     stop: { words: ["stop", "unsubscribe"], args: "", summary: "I never write to you first again" },
-    forget: { words: ["forget"], args: "", summary: "delete everything I know about you (asks to confirm)" },
+    forget: { words: ["forget"], args: "[confirm]", summary: "delete everything I know about you (asks to confirm)" },
     archive: { words: ["archive"], args: "", summary: "a private link to upload your X archive: I find whom you followed there" },
   },
   m: {

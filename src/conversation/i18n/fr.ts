@@ -138,7 +138,7 @@ export const fr: Locale = {
     reconnect: { words: ["reconnecter", "suivre"], args: "[tout|N|@compte…] [bluesky|mastodon]", summary: "je les suis pour vous depuis votre compte : tous, les N premiers, ou ceux que vous nommez" },
     auto: { words: ["auto"], args: "oui|non", summary: "suivre automatiquement les personnes que vous suiviez sur X quand elles arrivent" },
     stop: { words: ["stop", "arrêt", "arrêter"], args: "", summary: "je ne vous écris plus jamais le premier" },
-    forget: { words: ["oublier", "oublie-moi"], args: "", summary: "effacer tout ce que je sais de vous (demande confirmation)" },
+    forget: { words: ["oublier", "oublie-moi"], args: "[confirmer]", summary: "effacer tout ce que je sais de vous (demande confirmation)" },
     archive: { words: ["archive"], args: "", summary: "un lien privé pour déposer votre archive X : j’y retrouve qui vous suiviez" },
   },
   m: {
