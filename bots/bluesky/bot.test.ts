@@ -703,14 +703,24 @@ describe("answers cut off midway", () => {
   const thirdLogs: Array<Record<string, unknown>> = [];
   /** Loses the answer to the next record the bot creates: made on the PDS, an error for the bot. */
   let loseNextCreateAnswer = false;
+  /** Loses the answer to the n-th chat message the bot sends: stored by the chat service, an error for the bot. */
+  let loseSendAnswerNumber = 0;
 
   beforeAll(async () => {
     thirdUser = await net.createUser("thirdbot");
     const cutting: typeof globalThis.fetch = async (input, init) => {
       const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
-      if (url.pathname.endsWith("/chat.bsky.convo.sendMessage") && ++sends === failSendNumber) {
-        cutSends++;
-        throw new TypeError("fetch failed");
+      if (url.pathname.endsWith("/chat.bsky.convo.sendMessage")) {
+        const n = ++sends;
+        if (n === failSendNumber) {
+          cutSends++;
+          throw new TypeError("fetch failed");
+        }
+        if (n === loseSendAnswerNumber) {
+          cutSends++;
+          await globalThis.fetch(input, init);
+          throw new TypeError("fetch failed");
+        }
       }
       if (url.pathname.endsWith("/com.atproto.repo.createRecord") && loseNextCreateAnswer) {
         loseNextCreateAnswer = false;
@@ -761,6 +771,48 @@ describe("answers cut off midway", () => {
     const [row] = await db.sql<{ window_count: number }[]>`
       select window_count from conversation_sender where sender_key = ${senderKey({ platform: "bluesky", stableId: cut.did })}`;
     expect(row!.window_count).toBe(1);
+  });
+
+  it("sends a chat piece once when the chat service stored it but its answer was lost", async () => {
+    const witness = await net.createUser("witness2");
+    await net.processAll();
+    await say(witness, "help");
+    await third.nextPoll();
+    const whole = answers(witness);
+    expect(whole.length).toBeGreaterThanOrEqual(2);
+    for (const lost of [1, 2]) {
+      const user = await net.createUser(`lostanswer${lost}`);
+      await net.processAll();
+      const cutsBefore = cutSends;
+      loseSendAnswerNumber = sends + lost; // the first, then the second, piece's answer is lost
+      await say(user, "help");
+      await third.nextPoll();
+      await third.nextPoll();
+      expect(cutSends).toBe(cutsBefore + 1);
+      expect(answers(user)).toEqual(whole);
+    }
+  });
+
+  it("sends a mention's private answer once when the chat service stored it but its answer was lost", async () => {
+    const quin = await net.createUser("quinlost", { allowIncoming: "all" });
+    await knownPersonWithMatches(quin, 2);
+    await net.processAll();
+    const rt = new RichText({ text: `@${thirdUser.handle} status` });
+    await rt.detectFacets(quin.agent);
+    const cutsBefore = cutSends;
+    loseSendAnswerNumber = sends + 1;
+    await quin.agent.com.atproto.repo.createRecord({
+      repo: quin.did,
+      collection: "app.bsky.feed.post",
+      record: { $type: "app.bsky.feed.post", text: rt.text, facets: rt.facets, createdAt: new Date().toISOString() },
+    });
+    await net.processAll();
+    await third.nextPoll();
+    await third.nextPoll();
+    expect(cutSends).toBe(cutsBefore + 1);
+    const dms = net.chat.messagesBetween(thirdUser.did, quin.did).filter((m) => m.sender.did === thirdUser.did);
+    expect(dms.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(dms.map((m) => m.text)).size).toBe(dms.length);
   });
 
   it("posts an announcement once when the PDS's answer is lost, and returns it", async () => {

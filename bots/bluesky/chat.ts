@@ -147,7 +147,7 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
       isPrivate,
       replyTo: { convoId, messageId: message.id },
     });
-    const resumed = claim.status === "resume" ? { replies: claim.replies, sent: claim.sent } : undefined;
+    const resumed = claim.status === "resume" ? { replies: claim.replies, sent: claim.sent, since: message.sentAt } : undefined;
     // A resumed answer is sent the way it was written (the conversation's
     // kind may have been unknown then): a list of texts was written as a
     // private answer, and only ever goes to the sender.
@@ -178,7 +178,7 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
   }
 }
 
-type Resumed = { replies: unknown; sent: number } | undefined;
+type Resumed = { replies: unknown; sent: number; since: string } | undefined;
 
 /**
  * A direct conversation: every answer, private or not, goes into it
@@ -200,6 +200,7 @@ async function answerDirect(ctx: ChatContext, held: HeldClaim, convoId: string |
   if (texts.length) {
     const progress: ChatProgress = {
       skip: resumed?.sent ?? 0,
+      ...(resumed ? { resumedSince: resumed.since } : {}),
       onSent: (n: number) => state.saveSent(account, eventId, token, n),
       beforeSend: () => held.check(),
       signal: held.signal,
@@ -225,10 +226,11 @@ async function answerInGroup(ctx: ChatContext, held: HeldClaim, convoId: string,
   }
   const saved = answer;
   const keep = () => state.saveReplies(account, eventId, token, saved);
-  const { publicTexts } = await sendPrivatePart(ctx, held, sender, saved, resumed?.sent ?? 0, keep);
+  const { publicTexts } = await sendPrivatePart(ctx, held, sender, saved, resumed?.sent ?? 0, keep, resumed?.since);
   if (publicTexts.length) {
     const sent = await ctx.outbox.sendToConvo(convoId, publicTexts, [sender], {
       skip: saved.groupSent ?? 0,
+      ...(resumed ? { resumedSince: resumed.since } : {}),
       onSent: async (n) => {
         saved.groupSent = n;
         await keep();

@@ -212,7 +212,7 @@ async function answerMention(
   }
   const saved = answer;
   const keep = () => state.saveReplies(account, n.uri, token, saved);
-  const { publicTexts, dmRefused } = await sendPrivatePart(ctx, held, sender, saved, sent, keep);
+  const { publicTexts, dmRefused } = await sendPrivatePart(ctx, held, sender, saved, sent, keep, resumed ? n.indexedAt : undefined);
   if (publicTexts.length) {
     await ctx.outbox.replyInThread(thread, publicTexts, sender, answer.language, {
       ...(saved.thread ? { saved: saved.thread } : {}),

@@ -5,7 +5,7 @@
  * in order) through the PDS's chat proxy.
  */
 import { ForeignPostError } from "../../src/announce/public.ts";
-import { RichText, type AtpAgent, type Agent } from "@atproto/api";
+import { RichText, type AtpAgent, type Agent, type ChatBskyConvoDefs } from "@atproto/api";
 import { TID } from "@atproto/common-web";
 import type { Logger } from "../../src/logger.ts";
 import { ChatUnavailableError, errorName, isAuthFailure, isTransient } from "./errors.ts";
@@ -56,6 +56,14 @@ export interface SendGuard {
 export interface ChatProgress extends SendGuard {
   skip?: number;
   onSent?: (sent: number) => Promise<void>;
+  /**
+   * On a retry: when the message being answered was sent (ISO). The first
+   * piece still to send may have reached the conversation on the try whose
+   * answer was lost (only that one: each piece is recorded once its send is
+   * answered). If the conversation's newest message is the bot's, sent
+   * since then, with that piece's text, it counts as sent.
+   */
+  resumedSince?: string;
 }
 
 export type DmResult = { delivered: true; convoId: string } | { delivered: false; reason: string };
@@ -285,6 +293,14 @@ export class Outbox {
     return sent === true ? { delivered: true, convoId } : { delivered: false, reason: sent };
   }
 
+  /** Whether the conversation's newest message is the bot's, sent since `since`, reading `text`. */
+  private async lastSentWas(convoId: string, text: string, since: string, options: { signal?: AbortSignal }): Promise<boolean> {
+    const res = await this.chat((chat) => chat.chat.bsky.convo.getMessages({ convoId, limit: 1 }, options));
+    const newest = res.data.messages[0] as ChatBskyConvoDefs.MessageView | undefined;
+    if (newest?.$type !== "chat.bsky.convo.defs#messageView" || newest.sender.did !== this.agent.did) return false;
+    return Date.parse(newest.sentAt) >= Date.parse(since) && newest.text.trim() === text.trim();
+  }
+
   /** Sends `texts` into a conversation, in order; true, or the refusal's name. */
   async sendToConvo(
     convoId: string,
@@ -295,7 +311,18 @@ export class Outbox {
     const pieces = texts.flatMap((t) => splitGraphemes(t, CHAT_LIMIT));
     const options = progress.signal ? { signal: progress.signal } : {};
     // `skip`: pieces an earlier try sent already; `onSent`: how many are sent now.
-    for (let i = progress.skip ?? 0; i < pieces.length; i++) {
+    let start = progress.skip ?? 0;
+    if (progress.resumedSince !== undefined && start < pieces.length) {
+      try {
+        if (await this.lastSentWas(convoId, pieces[start]!, progress.resumedSince, options)) await progress.onSent?.(++start);
+      } catch (error) {
+        if (error instanceof ChatUnavailableError) return CHAT_UNAVAILABLE;
+        const name = errorName(error);
+        if (!isTransient(error) && name && REFUSALS.has(name)) return name;
+        throw error;
+      }
+    }
+    for (let i = start; i < pieces.length; i++) {
       const piece = pieces[i]!;
       await progress.beforeSend?.();
       try {

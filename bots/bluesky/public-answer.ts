@@ -63,12 +63,15 @@ export async function sendPrivatePart(
   answer: PublicPlaceAnswer,
   sentPhase: number,
   keep: () => Promise<void>,
+  /** On a retry: when the message answered was sent (see ChatProgress.resumedSince). */
+  resumedSince?: string,
 ): Promise<{ publicTexts: string[]; dmRefused: boolean }> {
   let phase = sentPhase;
   if (phase === 0) {
     const dm = answer.privateTexts.length
       ? await ctx.outbox.sendDm(sender, answer.privateTexts, {
           skip: answer.dmSent ?? 0,
+          ...(resumedSince !== undefined ? { resumedSince } : {}),
           onSent: async (pieces) => {
             answer.dmSent = pieces;
             await keep();
