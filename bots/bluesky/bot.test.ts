@@ -1296,6 +1296,19 @@ describe("events that keep failing", () => {
     expect(fromBot(vic)).toHaveLength(1);
   });
 
+  it("skips a chat message from an account taken down since, and answers the next one (the chat is not held up)", async () => {
+    const spam = await net.createUser("spamtaken");
+    const ann = await net.createUser("annanext");
+    await net.processAll();
+    const gone = await send(spam, "help");
+    // The AppView takes the account down before the bot reads its profile.
+    await net.network.bsky.db.db.updateTable("actor").set({ takedownRef: "spam" }).where("did", "=", spam.did).execute();
+    const next = await send(ann, "help");
+    await until("the message after the taken-down sender's answered", async () => (await event(next))?.state === "done");
+    expect((await event(gone))?.state).toBe("skipped");
+    expect(fromBot(spam)).toHaveLength(0);
+  });
+
   it("gives up, without a word, a chat message from a sender whose profile cannot be read (it may be a bot)", async () => {
     const zoe = await net.createUser("zoe");
     const ana = await net.createUser("anabel");

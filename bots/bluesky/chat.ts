@@ -9,7 +9,7 @@
  */
 import type { AppBskyActorDefs, ChatBskyConvoDefs, ChatBskyConvoGetLog } from "@atproto/api";
 import type { Incoming } from "../../src/conversation/index.ts";
-import { ChatUnavailableError, describe, EventBusyError, isRetryable } from "./errors.ts";
+import { ChatUnavailableError, describe, errorName, EventBusyError, isRetryable } from "./errors.ts";
 import { settleFailedEvent, tellGaveUp } from "./event-failure.ts";
 import { isBotLabelled } from "./labels.ts";
 import { HeldClaim } from "./claim.ts";
@@ -26,7 +26,7 @@ export type ConvoKind = "direct" | "group";
 
 export interface ChatContext extends MentionContext {
   /** Senders' profiles (handle, bot label), cached for PROFILE_TTL_MS. */
-  profiles: Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>;
+  profiles: Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | "gone" | undefined }>;
   /** Each conversation's kind, once looked up. */
   convoKinds: Map<string, ConvoKind>;
 }
@@ -81,14 +81,24 @@ function createdMessage(entry: LogEntry): { convoId: string; message: ChatBskyCo
   return message.$type === "chat.bsky.convo.defs#messageView" ? { convoId, message: message as ChatBskyConvoDefs.MessageView } : undefined;
 }
 
-async function profileOf(ctx: ChatContext, did: string) {
+/** What the AppView answers for a sender whose account is gone: taken down, deactivated, suspended. */
+const SENDER_GONE = new Set(["AccountTakedown", "AccountDeactivated", "AccountSuspended"]);
+
+/**
+ * The sender's profile: undefined when it cannot be read for a reason that
+ * will not change, `"gone"` when the account was taken down or deactivated.
+ * (Those answers are about the account asked for, not the bot's session:
+ * retried like a refused session, one such sender would hold up the chat.)
+ */
+async function profileOf(ctx: ChatContext, did: string): Promise<AppBskyActorDefs.ProfileViewDetailed | "gone" | undefined> {
   const cached = ctx.profiles.get(did);
   if (cached && Date.now() - cached.at < PROFILE_TTL_MS) return cached.profile;
-  let profile: AppBskyActorDefs.ProfileViewDetailed | undefined;
+  let profile: AppBskyActorDefs.ProfileViewDetailed | "gone" | undefined;
   try {
     profile = (await ctx.agent.app.bsky.actor.getProfile({ actor: did })).data;
   } catch (error) {
-    if (isRetryable(error)) throw error;
+    if (SENDER_GONE.has(errorName(error) ?? "")) profile = "gone";
+    else if (isRetryable(error)) throw error;
   }
   ctx.profiles.set(did, { at: Date.now(), profile });
   return profile;
@@ -134,7 +144,7 @@ async function handleMessage(ctx: ChatContext, convoId: string, message: ChatBsk
   let notABot = false;
   try {
     const profile = await profileOf(ctx, message.sender.did);
-    if (isBotLabelled(profile?.labels)) {
+    if (profile === "gone" || isBotLabelled(profile?.labels)) {
       await state.finish(account, eventId, held.token, "skipped");
       return false;
     }

@@ -10,7 +10,6 @@
  * handling that reads Bluesky's `ratelimit-*` headers — none of which
  * @skyware/bot 0.3.12 exposes.
  */
-import type { AppBskyActorDefs } from "@atproto/api";
 import type { Config } from "../../src/config.ts";
 import { botNamesFrom, ConversationEngine, type EngineContext } from "../../src/conversation/index.ts";
 import type { Logger } from "../../src/logger.ts";
@@ -181,7 +180,7 @@ export function startBlueskyBot(options: {
       ...(opts.notificationPageSize ? { pageSize: opts.notificationPageSize } : {}),
       ...(opts.notificationSweepMs !== undefined ? { sweepEveryMs: opts.notificationSweepMs } : {}),
     };
-    const chatCtx: ChatContext = { ...base, profiles: new Map<string, { at: number; profile: AppBskyActorDefs.ProfileViewDetailed | undefined }>(), convoKinds: new Map() };
+    const chatCtx: ChatContext = { ...base, profiles: new Map(), convoKinds: new Map() };
     let profileDone = false;
     let lastPurge = 0;
     readyResolve({ ...bot, via: session.via });
