@@ -11,6 +11,9 @@ import type { Identity, JobCounts, ReconnectJob, Store, TargetPlatform } from ".
 import { localeFor } from "./locale.ts";
 import type { Messenger } from "./messenger.ts";
 
+/** Tries of a summary that is not delivered (one a rescan, every minute): about ten minutes, past a restart. */
+const SUMMARY_TRIES = 10;
+
 type JobRef = Pick<ReconnectJob, "id" | "personId" | "platform" | "notifyIdentityId">;
 
 export class Reports {
@@ -44,21 +47,31 @@ export class Reports {
     await this.tell(job.personId, job.notifyIdentityId, (l) => l.r.progress(job.platform, counts));
   }
 
-  /** The final summary, once per job however many workers finish it. */
+  /**
+   * The final summary, once per job however many workers finish it. One
+   * not delivered (the bot not logged in yet after a restart, a server that
+   * did not answer) is left for the rescan to try again, a few times.
+   */
   async summary(job: JobRef, counts: JobCounts): Promise<void> {
     if (!(await this.store.reconnectJobs.claimSummary(job.id))) return;
-    await this.tell(job.personId, job.notifyIdentityId, (l) => l.r.summary(job.platform, counts, listFailedCommand(l, job.platform)));
+    const delivered = await this.tell(job.personId, job.notifyIdentityId, (l) => l.r.summary(job.platform, counts, listFailedCommand(l, job.platform)));
+    if (!delivered && (await this.store.reconnectJobs.releaseSummary(job.id, SUMMARY_TRIES))) {
+      this.log.info({ job: job.id }, "reconnect: the summary will be tried again");
+    }
   }
 
-  private async tell(personId: number, identityId: number | null, text: (locale: Locale) => string): Promise<void> {
+  /** Tells the person; false when a DM could not be delivered (true when nobody can be told: nothing to retry). */
+  private async tell(personId: number, identityId: number | null, text: (locale: Locale) => string): Promise<boolean> {
     const to = await this.recipient(personId, identityId);
-    if (!to) return;
+    if (!to) return true;
     const message = text(await localeFor(this.store, personId, this.config));
     try {
-      if (!(await this.messenger.send(to, message))) this.log.info({ identity: to.id }, "reconnect: DM not delivered");
+      if (await this.messenger.send(to, message)) return true;
+      this.log.info({ identity: to.id }, "reconnect: DM not delivered");
     } catch (error) {
       this.log.warn({ err: error instanceof Error ? error.message : String(error), identity: to.id }, "reconnect: DM failed");
     }
+    return false;
   }
 
   /** The account the request came from, else one the bots can write to. */

@@ -76,6 +76,19 @@ describe("reconnect jobs", () => {
     expect(new Set(await store.reconnectJobs.selectTargets(p.personId, "bluesky"))).toEqual(new Set([p.targets[2], p.targets[3]]));
   });
 
+  it("count failed runs in a row only: a run that records outcomes starts the count again", async () => {
+    const { personId, targets } = await withMatches(3);
+    const { job } = await store.reconnectJobs.open(personId, "bluesky", "all", targets, null);
+    const delay = () => 1;
+    expect((await store.reconnectJobs.countFailure(job.id, "502", delay)).failures).toBe(1);
+    expect((await store.reconnectJobs.countFailure(job.id, "502", delay)).failures).toBe(2);
+    await store.reconnectJobs.record(job, [{ personId: targets[0]!, outcome: "followed" }]);
+    expect((await store.reconnectJobs.countFailure(job.id, "502", delay)).failures).toBe(1);
+    // Nothing new recorded (a target recorded already): the count goes on.
+    await store.reconnectJobs.record(job, [{ personId: targets[0]!, outcome: "followed" }]);
+    expect((await store.reconnectJobs.countFailure(job.id, "502", delay)).failures).toBe(2);
+  });
+
   it("let one progress message through per interval, and one summary ever", async () => {
     const p = await withMatches(1);
     const { job } = await store.reconnectJobs.open(p.personId, "bluesky", "all", p.targets, null);

@@ -287,7 +287,9 @@ export class ReconnectJobs {
     // a forget's cascade (src/store/lock-order.test.ts). In id order, as
     // a merge takes its two.
     await this.db`select 1 from person where id = any(${[job.personId, ...ids]}::int[]) order by id for key share`;
-    // One statement: only targets recorded now (not before) settle their match.
+    // One statement: only targets recorded now (not before) settle their
+    // match; and a run that got somewhere ends the count of failed runs in a
+    // row (a long job meets scattered 5xx; only a run stuck on them gives up).
     await this.db`
       with e as (
         select * from unnest(${ids}::int[], ${outcomes}::text[], ${reasons}::text[], ${states as string[]}::text[], ${matchReasons}::text[])
@@ -295,7 +297,10 @@ export class ReconnectJobs {
       recorded as (
         update reconnect_target t set outcome = e.outcome, reason = e.reason, done_at = now()
         from e where t.job_id = ${job.id} and t.target_person_id = e.person_id and t.outcome is null
-        returning t.target_person_id)
+        returning t.target_person_id),
+      progressed as (
+        update reconnect_job set failures = 0
+        where id = ${job.id} and failures <> 0 and exists (select 1 from recorded))
       update match m set state = e.state::match_state, reason = e.match_reason, updated_at = now()
       from e join recorded r on r.target_person_id = e.person_id
       where m.person_id = ${job.personId} and m.platform = ${job.platform} and m.target_person_id = e.person_id
@@ -329,8 +334,19 @@ export class ReconnectJobs {
   /** Claims the summary: true once per job, however many workers finish it; never for a cancelled job. */
   async claimSummary(jobId: number): Promise<boolean> {
     const result = await this.db`
-      update reconnect_job set summary_sent_at = now()
+      update reconnect_job set summary_sent_at = now(), summary_tries = summary_tries + 1
       where id = ${jobId} and summary_sent_at is null and state <> 'cancelled'`;
+    return result.count > 0;
+  }
+
+  /**
+   * Gives back the claim on a summary that could not be delivered, so the
+   * rescan tries again — unless it was tried `maxTries` times already.
+   */
+  async releaseSummary(jobId: number, maxTries: number): Promise<boolean> {
+    const result = await this.db`
+      update reconnect_job set summary_sent_at = null
+      where id = ${jobId} and summary_sent_at is not null and summary_tries < ${maxTries}`;
     return result.count > 0;
   }
 
