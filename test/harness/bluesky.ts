@@ -5,7 +5,7 @@
  * PDS reaches for `did:web:api.bsky.chat#bsky_chat` through its own identity
  * resolver, as in production. Start it once per test file.
  */
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { AtpAgent, type Agent } from "@atproto/api";
 import { TestNetwork } from "@atproto/dev-env";
 import { inject } from "vitest";
@@ -159,4 +159,22 @@ export function createFollow(agent: Agent, did: string, subject: string) {
       },
     ],
   });
+}
+
+/**
+ * An access token as the local PDS signs them for password and app-password
+ * sessions, expired a minute ago: what a long-lived agent holds once its
+ * token has run out (the PDS answers it `ExpiredToken`).
+ */
+export function expiredAccessToken(net: BlueskyNetwork, did: string): string {
+  const now = Math.floor(Date.now() / 1000);
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const body = `${part({ typ: "at+jwt", alg: "HS256" })}.${part({
+    scope: "com.atproto.appPass",
+    aud: net.network.pds.ctx.cfg.service.did,
+    sub: did,
+    iat: now - 7200,
+    exp: now - 60,
+  })}`;
+  return `${body}.${createHmac("sha256", net.network.pds.jwtSecretKey()).update(body).digest("base64url")}`;
 }

@@ -4,13 +4,12 @@
  * without a new login, and revoked app passwords ending in
  * AuthorizationExpiredError.
  */
-import { createHmac } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { AtpAgent } from "@atproto/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { appViewFollows, createFollow, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
+import { appViewFollows, createFollow, expiredAccessToken, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
 import { createTestDatabase } from "../../../test/harness/database.ts";
 import { importRegistry, REGISTRY_COLUMNS } from "../../import/registry.ts";
 import { createLogger } from "../../logger.ts";
@@ -31,22 +30,6 @@ const calls: string[] = [];
 let expireNextWrite = false;
 const realFetch = globalThis.fetch;
 
-/**
- * An access token as the PDS signs them for app passwords, expired a minute
- * ago: what a long-lived agent holds once its token has run out.
- */
-function expiredAccessToken(did: string): string {
-  const now = Math.floor(Date.now() / 1000);
-  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const body = `${part({ typ: "at+jwt", alg: "HS256" })}.${part({
-    scope: "com.atproto.appPass",
-    aud: net.network.pds.ctx.cfg.service.did,
-    sub: did,
-    iat: now - 7200,
-    exp: now - 60,
-  })}`;
-  return `${body}.${createHmac("sha256", net.network.pds.jwtSecretKey()).update(body).digest("base64url")}`;
-}
 
 async function appPassword(user: TestUser, name: string): Promise<string> {
   const res = await user.agent.com.atproto.server.createAppPassword({ name });
@@ -76,7 +59,7 @@ beforeAll(async () => {
     if (expireNextWrite && url.includes("/xrpc/com.atproto.repo.applyWrites")) {
       expireNextWrite = false;
       const request = new Request(input, init);
-      request.headers.set("authorization", `Bearer ${expiredAccessToken(bob.did)}`);
+      request.headers.set("authorization", `Bearer ${expiredAccessToken(net, bob.did)}`);
       return realFetch(request);
     }
     return realFetch(input, init);

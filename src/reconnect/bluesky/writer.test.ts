@@ -8,7 +8,7 @@ import { AtpAgent, type CredentialSession } from "@atproto/api";
 import { TID } from "@atproto/common-web";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WriteBudgets } from "../../store/write-budget.ts";
-import { startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
+import { expiredAccessToken, startBlueskyNetwork, type BlueskyNetwork, type TestUser } from "../../../test/harness/bluesky.ts";
 import { startFlakyProxy } from "../../../test/harness/bluesky-proxy.ts";
 import { createTestDatabase, type TestDatabase } from "../../../test/harness/database.ts";
 import { BlueskyWriteBudget, type WriteLimits } from "../budget.ts";
@@ -339,6 +339,22 @@ describe("BlueskyWriter", () => {
     await p.writer().run(resumed);
     expect(resumed.count("followed")).toBe(4);
     expect((await p.follows()).sort()).toEqual(accounts.slice(0, 12).sort());
+  });
+
+  it("waits out a refresh that fails on the network (the session is intact): no AuthorizationExpiredError, and the next run follows", async () => {
+    const p = await person();
+    const session = p.agent.sessionManager as CredentialSession;
+    // The access token has run out, and the refresh that follows cannot reach the PDS.
+    session.session = { ...session.session!, accessJwt: expiredAccessToken(net, p.user.did) };
+    p.fault = (method) => (method === "com.atproto.server.refreshSession" ? failedFetch() : undefined);
+    const run = new MemoryRun(targets(accounts.slice(20, 22)));
+    const error = await p.writer({ sleep: async () => {}, retries: 2 }).run(run).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(AuthorizationExpiredError);
+    p.fault = undefined;
+    const resumed = run.resumed();
+    await p.writer().run(resumed);
+    expect(resumed.count("followed")).toBe(2);
   });
 
   it("turns a session the PDS refuses into AuthorizationExpiredError", async () => {

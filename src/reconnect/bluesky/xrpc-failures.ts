@@ -7,8 +7,14 @@
 /** rate-limited: 429; auth: the session is dead; transient: no (usable) answer; rejected: a 4xx refusal. */
 export type Failure = "rate-limited" | "auth" | "transient" | "rejected";
 
-/** Error codes meaning the person must authorize again (their own account deactivated or taken down included). */
-const AUTH_ERRORS = new Set(["ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing", "AccountTakedown", "AccountDeactivated"]);
+/**
+ * Error codes meaning the person must authorize again (their own account
+ * deactivated or taken down included). Not `ExpiredToken`, nor a bare 401:
+ * the agents refresh on those, and pass them through only when the refresh
+ * could not reach the server (the session is intact: wait and retry); a
+ * session that is really gone reaches here as a SESSION_ERRORS cause.
+ */
+const AUTH_ERRORS = new Set(["InvalidToken", "AuthenticationRequired", "AuthMissing", "AccountTakedown", "AccountDeactivated"]);
 /**
  * Thrown by @atproto/oauth-client when a session cannot be refreshed or was
  * revoked, and by our agents (app password, OAuth) when the authorization is
@@ -24,7 +30,8 @@ export function classify(error: unknown): Failure {
   const status = (error as { status?: unknown }).status;
   if (typeof status !== "number") return "transient"; // fetch failed before any answer
   if (status === 429) return "rate-limited";
-  if (status === 401 || AUTH_ERRORS.has(errorCode(error))) return "auth";
+  if (AUTH_ERRORS.has(errorCode(error))) return "auth";
+  if (status === 401 || errorCode(error) === "ExpiredToken") return "transient";
   if (status < 100 || status >= 500) return "transient"; // 1: no answer, 2: unreadable answer
   return "rejected";
 }
