@@ -357,6 +357,36 @@ describe("BlueskyWriter", () => {
     expect(resumed.count("followed")).toBe(2);
   });
 
+  it("reads every record back when a request of unknown fate lands late under a larger retry: only what is in the repo counts as followed", async () => {
+    const p = await person();
+    // The budget grants 4 first (it was short), then all 5.
+    const real = new BlueskyWriteBudget(new WriteBudgets(db.sql));
+    const caps = [4];
+    const budget: BlueskyWriteBudget = Object.assign(Object.create(real) as BlueskyWriteBudget, {
+      reserve: (did: string, wanted: number) => real.reserve(did, Math.min(wanted, caps.shift() ?? wanted)),
+    });
+    // The first write's answer is lost, and the write itself reaches the PDS only just before the retry does.
+    let held: (() => Promise<Response>) | undefined;
+    let writes = 0;
+    p.fault = async (method, send) => {
+      if (method !== "com.atproto.repo.applyWrites") return undefined;
+      if (++writes === 1) {
+        held = send;
+        return failedFetch();
+      }
+      if (held) {
+        await (await held()).body?.cancel();
+        held = undefined;
+      }
+      return undefined;
+    };
+    const run = new MemoryRun(targets(accounts.slice(30, 35)));
+    await new BlueskyWriter({ agent: p.agent, did: p.user.did, budget, sleep: async () => {} }).run(run);
+    expect(run.count("followed")).toBe(5);
+    const follows = await p.follows();
+    expect(follows.sort()).toEqual(accounts.slice(30, 35).sort());
+  });
+
   it("turns a session the PDS refuses into AuthorizationExpiredError", async () => {
     const p = await person();
     const session = p.agent.sessionManager as CredentialSession;

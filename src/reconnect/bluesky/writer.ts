@@ -252,38 +252,37 @@ export class BlueskyWriter implements FollowWriter {
           await this.budget.noteServerLimit(this.did, { remaining: 0, resetAt: rateLimitedUntil(error, this.now()) });
           continue; // the budget now waits (or throws) until the reset
         }
-        // Unknown fate or a refusal: the batch is atomic, so one record of
-        // this run's tells whether it landed. A dead run's records may have
-        // landed meanwhile (then this batch was refused for them): those are
-        // followed, and the rest is written again.
-        const own = batch.find((f) => !f.reused);
-        if (!own || (await this.subjectAt(own.rkey, error)) === undefined) {
-          const late: Follow[] = [];
-          let clashed = false;
-          for (const f of batch.filter((f) => f.reused)) {
-            const subject = await this.subjectAt(f.rkey, error);
-            if (subject === f.did) late.push(f);
-            else if (subject !== undefined) {
-              // That rkey now holds another follow (the target's account
-              // changed since the dead run): a fresh one, marked anew.
-              Object.assign(f, { rkey: "", marked: false, reused: false });
-              clashed = true;
-            }
+        // Unknown fate or a refusal. The batch is atomic, but an earlier
+        // request whose fate was unknown (this run's, or a dead run's) may
+        // have landed since with some of the same rkeys, so that this one
+        // was refused for them: what is in the repo is read record by
+        // record. Those there are followed; the rest is written again.
+        const found = await this.inRepo(batch, error);
+        const landed = batch.filter((f, i) => found[i] === f.did);
+        let clashed = false;
+        batch.forEach((f, i) => {
+          if (found[i] !== undefined && found[i] !== f.did) {
+            // That rkey holds another follow (a dead run's marker, and the
+            // target's account changed since): a fresh one, marked anew.
+            Object.assign(f, { rkey: "", marked: false, reused: false });
+            clashed = true;
           }
-          if (late.length > 0) {
+        });
+        if (landed.length > 0 || clashed) {
+          if (landed.length > 0) {
             failures = 0;
-            await run.record(late.flatMap((f) => f.personIds.map((personId) => ({ personId, outcome: "followed" as const }))));
-            pending = pending.filter((f) => !late.includes(f));
+            await run.record(landed.flatMap((f) => f.personIds.map((personId) => ({ personId, outcome: "followed" as const }))));
+            pending = pending.filter((f) => !landed.includes(f));
           }
-          if (late.length > 0 || clashed) continue;
-          if (failure === "transient") {
-            if (++failures > this.retries) throw error;
-            await this.sleep(this.backoffMs * 2 ** (failures - 1), signal);
-            continue; // same rkeys: if the lost request lands after all, the retry is refused, not doubled
-          }
-          outcome = "failed";
-          reason = errorCode(error);
+          continue;
         }
+        if (failure === "transient") {
+          if (++failures > this.retries) throw error;
+          await this.sleep(this.backoffMs * 2 ** (failures - 1), signal);
+          continue; // same rkeys: if the lost request lands after all, the retry is refused, not doubled
+        }
+        outcome = "failed";
+        reason = errorCode(error);
       }
       failures = 0;
       await run.record(batch.flatMap((f) => f.personIds.map((personId) => ({ personId, outcome, ...(reason ? { reason } : {}) }))));
@@ -301,6 +300,20 @@ export class BlueskyWriter implements FollowWriter {
       if (wait > this.maxWaitMs) throw new RateLimitedError(r.retryAt);
       await this.sleep(Math.max(0, wait), signal);
     }
+  }
+
+  /** Whom each follow's record follows (see `subjectAt`), a few reads at a time. */
+  private async inRepo(batch: readonly Follow[], cause: unknown): Promise<(string | undefined)[]> {
+    const found: (string | undefined)[] = new Array(batch.length);
+    let next = 0;
+    const reader = async () => {
+      while (next < batch.length) {
+        const i = next++;
+        found[i] = await this.subjectAt(batch[i]!.rkey, cause);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, batch.length) }, reader));
+    return found;
   }
 
   /**
