@@ -173,6 +173,15 @@ describe.each(Object.entries(LANGS))("in %s", (lang, words) => {
     expect(fedi).not.toContain(r.targets.bob);
   });
 
+  it("list tells a follow request a locked account has not accepted yet from a follow", async () => {
+    const r = await registered();
+    const dave = (await w.store.identities.find({ platform: "fediverse", handle: r.targets.dave }))!.personId;
+    const { job } = await w.store.transaction((s) => s.reconnectJobs.open(r.personId, "fediverse", "all", [dave], null));
+    await w.store.transaction((s) => s.reconnectJobs.record(job, [{ personId: dave, outcome: "requested" }]));
+    const text = privateText(await w.send(r.bsky, words.listMastodon));
+    expect(text).toContain(lang === "fr" ? "demande en attente" : "request pending");
+  });
+
   it("list answers its usage to a bad argument", async () => {
     const r = await registered();
     const text = allText(await w.send(r.bsky, `${words.list} banana`));

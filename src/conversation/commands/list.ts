@@ -40,7 +40,8 @@ export const list: Command = {
           handle,
           xUsername: e.xUsername,
           state: e.state,
-          reason: e.state === "failed" ? e.reason : null,
+          // A follow request a locked account has not accepted yet reads as such, not as a follow.
+          reason: e.state === "failed" || (e.state === "followed" && e.reason?.startsWith("requested")) ? e.reason : null,
           url: profileUrl(platform, e.handle, e.stableId),
         }),
       );
