@@ -1003,6 +1003,28 @@ describe("an app password without access to direct messages", () => {
     // Still one error line: the refusal is not logged again for each mention or poll.
     expect(own.filter((l) => (l.level as number) >= 50)).toHaveLength(1);
   });
+
+  it("answers, once given DM access, the chat messages sent since its first start (not only those after)", async () => {
+    const rhea = await net.createUser("rheachat");
+    await net.processAll();
+    const chat = rhea.agent.withProxy("bsky_chat", "did:web:api.bsky.chat");
+    const convo = (await chat.chat.bsky.convo.getConvoForMembers({ members: [dmlessUser.did] })).data.convo;
+    await chat.chat.bsky.convo.sendMessage({ convoId: convo.id, message: { text: "help" } });
+    await dmless.nextPoll();
+    expect(net.chat.messagesBetween(dmlessUser.did, rhea.did).filter((m) => m.sender.did === dmlessUser.did)).toHaveLength(0);
+    // The person ticks "allow access to your direct messages": a new app password, a restart.
+    await dmless.stop();
+    const privileged = await dmlessUser.agent.com.atproto.server.createAppPassword({ name: "reconnexion-dm", privileged: true });
+    dmless = start({
+      config: { ...config, bluesky: { ...config.bluesky, handle: dmlessUser.handle, appPassword: privileged.data.password } },
+      fetch: recordingFetch(calls),
+      logs: own,
+    });
+    await dmless.ready;
+    await dmless.nextPoll();
+    await dmless.nextPoll();
+    expect(net.chat.messagesBetween(dmlessUser.did, rhea.did).filter((m) => m.sender.did === dmlessUser.did).length).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe("a lost session", () => {

@@ -104,21 +104,29 @@ async function profileOf(ctx: ChatContext, did: string): Promise<AppBskyActorDef
   return profile;
 }
 
-/** One pass over the chat log; returns how many messages were answered. */
+/**
+ * One pass over the chat log; returns how many messages were answered.
+ * Nothing sent before the bot's first start is answered (when it began
+ * reading its notifications): not the history its first read of the log
+ * finds — nor does a first read that chat refused then (an app password
+ * without DM access, an outage) skip what was sent since.
+ */
 export async function pollChat(ctx: ChatContext): Promise<number> {
   const { state, account } = ctx;
   let cursor = await state.chatCursor(account);
-  const firstRun = cursor === undefined;
+  const { from } = await state.notificationsPosition(account);
+  // Accounts read before the first start was recorded: their first read skips the log's history whole.
+  const skipAll = cursor === undefined && from === undefined;
   let answered = 0;
   for (let page = 0; page < MAX_PAGES; page++) {
     const res = await ctx.outbox.chat((chat) => chat.chat.bsky.convo.getLog(cursor ? { cursor } : {}));
     const logs = res.data.logs;
-    if (!firstRun) {
+    if (!skipAll) {
       for (const entry of logs) {
         const created = createdMessage(entry);
-        if (created && created.message.sender.did !== ctx.bot.did) {
-          if (await handleMessage(ctx, created.convoId, created.message)) answered++;
-        }
+        if (!created || created.message.sender.did === ctx.bot.did) continue;
+        if (from && Date.parse(created.message.sentAt) < from.getTime()) continue;
+        if (await handleMessage(ctx, created.convoId, created.message)) answered++;
       }
     }
     if (!res.data.cursor || res.data.cursor === cursor) break;
@@ -126,7 +134,7 @@ export async function pollChat(ctx: ChatContext): Promise<number> {
     await state.saveChatCursor(account, cursor);
     if (logs.length === 0) break;
   }
-  if (firstRun && cursor === undefined) await state.saveChatCursor(account, "");
+  if (cursor === undefined) await state.saveChatCursor(account, "");
   return answered;
 }
 

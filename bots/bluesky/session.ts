@@ -2,8 +2,11 @@
  * Logging the bot in: the session is kept in the database (sealed) and
  * resumed at the next start — Bluesky allows few logins a day — and every
  * token refresh is saved as it happens. A password login happens only when
- * there is no saved session or the saved one is refused.
+ * there is no saved session, the saved one is refused, or it was opened
+ * with another app password than the one configured now (an operator who
+ * replaces it, say to give the bot access to direct messages, means it).
  */
+import { createHash } from "node:crypto";
 import { AtpAgent, type AtpSessionData } from "@atproto/api";
 import type { Logger } from "../../src/logger.ts";
 import type { BlueskyState } from "../../src/store/bluesky-state.ts";
@@ -34,21 +37,25 @@ export function accountKey(handle: string): string {
 export async function openSession(options: SessionOptions): Promise<OpenSession> {
   const key = accountKey(options.handle);
   const { state, log } = options;
+  // Which app password opened a session (a hash, kept sealed with it).
+  const credential = createHash("sha256").update(`${key}\0${options.appPassword}`).digest("base64url");
   const agent = new AtpAgent({
     service: options.service,
     fetch: options.fetch,
     persistSession(event, session) {
       if ((event === "create" || event === "update") && session) {
-        state.saveSession(key, session).catch((error: unknown) => log.error({ err: describe(error) }, "cannot save Bluesky session"));
+        state.saveSession(key, { ...session, credential }).catch((error: unknown) => log.error({ err: describe(error) }, "cannot save Bluesky session"));
       } else if (event === "expired") {
         state.saveSession(key, undefined).catch(() => {});
       }
     },
   });
-  const saved = (await state.loadSession(key)) as AtpSessionData | undefined;
-  if (saved?.accessJwt && saved.refreshJwt) {
+  const { credential: savedWith, ...saved } = ((await state.loadSession(key)) ?? {}) as Partial<AtpSessionData> & { credential?: string };
+  if (saved.accessJwt && saved.refreshJwt && savedWith !== credential) {
+    log.info("the saved Bluesky session was opened with another app password than BLUESKY_APP_PASSWORD: logging in with the new one");
+  } else if (saved.accessJwt && saved.refreshJwt) {
     try {
-      await agent.resumeSession(saved);
+      await agent.resumeSession(saved as AtpSessionData);
       return { agent, did: agent.session!.did, handle: agent.session!.handle, via: "resumed" };
     } catch (error) {
       // Only a refused session justifies a new login; anything else (network, PDS down) is retried by the caller.
