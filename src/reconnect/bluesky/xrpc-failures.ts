@@ -51,11 +51,18 @@ export function serverLimit(headers: Record<string, string | undefined> | undefi
   return { remaining, resetAt: new Date((reset + 1) * 1000) };
 }
 
-/** When a 429 ends: its `ratelimit-reset`, else `retry-after` seconds, else a minute. */
+/**
+ * When a 429 ends: its `ratelimit-reset`, else `retry-after` seconds, else a
+ * minute — and never sooner than a second from now (a reset already past,
+ * from a skewed clock, would have the writer ask again at once, and again).
+ */
 export function rateLimitedUntil(error: unknown, now: number): Date {
   const headers = (error as { headers?: Record<string, string | undefined> }).headers;
   const reset = serverLimit(headers)?.resetAt;
-  if (reset) return reset;
   const seconds = Number(headers?.["retry-after"]);
-  return new Date(now + (Number.isFinite(seconds) && seconds > 0 ? seconds : 60) * 1000);
+  const until = reset ? reset.getTime() : now + (Number.isFinite(seconds) && seconds > 0 ? seconds : 60) * 1000;
+  return new Date(Math.max(until, now + MIN_RATE_LIMIT_WAIT_MS));
 }
+
+/** The shortest wait after a 429. */
+const MIN_RATE_LIMIT_WAIT_MS = 1000;

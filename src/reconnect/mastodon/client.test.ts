@@ -54,6 +54,18 @@ describe("MastodonClient", () => {
     expect(c.rateLimit).toEqual({ limit: 300, remaining: 299, reset: new Date("2030-01-01T00:05:00Z") });
   });
 
+  it("reads an X-RateLimit-Reset given in Unix seconds, or in seconds from now, as other servers write it", async () => {
+    const now = Date.parse("2030-01-01T00:00:00Z");
+    answer = { status: 200, body: [], headers: { "X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "10", "X-RateLimit-Reset": String(now / 1000 + 300) } };
+    const epoch = client({ now: () => now });
+    await epoch.relationships(["1"]);
+    expect(epoch.rateLimit?.reset).toEqual(new Date(now + 300_000));
+    answer = { status: 200, body: [], headers: { "X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "120" } };
+    const relative = client({ now: () => now });
+    await relative.relationships(["1"]);
+    expect(relative.rateLimit?.reset).toEqual(new Date(now + 120_000));
+  });
+
   it("throws RateLimitedError on a 429: at the reset header, else after a back-off", async () => {
     answer = { status: 429, body: { error: "Too many requests" }, headers: { "X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "2030-01-01T00:05:00.000000Z" } };
     await expect(client().follow("1")).rejects.toMatchObject({ until: new Date("2030-01-01T00:05:00Z") });

@@ -245,7 +245,8 @@ export class MastodonClient {
     const remaining = Number(headers.get("x-ratelimit-remaining") ?? NaN);
     const resetHeader = headers.get("x-ratelimit-reset");
     const retryAfter = headers.get("retry-after");
-    let reset = resetHeader ? Date.parse(resetHeader) : NaN;
+    // Mastodon writes an ISO time; some servers Unix seconds, or seconds from now.
+    let reset = !resetHeader ? NaN : /^\d+$/.test(resetHeader) ? secondsToTime(Number(resetHeader), this.#now()) : Date.parse(resetHeader);
     if (Number.isNaN(reset) && retryAfter) {
       reset = /^\d+$/.test(retryAfter) ? this.#now() + Number(retryAfter) * 1000 : Date.parse(retryAfter);
     }
@@ -279,4 +280,9 @@ function errorText(json: unknown): string | undefined {
     if (typeof error === "string") return typeof description === "string" ? `${error}: ${description}` : error;
   }
   return undefined;
+}
+
+/** A reset given in whole seconds: a Unix time when it is one (after 2001), else a delay from `now`. */
+function secondsToTime(seconds: number, now: number): number {
+  return seconds > 1e9 ? seconds * 1000 : now + seconds * 1000;
 }
