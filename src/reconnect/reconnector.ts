@@ -312,7 +312,7 @@ export class Reconnector {
         return;
       }
       try {
-        await this.runLocked(jobId, identity, new ReconnectJobs(reserved));
+        await this.runLocked(jobId, identity, new ReconnectJobs(reserved), { lockClass, key });
       } finally {
         await reserved`select pg_advisory_unlock(${lockClass}, ${key})`;
       }
@@ -322,7 +322,7 @@ export class Reconnector {
   }
 
   /** `identity`: the account the job follows from (its lock is held), if it has one. */
-  private async runLocked(jobId: number, identity: Identity | undefined, locked: ReconnectJobs): Promise<void> {
+  private async runLocked(jobId: number, identity: Identity | undefined, locked: ReconnectJobs, fence: { lockClass: number; key: number }): Promise<void> {
     const jobs = this.store.reconnectJobs;
     const job = await jobs.get(jobId);
     if (!job || job.state === "done" || job.state === "cancelled" || job.state === "needs_authorization") return;
@@ -360,8 +360,8 @@ export class Reconnector {
         targets: todo.map(({ personId, stableId, handle }) => ({ personId, stableId, handle })),
         inFlight,
         markInFlight: async (entries) => {
-          // Fewer rows than entries: the person was forgotten or the job cancelled meanwhile. Stop before writing.
-          if ((await locked.markInFlight(job.id, entries)) < entries.length) throw new JobGoneError();
+          // Fewer rows than entries: the person was forgotten, the job cancelled, or this run lost its lock meanwhile. Stop before writing.
+          if ((await locked.markInFlight(job.id, entries, fence)) < entries.length) throw new JobGoneError();
         },
         record: async (results: readonly TargetResult[]) => {
           await this.store.transaction((s) => s.reconnectJobs.record(job, results));

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/harness/database.ts";
 import type { Store } from "./index.ts";
+import { ReconnectJobs } from "./reconnect-jobs.ts";
 
 let db: TestDatabase;
 let store: Store;
@@ -87,6 +88,24 @@ describe("reconnect jobs", () => {
     // Nothing new recorded (a target recorded already): the count goes on.
     await store.reconnectJobs.record(job, [{ personId: targets[0]!, outcome: "followed" }]);
     expect((await store.reconnectJobs.countFailure(job.id, "502", delay)).failures).toBe(2);
+  });
+
+  it("mark writes in flight only from the session holding the run's lock, when fenced", async () => {
+    const { personId, targets } = await withMatches(2);
+    const { job } = await store.reconnectJobs.open(personId, "bluesky", "all", targets, null);
+    const fence = { lockClass: 0x7465_7374, key: job.id };
+    const holder = await db.sql.reserve();
+    try {
+      await holder`select pg_advisory_lock(${fence.lockClass}, ${fence.key})`;
+      // Another session (as a reserved connection replaced after it died): nothing marked.
+      expect(await store.reconnectJobs.markInFlight(job.id, [{ personId: targets[0]!, marker: "3k-a" }], fence)).toBe(0);
+      expect((await store.reconnectJobs.todo(job.id)).every((t) => t.marker === null)).toBe(true);
+      // The holder's own session: marked.
+      expect(await new ReconnectJobs(holder).markInFlight(job.id, [{ personId: targets[0]!, marker: "3k-a" }], fence)).toBe(1);
+      await holder`select pg_advisory_unlock(${fence.lockClass}, ${fence.key})`;
+    } finally {
+      holder.release();
+    }
   });
 
   it("let one progress message through per interval, and one summary ever", async () => {

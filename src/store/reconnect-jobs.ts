@@ -257,14 +257,28 @@ export class ReconnectJobs {
     return rows.map((r) => ({ personId: r.target_person_id, stableId: r.stable_id, handle: r.handle, marker: r.marker }));
   }
 
-  /** Saves writers' markers before their network write. */
-  /** Returns how many targets were marked: fewer than asked means the job or its targets are gone. */
-  async markInFlight(jobId: number, entries: readonly { personId: number; marker: string }[]): Promise<number> {
+  /**
+   * Saves writers' markers before their network write. Returns how many
+   * targets were marked: fewer than asked means the job or its targets are
+   * gone — or, with `fence`, that this session no longer holds the run's
+   * advisory lock (its connection died and was replaced: another worker
+   * may be running the account now), and nothing is marked.
+   */
+  async markInFlight(
+    jobId: number,
+    entries: readonly { personId: number; marker: string }[],
+    fence?: { lockClass: number; key: number },
+  ): Promise<number> {
     if (entries.length === 0) return 0;
+    const held = fence
+      ? this.db`and exists (
+          select 1 from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and granted
+            and classid = ${fence.lockClass}::oid and objid = ${fence.key}::oid and objsubid = 2)`
+      : this.db``;
     const result = await this.db`
       update reconnect_target t set marker = e.marker
       from unnest(${entries.map((e) => e.personId)}::int[], ${entries.map((e) => e.marker)}::text[]) as e(person_id, marker)
-      where t.job_id = ${jobId} and t.target_person_id = e.person_id and t.outcome is null`;
+      where t.job_id = ${jobId} and t.target_person_id = e.person_id and t.outcome is null ${held}`;
     return result.count;
   }
 
