@@ -86,6 +86,31 @@ describe("Reconnector", () => {
     expect(summaries[0]!.text).toContain("2 failed");
   });
 
+  it("counts a session that cannot be opened (the PDS does not answer) as a failed run, and gives up after a few", async () => {
+    const x = String(nextX++);
+    const did = `did:plc:unreachable${x}`;
+    const me = await registerPerson(db.store, x, { platform: "bluesky", stableId: did, handle: `p${x}.test` });
+    const tx = String(nextX++);
+    const target = await registerFollowed(db, x, tx, { platform: "bluesky", stableId: `did:plc:target${tx}`, handle: `t${tx}.test` });
+    await db.store.matches.refreshForFollowers([me.personId]);
+    // An app password whose PDS refuses every connection: the writer cannot even resume its session.
+    await db.store.authorizations.save(me.identityId, "bluesky-app-password", {
+      did, service: "http://127.0.0.1:1", identifier: did, appPassword: "aaaa-bbbb-cccc-dddd",
+      session: { did, handle: `p${x}.test`, accessJwt: "a", refreshJwt: "r", active: true },
+    });
+    const result = await reconnection.reconnector.request({ personId: me.personId, platform: "bluesky", request: "all", targets: [target], notifyIdentityId: me.identityId });
+    expect(result.status).toBe("queued");
+    const job = await until("the job to give up", async () => {
+      const j = await db.store.reconnectJobs.openFor(me.personId, "bluesky");
+      return j === undefined && (await db.sql<{ id: number; state: string }[]>`select id, state from reconnect_job where person_id = ${me.personId}`)[0];
+    }, 60_000, 200);
+    expect(job.state).toBe("done");
+    expect(await db.sql`select outcome, reason from reconnect_target where job_id = ${job.id}`).toEqual([{ outcome: "failed", reason: "gave_up" }]);
+    // Still authorized: nothing said the grant is dead.
+    expect(await db.store.authorizations.get(me.identityId)).toBeDefined();
+    expect(sent.filter((m) => m.to === me.identityId && m.text.includes("finished"))).toHaveLength(1);
+  });
+
   it("waits longer after each failed run (1 s, then 2 s), and the periodic rescan does not cut the wait short", async () => {
     const p = await fediversePerson(1, "http://127.0.0.1:1");
     await db.store.authorizations.save(p.identity.id, "mastodon-oauth", { instance: "http://127.0.0.1:1", accessToken: "t", scope: "read write follow", accountId: "1" });

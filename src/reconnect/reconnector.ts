@@ -337,8 +337,9 @@ export class Reconnector {
     try {
       writer = identity && (await this.o.writers({ platform: job.platform, identity, store: this.store }));
     } catch (error) {
-      if (!(error instanceof AuthorizationExpiredError)) throw error;
-      await this.authorizationExpired(job, identity!, grant);
+      if (error instanceof AuthorizationExpiredError) await this.authorizationExpired(job, identity!, grant);
+      // No session yet (a PDS or instance that does not answer): counted like a failed run.
+      else if (!(await this.failedRun(job, error, log))) await this.finish(job, log);
       return;
     }
     if (!identity || !writer) {
@@ -394,23 +395,39 @@ export class Reconnector {
         await jobs.setState(job.id, "queued", { reason: "stopped" });
         return;
       }
-      // The wait is the job's own (state `waiting`), so the rescan, which re-queues
-      // unfinished jobs, respects it: a queue-level retry delay would not be.
-      const base = this.o.retryDelaySeconds ?? 30;
-      const { failures, waitUntil } = await jobs.countFailure(job.id, describe(error), (n) => Math.min(3600, base * 2 ** (n - 1)));
-      if (failures < (this.o.maxFailures ?? 10)) {
-        log.warn({ err: describe(error), failures, until: waitUntil.toISOString() }, "reconnect: the run failed; trying again later");
-        await this.enqueue(job.id, waitUntil);
-        return;
-      }
-      log.error({ err: describe(error), failures }, "reconnect: giving up on the job's remaining targets");
-      const rest = await jobs.todo(job.id);
-      await this.store.transaction((s) =>
-        s.reconnectJobs.record(job, rest.map((t) => ({ personId: t.personId, outcome: "failed" as const, reason: "gave_up" }))),
-      );
+      if (await this.failedRun(job, error, log)) return;
     } finally {
       clearInterval(watch);
     }
+    await this.finish(job, log);
+  }
+
+  /**
+   * A run that failed unexpectedly: tried again later, with a growing pause
+   * (true), or — after `maxFailures` in a row — its remaining targets
+   * recorded as given up (false: the job is to be finished).
+   */
+  private async failedRun(job: ReconnectJob, error: unknown, log: Logger): Promise<boolean> {
+    const jobs = this.store.reconnectJobs;
+    // The wait is the job's own (state `waiting`), so the rescan, which re-queues
+    // unfinished jobs, respects it: a queue-level retry delay would not be.
+    const base = this.o.retryDelaySeconds ?? 30;
+    const { failures, waitUntil } = await jobs.countFailure(job.id, describe(error), (n) => Math.min(3600, base * 2 ** (n - 1)));
+    if (failures < (this.o.maxFailures ?? 10)) {
+      log.warn({ err: describe(error), failures, until: waitUntil.toISOString() }, "reconnect: the run failed; trying again later");
+      await this.enqueue(job.id, waitUntil);
+      return true;
+    }
+    log.error({ err: describe(error), failures }, "reconnect: giving up on the job's remaining targets");
+    const rest = await jobs.todo(job.id);
+    await this.store.transaction((s) =>
+      s.reconnectJobs.record(job, rest.map((t) => ({ personId: t.personId, outcome: "failed" as const, reason: "gave_up" }))),
+    );
+    return false;
+  }
+
+  /** After a run: the job done (and its summary sent), or queued again for what is left. */
+  private async finish(job: ReconnectJob, log: Logger): Promise<void> {
     if (this.abort.signal.aborted) return;
     // Finish under the job's row lock: a request joining the job meanwhile either
     // committed its targets (then they are counted) or waits and opens a new job.
