@@ -9,6 +9,12 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ANNOUNCE_CRON: "61 * * * *" })).toThrow(/ANNOUNCE_CRON: not a cron expression/);
   });
 
+  it("takes for DEFAULT_LANGUAGE any language the bots have a locale for, and names them when it is another", () => {
+    expect(loadConfig({}).defaultLanguage).toBe("fr");
+    expect(loadConfig({ DEFAULT_LANGUAGE: " EN " }).defaultLanguage).toBe("en");
+    expect(() => loadConfig({ DEFAULT_LANGUAGE: "de" })).toThrow(/DEFAULT_LANGUAGE: not a language the bots speak \(en, fr\)/);
+  });
+
   it("defaults PUBLIC_URL to this machine on the port it listens on", () => {
     expect(loadConfig({}).publicUrl.href).toBe("http://localhost:8080/");
     expect(loadConfig({ PORT: "18081" }).publicUrl.href).toBe("http://localhost:18081/");

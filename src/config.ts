@@ -4,6 +4,7 @@
  */
 import cron from "node-cron";
 import { z } from "zod";
+import { findLocale, localeCodes } from "./conversation/i18n/index.ts";
 
 const boolean = z
   .enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""])
@@ -27,7 +28,11 @@ const schema = z.object({
   BLUESKY_APPVIEW_URL: z.string().url().default("https://public.api.bsky.app"),
   BLUESKY_WRITE_BATCH: z.coerce.number().int().min(1).max(200).default(200),
   SECRET_KEY: z.string().min(32, "must be at least 32 characters").optional(),
-  DEFAULT_LANGUAGE: z.enum(["fr", "en"]).default("fr"),
+  DEFAULT_LANGUAGE: z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .refine((v) => findLocale(v) !== undefined, `not a language the bots speak (${localeCodes().join(", ")})`)
+    .default("fr"),
   ANNOUNCE_CRON: z
     .string()
     .refine((v) => cron.validate(v), "not a cron expression (five or six fields, e.g. `0 18 * * *`)")
@@ -38,7 +43,8 @@ const schema = z.object({
     .default("info"),
 });
 
-export type Language = "fr" | "en";
+/** A language the bots speak: a locale's code (src/conversation/i18n/). */
+export type Language = string;
 
 export interface Config {
   /** PostgreSQL URL; undefined → embedded PostgreSQL under `dataDir`. */

@@ -5,7 +5,8 @@
  * twice.
  */
 import type { CommandContext, Part } from "./context.ts";
-import { LOCALES, type Keyword, type Locale } from "./i18n/index.ts";
+import { localeCodes, LOCALES, type Keyword, type Locale } from "./i18n/index.ts";
+import { LANGUAGES } from "./i18n/types.ts";
 import { commandWord, fold } from "./parse.ts";
 
 /** Every command this engine knows. */
@@ -87,7 +88,8 @@ export class Registry {
   /** A command with its arguments as the locale shows it (`lier <code> | @compte`). */
   usage(id: CommandId, locale: Locale): string {
     const text = locale.commands[id];
-    return text.args ? `${text.words[0]} ${text.args}` : text.words[0]!;
+    const args = text.args.replace(LANGUAGES, localeCodes().join("|"));
+    return args ? `${text.words[0]} ${args}` : text.words[0]!;
   }
 
   /** The help lines, one per command, in registry order. */

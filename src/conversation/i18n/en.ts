@@ -1,7 +1,7 @@
 /** English. */
 import type { JobCounts } from "../../store/index.ts";
 import type { ArchiveProblem } from "../../archive/problem.ts";
-import type { Locale, StatusFacts } from "./types.ts";
+import { LANGUAGES, type Locale, type StatusFacts } from "./types.ts";
 
 const platformName = { x: "X", bluesky: "Bluesky", fediverse: "Mastodon (fediverse)" } as const;
 const onOff = (b: boolean) => (b ? "on" : "off");
@@ -131,7 +131,7 @@ export const en: Locale = {
     link: { words: ["link"], args: "<code> | @handle", summary: "join another of your accounts: `link @you@instance` gives a code, send `link <code>` from that account" },
     unlink: { words: ["unlink"], args: "bluesky|mastodon|x", summary: "detach one of your accounts" },
     notify: { words: ["notify", "notifications"], args: "on|off", summary: "messages when people you followed on X arrive" },
-    language: { words: ["language", "lang"], args: "fr|en", summary: "the language I answer in" },
+    language: { words: ["language", "lang"], args: LANGUAGES, summary: "the language I answer in" },
     reconnect: { words: ["reconnect", "follow"], args: "[all|N|@handle…] [bluesky|mastodon]", summary: "I follow them for you from your account: all, the first N, or the ones you name" },
     auto: { words: ["auto"], args: "on|off", summary: "follow newcomers you followed on X automatically" },
     stop: { words: ["stop", "unsubscribe"], args: "", summary: "I never write to you first again" },

@@ -1,7 +1,7 @@
 /** Français. */
 import type { JobCounts } from "../../store/index.ts";
 import type { ArchiveProblem } from "../../archive/problem.ts";
-import type { Locale, StatusFacts } from "./types.ts";
+import { LANGUAGES, type Locale, type StatusFacts } from "./types.ts";
 
 const platformName = { x: "X", bluesky: "Bluesky", fediverse: "Mastodon (fédivers)" } as const;
 const onOff = (b: boolean) => (b ? "activées" : "désactivées");
@@ -134,7 +134,7 @@ export const fr: Locale = {
     link: { words: ["lier"], args: "<code> | @compte", summary: "joindre un autre de vos comptes : `lier @vous@instance` donne un code, envoyez `lier <code>` depuis ce compte" },
     unlink: { words: ["délier"], args: "bluesky|mastodon|x", summary: "détacher un de vos comptes" },
     notify: { words: ["notifications", "notifier"], args: "oui|non", summary: "des messages quand arrivent des personnes suivies sur X" },
-    language: { words: ["langue"], args: "fr|en", summary: "la langue de mes réponses" },
+    language: { words: ["langue"], args: LANGUAGES, summary: "la langue de mes réponses" },
     reconnect: { words: ["reconnecter", "suivre"], args: "[tout|N|@compte…] [bluesky|mastodon]", summary: "je les suis pour vous depuis votre compte : tous, les N premiers, ou ceux que vous nommez" },
     auto: { words: ["auto"], args: "oui|non", summary: "suivre automatiquement les personnes que vous suiviez sur X quand elles arrivent" },
     stop: { words: ["stop", "arrêt", "arrêter"], args: "", summary: "je ne vous écris plus jamais le premier" },

@@ -8,6 +8,9 @@ import type { CommandId } from "../registry.ts";
 import type { ArchiveProblem } from "../../archive/problem.ts";
 
 /** How a command reads in one language. */
+/** In a command's `args`: the codes of the languages the bots speak (`fr|en`), filled in by the registry. */
+export const LANGUAGES = "{languages}";
+
 export interface CommandText {
   /** Words that call it; the first is shown in help. Matched case- and accent-insensitively. */
   words: string[];
