@@ -64,6 +64,10 @@ describe("parsing Bluesky text", () => {
   it("drops the bot's handle wherever it stands, with trailing punctuation", () => {
     expect(bsky("@reconnexion.bot.example status").tokens).toEqual(["status"]);
     expect(bsky("Hey @Reconnexion.Bot.Example: liste").tokens).toEqual(["Hey", "liste"]);
+    // In brackets or quotes, as people write an aside or copy a handle.
+    expect(bsky("(@reconnexion.bot.example) help").tokens).toEqual(["help"]);
+    expect(bsky("« @reconnexion.bot.example » status").tokens).toEqual(["status"]);
+    expect(bsky("[@reconnexion.bot.example], aide").tokens).toEqual(["aide"]);
   });
 
   it("only a mention leaves nothing", () => {

@@ -169,6 +169,13 @@ function botMentionForms(bot: BotNames, platform: "bluesky" | "fediverse"): Set<
   return forms;
 }
 
+/** A word as a mention of the bot would read: folded, without brackets or quotes around it and punctuation after it. */
+function bareMention(word: string): string {
+  return fold(word)
+    .replace(/^[(\[{<"'«“‘]+/u, "")
+    .replace(/[)\]}>"'»”’.,:;!?]+$/u, "");
+}
+
 /**
  * Turns a message into cleaned text and tokens, without the bot's mentions.
  * @param message `html` (fediverse) or `text` (Bluesky, terminal)
@@ -185,7 +192,7 @@ export function parseMessage(
     .map((line) =>
       line
         .split(" ")
-        .filter((word) => word !== "" && !forms.has(fold(word).replace(/[.,:;!?]+$/, "")))
+        .filter((word) => word !== "" && !forms.has(bareMention(word)))
         .join(" "),
     )
     .filter((line) => line !== "");
