@@ -236,6 +236,8 @@ export function connectRoutes(ctx: ConnectContext): Router {
     await finish(res, token, opened, async (s) => {
       // The earlier token goes, to be revoked at its instance — unless the
       // instance handed out the same one again (Doorkeeper can reuse tokens).
+      // `save` drops a waiting revocation of the same token by its digest;
+      // a grant stored before digests were kept has none, hence this check.
       const previous = await s.authorizations.get<MastodonAuthorization>(identity.id).catch(() => undefined);
       if (previous?.data.accessToken !== stored.accessToken) await s.revocations.retire([identity.id]);
       await s.authorizations.save(identity.id, "mastodon-oauth", stored);
